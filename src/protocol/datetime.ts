@@ -1,0 +1,132 @@
+/**
+ * Exact conversions between PostgreSQL's date/time text output and microsecond counts, shared by
+ * server and client. Works for every year PostgreSQL accepts (4713 BC to 294276 AD), beyond the
+ * range of JavaScript's Date.
+ * @packageDocumentation
+ */
+
+/** Microseconds PostgreSQL uses for `infinity` / `-infinity` timestamps (INT64 max / min). */
+export const INFINITY_MICROS = 9223372036854775807n;
+export const NEG_INFINITY_MICROS = -9223372036854775808n;
+
+const MICROS_PER_DAY = 86400000000n;
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (astronomical year: 1 BC is year 0). */
+export function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** The civil date (astronomical year, month 1-12, day) of a day count since 1970-01-01. */
+export function civilFromDays(z: number): [number, number, number] {
+  z += 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const y = yoe + era * 400;
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp + (mp < 10 ? 3 : -9);
+  return [m <= 2 ? y + 1 : y, m, d];
+}
+
+const TS_RE =
+  /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::(\d\d))?)?( BC)?$/;
+
+/**
+ * Parses PostgreSQL's ISO text output of a timestamp or timestamptz into microseconds since the
+ * Unix epoch (UTC when an offset is present, wall-clock otherwise). Returns undefined when the text
+ * is not in that format.
+ */
+export function parseTimestampMicros(text: string): bigint | undefined {
+  if (text === 'infinity') return INFINITY_MICROS;
+  if (text === '-infinity') return NEG_INFINITY_MICROS;
+  const m = TS_RE.exec(text);
+  if (!m) return undefined;
+  let year = Number(m[1]);
+  if (m[12]) year = 1 - year;
+  const days = daysFromCivil(year, Number(m[2]), Number(m[3]));
+  const secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
+  let offset = 0;
+  if (m[8]) {
+    offset = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
+    if (m[8] === '-') offset = -offset;
+  }
+  const frac = m[7] ? Number(m[7].padEnd(6, '0')) : 0;
+  return BigInt(days) * MICROS_PER_DAY + BigInt(secs - offset) * 1000000n + BigInt(frac);
+}
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
+/**
+ * Formats microseconds since the epoch as ISO text PostgreSQL accepts as input for timestamp and
+ * timestamptz (with a `+00` offset when `utc` is set), keeping every microsecond.
+ */
+export function formatTimestampMicros(micros: bigint, utc: boolean): string {
+  if (micros === INFINITY_MICROS) return 'infinity';
+  if (micros === NEG_INFINITY_MICROS) return '-infinity';
+  let days = micros / MICROS_PER_DAY;
+  let rem = micros % MICROS_PER_DAY;
+  if (rem < 0n) {
+    rem += MICROS_PER_DAY;
+    days -= 1n;
+  }
+  const [y, mo, d] = civilFromDays(Number(days));
+  const r = Number(rem);
+  const secs = Math.floor(r / 1e6);
+  const frac = r % 1e6;
+  const year = y <= 0 ? 1 - y : y;
+  let s = `${pad(year, 4)}-${pad(mo, 2)}-${pad(d, 2)} ${pad(Math.floor(secs / 3600), 2)}:${pad(Math.floor(secs / 60) % 60, 2)}:${pad(secs % 60, 2)}`;
+  if (frac) s += '.' + pad(frac, 6).replace(/0+$/, '');
+  if (utc) s += '+00';
+  if (y <= 0) s += ' BC';
+  return s;
+}
+
+/** An interval as PostgreSQL stores it. */
+export interface IntervalParts {
+  months: number;
+  days: number;
+  micros: bigint;
+}
+
+const INTERVAL_UNIT_RE = /([+-]?\d+) (year|mon|day)s?/g;
+const INTERVAL_TIME_RE = /([+-])?(\d+):(\d\d):(\d\d)(?:\.(\d{1,6}))?/;
+
+/** Parses PostgreSQL's default (`postgres` IntervalStyle) text output of an interval. */
+export function parseInterval(text: string): IntervalParts | undefined {
+  let months = 0;
+  let days = 0;
+  let micros = 0n;
+  let matched = false;
+  for (const m of text.matchAll(INTERVAL_UNIT_RE)) {
+    matched = true;
+    const n = Number(m[1]);
+    if (m[2] === 'year') months += n * 12;
+    else if (m[2] === 'mon') months += n;
+    else days += n;
+  }
+  const t = INTERVAL_TIME_RE.exec(text);
+  if (t) {
+    matched = true;
+    const frac = t[5] ? BigInt(t[5].padEnd(6, '0')) : 0n;
+    micros = (BigInt(t[2]) * 3600n + BigInt(t[3]) * 60n + BigInt(t[4])) * 1000000n + frac;
+    if (t[1] === '-') micros = -micros;
+  }
+  if (!matched) return undefined;
+  return { months, days, micros };
+}
+
+/** Formats an interval as text PostgreSQL accepts as input, exactly. */
+export function formatInterval(iv: IntervalParts): string {
+  const micros = iv.micros < 0n ? -iv.micros : iv.micros;
+  const sign = iv.micros < 0n ? '-' : '';
+  return `${iv.months} mons ${iv.days} days ${sign}${micros / 1000000n}.${String(micros % 1000000n).padStart(6, '0')} seconds`;
+}

@@ -1,0 +1,33 @@
+/**
+ * What the service needs to know about a call, whichever listener it came through: Connect's
+ * HandlerContext has these fields, and the native gRPC listener builds the same.
+ * @packageDocumentation
+ */
+import { Code, ConnectError } from '@connectrpc/connect';
+import { reasons, serverError } from './errors.js';
+
+/** See the file comment. */
+export interface CallContext {
+  /** Aborted when the client cancels or the deadline passes (reason: a ConnectError). */
+  readonly signal: AbortSignal;
+  /** Request headers (Connect's Headers, or a view of gRPC metadata). */
+  readonly requestHeader: { get(name: string): string | null };
+}
+
+/** Request header carrying the client's application name. */
+export const applicationNameHeader = 'x-heliosdb-application-name';
+
+/** The error for a call whose signal aborted: a deadline, or a cancellation by the client. */
+export function abortError(signal: AbortSignal): ConnectError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) {
+    return serverError(Code.DeadlineExceeded, 'the deadline passed; the statement was cancelled in the database', {
+      reason: reasons.deadlineExceeded,
+      sqlstate: '57014',
+    });
+  }
+  return serverError(Code.Canceled, 'the call was cancelled; the statement was cancelled in the database', {
+    reason: reasons.cancelled,
+    sqlstate: '57014',
+  });
+}

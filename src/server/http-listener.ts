@@ -1,0 +1,146 @@
+/**
+ * The HTTP listener: Connect, gRPC-Web and gRPC (plus plain JSON POSTs) through
+ * `@connectrpc/connect-node`, on HTTP/1.1 and cleartext HTTP/2 (h2c) on one port, with CORS for
+ * an allowlist of browser origins.
+ * @packageDocumentation
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { DescService } from '@bufbuild/protobuf';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { Logger } from 'pino';
+
+/** Headers a browser client may send. */
+const allowedHeaders = [
+  'Content-Type',
+  'Connect-Protocol-Version',
+  'Connect-Timeout-Ms',
+  'Connect-Accept-Encoding',
+  'Connect-Content-Encoding',
+  'Grpc-Timeout',
+  'Grpc-Accept-Encoding',
+  'Grpc-Encoding',
+  'X-Grpc-Web',
+  'X-User-Agent',
+  'Authorization',
+  'X-HeliosDB-Application-Name',
+  'Idempotency-Key',
+].join(', ');
+
+/** Response headers a browser client may read. */
+const exposedHeaders = [
+  'Grpc-Status',
+  'Grpc-Message',
+  'Grpc-Status-Details-Bin',
+  'Grpc-Encoding',
+  'Content-Encoding',
+  'Connect-Content-Encoding',
+].join(', ');
+
+/** Options of the HTTP listener. */
+export interface HttpListenerOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  corsOrigins: string[];
+}
+
+/** A started HTTP listener. */
+export interface HttpListener {
+  port: number;
+  /** Stops accepting; waits for open requests up to `graceMs`, then cuts connections. */
+  close(graceMs: number): Promise<void>;
+}
+
+type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** Wraps a handler with CORS for `origins` (`*` allows any). Disallowed origins get no CORS headers. */
+export function withCors(origins: string[], next: NodeHandler): NodeHandler {
+  const any = origins.includes('*');
+  const allowed = new Set(origins);
+  return (req, res) => {
+    const origin = req.headers.origin;
+    const ok = typeof origin === 'string' && (any || allowed.has(origin));
+    if (ok) {
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      res.setHeader('Vary', 'Origin');
+      res.setHeader('Access-Control-Expose-Headers', exposedHeaders);
+    }
+    if (req.method === 'OPTIONS') {
+      if (ok) {
+        res.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS');
+        res.setHeader('Access-Control-Allow-Headers', allowedHeaders);
+        res.setHeader('Access-Control-Max-Age', '7200');
+        res.writeHead(204);
+      } else {
+        res.writeHead(403, { 'Content-Type': 'text/plain' });
+      }
+      if (ok) res.end();
+      else res.end('origin not allowed');
+      return;
+    }
+    next(req, res);
+  };
+}
+
+/** Starts the HTTP listener serving `services`. */
+export async function startHttpListener(
+  opts: HttpListenerOptions,
+  services: { service: DescService; impl: object }[],
+  log: Logger,
+): Promise<HttpListener> {
+  const adapter = connectNodeAdapter({
+    routes: (router) => {
+      for (const s of services) router.service(s.service, s.impl as never);
+    },
+    readMaxBytes: opts.maxMessageBytes,
+    writeMaxBytes: opts.maxMessageBytes,
+    connect: true,
+    grpc: true,
+    grpcWeb: true,
+  }) as NodeHandler;
+  const handler = withCors(opts.corsOrigins, adapter);
+  const h1 = http.createServer({ maxHeaderSize: 16 * 1024 }, handler as http.RequestListener);
+  const h2 = http2.createServer({ maxHeaderListPairs: 128, maxSessionMemory: 64 }, handler as never);
+  const sockets = new Set<net.Socket>();
+  const preface = Buffer.from('PRI * HTTP/2.0');
+  // One port for both: h2c clients open with the HTTP/2 preface, everyone else speaks HTTP/1.1.
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (chunk) => {
+      socket.pause();
+      socket.unshift(chunk);
+      const isH2 = chunk.subarray(0, preface.length).equals(preface.subarray(0, Math.min(preface.length, chunk.length)));
+      (isH2 ? h2 : h1).emit('connection', socket);
+      socket.resume();
+    });
+  });
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    h2Sessions.add(session);
+    session.on('close', () => h2Sessions.delete(session));
+  });
+  h2.on('sessionError', (err) => log.debug({ err }, 'HTTP/2 session error'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    async close(graceMs: number) {
+      server.close();
+      h1.closeIdleConnections();
+      for (const session of h2Sessions) session.close();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        h1.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const s of sockets) s.destroy();
+    },
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * A node-postgres "submittable" that runs one statement (or a simple-protocol script) and hands
+ * the raw text cells of each row to a sink as they arrive, without building row objects. With
+ * `fetchRows` it reads the result incrementally through a portal (the streaming path).
+ * @packageDocumentation
+ */
+import type { FieldDef } from 'pg';
+
+/** Receives a statement's result as PostgreSQL sends it. */
+export interface CommandSink {
+  /** Column metadata; called again for each result of a multi-statement script. */
+  onFields(fields: FieldDef[]): void;
+  /** One row's cells in PostgreSQL text format (`null` for NULL). May throw to stop collecting. */
+  onRow(cells: (string | null)[]): void;
+  /** A statement completed with this command tag (e.g. `INSERT 0 3`). */
+  onComplete(tag: string): void;
+}
+
+/** Minimal view of pg's Connection that a submittable drives. */
+interface PgConnection {
+  stream: { cork?: () => void; uncork?: () => void };
+  parsedStatements: Record<string, string>;
+  query(text: string): void;
+  parse(msg: { text: string; name?: string; types?: number[] }): void;
+  bind(msg: { portal?: string; statement?: string; values?: (string | Buffer | null)[]; binary?: boolean }): void;
+  describe(msg: { type: 'P' | 'S'; name?: string }): void;
+  execute(msg: { portal?: string; rows?: number }): void;
+  close(msg: { type: 'P' | 'S'; name?: string }): void;
+  flush(): void;
+  sync(): void;
+  once(event: string, fn: (msg: any) => void): void;
+  removeListener(event: string, fn: (msg: any) => void): void;
+}
+
+/** Options of a {@link PgCommand}. */
+export interface PgCommandOptions {
+  text: string;
+  /** Parameters already in PostgreSQL text form (`null` for NULL). */
+  values?: (string | null)[];
+  /** Name of a server-side prepared statement to use (prepared on this connection if missing). */
+  name?: string;
+  /** Read the result `fetchRows` rows at a time through a portal; 0 reads it in one go. */
+  fetchRows?: number;
+  /** Only parse and describe the statement (for Prepare); no rows are produced. */
+  describeOnly?: boolean;
+  sink: CommandSink;
+}
+
+/** See the file comment. Submit with `client.query(command)`; await `command.done`. */
+export class PgCommand {
+  readonly text: string;
+  readonly name: string | undefined;
+  readonly done: Promise<void>;
+  /** Parameter type OIDs, set by a describe-only command. */
+  paramTypes: number[] = [];
+  /** Called when a portal suspended after `fetchRows` rows; call `resume()` or `close()`. */
+  onSuspended: (() => void) | undefined;
+
+  private readonly values: (string | null)[] | undefined;
+  private readonly fetchRows: number;
+  private readonly describeOnly: boolean;
+  private readonly sink: CommandSink;
+  private con: PgConnection | undefined;
+  private error: unknown;
+  private sinkError: unknown;
+  private syncSent = false;
+  private finished = false;
+  private resolve!: () => void;
+  private reject!: (e: unknown) => void;
+
+  constructor(opts: PgCommandOptions) {
+    this.text = opts.text;
+    this.name = opts.name;
+    this.values = opts.values;
+    this.fetchRows = opts.fetchRows ?? 0;
+    this.describeOnly = opts.describeOnly ?? false;
+    this.sink = opts.sink;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // Callers always await `done`; keep an early rejection from being reported as unhandled.
+    this.done.catch(() => {});
+  }
+
+  /** True once the database finished with this command. */
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  /** Called by pg when the command reaches the head of the connection's queue. */
+  submit(con: PgConnection): void {
+    this.con = con;
+    const simple = !this.describeOnly && !this.name && !this.fetchRows && !this.values?.length;
+    if (simple) {
+      con.query(this.text);
+      this.syncSent = true;
+      return;
+    }
+    con.stream.cork?.();
+    try {
+      if (this.describeOnly) {
+        const onParams = (msg: { dataTypeIDs: number[] }) => {
+          this.paramTypes = msg.dataTypeIDs;
+        };
+        con.once('parameterDescription', onParams);
+        con.parse({ text: this.text, name: '', types: [] });
+        con.describe({ type: 'S', name: '' });
+        con.sync();
+        this.syncSent = true;
+        return;
+      }
+      const statement = this.name ?? '';
+      if (!this.name || con.parsedStatements[this.name] === undefined) {
+        con.parse({ text: this.text, name: statement, types: [] });
+      }
+      con.bind({ portal: '', statement, values: this.values ?? [], binary: false });
+      con.describe({ type: 'P', name: '' });
+      con.execute({ portal: '', rows: this.fetchRows });
+      if (this.fetchRows) {
+        con.flush();
+      } else {
+        con.sync();
+        this.syncSent = true;
+      }
+    } finally {
+      con.stream.uncork?.();
+    }
+  }
+
+  /** Streaming: fetch the next `fetchRows` rows. */
+  resume(): void {
+    if (this.finished || this.syncSent || !this.con) return;
+    this.con.execute({ portal: '', rows: this.fetchRows });
+    this.con.flush();
+  }
+
+  /** Streaming: stop early, closing the portal. `done` resolves once the database is idle. */
+  close(): void {
+    if (this.finished || this.syncSent || !this.con) return;
+    this.con.close({ type: 'P', name: '' });
+    this.con.sync();
+    this.syncSent = true;
+  }
+
+  handleRowDescription(msg: { fields: FieldDef[] }): void {
+    this.sink.onFields(msg.fields);
+  }
+
+  handleDataRow(msg: { fields: (string | null)[] }): void {
+    if (this.sinkError !== undefined) return;
+    try {
+      this.sink.onRow(msg.fields);
+    } catch (e) {
+      this.sinkError = e;
+    }
+  }
+
+  handleCommandComplete(msg: { text: string }, con: PgConnection): void {
+    this.sink.onComplete(msg.text);
+    if (!this.syncSent) {
+      con.sync();
+      this.syncSent = true;
+    }
+  }
+
+  handlePortalSuspended(): void {
+    if (this.onSuspended) this.onSuspended();
+    else this.resume();
+  }
+
+  handleEmptyQuery(con: PgConnection): void {
+    if (!this.syncSent) {
+      con.sync();
+      this.syncSent = true;
+    }
+  }
+
+  handleError(err: unknown, con: PgConnection): void {
+    if (this.error === undefined) this.error = err;
+    if (!this.syncSent && con) {
+      con.sync();
+      this.syncSent = true;
+    }
+    // pg detaches the command on an error: the ReadyForQuery that follows is not routed here.
+    this.finish();
+  }
+
+  handleReadyForQuery(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const e = this.sinkError ?? this.error;
+    if (e !== undefined) this.reject(e);
+    else this.resolve();
+  }
+}

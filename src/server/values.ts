@@ -1,0 +1,196 @@
+/**
+ * Conversions between heliosdb.v1.Value and PostgreSQL text: parameters going in, and cells
+ * coming out in ROW_FORMAT_VALUES.
+ * @packageDocumentation
+ */
+import { create } from '@bufbuild/protobuf';
+import { NullValue } from '@bufbuild/protobuf/wkt';
+import { Code } from '@connectrpc/connect';
+import { type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
+import { arrayElementOid, Oid } from '../protocol/oids.js';
+import {
+  formatInterval,
+  formatTimestampMicros,
+  parseInterval,
+  parseTimestampMicros,
+} from '../protocol/datetime.js';
+import { reasons, serverError } from './errors.js';
+
+function floatText(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Infinity) return 'Infinity';
+  if (n === -Infinity) return '-Infinity';
+  return String(n);
+}
+
+function quoteArrayElement(text: string | null): string {
+  if (text === null) return 'NULL';
+  return '"' + text.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+}
+
+/** A parameter Value as the text PostgreSQL parses (`null` for NULL). */
+export function paramToText(v: Value, index: number): string | null {
+  const k = v.kind;
+  switch (k.case) {
+    case undefined:
+    case 'nullValue':
+      return null;
+    case 'bool':
+      return k.value ? 't' : 'f';
+    case 'int32':
+    case 'int64':
+      return String(k.value);
+    case 'float32':
+    case 'float64':
+      return floatText(k.value);
+    case 'numeric':
+    case 'text':
+    case 'uuid':
+    case 'date':
+    case 'time':
+    case 'json':
+      if (k.value.includes('\0')) {
+        throw serverError(Code.InvalidArgument, `parameter $${index + 1} contains a NUL character, which PostgreSQL text cannot hold`, {
+          reason: reasons.invalidParameter,
+        });
+      }
+      return k.value;
+    case 'bytes':
+      return '\\x' + Buffer.from(k.value.buffer, k.value.byteOffset, k.value.byteLength).toString('hex');
+    case 'timestamp':
+      return formatTimestampMicros(k.value, false);
+    case 'timestamptz':
+      return formatTimestampMicros(k.value, true);
+    case 'interval':
+      return formatInterval(k.value);
+    case 'array':
+      return '{' + k.value.values.map((e) => quoteArrayElement(paramToText(e, index))).join(',') + '}';
+  }
+}
+
+/** Splits a PostgreSQL array literal into element texts (nested arrays as nested lists). */
+export function parseArrayLiteral(text: string): ArrayItems {
+  let i = text.startsWith('[') ? text.indexOf('=') + 1 : 0; // skip explicit bounds
+  const parse = (): ArrayItems => {
+    const out: ArrayItems = [];
+    i++; // '{'
+    while (i < text.length) {
+      const c = text[i];
+      if (c === '}') {
+        i++;
+        return out;
+      }
+      if (c === ',' || c === ';') {
+        i++;
+        continue;
+      }
+      if (c === '{') {
+        out.push(parse());
+        continue;
+      }
+      if (c === '"') {
+        let s = '';
+        i++;
+        while (text[i] !== '"') {
+          if (text[i] === '\\') i++;
+          s += text[i++];
+        }
+        i++;
+        out.push(s);
+        continue;
+      }
+      let j = i;
+      while (text[j] !== ',' && text[j] !== '}' && text[j] !== ';') j++;
+      const raw = text.slice(i, j);
+      out.push(raw === 'NULL' ? null : raw);
+      i = j;
+    }
+    return out;
+  };
+  return parse();
+}
+
+/** Elements of a parsed array literal. */
+export type ArrayItems = (string | null | ArrayItems)[];
+
+const nullValue = create(ValueSchema, { kind: { case: 'nullValue', value: NullValue.NULL_VALUE } });
+
+/** A result cell (PostgreSQL text, `null` for NULL) as a typed Value. */
+export function cellToValue(text: string | null, oid: number): Value {
+  if (text === null) return nullValue;
+  switch (oid) {
+    case Oid.bool:
+      return create(ValueSchema, { kind: { case: 'bool', value: text === 't' } });
+    case Oid.int2:
+    case Oid.int4:
+      return create(ValueSchema, { kind: { case: 'int32', value: Number(text) } });
+    case Oid.int8:
+    case Oid.oid:
+      return create(ValueSchema, { kind: { case: 'int64', value: BigInt(text) } });
+    case Oid.float4:
+      return create(ValueSchema, { kind: { case: 'float32', value: Number(text) } });
+    case Oid.float8:
+      return create(ValueSchema, { kind: { case: 'float64', value: Number(text) } });
+    case Oid.numeric:
+      return create(ValueSchema, { kind: { case: 'numeric', value: text } });
+    case Oid.bytea:
+      return create(ValueSchema, { kind: { case: 'bytes', value: byteaFromText(text) } });
+    case Oid.uuid:
+      return create(ValueSchema, { kind: { case: 'uuid', value: text } });
+    case Oid.date:
+      return create(ValueSchema, { kind: { case: 'date', value: text } });
+    case Oid.time:
+    case Oid.timetz:
+      return create(ValueSchema, { kind: { case: 'time', value: text } });
+    case Oid.timestamp:
+    case Oid.timestamptz: {
+      const micros = parseTimestampMicros(text);
+      if (micros === undefined) break;
+      return create(ValueSchema, { kind: { case: oid === Oid.timestamp ? 'timestamp' : 'timestamptz', value: micros } });
+    }
+    case Oid.interval: {
+      const iv = parseInterval(text);
+      if (!iv) break;
+      return create(ValueSchema, { kind: { case: 'interval', value: iv } });
+    }
+    case Oid.json:
+    case Oid.jsonb:
+      return create(ValueSchema, { kind: { case: 'json', value: text } });
+    default: {
+      const elementOid = arrayElementOid[oid];
+      if (elementOid !== undefined) return arrayValue(parseArrayLiteral(text), elementOid);
+    }
+  }
+  return create(ValueSchema, { kind: { case: 'text', value: text } });
+}
+
+function arrayValue(items: ArrayItems, elementOid: number): Value {
+  return create(ValueSchema, {
+    kind: {
+      case: 'array',
+      value: {
+        elementTypeOid: elementOid,
+        values: items.map((item) => (Array.isArray(item) ? arrayValue(item, elementOid) : cellToValue(item, elementOid))),
+      },
+    },
+  });
+}
+
+/** Decodes bytea's hex text output (`\x0a1b...`) into bytes. */
+export function byteaFromText(text: string): Uint8Array {
+  if (text.startsWith('\\x')) return Buffer.from(text.slice(2), 'hex');
+  // The legacy escape format, in case bytea_output = escape.
+  const out: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\') {
+      if (text[i + 1] === '\\') {
+        out.push(92);
+        i++;
+      } else {
+        out.push(parseInt(text.slice(i + 1, i + 4), 8));
+        i += 3;
+      }
+    } else out.push(text.charCodeAt(i));
+  }
+  return Uint8Array.from(out);
+}
