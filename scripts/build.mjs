@@ -80,8 +80,19 @@ try {
   // 5. Swap the new trees in.
   mkdirSync(old);
   for (const flavor of ['esm', 'cjs']) {
-    if (existsSync(join(dist, flavor))) renameSync(join(dist, flavor), join(old, flavor));
-    renameSync(join(out, flavor), join(dist, flavor));
+    // A concurrent build may swap its tree in between our two renames: move it away and retry.
+    for (let attempt = 0; ; attempt++) {
+      if (existsSync(join(dist, flavor))) {
+        rmSync(join(old, flavor), { recursive: true, force: true });
+        renameSync(join(dist, flavor), join(old, flavor));
+      }
+      try {
+        renameSync(join(out, flavor), join(dist, flavor));
+        break;
+      } catch (err) {
+        if (attempt >= 5 || !['ENOTEMPTY', 'EEXIST'].includes(err.code)) throw err;
+      }
+    }
   }
   rmSync(old, { recursive: true, force: true });
   rmSync(out, { recursive: true, force: true });
