@@ -1,0 +1,129 @@
+/**
+ * Client configuration (the seed's ConnectionConfig), its defaults, and reading it from
+ * `HELIOSDB_*` environment variables. Browser-safe.
+ * @packageDocumentation
+ */
+import type { Interceptor } from '@connectrpc/connect';
+import type { Int8Mode } from './protocol/decode.js';
+
+/** What the `onQuery` hook receives after every statement. */
+export interface QueryEvent {
+  /** `query`, `execute`, `stream`, `batch`, ... */
+  operation: string;
+  sql: string;
+  /** Parameters, only when the client has `logParameters: true`. */
+  params?: readonly unknown[];
+  /** Client-side duration, ms. */
+  durationMs: number;
+  /** Rows returned or affected. */
+  rowCount: number;
+  /** Set when the statement failed. */
+  error?: Error;
+}
+
+/** Client options. Every option is optional; defaults are listed on each. */
+export interface ConnectionConfig {
+  /**
+   * Server URL. `grpc://host:port` (native gRPC over HTTP/2), `grpcs://host:port` (the same over
+   * TLS). Default `grpc://127.0.0.1:7700` (env `HELIOSDB_URL`).
+   */
+  url?: string;
+  /** Sent with every call; shows as PostgreSQL's `application_name`. Default none (env `HELIOSDB_APPLICATION_NAME`). */
+  applicationName?: string;
+  /** Connections (HTTP/2 channels) kept open. Default `10` (env `HELIOSDB_MIN_CONNECTIONS`). */
+  minConnections?: number;
+  /** Most connections. Default `100` (env `HELIOSDB_MAX_CONNECTIONS`). */
+  maxConnections?: number;
+  /** Calls one connection carries before the pool opens another (HTTP/2 concurrent streams). Default `100`. */
+  maxStreamsPerConnection?: number;
+  /** A connection is recycled (drained, then closed) after this long. Default `3600`. */
+  maxLifetimeSeconds?: number;
+  /** The seed's name for `maxLifetimeSeconds`. Default `3600`. */
+  poolRecycleSeconds?: number;
+  /** How often each connection is checked with grpc.health.v1. Default `60`. */
+  healthCheckIntervalSeconds?: number;
+  /** Connections above `minConnections` idle this long are closed. Default `30`. */
+  idleTimeoutSeconds?: number;
+  /** How long a call waits for a free connection when all are saturated. Default `10000` (env `HELIOSDB_ACQUISITION_TIMEOUT_MS`). */
+  acquisitionTimeoutMs?: number;
+  /** How long opening a connection may take. Default `10000` (env `HELIOSDB_CONNECT_TIMEOUT_MS`). */
+  connectTimeoutMs?: number;
+  /** Default deadline of every call, ms; `0` means none. Default `0` (env `HELIOSDB_TIMEOUT_MS`). */
+  timeoutMs?: number;
+  /** Largest message received. Default `67108864` (64 MiB). */
+  maxMessageBytes?: number;
+  /** How int8 values are returned. Default `'bigint'`. */
+  int8?: Int8Mode;
+  /** Rows as objects keyed by column name, or as arrays. Default `'object'`. */
+  rowMode?: 'object' | 'array';
+  /** Connect interceptors, run on every call (outermost first). Default none. */
+  interceptors?: Interceptor[];
+  /** Called after every statement (logging, tracing). Default none. */
+  onQuery?: (event: QueryEvent) => void;
+  /** Include parameter values in errors and `onQuery` events. Default `false` (redacted). */
+  logParameters?: boolean;
+}
+
+/** Every option with its default applied. */
+export type ResolvedConnectionConfig = Required<Omit<ConnectionConfig, 'applicationName' | 'onQuery' | 'poolRecycleSeconds'>> &
+  Pick<ConnectionConfig, 'applicationName' | 'onQuery'>;
+
+/** The defaults of every client option. */
+export const clientDefaults: Omit<ResolvedConnectionConfig, 'onQuery' | 'applicationName'> = {
+  url: 'grpc://127.0.0.1:7700',
+  minConnections: 10,
+  maxConnections: 100,
+  maxStreamsPerConnection: 100,
+  maxLifetimeSeconds: 3600,
+  healthCheckIntervalSeconds: 60,
+  idleTimeoutSeconds: 30,
+  acquisitionTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  timeoutMs: 0,
+  maxMessageBytes: 64 * 1024 * 1024,
+  int8: 'bigint',
+  rowMode: 'object',
+  interceptors: [],
+  logParameters: false,
+};
+
+function env(): Record<string, string | undefined> {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return p?.env ?? {};
+}
+
+/** Client options read from `HELIOSDB_URL`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`. */
+export function configFromEnv(vars: Record<string, string | undefined> = env()): ConnectionConfig {
+  const out: ConnectionConfig = {};
+  const num = (name: string): number | undefined => {
+    const v = vars[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new TypeError(`${name} must be a number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  if (vars.HELIOSDB_URL) out.url = vars.HELIOSDB_URL;
+  if (vars.HELIOSDB_APPLICATION_NAME) out.applicationName = vars.HELIOSDB_APPLICATION_NAME;
+  out.minConnections = num('HELIOSDB_MIN_CONNECTIONS');
+  out.maxConnections = num('HELIOSDB_MAX_CONNECTIONS');
+  out.connectTimeoutMs = num('HELIOSDB_CONNECT_TIMEOUT_MS');
+  out.acquisitionTimeoutMs = num('HELIOSDB_ACQUISITION_TIMEOUT_MS');
+  out.timeoutMs = num('HELIOSDB_TIMEOUT_MS');
+  return out;
+}
+
+/** Applies the environment, then `config`, over the defaults. A string is taken as the URL. */
+export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedConnectionConfig {
+  const given: ConnectionConfig = typeof config === 'string' ? { url: config } : config;
+  const merged: Record<string, unknown> = { ...clientDefaults };
+  for (const source of [configFromEnv(), given]) {
+    for (const [k, v] of Object.entries(source)) if (v !== undefined) merged[k] = v;
+  }
+  if (given.poolRecycleSeconds !== undefined && given.maxLifetimeSeconds === undefined) merged.maxLifetimeSeconds = given.poolRecycleSeconds;
+  delete merged.poolRecycleSeconds;
+  const r = merged as ResolvedConnectionConfig;
+  if (r.minConnections < 0 || r.maxConnections < 1 || r.minConnections > r.maxConnections) {
+    throw new RangeError(`need 0 <= minConnections (${r.minConnections}) <= maxConnections (${r.maxConnections}) and maxConnections >= 1`);
+  }
+  return r;
+}

@@ -1,0 +1,226 @@
+/**
+ * The HeliosDB error hierarchy (seed section 4), and the one seam that maps transport failures
+ * and the server's ErrorDetail onto it. Browser-safe.
+ *
+ * ```
+ * HeliosDBError
+ * ├── ConnectionError ── ConnectionTimeoutError
+ * ├── QueryError ── ConstraintViolationError ── UniqueViolationError, ForeignKeyViolationError,
+ * │                                             NotNullViolationError, CheckViolationError
+ * ├── TransactionError ── SerializationFailureError, DeadlockDetectedError
+ * ├── AuthenticationError
+ * ├── PermissionDeniedError
+ * ├── TimeoutError
+ * ├── CancelledError
+ * ├── ParameterError
+ * └── RetryableError (also matches, via instanceof, every error whose `retryable` is true)
+ * ```
+ * @packageDocumentation
+ */
+import { Code, ConnectError } from '@connectrpc/connect';
+import { type ErrorDetail, ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
+
+/** Fields every HeliosDB error can carry. */
+export interface HeliosDBErrorOptions {
+  /** The underlying error (a ConnectError, a network error, ...). */
+  cause?: unknown;
+  /** The transport status code (gRPC / Connect code number). Default `Code.Unknown`. */
+  grpcCode?: Code;
+  /** Whether retrying may succeed. Default false. */
+  retryable?: boolean;
+  /** Server-suggested wait before a retry, ms. Default undefined. */
+  retryAfterMs?: number;
+  /** The server's error detail, when it sent one. */
+  detail?: ErrorDetail;
+}
+
+/** Root of every error the SDK throws. `code` is a stable machine-readable name. */
+export class HeliosDBError extends Error {
+  /** Stable error code, e.g. `UNIQUE_VIOLATION`, `CONNECTION_TIMEOUT`. */
+  readonly code: string;
+  /** The transport status code (Connect `Code`, equal to the gRPC status number). */
+  readonly grpcCode: Code;
+  /** Whether retrying the operation (for transactions: the whole transaction) may succeed. */
+  readonly retryable: boolean;
+  /** Server-suggested wait before retrying, ms; undefined when unknown. */
+  readonly retryAfterMs: number | undefined;
+  /** SQLSTATE of database errors (e.g. `23505`); undefined otherwise. */
+  readonly sqlstate: string | undefined;
+  /** Machine-readable reason of server errors outside the database (e.g. `TRANSACTION_EXPIRED`). */
+  readonly reason: string | undefined;
+
+  constructor(message: string, code = 'HELIOSDB_ERROR', options: HeliosDBErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.grpcCode = options.grpcCode ?? Code.Unknown;
+    this.retryable = options.retryable ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+    this.sqlstate = options.detail?.sqlstate || undefined;
+    this.reason = options.detail?.reason || undefined;
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** The server could not be reached, or a connection broke. */
+export class ConnectionError extends HeliosDBError {}
+
+/** No connection became available in time (`connectTimeoutMs`, `acquisitionTimeoutMs`). */
+export class ConnectionTimeoutError extends ConnectionError {}
+
+/** Options of a {@link QueryError}. */
+export interface QueryErrorOptions extends HeliosDBErrorOptions {
+  /** The SQL text. */
+  query?: string;
+  /** The parameters; shown only when the client has `logParameters: true`. */
+  params?: readonly unknown[];
+}
+
+/** A statement failed in the database (bad SQL, bad value, constraint, ...). */
+export class QueryError extends HeliosDBError {
+  /** The SQL that failed. */
+  readonly query: string | undefined;
+  /** The parameters, or `'[redacted]'` unless the client was created with `logParameters: true`. */
+  readonly params: readonly unknown[] | '[redacted]' | undefined;
+  /** PostgreSQL's DETAIL. */
+  readonly detail: string | undefined;
+  /** PostgreSQL's HINT. */
+  readonly hint: string | undefined;
+  /** 1-based character position of the error in `query`. */
+  readonly position: number | undefined;
+  readonly schema: string | undefined;
+  readonly table: string | undefined;
+  readonly column: string | undefined;
+  readonly dataType: string | undefined;
+  /** Name of the violated constraint, when there is one. */
+  readonly constraint: string | undefined;
+  /** Index of the failing statement in a batch. */
+  readonly statementIndex: number | undefined;
+
+  constructor(message: string, code = 'QUERY_ERROR', options: QueryErrorOptions = {}) {
+    super(message, code, options);
+    const d = options.detail;
+    this.query = options.query;
+    this.params = options.params;
+    this.detail = d?.detail || undefined;
+    this.hint = d?.hint || undefined;
+    this.position = d?.position || undefined;
+    this.schema = d?.schema || undefined;
+    this.table = d?.table || undefined;
+    this.column = d?.column || undefined;
+    this.dataType = d?.dataType || undefined;
+    this.constraint = d?.constraint || undefined;
+    this.statementIndex = d?.statementIndex;
+  }
+}
+
+/** An integrity constraint was violated (SQLSTATE class 23). */
+export class ConstraintViolationError extends QueryError {}
+/** 23505. */
+export class UniqueViolationError extends ConstraintViolationError {}
+/** 23503. */
+export class ForeignKeyViolationError extends ConstraintViolationError {}
+/** 23502. */
+export class NotNullViolationError extends ConstraintViolationError {}
+/** 23514. */
+export class CheckViolationError extends ConstraintViolationError {}
+
+/** A transaction failed or was used wrongly (finished, expired, unknown). */
+export class TransactionError extends HeliosDBError {}
+/** 40001: retry the whole transaction (`client.transaction` does). */
+export class SerializationFailureError extends TransactionError {}
+/** 40P01: retry the whole transaction (`client.transaction` does). */
+export class DeadlockDetectedError extends TransactionError {}
+
+/** Credentials were missing or wrong. */
+export class AuthenticationError extends HeliosDBError {}
+/** The principal may not do this (SQLSTATE 42501, PERMISSION_DENIED). */
+export class PermissionDeniedError extends HeliosDBError {}
+/** The call's deadline (`timeoutMs`) or the server's statement timeout passed; the statement was cancelled. */
+export class TimeoutError extends HeliosDBError {}
+/** The call was cancelled (AbortSignal); the statement was cancelled on the server. */
+export class CancelledError extends HeliosDBError {}
+/** A parameter value cannot be sent (unsupported type, invalid Date, ...), or a result cannot be mapped (int8 beyond 2^53 with `int8: 'number'`). */
+export class ParameterError extends HeliosDBError {}
+
+/**
+ * A temporary failure: retrying after `retryAfterMs` may succeed. `instanceof RetryableError` is
+ * also true for every other HeliosDB error whose `retryable` is true (serialization failures,
+ * deadlocks, an unreachable database), so one check covers them all.
+ */
+export class RetryableError extends HeliosDBError {
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (this !== RetryableError) return Function.prototype[Symbol.hasInstance].call(this, x);
+    return x instanceof HeliosDBError && x.retryable;
+  }
+}
+
+/** What a failing operation was doing, for the error's fields. */
+export interface ErrorContext {
+  query?: string;
+  params?: readonly unknown[];
+  /** Include `params` in the error (client option `logParameters`). Default false. */
+  logParameters?: boolean;
+}
+
+const constraintClasses: Record<string, [typeof ConstraintViolationError, string]> = {
+  '23505': [UniqueViolationError, 'UNIQUE_VIOLATION'],
+  '23503': [ForeignKeyViolationError, 'FOREIGN_KEY_VIOLATION'],
+  '23502': [NotNullViolationError, 'NOT_NULL_VIOLATION'],
+  '23514': [CheckViolationError, 'CHECK_VIOLATION'],
+};
+
+/** Maps anything a call threw onto the hierarchy. Already-mapped errors pass through. */
+export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBError {
+  if (err instanceof HeliosDBError) return err;
+  const ce = ConnectError.from(err);
+  const detail = ce.findDetails(ErrorDetailSchema)[0];
+  const message = detail?.message || ce.rawMessage;
+  const base: QueryErrorOptions = {
+    cause: err,
+    grpcCode: ce.code,
+    detail,
+    retryable: detail?.retryable ?? false,
+    retryAfterMs: detail?.retryAfterMs || undefined,
+    query: ctx.query,
+    params: ctx.params === undefined ? undefined : ctx.logParameters ? ctx.params : ('[redacted]' as never),
+  };
+  const sqlstate = detail?.sqlstate ?? '';
+  if (sqlstate) {
+    const cls = constraintClasses[sqlstate];
+    if (cls) return new cls[0](message, cls[1], base);
+    if (sqlstate.startsWith('23')) return new ConstraintViolationError(message, 'CONSTRAINT_VIOLATION', base);
+    if (sqlstate === '40001') return new SerializationFailureError(message, 'SERIALIZATION_FAILURE', base);
+    if (sqlstate === '40P01') return new DeadlockDetectedError(message, 'DEADLOCK_DETECTED', base);
+    if (sqlstate === '42501') return new PermissionDeniedError(message, 'PERMISSION_DENIED', base);
+    if (sqlstate.startsWith('28')) return new AuthenticationError(message, 'AUTHENTICATION_FAILED', base);
+    if (sqlstate === '57014') {
+      if (ce.code === Code.Canceled) return new CancelledError(message, 'CANCELLED', base);
+      return new TimeoutError(message, 'TIMEOUT', base);
+    }
+    if (sqlstate === '25P02') return new TransactionError(message, 'TRANSACTION_ABORTED', base);
+    if (sqlstate.startsWith('08') && ce.code === Code.Unavailable) return new ConnectionError(message, 'CONNECTION_ERROR', base);
+    return new QueryError(message, 'QUERY_ERROR', base);
+  }
+  const reason = detail?.reason ?? '';
+  if (reason.startsWith('TRANSACTION_')) return new TransactionError(message, reason, base);
+  switch (ce.code) {
+    case Code.Unavailable:
+      return new ConnectionError(message, 'CONNECTION_ERROR', { ...base, retryable: true });
+    case Code.DeadlineExceeded:
+      return new TimeoutError(message, 'TIMEOUT', base);
+    case Code.Canceled:
+      return new CancelledError(message, 'CANCELLED', base);
+    case Code.Unauthenticated:
+      return new AuthenticationError(message, 'AUTHENTICATION_FAILED', base);
+    case Code.PermissionDenied:
+      return new PermissionDeniedError(message, 'PERMISSION_DENIED', base);
+    case Code.InvalidArgument:
+      return new QueryError(message, reason || 'INVALID_ARGUMENT', base);
+    case Code.ResourceExhausted:
+      if (reason === 'ROW_LIMIT_EXCEEDED' || reason === 'ROW_TOO_LARGE') return new QueryError(message, reason, base);
+      break;
+  }
+  if (base.retryable) return new RetryableError(message, reason || Code[ce.code], base);
+  return new HeliosDBError(message, reason || Code[ce.code]?.toUpperCase() || 'UNKNOWN', base);
+}

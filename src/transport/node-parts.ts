@@ -1,0 +1,55 @@
+/**
+ * Wires the Node client: parses the URL, builds the grpc-js channel pool and the transport, and
+ * adds the metrics interceptor.
+ * @packageDocumentation
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { ClientParts } from '../client.js';
+import type { ResolvedConnectionConfig } from '../config.js';
+import { HeliosDBError } from '../errors.js';
+import { metricsInterceptor, QueryMetrics } from '../metrics.js';
+import { GrpcChannelPool } from './grpc-pool.js';
+import { createGrpcJsTransport } from './grpc-transport.js';
+
+/** Builds the Node transport and pool for a resolved config. */
+export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
+  let url: URL;
+  try {
+    url = new URL(config.url);
+  } catch {
+    throw new HeliosDBError(`invalid url ${JSON.stringify(config.url)}: expected grpc://host:port or grpcs://host:port`, 'INVALID_CONFIG');
+  }
+  let credentials: grpc.ChannelCredentials;
+  let defaultPort: number;
+  if (url.protocol === 'grpc:') {
+    credentials = grpc.credentials.createInsecure();
+    defaultPort = 7700;
+  } else if (url.protocol === 'grpcs:') {
+    credentials = grpc.credentials.createSsl();
+    defaultPort = 443;
+  } else {
+    throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc:// and grpcs://`, 'INVALID_CONFIG');
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname : url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname;
+  const target = `${host}:${url.port || defaultPort}`;
+  const pool = new GrpcChannelPool({
+    target,
+    credentials,
+    minConnections: config.minConnections,
+    maxConnections: config.maxConnections,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
+    maxLifetimeSeconds: config.maxLifetimeSeconds,
+    healthCheckIntervalSeconds: config.healthCheckIntervalSeconds,
+    idleTimeoutSeconds: config.idleTimeoutSeconds,
+    acquisitionTimeoutMs: config.acquisitionTimeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    maxMessageBytes: config.maxMessageBytes,
+  });
+  const metrics = new QueryMetrics();
+  const transport = createGrpcJsTransport({
+    pool,
+    baseUrl: `${url.protocol === 'grpcs:' ? 'https' : 'http'}://${target}`,
+    interceptors: [...config.interceptors, metricsInterceptor(metrics)],
+  });
+  return { transport, pool, metrics, close: () => pool.close() };
+}
