@@ -102,6 +102,10 @@ export async function startHttpListener(
   }) as NodeHandler;
   const handler = withCors(opts.corsOrigins, adapter);
   const h1 = http.createServer({ maxHeaderSize: 16 * 1024 }, handler as http.RequestListener);
+  // h1 never listens itself (the net server below hands it sockets), and Node starts an HTTP
+  // server's connection tracking on 'listening': without it closeIdleConnections() does nothing
+  // (close would wait out every keep-alive timeout) and headersTimeout/requestTimeout never fire.
+  h1.emit('listening');
   const h2 = http2.createServer({ maxHeaderListPairs: 128, maxSessionMemory: 64 }, handler as never);
   const sockets = new Set<net.Socket>();
   const preface = Buffer.from('PRI * HTTP/2.0');
@@ -114,8 +118,14 @@ export async function startHttpListener(
       socket.pause();
       socket.unshift(chunk);
       const isH2 = chunk.subarray(0, preface.length).equals(preface.subarray(0, Math.min(preface.length, chunk.length)));
-      (isH2 ? h2 : h1).emit('connection', socket);
-      socket.resume();
+      if (isH2) {
+        // The HTTP/2 session reads the unshifted preface from the socket's buffer and then the
+        // socket's handle directly; resuming the socket here would steal its bytes (GOAWAY 2).
+        h2.emit('connection', socket);
+      } else {
+        h1.emit('connection', socket);
+        socket.resume();
+      }
     });
   });
   const h2Sessions = new Set<http2.ServerHttp2Session>();
@@ -133,6 +143,7 @@ export async function startHttpListener(
     port,
     async close(graceMs: number) {
       server.close();
+      h1.close(); // closes idle keep-alive connections and stops the connection checker
       h1.closeIdleConnections();
       for (const session of h2Sessions) session.close();
       const deadline = Date.now() + graceMs;
