@@ -259,6 +259,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       let headerSent = false;
       let t0 = 0;
       let tag = { command: '', rowsAffected: 0n };
+      let rowsSent = 0n;
       let fields: import('pg').FieldDef[] = [];
       const sink: CommandSink = {
         onFields(f) {
@@ -266,6 +267,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           encoder.setFields(f);
         },
         onRow(cells) {
+          rowsSent++;
           const size = encoder.add(cells);
           if (size > batchBytesCap) {
             throw serverError(
@@ -281,6 +283,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         },
         onComplete(t) {
           tag = parseCommandTag(t);
+          // A portal read in several Executes reports only the last one's rows in its SELECT tag.
+          if (tag.command === 'SELECT') tag.rowsAffected = rowsSent;
         },
       };
       const done = withConn(req.transactionId, ctx, async (conn) => {
