@@ -130,3 +130,22 @@ export function formatInterval(iv: IntervalParts): string {
   const sign = iv.micros < 0n ? '-' : '';
   return `${iv.months} mons ${iv.days} days ${sign}${micros / 1000000n}.${String(micros % 1000000n).padStart(6, '0')} seconds`;
 }
+
+/**
+ * Parses PostgreSQL's ISO timestamp text into milliseconds since the epoch as a float (sub-ms
+ * digits dropped), without BigInt: the fast path for results decoded into Date.
+ */
+export function parseTimestampMs(text: string): number | undefined {
+  const m = TS_RE.exec(text);
+  if (!m) return undefined;
+  let year = Number(m[1]);
+  if (m[12]) year = 1 - year;
+  const days = daysFromCivil(year, Number(m[2]), Number(m[3]));
+  let secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
+  if (m[8]) {
+    const offset = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
+    secs -= m[8] === '-' ? -offset : offset;
+  }
+  const ms = m[7] ? Math.floor(Number(m[7].padEnd(6, '0')) / 1000) : 0;
+  return days * 86400000 + secs * 1000 + ms;
+}

@@ -21,7 +21,7 @@ import type { Column, Rows } from '../../gen/heliosdb/v1/value_pb.js';
 import { ParameterError } from '../errors.js';
 import { type ArrayItems, parseArrayLiteral } from './array-literal.js';
 import { CompactReader, decodeUtf8 } from './compact.js';
-import { parseInterval, parseTimestampMicros } from './datetime.js';
+import { parseInterval, parseTimestampMs } from './datetime.js';
 import { arrayElementOid, Oid } from './oids.js';
 
 /** How int8 (bigint) columns are returned. */
@@ -51,10 +51,8 @@ function parseInt8Number(s: string): number {
 }
 
 function parseTimestamp(s: string): Date | string {
-  if (s === 'infinity' || s === '-infinity') return s;
-  const micros = parseTimestampMicros(s);
-  if (micros === undefined) return s;
-  return new Date(Number(micros / 1000n) - (micros % 1000n < 0n ? 1 : 0));
+  const ms = parseTimestampMs(s);
+  return ms === undefined ? s : new Date(ms);
 }
 
 function hexToBytes(hex: string): Uint8Array {
