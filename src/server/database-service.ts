@@ -108,12 +108,14 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     }
     let destroy = false;
     let leftOpen = false;
+    let failed = false;
     try {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       await setApplicationName(conn, ctx);
       const out = await fn(conn);
       return out;
     } catch (e) {
+      failed = true;
       if (isBrokenConnection(e) && !ctx.signal.aborted) destroy = true;
       throw e instanceof ConnectError ? e : toConnectError(e);
     } finally {
@@ -126,7 +128,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         }
       }
       backend.release(conn, destroy);
-      if (leftOpen) {
+      // A failure already explains itself; the rollback above is then just cleanup.
+      if (leftOpen && !failed) {
         // eslint-disable-next-line no-unsafe-finally
         throw serverError(
           Code.FailedPrecondition,
