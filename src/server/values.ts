@@ -10,6 +10,8 @@ import { type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
 import { arrayElementOid, Oid } from '../protocol/oids.js';
 import {
   formatInterval,
+  INFINITY_MICROS,
+  NEG_INFINITY_MICROS,
   formatTimestampMicros,
   parseInterval,
   parseTimestampMicros,
@@ -101,7 +103,7 @@ export function cellToValue(text: string | null, oid: number): Value {
     case Oid.timestamp:
     case Oid.timestamptz: {
       const micros = parseTimestampMicros(text);
-      if (micros === undefined) break;
+      if (micros === undefined || !timestampFits(micros, text)) break;
       return create(ValueSchema, { kind: { case: oid === Oid.timestamp ? 'timestamp' : 'timestamptz', value: micros } });
     }
     case Oid.interval: {
@@ -118,6 +120,16 @@ export function cellToValue(text: string | null, oid: number): Value {
     }
   }
   return create(ValueSchema, { kind: { case: 'text', value: text } });
+}
+
+/**
+ * Whether a timestamp's microseconds since 1970 fit the sint64 kind. PostgreSQL counts from 2000,
+ * so its last ~29 finite years (after 294247-01-10) overflow int64 here, and INT64_MAX / INT64_MIN
+ * mean infinity: those values travel as their text instead (losslessly).
+ */
+function timestampFits(micros: bigint, text: string): boolean {
+  if (text === 'infinity' || text === '-infinity') return true;
+  return micros > NEG_INFINITY_MICROS && micros < INFINITY_MICROS;
 }
 
 function arrayValue(items: ArrayItems, elementOid: number): Value {
