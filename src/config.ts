@@ -62,6 +62,12 @@ export interface ConnectionConfig {
   onQuery?: (event: QueryEvent) => void;
   /** Include parameter values in errors and `onQuery` events. Default `false` (redacted). */
   logParameters?: boolean;
+  /**
+   * Message compression of requests: `'gzip'` compresses every request message (worth it for
+   * large batches and parameters on slow links), `'none'` sends them as they are. Responses are
+   * compressed when the server is configured to. Default `'none'` (env `HELIOSDB_COMPRESSION`).
+   */
+  compression?: 'gzip' | 'none';
 }
 
 /** Every option with its default applied. */
@@ -85,6 +91,7 @@ export const clientDefaults: Omit<ResolvedConnectionConfig, 'onQuery' | 'applica
   rowMode: 'object',
   interceptors: [],
   logParameters: false,
+  compression: 'none',
 };
 
 function env(): Record<string, string | undefined> {
@@ -92,7 +99,7 @@ function env(): Record<string, string | undefined> {
   return p?.env ?? {};
 }
 
-/** Client options read from `HELIOSDB_URL`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`. */
+/** Client options read from `HELIOSDB_URL`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`. */
 export function configFromEnv(vars: Record<string, string | undefined> = env()): ConnectionConfig {
   const out: ConnectionConfig = {};
   const num = (name: string): number | undefined => {
@@ -104,6 +111,11 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
   };
   if (vars.HELIOSDB_URL) out.url = vars.HELIOSDB_URL;
   if (vars.HELIOSDB_APPLICATION_NAME) out.applicationName = vars.HELIOSDB_APPLICATION_NAME;
+  const compression = vars.HELIOSDB_COMPRESSION;
+  if (compression) {
+    if (compression !== 'gzip' && compression !== 'none') throw new TypeError(`HELIOSDB_COMPRESSION must be gzip or none, got ${JSON.stringify(compression)}`);
+    out.compression = compression;
+  }
   out.minConnections = num('HELIOSDB_MIN_CONNECTIONS');
   out.maxConnections = num('HELIOSDB_MAX_CONNECTIONS');
   out.connectTimeoutMs = num('HELIOSDB_CONNECT_TIMEOUT_MS');
@@ -122,6 +134,11 @@ export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedC
   if (given.poolRecycleSeconds !== undefined && given.maxLifetimeSeconds === undefined) merged.maxLifetimeSeconds = given.poolRecycleSeconds;
   delete merged.poolRecycleSeconds;
   const r = merged as ResolvedConnectionConfig;
+  // Only a maximum given: the default minimum follows it down.
+  if (merged.minConnections === clientDefaults.minConnections && r.maxConnections < r.minConnections) r.minConnections = r.maxConnections;
+  if (r.compression !== 'gzip' && r.compression !== 'none') {
+    throw new RangeError(`compression must be 'gzip' or 'none', got ${JSON.stringify(r.compression)}`);
+  }
   if (r.minConnections < 0 || r.maxConnections < 1 || r.minConnections > r.maxConnections) {
     throw new RangeError(`need 0 <= minConnections (${r.minConnections}) <= maxConnections (${r.maxConnections}) and maxConnections >= 1`);
   }

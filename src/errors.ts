@@ -149,6 +149,10 @@ export class ParameterError extends HeliosDBError {}
  * deadlocks, an unreachable database), so one check covers them all.
  */
 export class RetryableError extends HeliosDBError {
+  constructor(message: string, code = 'RETRYABLE', options: HeliosDBErrorOptions = {}) {
+    super(message, code, { ...options, retryable: true });
+  }
+
   static override [Symbol.hasInstance](x: unknown): boolean {
     if (this !== RetryableError) return Function.prototype[Symbol.hasInstance].call(this, x);
     return x instanceof HeliosDBError && x.retryable;

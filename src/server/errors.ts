@@ -58,6 +58,8 @@ export function codeForSqlstate(sqlstate: string): Code {
       return Code.Unavailable;
     case '55P03': // lock_not_available
       return Code.Aborted;
+    case '08P01': // protocol_violation: a malformed request (e.g. the wrong number of parameters)
+      return Code.InvalidArgument;
   }
   switch (cls) {
     case '23': // integrity constraint violation
@@ -92,7 +94,7 @@ function retryableSqlstate(sqlstate: string): boolean {
     sqlstate === '40P01' ||
     sqlstate === '55P03' ||
     sqlstate === '53300' ||
-    sqlstate.startsWith('08') ||
+    (sqlstate.startsWith('08') && sqlstate !== '08P01') ||
     sqlstate === '57P01' ||
     sqlstate === '57P02' ||
     sqlstate === '57P03'
