@@ -177,6 +177,8 @@ const constraintClasses: Record<string, [typeof ConstraintViolationError, string
 /** Maps anything a call threw onto the hierarchy. Already-mapped errors pass through. */
 export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBError {
   if (err instanceof HeliosDBError) return err;
+  // Connect wraps errors thrown inside a transport (the pool's, for instance); unwrap ours.
+  if (err instanceof ConnectError && err.cause instanceof HeliosDBError) return err.cause;
   const ce = ConnectError.from(err);
   const detail = ce.findDetails(ErrorDetailSchema)[0];
   const message = detail?.message || ce.rawMessage;
