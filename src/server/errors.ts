@@ -70,6 +70,9 @@ export function codeForSqlstate(sqlstate: string): Code {
     case '0A': // feature not supported
       return Code.InvalidArgument;
     case '25': // invalid transaction state
+    case '0B': // invalid transaction initiation
+    case '2D': // invalid transaction termination
+    case '3B': // savepoint exception (e.g. no such savepoint)
       return Code.FailedPrecondition;
     case '28': // invalid authorization
       return Code.Unauthenticated;
