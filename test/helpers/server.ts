@@ -137,3 +137,36 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Anything with an `after` hook: a TestContext or a SuiteContext. */
+interface HasAfter {
+  after(fn: () => unknown): void;
+}
+
+/**
+ * Creates a uniquely named table through the server and drops it when `t` finishes. Returns the
+ * table's name.
+ */
+export async function createTable(ts: TestServer, t: HasAfter, columns = 'id int PRIMARY KEY, v text'): Promise<string> {
+  const name = uniqueName();
+  await ts.db.execute({ sql: `CREATE TABLE ${name} (${columns})` });
+  t.after(async () => {
+    await ts.db.execute({ sql: `DROP TABLE IF EXISTS ${name}` });
+  });
+  return name;
+}
+
+/** Runs `SELECT count(*)` on `table` through the server, in auto-commit or in `transactionId`. */
+export async function countRows(db: DbClient, table: string, transactionId = ''): Promise<number> {
+  const r = await db.query({ sql: `SELECT count(*)::int4 AS n FROM ${table}`, transactionId });
+  const cell = r.result?.rows?.values[0]?.values[0]?.kind;
+  if (cell?.case !== 'int32') throw new Error(`count(*) returned ${JSON.stringify(cell)}`);
+  return cell.value;
+}
+
+/** Whether `p` is still pending after `ms` milliseconds. */
+export async function stillPending(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const marker = Symbol('pending');
+  const winner = await Promise.race([p.then(() => null, () => null), new Promise((r) => setTimeout(() => r(marker), ms))]);
+  return winner === marker;
+}
