@@ -24,10 +24,34 @@ export interface QueryEvent {
 /** Client options. Every option is optional; defaults are listed on each. */
 export interface ConnectionConfig {
   /**
-   * Server URL. `grpc://host:port` (native gRPC over HTTP/2), `grpcs://host:port` (the same over
-   * TLS). Default `grpc://127.0.0.1:7700` (env `HELIOSDB_URL`).
+   * Server URL. `grpc://host:port` (native gRPC over HTTP/2, the server's gRPC port 7700),
+   * `grpcs://host:port` (the same over TLS): Node only. `http://host:port` or `https://host[:port]`
+   * (the server's HTTP listener, port 7701 by default; a path prefix behind a proxy is kept): the
+   * Connect protocol family chosen by {@link ConnectionConfig.protocol}, in browsers, workers, Deno
+   * and Node alike. Default `grpc://127.0.0.1:7700` in Node and `http://127.0.0.1:7701` in the
+   * browser entry (env `HELIOSDB_URL`).
    */
   url?: string;
+  /**
+   * Wire protocol of `http://` and `https://` URLs: `'connect'` (the Connect protocol with binary
+   * protobuf messages), `'connect-json'` (the same with JSON messages, readable in the browser's
+   * network panel) or `'grpc-web'`. Ignored for `grpc://` URLs, which always speak native gRPC.
+   * Default `'connect'`.
+   */
+  protocol?: 'connect' | 'connect-json' | 'grpc-web';
+  /**
+   * HTTP version Node uses for `http://` and `https://` URLs: `'2'` (one multiplexed connection;
+   * cleartext h2c for `http://`) or `'1.1'` (a keep-alive connection per concurrent call).
+   * Browsers choose for themselves and ignore it. Default `'2'`.
+   */
+  httpVersion?: '1.1' | '2';
+  /**
+   * Most calls in flight at once over `http://` and `https://` URLs, where the platform (the
+   * browser's `fetch`, Node's HTTP stack) owns the connections and the pool is a concurrency
+   * limiter; further calls wait up to `acquisitionTimeoutMs`. `0` means
+   * `maxConnections * maxStreamsPerConnection`. Default `0`.
+   */
+  maxConcurrentCalls?: number;
   /** Sent with every call; shows as PostgreSQL's `application_name`. Default none (env `HELIOSDB_APPLICATION_NAME`). */
   applicationName?: string;
   /** Connections (HTTP/2 channels) kept open. Default `10` (env `HELIOSDB_MIN_CONNECTIONS`). */
@@ -92,6 +116,9 @@ export const clientDefaults: Omit<ResolvedConnectionConfig, 'onQuery' | 'applica
   interceptors: [],
   logParameters: false,
   compression: 'none',
+  protocol: 'connect',
+  httpVersion: '2',
+  maxConcurrentCalls: 0,
 };
 
 function env(): Record<string, string | undefined> {
@@ -139,6 +166,11 @@ export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedC
   if (r.compression !== 'gzip' && r.compression !== 'none') {
     throw new RangeError(`compression must be 'gzip' or 'none', got ${JSON.stringify(r.compression)}`);
   }
+  if (r.protocol !== 'connect' && r.protocol !== 'connect-json' && r.protocol !== 'grpc-web') {
+    throw new RangeError(`protocol must be 'connect', 'connect-json' or 'grpc-web', got ${JSON.stringify(r.protocol)}`);
+  }
+  if (r.httpVersion !== '1.1' && r.httpVersion !== '2') throw new RangeError(`httpVersion must be '1.1' or '2', got ${JSON.stringify(r.httpVersion)}`);
+  if (!(r.maxConcurrentCalls >= 0)) throw new RangeError(`maxConcurrentCalls must be 0 or more, got ${r.maxConcurrentCalls}`);
   if (r.minConnections < 0 || r.maxConnections < 1 || r.minConnections > r.maxConnections) {
     throw new RangeError(`need 0 <= minConnections (${r.minConnections}) <= maxConnections (${r.maxConnections}) and maxConnections >= 1`);
   }

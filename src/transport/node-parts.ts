@@ -1,6 +1,6 @@
 /**
  * Wires the Node client: parses the URL, builds the grpc-js channel pool and the transport, and
- * adds the metrics interceptor.
+ * adds the metrics interceptor. `http://` and `https://` URLs go to `./node-connect-parts.js`.
  * @packageDocumentation
  */
 import * as grpc from '@grpc/grpc-js';
@@ -10,6 +10,7 @@ import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import { GrpcChannelPool } from './grpc-pool.js';
 import { createGrpcJsTransport } from './grpc-transport.js';
+import { createNodeConnectParts } from './node-connect-parts.js';
 
 /** Builds the Node transport and pool for a resolved config. */
 export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
@@ -17,8 +18,10 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   try {
     url = new URL(config.url);
   } catch {
-    throw new HeliosDBError(`invalid url ${JSON.stringify(config.url)}: expected grpc://host:port or grpcs://host:port`, 'INVALID_CONFIG');
+    throw new HeliosDBError(`invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port or https://host:port`, 'INVALID_CONFIG');
   }
+  // The server's HTTP listener: the Connect protocol family, as in the browser.
+  if (url.protocol === 'http:' || url.protocol === 'https:') return createNodeConnectParts(config);
   let credentials: grpc.ChannelCredentials;
   let defaultPort: number;
   if (url.protocol === 'grpc:') {
@@ -28,7 +31,7 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     credentials = grpc.credentials.createSsl();
     defaultPort = 443;
   } else {
-    throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc:// and grpcs://`, 'INVALID_CONFIG');
+    throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http:// and https://`, 'INVALID_CONFIG');
   }
   const host = url.hostname.startsWith('[') ? url.hostname : url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname;
   const target = `${host}:${url.port || defaultPort}`;

@@ -1,0 +1,82 @@
+/**
+ * The client parts over the Connect protocol family (Connect binary or JSON, gRPC-Web) on the
+ * server's HTTP listener, shared by the browser and Node: the URL check, the transport choice, the
+ * concurrency limiter that stands in for the pool, and the metrics interceptor. Each platform
+ * supplies the transport constructors (`@connectrpc/connect-web` or `@connectrpc/connect-node`).
+ * Browser-safe.
+ * @packageDocumentation
+ */
+import type { Interceptor, Transport } from '@connectrpc/connect';
+import type { ClientParts } from '../client.js';
+import { ConcurrencyLimiter, limitTransport } from '../concurrency-limiter.js';
+import type { ResolvedConnectionConfig } from '../config.js';
+import { HeliosDBError } from '../errors.js';
+import { metricsInterceptor, QueryMetrics } from '../metrics.js';
+
+/** What a Connect-family transport constructor is given. */
+export interface ConnectTransportInit {
+  /** `http(s)://host:port[/prefix]`, no trailing slash. */
+  baseUrl: string;
+  interceptors: Interceptor[];
+}
+
+/** The platform's transport constructors. */
+export interface ConnectTransportFactories {
+  /** The Connect protocol; `binary` false means JSON. */
+  connect(init: ConnectTransportInit & { binary: boolean }): Transport;
+  /** The gRPC-Web protocol (binary). */
+  grpcWeb(init: ConnectTransportInit): Transport;
+  /** Closes the platform's connections after the calls in flight are done (Node); default nothing. */
+  close?(): void | Promise<void>;
+}
+
+/** Parses an `http://` / `https://` URL into a Connect base URL; anything else is a config error. */
+export function connectBaseUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new HeliosDBError(`invalid url ${JSON.stringify(raw)}: expected http://host:port or https://host:port (the server's HTTP listener, 7701 by default)`, 'INVALID_CONFIG');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${raw}: expected http:// or https://`, 'INVALID_CONFIG');
+  }
+  if (url.search || url.hash) throw new HeliosDBError(`the url ${raw} may not have a query or fragment`, 'INVALID_CONFIG');
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** The most calls in flight: `maxConcurrentCalls`, or `maxConnections * maxStreamsPerConnection` when that is 0. */
+export function concurrencyOf(config: ResolvedConnectionConfig): number {
+  return config.maxConcurrentCalls > 0 ? config.maxConcurrentCalls : config.maxConnections * config.maxStreamsPerConnection;
+}
+
+/** Builds the parts for a resolved config whose URL is http(s)://. */
+export function createConnectParts(config: ResolvedConnectionConfig, factories: ConnectTransportFactories): ClientParts {
+  const baseUrl = connectBaseUrl(config.url);
+  const metrics = new QueryMetrics();
+  const init: ConnectTransportInit = { baseUrl, interceptors: [...config.interceptors, metricsInterceptor(metrics)] };
+  let transport: Transport;
+  switch (config.protocol) {
+    case 'connect':
+      transport = factories.connect({ ...init, binary: true });
+      break;
+    case 'connect-json':
+      transport = factories.connect({ ...init, binary: false });
+      break;
+    case 'grpc-web':
+      transport = factories.grpcWeb(init);
+      break;
+    default:
+      throw new HeliosDBError(`unknown protocol ${JSON.stringify(config.protocol)}: expected 'connect', 'connect-json' or 'grpc-web'`, 'INVALID_CONFIG');
+  }
+  const limiter = new ConcurrencyLimiter({ maxConcurrentCalls: concurrencyOf(config), acquisitionTimeoutMs: config.acquisitionTimeoutMs });
+  return {
+    transport: limitTransport(transport, limiter),
+    pool: limiter,
+    metrics,
+    async close() {
+      await limiter.close();
+      await factories.close?.();
+    },
+  };
+}

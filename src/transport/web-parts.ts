@@ -1,0 +1,48 @@
+/**
+ * Wires the browser client (and every runtime with `fetch` but without Node: workers, Deno, edge
+ * runtimes): Connect or gRPC-Web over `fetch` through `@connectrpc/connect-web`, with a concurrency
+ * limiter as the pool. Imports nothing from Node. Browser-safe.
+ * @packageDocumentation
+ */
+import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web';
+import type { ClientParts } from '../client.js';
+import type { ResolvedConnectionConfig } from '../config.js';
+import { HeliosDBError } from '../errors.js';
+import { createConnectParts } from './connect-parts.js';
+
+/** The URL of the server's HTTP listener on this machine: the browser client's default. */
+export const webDefaultUrl = 'http://127.0.0.1:7701';
+
+/**
+ * Options only Node can honour: a browser uses its own certificate store and TLS settings, and
+ * opens its own connections.
+ */
+const nodeOnlyOptions = ['tls', 'ca', 'cert', 'key', 'servername', 'rejectUnauthorized', 'credentials', 'channelOptions'] as const;
+
+function unsupported(message: string): HeliosDBError {
+  return new HeliosDBError(message, 'UNSUPPORTED_IN_BROWSER');
+}
+
+/** Builds the browser transport and pool for a resolved config. */
+export function createWebParts(config: ResolvedConnectionConfig): ClientParts {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(config.url)?.[1]?.toLowerCase();
+  if (scheme === 'grpc' || scheme === 'grpcs') {
+    throw unsupported(
+      `${config.url}: a browser cannot use native gRPC (${scheme}://): fetch gives no access to HTTP/2 trailers. ` +
+        `Connect to the server's HTTP listener instead, http://host:7701 or https://host (Connect; or protocol: 'grpc-web').`,
+    );
+  }
+  const given = config as unknown as Record<string, unknown>;
+  for (const key of nodeOnlyOptions) {
+    if (given[key] !== undefined) {
+      throw unsupported(
+        `the option ${key} is not supported in a browser: custom TLS settings and connection options need Node ` +
+          `(the browser applies its own certificate store and TLS settings). Remove it, or use the Node client.`,
+      );
+    }
+  }
+  return createConnectParts(config, {
+    connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ baseUrl, interceptors, useBinaryFormat: binary }),
+    grpcWeb: ({ baseUrl, interceptors }) => createGrpcWebTransport({ baseUrl, interceptors, useBinaryFormat: true }),
+  });
+}
