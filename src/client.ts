@@ -3,25 +3,60 @@
  * supplies the transport and the pool. Browser-safe.
  * @packageDocumentation
  */
-import { type Client as RpcClient, createClient as createRpcClient, type Transport } from '@connectrpc/connect';
+import { type Client as RpcClient, type ContextValues, createClient as createRpcClient, type Transport } from '@connectrpc/connect';
 import { HealthCheckResponse_ServingStatus, Health } from '../gen/grpc/health/v1/health_pb.js';
 import { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
+import {
+  type BatchOptions,
+  type BatchResult,
+  type BatchStatementInput,
+  chunksOf,
+  emptyExecuteManyResult,
+  type ExecuteManyOptions,
+  type ExecuteManyResult,
+  executeChunks,
+} from './batch.js';
+import { ClientCounters, type ClientStats } from './client-stats.js';
 import type { ResolvedConnectionConfig } from './config.js';
-import { toHeliosError } from './errors.js';
+import { toHeliosError, TransactionError } from './errors.js';
+import { isolationLevelToProto } from './isolation-level.js';
 import type { QueryMetrics } from './metrics.js';
 import type { PoolHandle } from './pool-stats.js';
+import type { PreparedStatement } from './prepared-statement.js';
 import { QueryRunner } from './query-runner.js';
+import type { Queryable } from './queryable.js';
+import type { ResultStream, StreamOptions } from './result-stream.js';
 import { sqlTemplate } from './sql-template.js';
+import { type BeginOptions, Transaction, type TransactionOptions } from './transaction.js';
+import { isTransactionConflict, retryDelayMs, type TransactionRetryOptions, transactionRetryDefaults } from './transaction-retry.js';
 import type { CallOptions, ExecuteResult, QueryOptions, QueryResult } from './types.js';
+
+/**
+ * One client connection reserved for a transaction: its context values route calls to that
+ * connection until `release()` (idempotent).
+ */
+export interface ConnectionPin {
+  readonly contextValues: ContextValues;
+  release(): void;
+}
 
 /** What an entry point gives the client: a transport and its pool. */
 export interface ClientParts {
   transport: Transport;
   pool: PoolHandle;
   metrics: QueryMetrics;
+  /**
+   * Pins one connection for a transaction (Node: one pooled HTTP/2 channel). Optional: without it
+   * (e.g. a browser transport, where the browser owns connections) transaction calls go wherever
+   * the transport sends them.
+   */
+  pin?(): ConnectionPin;
   /** Closes the transport's connections. */
   close(): Promise<void>;
 }
+
+/** Options of `client.transaction(fn, options)`: the transaction's settings and its retry policy. */
+export interface TransactionRunOptions extends TransactionOptions, TransactionRetryOptions {}
 
 /** Server facts from GetServerInfo. */
 export interface ServerInfo {
@@ -39,7 +74,7 @@ export interface ServerInfo {
 }
 
 /** The platform-independent client. Use `createClient` / `new HeliosDBClient` from an entry point. */
-export class BaseClient {
+export class BaseClient implements Queryable {
   /** The options in force. */
   readonly config: ResolvedConnectionConfig;
   /** Pool statistics: `client.pool.getStats()`. */
@@ -51,6 +86,8 @@ export class BaseClient {
   protected readonly runner: QueryRunner;
   private readonly health: RpcClient<typeof Health>;
   private readonly parts: ClientParts;
+  private readonly counters = new ClientCounters();
+  private readonly open = new Set<Transaction>();
   private closed = false;
 
   constructor(config: ResolvedConnectionConfig, parts: ClientParts) {
@@ -60,8 +97,12 @@ export class BaseClient {
     this.metrics = parts.metrics;
     this.rpc = createRpcClient(DatabaseService, parts.transport);
     this.health = createRpcClient(Health, parts.transport);
-    this.runner = new QueryRunner(this.rpc, config, '', undefined);
+    this.runner = new QueryRunner(this.rpc, config, '', undefined, { onStream: this.onStream });
   }
+
+  private readonly onStream = (delta: 1 | -1): void => {
+    this.counters.openStreams += delta;
+  };
 
   /**
    * Runs a statement and returns its rows. Parameters are `$1`, `$2`, ...
@@ -95,6 +136,173 @@ export class BaseClient {
     return this.runner.query<T>(text, params);
   }
 
+  /**
+   * Streams a query's rows with bounded memory (StreamQuery): an async iterable of rows, with
+   * `.batches()`, `.fields` and, after the end, `.stats`. Leaving the loop early cancels the query
+   * on the server. See {@link ResultStream}.
+   * @example
+   * ```ts
+   * for await (const row of client.stream<{ id: number }>('SELECT id FROM big_table')) process(row);
+   * ```
+   */
+  stream<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: StreamOptions): ResultStream<T> {
+    return this.runner.stream<T>(sql, params, options);
+  }
+
+  /**
+   * Prepares a statement once for many executions (see {@link PreparedStatement}); it stays valid
+   * on any server and across server restarts.
+   */
+  prepare<T = Record<string, unknown>>(sql: string, options?: CallOptions): Promise<PreparedStatement<T>> {
+    return this.runner.prepare<T>(sql, options);
+  }
+
+  /**
+   * Runs several statements in one round trip. Atomic by default (`atomic: true`): all apply or
+   * none does, and a failure rejects with a `QueryError` whose `statementIndex` names the failing
+   * statement. With `atomic: false` each statement runs on its own and `results` holds each
+   * outcome (`ok`, `result` or `error`).
+   * @example
+   * ```ts
+   * await client.batch([
+   *   { sql: 'INSERT INTO a VALUES ($1)', params: [1] },
+   *   { sql: 'UPDATE b SET n = n + 1' },
+   * ]);
+   * ```
+   */
+  batch<T = Record<string, unknown>>(statements: readonly BatchStatementInput[], options?: BatchOptions): Promise<BatchResult<T>> {
+    if (statements.length === 0) return Promise.resolve({ results: [], rowCount: 0, failed: 0, executionTimeMs: 0, roundTripMs: 0 });
+    return this.runner.batch<T>(statements, options);
+  }
+
+  /**
+   * Runs one statement once per parameter set (bulk insert / update), in as few round trips as the
+   * message size limit allows: the work is split into chunks of about `maxChunkBytes` (default
+   * 4 MiB). Atomic by default: when there are several chunks they run in one transaction (re-run
+   * on serialization failures and deadlocks like `transaction()`).
+   * @example
+   * ```ts
+   * await client.executeMany('INSERT INTO points (x, y) VALUES ($1, $2)', points.map((p) => [p.x, p.y]));
+   * ```
+   */
+  async executeMany<T = Record<string, unknown>>(sql: string, paramSets: readonly (readonly unknown[])[], options?: ExecuteManyOptions): Promise<ExecuteManyResult<T>> {
+    const chunks = chunksOf(paramSets, options);
+    const first = chunks.next();
+    if (first.done) return emptyExecuteManyResult<T>();
+    const single = first.value.sets.length === paramSets.length;
+    if (!(options?.atomic ?? true) || single) {
+      const rest = chunks;
+      const all = (function* () {
+        yield first.value;
+        for (let r = rest.next(); !r.done; r = rest.next()) yield r.value;
+      })();
+      return executeChunks<T>(this.runner, sql, paramSets, options, all);
+    }
+    return this.transaction((tx) => tx.executeMany<T>(sql, paramSets, options));
+  }
+
+  /**
+   * Begins an interactive transaction (see {@link Transaction}). End it with `commit()` or
+   * `rollback()`, or declare it with `await using` so that leaving the scope rolls it back.
+   * Prefer {@link transaction}, which also retries serialization failures.
+   * @example
+   * ```ts
+   * await using tx = await client.begin({ isolationLevel: IsolationLevel.Serializable });
+   * await tx.execute('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [100, 1]);
+   * await tx.commit();
+   * ```
+   */
+  async begin(options: BeginOptions = {}): Promise<Transaction> {
+    const isolationLevel = isolationLevelToProto(options.isolationLevel);
+    const pin = this.parts.pin?.();
+    const t0 = performance.now();
+    let res;
+    try {
+      res = await this.rpc.beginTransaction(
+        { isolationLevel, readOnly: options.readOnly ?? false, deferrable: options.deferrable ?? false },
+        { ...this.runner.callOptions(options), contextValues: pin?.contextValues },
+      );
+    } catch (e) {
+      pin?.release();
+      throw this.runner.fail('begin', 'BEGIN', undefined, t0, e);
+    }
+    this.runner.emit('begin', 'BEGIN', undefined, t0, 0);
+    const tx = new Transaction({
+      rpc: this.rpc,
+      config: this.config,
+      id: res.transactionId,
+      idleTimeoutMs: res.idleTimeoutMs,
+      options: { isolationLevel: options.isolationLevel, readOnly: options.readOnly, deferrable: options.deferrable },
+      pin,
+      onStream: this.onStream,
+      onEnd: (t, state) => {
+        this.open.delete(t);
+        this.counters.openTransactions--;
+        if (state === 'committed') this.counters.transactionsCommitted++;
+        else if (state !== 'failed') this.counters.transactionsRolledBack++;
+      },
+    });
+    this.open.add(tx);
+    this.counters.openTransactions++;
+    this.counters.transactionsBegun++;
+    return tx;
+  }
+
+  /**
+   * Runs `fn` in a transaction: commits when it resolves (unless it ended the transaction
+   * itself), rolls back when it throws, and returns what it returned.
+   *
+   * **Retries re-run the whole callback.** When the transaction fails with a serialization
+   * failure (40001) or a deadlock (40P01), it is rolled back and `fn` runs again from the start in
+   * a new transaction, up to `maxRetries` times (default `3`), after an exponential backoff with
+   * jitter (`retryBaseDelayMs` 20, doubling, at most `retryMaxDelayMs` 1000). Everything `fn` does
+   * besides its statements (HTTP calls, e-mails, counters, pushes onto outside arrays) happens
+   * again on each attempt: keep `fn` free of side effects, or make them idempotent. Pass
+   * `maxRetries: 0` to disable retrying. Retries are counted in `client.stats().transactionRetries`.
+   *
+   * @example
+   * ```ts
+   * await client.transaction(async (tx) => {
+   *   await tx.execute('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [100, 1]);
+   *   await tx.execute('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [100, 2]);
+   * }, { isolationLevel: IsolationLevel.Serializable });
+   * ```
+   */
+  async transaction<R>(fn: (tx: Transaction) => Promise<R> | R, options: TransactionRunOptions = {}): Promise<R> {
+    const maxRetries = options.maxRetries ?? transactionRetryDefaults.maxRetries;
+    if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new RangeError(`maxRetries must be a non-negative integer, got ${maxRetries}`);
+    const base = options.retryBaseDelayMs ?? transactionRetryDefaults.retryBaseDelayMs;
+    const max = options.retryMaxDelayMs ?? transactionRetryDefaults.retryMaxDelayMs;
+    for (let attempt = 0; ; attempt++) {
+      const tx = await this.begin(options);
+      try {
+        const result = await fn(tx);
+        if (!tx.finished) await tx.commit();
+        return result;
+      } catch (e) {
+        if (!tx.finished) await tx.rollback().catch(() => {});
+        // A conflict the callback caught still dooms the transaction: its later statements (or the
+        // commit) fail with "transaction aborted".
+        const conflict = isTransactionConflict(e) ? e : e instanceof TransactionError && e.code === 'TRANSACTION_ABORTED' ? tx.conflict : undefined;
+        if (!conflict || attempt >= maxRetries) throw e;
+        const retry = attempt + 1;
+        const delay = retryDelayMs(retry, base, max, conflict.retryAfterMs);
+        this.counters.transactionRetries++;
+        try {
+          options.onRetry?.(conflict, retry, delay);
+        } catch {
+          // A failing hook must not stop the retry.
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Transaction and stream counters of this client (see {@link ClientStats}). */
+  stats(): ClientStats {
+    return this.counters.snapshot();
+  }
+
   /** The server's version, engine and limits. */
   async serverInfo(options?: CallOptions): Promise<ServerInfo> {
     try {
@@ -126,10 +334,11 @@ export class BaseClient {
     }
   }
 
-  /** Drains in-flight calls and closes every connection. Idempotent. */
+  /** Rolls back the transactions still open, drains in-flight calls and closes every connection. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([...this.open].map((tx) => tx.rollback({ timeoutMs: 5000 })));
     await this.parts.close();
   }
 

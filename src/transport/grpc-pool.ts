@@ -160,6 +160,33 @@ export class GrpcChannelPool {
     if (ch.draining && ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
   }
 
+  /**
+   * Pins a channel for an interactive transaction: every call of the transaction then goes to this
+   * channel (one HTTP/2 connection, so one server behind any load balancer). A pinned channel is
+   * never closed by recycling, shrinking or a failed health check until {@link unpin}; calls on it
+   * do not wait for a free call slot. Picks the channel with the fewest calls and pins, opening one
+   * when all are saturated and the pool is below `maxConnections`.
+   */
+  pin(): PooledChannel {
+    if (this.closing) throw new HeliosDBError('the client is closed', 'CLIENT_CLOSED');
+    let best: PooledChannel | undefined;
+    for (const ch of this.channels) {
+      if (ch.draining) continue;
+      if (!best || ch.inFlight + ch.pins < best.inFlight + best.pins) best = ch;
+    }
+    if (!best || (best.inFlight >= this.opts.maxStreamsPerConnection && this.liveCount() < this.opts.maxConnections)) best = this.open();
+    best.pins++;
+    best.lastUsed = Date.now();
+    return best;
+  }
+
+  /** Releases a pin taken with {@link pin}; a draining channel closes once it is unused. */
+  unpin(ch: PooledChannel): void {
+    if (ch.pins > 0) ch.pins--;
+    ch.lastUsed = Date.now();
+    if (ch.draining && ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
+  }
+
   /** Waits until the channel is connected, at most `connectTimeoutMs`. */
   ready(ch: PooledChannel): Promise<void> | undefined {
     const channel = ch.client.getChannel();

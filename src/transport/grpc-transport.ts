@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';
 
-/** Context value naming the channel a call must use (an opaque handle from `pinChannel`). */
+/** Context value naming the channel a call must use (a `PooledChannel` from `GrpcChannelPool.pin`). */
 export const pinnedChannel = createContextKey<unknown>(undefined, { description: 'heliosdb pinned channel' });
 
 function serializer(desc: DescMessage) {
@@ -131,8 +131,10 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
           message: input,
         },
         next: async (req) => {
+          req.signal.throwIfAborted();
           const ch = await channelFor(req.contextValues.get(pinnedChannel));
           try {
+            req.signal.throwIfAborted();
             return await new Promise<UnaryResponse<any, any>>((resolve, reject) => {
               let responseHeader: Headers | undefined;
               const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
@@ -185,11 +187,14 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
             message = m;
             break;
           }
+          req.signal.throwIfAborted();
           const ch = await channelFor(req.contextValues.get(pinnedChannel));
+          if (req.signal.aborted) {
+            pool.release(ch);
+            req.signal.throwIfAborted();
+          }
           const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
           const call = ch.client.makeServerStreamRequest(path, ser, de, message as never, headersToMetadata(req.header), options);
-          const onAbort = () => call.cancel();
-          req.signal.addEventListener('abort', onAbort, { once: true });
           let released = false;
           const release = () => {
             if (released) return;
@@ -197,6 +202,13 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
             req.signal.removeEventListener('abort', onAbort);
             pool.release(ch);
           };
+          // Connect's stream iterables have no return(): a consumer that stops early aborts the
+          // signal and may never read again, so the call slot is given back here too.
+          const onAbort = () => {
+            call.cancel();
+            release();
+          };
+          req.signal.addEventListener('abort', onAbort, { once: true });
           async function* messages() {
             try {
               for await (const m of call) yield m;

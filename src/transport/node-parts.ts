@@ -3,14 +3,18 @@
  * adds the metrics interceptor. `http://` and `https://` URLs go to `./node-connect-parts.js`.
  * @packageDocumentation
  */
+import { createContextValues } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
-import type { ClientParts } from '../client.js';
+import type { ClientParts, ConnectionPin } from '../client.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import { GrpcChannelPool } from './grpc-pool.js';
-import { createGrpcJsTransport } from './grpc-transport.js';
+import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
+
+/** grpc-js `CompressionAlgorithms.gzip`. */
+const GZIP = 2;
 
 /** Builds the Node transport and pool for a resolved config. */
 export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
@@ -47,6 +51,8 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     acquisitionTimeoutMs: config.acquisitionTimeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
     maxMessageBytes: config.maxMessageBytes,
+    channelOptions:
+      config.compression === 'gzip' ? { 'grpc.default_compression_algorithm': GZIP, 'grpc.default_compression_level': 2 } : undefined,
   });
   const metrics = new QueryMetrics();
   const transport = createGrpcJsTransport({
@@ -54,5 +60,17 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     baseUrl: `${url.protocol === 'grpcs:' ? 'https' : 'http'}://${target}`,
     interceptors: [...config.interceptors, metricsInterceptor(metrics)],
   });
-  return { transport, pool, metrics, close: () => pool.close() };
+  const pin = (): ConnectionPin => {
+    const ch = pool.pin();
+    let released = false;
+    return {
+      contextValues: createContextValues().set(pinnedChannel, ch),
+      release() {
+        if (released) return;
+        released = true;
+        pool.unpin(ch);
+      },
+    };
+  };
+  return { transport, pool, metrics, pin, close: () => pool.close() };
 }
