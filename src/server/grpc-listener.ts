@@ -134,7 +134,14 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
               }
               if (ctx.signal.aborted) break;
               if (!call.write(r.value)) {
-                await Promise.race([once(call, 'drain'), once(ctx.signal as unknown as NodeJS.EventEmitter, 'abort').catch(() => {})]).catch(() => {});
+                // Both waits are removed afterwards: a long stream waits for 'drain' many times,
+                // and a listener left on the call's signal per wait piles up.
+                const waited = new AbortController();
+                await Promise.race([
+                  once(call, 'drain', { signal: waited.signal }).catch(() => {}),
+                  once(ctx.signal as unknown as NodeJS.EventEmitter, 'abort', { signal: waited.signal }).catch(() => {}),
+                ]);
+                waited.abort();
                 if (ctx.signal.aborted) break;
               }
             }
