@@ -32,6 +32,33 @@ interface PgConnection {
   removeListener(event: string, fn: (msg: any) => void): void;
 }
 
+/** Whether `err` is an ErrorResponse from the database (which a ReadyForQuery follows). */
+export function isDatabaseError(err: unknown): boolean {
+  return !!err && typeof err === 'object' && 'severity' in err;
+}
+
+/**
+ * Calls `fn` once the connection has processed the ReadyForQuery that follows an ErrorResponse
+ * (or once the connection ends or fails). pg detaches a command on an error, so that
+ * ReadyForQuery is not routed to the command; pg's own listener, registered first, records the
+ * transaction status from it before `fn` runs, so callers then see the connection's real state
+ * (e.g. a failed transaction block that must be rolled back before the connection is reused).
+ */
+export function afterReadyForQuery(
+  con: { once(event: string, fn: (msg: any) => void): void; removeListener(event: string, fn: (msg: any) => void): void },
+  fn: () => void,
+): void {
+  const done = () => {
+    con.removeListener('readyForQuery', done);
+    con.removeListener('end', done);
+    con.removeListener('error', done);
+    fn();
+  };
+  con.once('readyForQuery', done);
+  con.once('end', done);
+  con.once('error', done);
+}
+
 /** Options of a {@link PgCommand}. */
 export interface PgCommandOptions {
   text: string;
@@ -182,8 +209,9 @@ export class PgCommand {
       con.sync();
       this.syncSent = true;
     }
-    // pg detaches the command on an error: the ReadyForQuery that follows is not routed here.
-    this.finish();
+    // Settle once the connection is ready again, so its transaction status is current.
+    if (con && isDatabaseError(err)) afterReadyForQuery(con, () => this.finish());
+    else this.finish();
   }
 
   handleReadyForQuery(): void {

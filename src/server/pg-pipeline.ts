@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { FieldDef } from 'pg';
-import type { CommandSink } from './pg-command.js';
+import { afterReadyForQuery, type CommandSink, isDatabaseError } from './pg-command.js';
 
 /** One statement of a pipeline. */
 export interface PipelineStatement {
@@ -24,6 +24,8 @@ interface PgConnection {
   describe(msg: { type: 'P' | 'S'; name?: string }): void;
   execute(msg: { portal?: string; rows?: number }): void;
   sync(): void;
+  once(event: string, fn: (msg: any) => void): void;
+  removeListener(event: string, fn: (msg: any) => void): void;
 }
 
 /** See the file comment. */
@@ -96,12 +98,14 @@ export class PgPipeline {
 
   handlePortalSuspended(): void {}
 
-  handleError(err: unknown): void {
-    const databaseError = !!err && typeof err === 'object' && 'severity' in err;
+  handleError(err: unknown, con?: PgConnection): void {
     if (this.index < this.outcomes.length) this.outcomes[this.index] = { ok: false, error: err };
     // The database skips the rest of the pipeline until the Sync, and pg detaches the submittable
-    // on an error, so this is the end.
-    this.finish(databaseError ? undefined : err);
+    // on an error, so this is the end: settle once the connection is ready again, so that its
+    // transaction status is current.
+    if (!isDatabaseError(err)) this.finish(err);
+    else if (con) afterReadyForQuery(con, () => this.finish());
+    else this.finish();
   }
 
   handleReadyForQuery(): void {
