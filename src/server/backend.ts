@@ -17,6 +17,12 @@ export type BackendConnection = pg.PoolClient & {
   secretKey?: number;
   /** application_name last set on this connection (HeliosDB's own bookkeeping). */
   heliosAppName?: string;
+  /**
+   * Set when a CancelRequest was sent for this connection; settles once PostgreSQL processed it.
+   * A cancel that arrives after its statement finished hits the connection's next statement, so
+   * such a connection is not reused before this settles (pooled connections are discarded).
+   */
+  heliosCancel?: Promise<void>;
 };
 
 /** Result cells arrive as PostgreSQL text: no parsing on the server. */
@@ -34,7 +40,10 @@ export interface Backend {
   acquire(): Promise<BackendConnection>;
   /** Returns a connection; `destroy` discards it (after errors that leave it unusable). */
   release(conn: BackendConnection, destroy?: boolean): void;
-  /** Asks the database to cancel the statement running on `conn` (a no-op on PGlite). */
+  /**
+   * Asks the database to cancel the statement running on `conn` (a no-op on PGlite). Records the
+   * request in `conn.heliosCancel`.
+   */
   cancel(conn: BackendConnection): Promise<void>;
   /** The database's version string. */
   version(): Promise<string>;
@@ -70,7 +79,7 @@ async function createPostgresBackend(opts: ResolvedServerOptions, log: Logger): 
     engine: 'postgresql',
     acquire: () => pool.connect() as Promise<BackendConnection>,
     release: (conn, destroy) => conn.release(destroy ? true : undefined),
-    cancel: (conn) => sendCancelRequest(conn, params.hostname || '127.0.0.1', Number(params.port || 5432)),
+    cancel: (conn) => (conn.heliosCancel ??= sendCancelRequest(conn, params.hostname || '127.0.0.1', Number(params.port || 5432))),
     version: async () => (await pool.query('SELECT version() AS v')).rows[0].v as string,
     stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => pool.end(),

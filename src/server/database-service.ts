@@ -127,6 +127,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           destroy = true;
         }
       }
+      // A cancel sent for this call may still hit whatever runs next on the connection.
+      if (conn.heliosCancel) destroy = true;
       backend.release(conn, destroy);
       // A failure already explains itself; the rollback above is then just cleanup.
       if (leftOpen && !failed) {

@@ -79,6 +79,12 @@ export class SessionManager {
       if (session.closed) throw this.gone(id);
       return await fn(session.conn, session);
     } finally {
+      // A cancel sent during this call must land before the session's next statement starts.
+      const cancel = session.conn.heliosCancel;
+      if (cancel) {
+        await cancel;
+        session.conn.heliosCancel = undefined;
+      }
       session.active--;
       done();
       if (!session.closed) this.arm(session);
