@@ -31,6 +31,7 @@ export const reasons = {
   transactionControl: 'TRANSACTION_CONTROL_OUTSIDE_SESSION',
   cancelled: 'CANCELLED',
   deadlineExceeded: 'DEADLINE_EXCEEDED',
+  statementTimeout: 'STATEMENT_TIMEOUT',
   shuttingDown: 'SHUTTING_DOWN',
 } as const;
 
@@ -73,6 +74,7 @@ export function codeForSqlstate(sqlstate: string): Code {
     case '0B': // invalid transaction initiation
     case '2D': // invalid transaction termination
     case '3B': // savepoint exception (e.g. no such savepoint)
+    case '2B': // dependent privilege descriptors / objects still exist (e.g. DROP without CASCADE)
       return Code.FailedPrecondition;
     case '28': // invalid authorization
       return Code.Unauthenticated;
@@ -131,8 +133,15 @@ export function toConnectError(err: unknown, extra: DetailInit = {}): ConnectErr
   const e = (err ?? {}) as PgErrorLike & { code?: string };
   const message = e.message || String(err);
   if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.severity) {
-    const code = codeForSqlstate(e.code);
+    let code = codeForSqlstate(e.code);
+    let reason = '';
+    if (e.code === '57014' && /statement timeout/.test(message)) {
+      // statement_timeout, not a cancellation by anyone: the server's own deadline passed.
+      code = Code.DeadlineExceeded;
+      reason = reasons.statementTimeout;
+    }
     return serverError(code, message, {
+      reason,
       sqlstate: e.code,
       detail: e.detail ?? '',
       hint: e.hint ?? '',
