@@ -151,7 +151,7 @@ export async function createTable(ts: TestServer, t: HasAfter, columns = 'id int
   const name = uniqueName();
   await ts.db.execute({ sql: `CREATE TABLE ${name} (${columns})` });
   t.after(async () => {
-    await ts.db.execute({ sql: `DROP TABLE IF EXISTS ${name}` });
+    await ts.db.execute({ sql: `DROP TABLE IF EXISTS ${name} CASCADE` });
   });
   return name;
 }
