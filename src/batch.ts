@@ -197,7 +197,12 @@ export async function executeChunks<T>(
       }
       throw e;
     }
-    for (const item of r.results) out.results.push(item);
+    for (const item of r.results) {
+      if (!item.ok && item.error instanceof QueryError && item.error.statementIndex !== undefined && chunk.start > 0) {
+        (item.error as { statementIndex: number }).statementIndex = item.error.statementIndex + chunk.start;
+      }
+      out.results.push(item);
+    }
     out.rowCount += r.rowCount;
     out.failed += r.failed;
     out.executionTimeMs += r.executionTimeMs;
