@@ -269,6 +269,9 @@ export class BaseClient implements Queryable {
    * ```
    */
   async transaction<R>(fn: (tx: Transaction) => Promise<R> | R, options: TransactionRunOptions = {}): Promise<R> {
+    if (typeof fn !== 'function') {
+      throw new TypeError('client.transaction(fn, options) needs a callback; use client.begin(options) for a transaction object');
+    }
     const maxRetries = options.maxRetries ?? transactionRetryDefaults.maxRetries;
     if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new RangeError(`maxRetries must be a non-negative integer, got ${maxRetries}`);
     const base = options.retryBaseDelayMs ?? transactionRetryDefaults.retryBaseDelayMs;

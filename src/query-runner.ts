@@ -26,6 +26,8 @@ export interface RunnerHooks {
   onError?(error: HeliosDBError): void;
   /** A result stream opened (`+1`) or ended (`-1`). */
   onStream?(delta: 1 | -1): void;
+  /** A result stream was created (a transaction cancels its unfinished streams when it ends). */
+  onStreamCreated?(stream: ResultStream<unknown>): void;
 }
 
 /** See the file comment. */
@@ -178,7 +180,7 @@ export class QueryRunner {
     this.check();
     const wireParams = toParams(params);
     let t0 = 0;
-    return new ResultStream<T>({
+    const stream = new ResultStream<T>({
       signal: options?.signal,
       open: (signal) => {
         t0 = performance.now();
@@ -202,6 +204,8 @@ export class QueryRunner {
         if (!error) this.emit('stream', sql, params, t0, rowCount);
       },
     });
+    this.hooks.onStreamCreated?.(stream as ResultStream<unknown>);
+    return stream;
   }
 
   /** Prepare: parses `sql` once and returns the statement. */

@@ -10,7 +10,8 @@ import { DeadlockDetectedError, type HeliosDBError, SerializationFailureError } 
 export interface TransactionRetryOptions {
   /**
    * How many times the whole callback runs again after a serialization failure (40001) or a
-   * deadlock (40P01). `0` disables retrying. Default `3`.
+   * deadlock (40P01). **Each retry repeats everything the callback does, including its side
+   * effects outside the database.** `0` disables retrying. Default `3`.
    */
   maxRetries?: number;
   /** Backoff before the first retry, ms; it doubles with each retry. Default `20`. */

@@ -109,6 +109,7 @@ export class Transaction implements Queryable, AsyncDisposable {
   #endedBecause = '';
   #ending = false;
   #conflict: HeliosDBError | undefined;
+  readonly #streams = new Set<ResultStream<unknown>>();
 
   /** @internal Created by `client.begin()`. */
   constructor(init: TransactionInit) {
@@ -122,6 +123,10 @@ export class Transaction implements Queryable, AsyncDisposable {
       check: () => this.#checkOpen(),
       onError: (e) => this.#observe(e),
       onStream: init.onStream,
+      onStreamCreated: (stream) => {
+        for (const s of this.#streams) if (s.finished) this.#streams.delete(s);
+        this.#streams.add(stream);
+      },
     });
   }
 
@@ -172,7 +177,7 @@ export class Transaction implements Queryable, AsyncDisposable {
   /**
    * Streams a query's rows inside the transaction (see `ResultStream`). The transaction's other
    * calls wait until the stream ends: read it to its end (or cancel it) before the next statement,
-   * or use {@link cursor} to interleave.
+   * or use {@link cursor} to interleave. `commit()` and `rollback()` cancel streams still open.
    */
   stream<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: StreamOptions): ResultStream<T> {
     return this.#runner.stream<T>(sql, params, options);
@@ -278,12 +283,14 @@ export class Transaction implements Queryable, AsyncDisposable {
 
   /**
    * Commits. After it, the transaction is finished whatever the outcome: a failed commit
-   * (a serialization failure at commit, an earlier failed statement) rolled it back.
+   * (a serialization failure at commit, an earlier failed statement) rolled it back. Streams of
+   * the transaction not read to their end are cancelled first.
    */
   async commit(options?: CallOptions): Promise<void> {
     this.#runner.check();
     if (this.#ending) throw new TransactionError(`transaction ${this.id} is already ending`, 'TRANSACTION_FINISHED');
     this.#ending = true;
+    await this.#cancelStreams();
     const t0 = performance.now();
     try {
       await this.#init.rpc.commit({ transactionId: this.id }, this.#runner.callOptions(options));
@@ -297,13 +304,15 @@ export class Transaction implements Queryable, AsyncDisposable {
   }
 
   /**
-   * Rolls back. A no-op when the transaction already ended without committing (rolled back,
-   * expired, failed); throws `TRANSACTION_FINISHED` after a commit.
+   * Rolls back (cancelling the transaction's unfinished streams first). A no-op when the
+   * transaction already ended without committing (rolled back, expired, failed); throws
+   * `TRANSACTION_FINISHED` after a commit.
    */
   async rollback(options?: CallOptions): Promise<void> {
     if (this.#state === 'committed') this.#runner.check();
     if (this.finished || this.#ending) return;
     this.#ending = true;
+    await this.#cancelStreams();
     const t0 = performance.now();
     try {
       await this.#init.rpc.rollback({ transactionId: this.id }, this.#runner.callOptions(options));
@@ -342,6 +351,13 @@ export class Transaction implements Queryable, AsyncDisposable {
       throw this.#runner.fail(method, sql, undefined, t0, e);
     }
     this.#runner.emit(method, sql, undefined, t0, 0);
+  }
+
+  /** Cancels the transaction's unfinished streams: the server runs COMMIT / ROLLBACK only after them. */
+  async #cancelStreams(): Promise<void> {
+    const open = [...this.#streams].filter((s) => !s.finished);
+    this.#streams.clear();
+    await Promise.all(open.map((s) => s.cancel()));
   }
 
   #checkOpen(): void {

@@ -268,6 +268,29 @@ describeEachBackend('client streams', (backend) => {
     await assertNothingOpen('after a transaction stream');
   });
 
+  test('commit and rollback cancel the transaction streams still open instead of waiting for them', async () => {
+    const tx = await client.begin();
+    await tx.execute(`INSERT INTO ${t} VALUES (20001, 'committed')`);
+    let n = 0;
+    const stream = tx.stream('SELECT g FROM generate_series(1, 1000000) g', [], { batchRows: 100 });
+    for await (const _ of stream) {
+      if (++n === 300) {
+        await tx.commit(); // would wait forever for the unread stream if it were not cancelled
+        break;
+      }
+    }
+    assert.equal(tx.state, 'committed');
+    assert.ok(stream.finished);
+    const started = await client.begin();
+    const open = started.stream('SELECT g FROM generate_series(1, 1000000) g');
+    await open.fields;
+    await started.rollback();
+    assert.ok(open.finished);
+    assert.equal((await client.queryOne<{ name: string }>(`SELECT name FROM ${t} WHERE id = 20001`)).name, 'committed');
+    await client.execute(`DELETE FROM ${t} WHERE id = 20001`);
+    await assertNothingOpen('after ending transactions with open streams');
+  });
+
   test('compression: gzip clients stream and send large parameters', async () => {
     const gz = createClient({ url: ts.server.grpcUrl, minConnections: 1, compression: 'gzip' });
     try {
