@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { create, toBinary } from '@bufbuild/protobuf';
 import {
   createClient,
   type HeliosDBClient,
@@ -16,6 +17,9 @@ import {
   TransactionError,
   UniqueViolationError,
 } from '../src/index.js';
+import { ExecuteBatchRequestSchema } from '../gen/heliosdb/v1/database_pb.js';
+import { ValueSchema } from '../gen/heliosdb/v1/value_pb.js';
+import { chunkParameterSets, estimateValueBytes } from '../src/batch.js';
 import { startServer } from '../src/server/server.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -291,5 +295,28 @@ describeEachBackend('client prepared statements across a server restart', (backe
       await client.close();
       await server.close();
     }
+  });
+});
+
+describe('executeMany chunking (no server)', () => {
+  test('chunks respect the byte and count limits, keep order, and estimate sizes from above', () => {
+    const sets = Array.from({ length: 1000 }, (_, i) => [i, 'x'.repeat(i % 50), i % 3 === 0 ? null : new Uint8Array(10)]);
+    const chunks = [...chunkParameterSets(sets, 4096, 120)];
+    let next = 0;
+    for (const c of chunks) {
+      assert.equal(c.start, next, 'chunks are contiguous');
+      assert.ok(c.sets.length >= 1 && c.sets.length <= 120);
+      const actual = toBinary(ExecuteBatchRequestSchema, create(ExecuteBatchRequestSchema, { sql: 'INSERT', parameterSets: c.sets })).length;
+      let estimate = 0;
+      for (const set of c.sets) for (const v of set.values) estimate += estimateValueBytes(v);
+      assert.ok(estimate >= actual - 10 * c.sets.length, `the estimate (${estimate}) covers the encoded size (${actual})`);
+      next += c.sets.length;
+    }
+    assert.equal(next, 1000);
+    assert.ok(chunks.length > 1000 / 120, 'the byte limit split the work further than the count limit');
+    assert.deepEqual([...chunkParameterSets([], 10, 10)], []);
+    // A single set larger than the limit still goes, alone.
+    assert.equal([...chunkParameterSets([['y'.repeat(100)], ['z']], 10, 10)].length, 2);
+    assert.ok(estimateValueBytes(create(ValueSchema, { kind: { case: 'text', value: 'é€😀' } })) >= new TextEncoder().encode('é€😀').length);
   });
 });

@@ -17,8 +17,10 @@ import {
   SerializationFailureError,
   Transaction,
   TransactionError,
+  transactionRetryDefaults,
   UniqueViolationError,
 } from '../src/index.js';
+import { retryDelayMs } from '../src/transaction-retry.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
@@ -438,11 +440,26 @@ describeEachBackend('client transactions past the idle timeout', (backend) => {
   });
 });
 
+describe('client transactions: retry backoff (no server)', () => {
+  test('exponential with jitter, capped, never below the server hint', () => {
+    for (let retry = 1; retry <= 10; retry++) {
+      const ceiling = Math.min(1000, 20 * 2 ** (retry - 1));
+      assert.equal(retryDelayMs(retry, 20, 1000, undefined, () => 0), Math.round(ceiling / 2));
+      assert.equal(retryDelayMs(retry, 20, 1000, undefined, () => 1), ceiling);
+      const d = retryDelayMs(retry, 20, 1000, undefined);
+      assert.ok(d >= ceiling / 2 - 1 && d <= ceiling, `${retry}: ${d}`);
+    }
+    assert.equal(retryDelayMs(1, 20, 1000, 500, () => 0), 500, 'retryAfterMs wins when longer');
+    assert.deepEqual(transactionRetryDefaults, { maxRetries: 3, retryBaseDelayMs: 20, retryMaxDelayMs: 1000 });
+  });
+});
+
 describe('client transactions: argument checks', () => {
   test('maxRetries must be a non-negative integer', async () => {
     const c = createClient({ url: 'grpc://127.0.0.1:1', minConnections: 0 });
     try {
       await rejects(c.transaction(async () => 1, { maxRetries: -1 }), RangeError);
+      await rejects(c.transaction({ isolationLevel: IsolationLevel.Serializable } as never), TypeError);
     } finally {
       await c.close();
     }
