@@ -5,18 +5,20 @@
  * (transactions do this).
  * @packageDocumentation
  */
-import { type DescMessage, type DescMethod, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type DescMethod, fromBinary, isMessage, toBinary } from '@bufbuild/protobuf';
 import {
   Code,
   ConnectError,
+  type ContextValues,
   createContextKey,
   createContextValues,
   type Interceptor,
   type StreamResponse,
   type Transport,
+  type UnaryRequest,
   type UnaryResponse,
 } from '@connectrpc/connect';
-import { runStreamingCall, runUnaryCall } from '@connectrpc/connect/protocol';
+import { runStreamingCall } from '@connectrpc/connect/protocol';
 import * as grpc from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';
@@ -44,6 +46,84 @@ function codecOf(method: DescMethod) {
     codecs.set(method, c);
   }
   return c;
+}
+
+/** The error of a call whose deadline passed before it started (as Connect reports it). */
+function deadlineError(): ConnectError {
+  return new ConnectError('the operation timed out', Code.DeadlineExceeded);
+}
+
+/**
+ * A unary call's AbortSignal as Connect's runUnaryCall defines it (aborted by the caller's signal,
+ * by the deadline, and when the call ends), made only when something reads it.
+ */
+class CallSignal {
+  private controller: AbortController | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private onCallerAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly caller: AbortSignal | undefined,
+    private readonly timeoutMs: number | undefined,
+  ) {}
+
+  /** Whether the signal was made. */
+  get materialized(): boolean {
+    return this.controller !== undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    const c = (this.controller = new AbortController());
+    const caller = this.caller;
+    if (caller?.aborted) c.abort(caller.reason);
+    else if (caller) {
+      this.onCallerAbort = () => c.abort(caller.reason);
+      caller.addEventListener('abort', this.onCallerAbort, { once: true });
+    }
+    if (this.timeoutMs !== undefined && !c.signal.aborted) {
+      if (this.timeoutMs <= 0) c.abort(deadlineError());
+      else this.timer = setTimeout(() => c.abort(deadlineError()), this.timeoutMs);
+    }
+    return c.signal;
+  }
+
+  private cleanup(): void {
+    clearTimeout(this.timer);
+    if (this.onCallerAbort) this.caller!.removeEventListener('abort', this.onCallerAbort);
+  }
+
+  /** The call succeeded. */
+  done(): void {
+    if (!this.controller) return;
+    this.cleanup();
+    this.controller.abort();
+  }
+
+  /** The call failed with `e`: the error to report (Canceled with the reason once aborted). */
+  fail(e: unknown): ConnectError {
+    const aborted = this.controller ? this.controller.signal : this.caller?.aborted ? this.caller : undefined;
+    const err = aborted?.aborted ? ConnectError.from(aborted.reason, Code.Canceled) : ConnectError.from(e);
+    if (this.controller) {
+      this.cleanup();
+      if (!this.controller.signal.aborted) this.controller.abort(err);
+    }
+    return err;
+  }
+}
+
+/** gRPC metadata straight from the caller's HeadersInit (no Headers object in between). */
+function metadataFromInit(init: HeadersInit | undefined): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (init === undefined) return md;
+  if (init instanceof Headers) {
+    init.forEach((v, k) => md.add(k, v));
+  } else if (Array.isArray(init)) {
+    for (const [k, v] of init) md.add(k.toLowerCase(), v);
+  } else {
+    for (const k of Object.keys(init)) md.add(k.toLowerCase(), (init as Record<string, string>)[k]);
+  }
+  return md;
 }
 
 function metadataToHeaders(md: grpc.Metadata | undefined): Headers {
@@ -116,50 +196,78 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues): Promise<UnaryResponse<any, any>> {
       const { ser, de, path } = codecOf(method);
-      return runUnaryCall({
-        interceptors,
-        signal,
-        timeoutMs,
-        req: {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: 'POST',
-          url: `${baseUrl}${path}`,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
+      // Connect's runUnaryCall costs two AbortControllers, their listeners and a DOMException per
+      // call (it aborts the finished call's signal without a reason), plus a Headers object each
+      // way. This runs the same interceptor chain, with the request's signal, headers and context
+      // values made only when an interceptor (or a caller's signal or deadline) needs them.
+      const cs = new CallSignal(signal, timeoutMs);
+      let reqHeader: Headers | undefined;
+      let reqValues: ContextValues | undefined = contextValues;
+      const base: UnaryRequest<any, any> = {
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: 'POST',
+        url: `${baseUrl}${path}`,
+        get header() {
+          return (reqHeader ??= new Headers(header));
         },
-        next: async (req) => {
-          req.signal.throwIfAborted();
-          const ch = await channelFor(req.contextValues.get(pinnedChannel));
-          try {
-            req.signal.throwIfAborted();
-            return await new Promise<UnaryResponse<any, any>>((resolve, reject) => {
-              let responseHeader: Headers | undefined;
-              const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
-              const call = ch.client.makeUnaryRequest(path, ser, de, req.message as never, headersToMetadata(req.header), options, (err, value) => {
-                req.signal.removeEventListener('abort', onAbort);
-                if (err) reject(connectErrorFromGrpc(err));
-                else
-                  resolve({
-                    stream: false,
-                    service: method.parent,
-                    method,
-                    header: responseHeader ?? new Headers(),
-                    message: value as never,
-                    trailer: new Headers(),
-                  });
-              });
-              const onAbort = () => call.cancel();
-              req.signal.addEventListener('abort', onAbort, { once: true });
-              call.on('metadata', (md: grpc.Metadata) => (responseHeader = metadataToHeaders(md)));
+        get contextValues() {
+          return (reqValues ??= createContextValues());
+        },
+        get signal() {
+          return cs.signal;
+        },
+        message: isMessage(input, method.input) ? input : create(method.input, input as never),
+      };
+      const send = async (req: UnaryRequest<any, any>): Promise<UnaryResponse<any, any>> => {
+        const ours = req === base;
+        const abortSignal = ours && !cs.materialized ? signal : req.signal;
+        abortSignal?.throwIfAborted();
+        if (ours && !cs.materialized && timeoutMs !== undefined && timeoutMs <= 0) throw deadlineError();
+        const ch = await channelFor((ours ? reqValues : req.contextValues)?.get(pinnedChannel));
+        try {
+          abortSignal?.throwIfAborted();
+          const metadata = ours && reqHeader === undefined ? metadataFromInit(header) : headersToMetadata(req.header);
+          return await new Promise<UnaryResponse<any, any>>((resolve, reject) => {
+            let responseMetadata: grpc.Metadata | undefined;
+            let responseHeader: Headers | undefined;
+            let trailer: Headers | undefined;
+            const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+            const call = ch.client.makeUnaryRequest(path, ser, de, req.message as never, metadata, options, (err, value) => {
+              abortSignal?.removeEventListener('abort', onAbort);
+              if (err) reject(connectErrorFromGrpc(err));
+              else
+                resolve({
+                  stream: false,
+                  service: method.parent,
+                  method,
+                  get header() {
+                    return (responseHeader ??= metadataToHeaders(responseMetadata));
+                  },
+                  message: value as never,
+                  get trailer() {
+                    return (trailer ??= new Headers());
+                  },
+                });
             });
-          } finally {
-            pool.release(ch);
-          }
-        },
-      });
+            const onAbort = () => call.cancel();
+            abortSignal?.addEventListener('abort', onAbort, { once: true });
+            call.on('metadata', (md: grpc.Metadata) => (responseMetadata = md));
+          });
+        } finally {
+          pool.release(ch);
+        }
+      };
+      let next: (req: UnaryRequest<any, any>) => Promise<UnaryResponse<any, any>> = send;
+      for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i](next as never) as never;
+      try {
+        const res = await next(base);
+        cs.done();
+        return res;
+      } catch (e) {
+        throw cs.fail(e);
+      }
     },
 
     async stream(method, signal, timeoutMs, header, input, contextValues): Promise<StreamResponse<any, any>> {
