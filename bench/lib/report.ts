@@ -1,0 +1,496 @@
+/**
+ * Aggregates cell results over repeats (medians) and renders them: a Markdown report, JSON, and a
+ * hand-written SVG bar chart.
+ * @packageDocumentation
+ */
+import type { Backend, CellResult, DriverName, Operation, PhaseResult } from './types.js';
+
+/** One phase's medians over the repeats. */
+export interface AggPhase {
+  phase: string;
+  samples: number;
+  elapsedMs: number;
+  completed: number;
+  failed: number;
+  /** Operations per second: queries/s, rows/s. */
+  perSecond: number;
+  /** MB/s (10^6 bytes) of row payload, for streams. */
+  mbPerSecond?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  clientCpuMs: number;
+  clientPeakRssBytes: number;
+  clientStartRssBytes?: number;
+  serverCpuMs?: number;
+  serverPeakRssBytes?: number;
+  serverStartRssBytes?: number;
+  error?: string;
+}
+
+/** One stack's results for one operation. */
+export interface AggRow {
+  op: Operation;
+  driver: DriverName;
+  backend: Backend | 'direct';
+  label: string;
+  phases: AggPhase[];
+  skipped?: string;
+  errors: string[];
+  notes: string[];
+}
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+  postgres?: string;
+  commit?: string;
+  date: string;
+}
+
+export interface Report {
+  mode: 'quick' | 'full';
+  repeats: number;
+  machine: Machine;
+  sizes: Record<string, unknown>;
+  rows: AggRow[];
+  goals: { goal: string; value: string; met: boolean | null }[];
+  notes: string[];
+}
+
+const driverLabel: Record<DriverName, string> = {
+  'sdk-grpc': 'HeliosDB SDK, gRPC',
+  'sdk-connect': 'HeliosDB SDK, Connect (HTTP)',
+  'sdk-values': 'HeliosDB SDK, execute multi-row VALUES',
+  raw: 'raw grpc-js stub',
+  pg: 'pg (node-postgres)',
+  'postgres.js': 'postgres.js',
+};
+
+export function labelOf(driver: DriverName, backend: Backend | 'direct'): string {
+  const l = driverLabel[driver];
+  if (backend === 'direct') return `${l} → PostgreSQL`;
+  return `${l} → server → ${backend === 'pglite' ? 'PGlite' : 'PostgreSQL'}`;
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function medianOf(ps: PhaseResult[], f: (p: PhaseResult) => number | undefined): number | undefined {
+  const xs = ps.map(f).filter((x): x is number => x !== undefined);
+  return xs.length ? median(xs) : undefined;
+}
+
+/** Medians over repeats, by operation and stack; rows in `order` (per operation) when given. */
+export function aggregate(results: CellResult[], order?: Record<string, [DriverName, Backend | 'direct'][]>): AggRow[] {
+  const byKey = new Map<string, CellResult[]>();
+  for (const r of results) {
+    const k = `${r.spec.op}|${r.spec.driver}|${r.spec.backend}`;
+    let list = byKey.get(k);
+    if (!list) byKey.set(k, (list = []));
+    list.push(r);
+  }
+  const rows: AggRow[] = [];
+  for (const list of byKey.values()) {
+    const { op, driver, backend } = list[0].spec;
+    const phaseNames = [...new Set(list.flatMap((r) => r.phases.map((p) => p.phase)))];
+    const phases: AggPhase[] = phaseNames.map((name) => {
+      const ps = list.flatMap((r) => r.phases.filter((p) => p.phase === name));
+      const elapsedMs = medianOf(ps, (p) => p.elapsedMs)!;
+      const bytes = medianOf(ps, (p) => p.bytes);
+      return {
+        phase: name,
+        samples: ps.length,
+        elapsedMs,
+        completed: medianOf(ps, (p) => p.completed)!,
+        failed: medianOf(ps, (p) => p.failed)!,
+        perSecond: medianOf(ps, (p) => (p.completed / p.elapsedMs) * 1000)!,
+        mbPerSecond: bytes === undefined ? undefined : medianOf(ps, (p) => (p.bytes! / p.elapsedMs) * 1000 / 1e6),
+        p50Ms: medianOf(ps, (p) => p.p50Ms),
+        p99Ms: medianOf(ps, (p) => p.p99Ms),
+        clientCpuMs: medianOf(ps, (p) => p.client.cpuMs)!,
+        clientPeakRssBytes: medianOf(ps, (p) => p.client.peakRssBytes)!,
+        clientStartRssBytes: medianOf(ps, (p) => p.client.startRssBytes),
+        serverCpuMs: medianOf(ps, (p) => p.server?.cpuMs),
+        serverPeakRssBytes: medianOf(ps, (p) => p.server?.peakRssBytes),
+        serverStartRssBytes: medianOf(ps, (p) => p.server?.startRssBytes),
+        error: ps.find((p) => p.error)?.error,
+      };
+    });
+    rows.push({
+      op,
+      driver,
+      backend,
+      label: labelOf(driver, backend),
+      phases,
+      skipped: list.find((r) => r.skipped)?.skipped,
+      errors: [...new Set(list.filter((r) => r.error).map((r) => r.error!))],
+      notes: [...new Set(list.flatMap((r) => r.notes ?? []))],
+    });
+  }
+  if (order) {
+    const opIndex = Object.keys(order);
+    const rank = (r: AggRow) => {
+      const list = order[r.op] ?? [];
+      const i = list.findIndex(([d, b]) => d === r.driver && b === r.backend);
+      return opIndex.indexOf(r.op) * 1000 + (i < 0 ? 999 : i);
+    };
+    rows.sort((a, b) => rank(a) - rank(b));
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups and formatting
+
+export function find(rows: AggRow[], op: Operation, driver: DriverName, backend: Backend | 'direct'): AggRow | undefined {
+  return rows.find((r) => r.op === op && r.driver === driver && r.backend === backend);
+}
+
+export function phaseOf(row: AggRow | undefined, phase: string): AggPhase | undefined {
+  return row?.phases.find((p) => p.phase === phase);
+}
+
+/** The raw stub on the same backend (the direct drivers compare with the stub on PostgreSQL). */
+function rawFor(rows: AggRow[], row: AggRow): AggRow | undefined {
+  return find(rows, row.op, 'raw', row.backend === 'pglite' ? 'pglite' : 'postgresql');
+}
+
+function fmtNum(x: number | undefined, digits = 0): string {
+  if (x === undefined || !Number.isFinite(x)) return '–';
+  return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function fmtMs(x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x)) return '–';
+  return x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0);
+}
+
+function fmtMB(bytes: number | undefined): string {
+  return bytes === undefined || !Number.isFinite(bytes) ? '–' : `${(bytes / 2 ** 20).toFixed(0)}`;
+}
+
+/** Peak RSS in MiB with its growth over the phase's starting RSS: `180 (+42)`. */
+function fmtRss(peak: number | undefined, start: number | undefined): string {
+  if (peak === undefined || !Number.isFinite(peak)) return '–';
+  if (start === undefined || !Number.isFinite(start)) return fmtMB(peak);
+  return `${fmtMB(peak)} (+${Math.max(0, (peak - start) / 2 ** 20).toFixed(0)})`;
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return '–';
+  return `${(a / b).toFixed(2)}×`;
+}
+
+function status(row: AggRow): string | undefined {
+  if (row.skipped) return `skipped: ${row.skipped}`;
+  if (row.errors.length) return `**failed**: ${row.errors[0]}`;
+  return undefined;
+}
+
+/** A Markdown table; the first column and those named in `left` are left-aligned, the rest right. */
+function table(header: string[], body: string[][], left: string[] = []): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(esc).join(' | ')} |`,
+    `|${header.map((h, i) => (i === 0 || left.includes(h) ? '---' : '---:')).join('|')}|`,
+    ...body.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+function statusRow(row: AggRow, width: number): string[] {
+  return [row.label, status(row)!, ...Array.from({ length: width - 2 }, () => '')];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+function simpleTable(rows: AggRow[]): string {
+  const list = rows.filter((r) => r.op === 'simple');
+  const phases = [...new Set(list.flatMap((r) => r.phases.map((p) => p.phase)))];
+  const pg = find(rows, 'simple', 'pg', 'direct');
+  const header = ['stack'];
+  for (const p of phases) header.push(`${p} q/s`, `${p} p50 ms`, `${p} p99 ms`);
+  for (const p of phases) header.push(`${p} vs raw`, `${p} vs pg`);
+  const last = phases[phases.length - 1];
+  header.push(`client CPU µs/q (${last})`, `server CPU µs/q (${last})`);
+  const body = list.map((row) => {
+    if (status(row)) return statusRow(row, header.length);
+    const cells = [row.label];
+    for (const p of phases) {
+      const ph = phaseOf(row, p);
+      cells.push(fmtNum(ph?.perSecond), fmtMs(ph?.p50Ms), fmtMs(ph?.p99Ms));
+    }
+    const raw = rawFor(rows, row);
+    for (const p of phases) {
+      const v = phaseOf(row, p)?.perSecond;
+      cells.push(ratio(v, phaseOf(raw, p)?.perSecond), ratio(v, phaseOf(pg, p)?.perSecond));
+    }
+    const ph = phaseOf(row, last);
+    cells.push(
+      ph ? fmtNum((ph.clientCpuMs * 1000) / ph.completed) : '–',
+      ph?.serverCpuMs !== undefined ? fmtNum((ph.serverCpuMs * 1000) / ph.completed) : '–',
+    );
+    return cells;
+  });
+  return table(header, body);
+}
+
+function batchTable(rows: AggRow[]): string {
+  const list = rows.filter((r) => r.op === 'batch');
+  const pg = phaseOf(find(rows, 'batch', 'pg', 'direct'), 'insert');
+  const header = ['stack', 'rows/s', 'time s', 'vs raw', 'vs pg', 'client CPU s', 'server CPU s', 'client peak RSS MiB (growth)', 'server peak RSS MiB (growth)'];
+  const body = list.map((row) => {
+    if (status(row)) return statusRow(row, header.length);
+    const ph = phaseOf(row, 'insert')!;
+    const raw = phaseOf(rawFor(rows, row), 'insert');
+    return [
+      row.label,
+      fmtNum(ph.perSecond),
+      (ph.elapsedMs / 1000).toFixed(2),
+      ratio(ph.perSecond, raw?.perSecond),
+      ratio(ph.perSecond, pg?.perSecond),
+      (ph.clientCpuMs / 1000).toFixed(2),
+      ph.serverCpuMs === undefined ? '–' : (ph.serverCpuMs / 1000).toFixed(2),
+      fmtRss(ph.clientPeakRssBytes, ph.clientStartRssBytes),
+      fmtRss(ph.serverPeakRssBytes, ph.serverStartRssBytes),
+    ];
+  });
+  return table(header, body);
+}
+
+function streamTable(rows: AggRow[]): string {
+  const list = rows.filter((r) => r.op === 'stream');
+  const pg = phaseOf(find(rows, 'stream', 'pg', 'direct'), 'stream');
+  const header = ['stack', 'MB/s', 'rows/s', 'time s', 'vs raw', 'vs pg', 'client CPU s', 'server CPU s', 'client peak RSS MiB (growth)', 'server peak RSS MiB (growth)'];
+  const body = list.map((row) => {
+    if (status(row)) return statusRow(row, header.length);
+    const ph = phaseOf(row, 'stream')!;
+    const raw = phaseOf(rawFor(rows, row), 'stream');
+    return [
+      row.label,
+      fmtNum(ph.mbPerSecond),
+      fmtNum(ph.perSecond),
+      (ph.elapsedMs / 1000).toFixed(2),
+      ratio(ph.mbPerSecond, raw?.mbPerSecond),
+      ratio(ph.mbPerSecond, pg?.mbPerSecond),
+      (ph.clientCpuMs / 1000).toFixed(2),
+      ph.serverCpuMs === undefined ? '–' : (ph.serverCpuMs / 1000).toFixed(2),
+      fmtRss(ph.clientPeakRssBytes, ph.clientStartRssBytes),
+      fmtRss(ph.serverPeakRssBytes, ph.serverStartRssBytes),
+    ];
+  });
+  return table(header, body);
+}
+
+function poolTable(rows: AggRow[], sizes: Record<string, unknown>): string {
+  const list = rows.filter((r) => r.op === 'pool-queries' || r.op === 'pool-streams');
+  const header = ['stack', 'test', 'at once', 'completed', 'failed', 'time s', 'client peak RSS MiB (growth)', 'server peak RSS MiB (growth)', 'first error'];
+  const body = list.map((row) => {
+    const test = row.op === 'pool-queries' ? 'queries in flight' : 'open streams';
+    const n = String(row.op === 'pool-queries' ? sizes.poolQueries : sizes.poolStreams);
+    if (status(row)) return [row.label, test, n, status(row)!, '', '', '', '', ''];
+    const ph = row.phases[0];
+    return [
+      row.label,
+      test,
+      n,
+      fmtNum(ph.completed),
+      fmtNum(ph.failed),
+      (ph.elapsedMs / 1000).toFixed(2),
+      fmtRss(ph.clientPeakRssBytes, ph.clientStartRssBytes),
+      fmtRss(ph.serverPeakRssBytes, ph.serverStartRssBytes),
+      ph.error ?? '',
+    ];
+  });
+  return table(header, body, ['test', 'first error']);
+}
+
+export function markdown(r: Report): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(`# HeliosDB client benchmarks (${r.mode}${r.mode === 'full' ? `, median of ${r.repeats} runs` : ', one run'})`);
+  out.push('');
+  out.push(
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB.toFixed(0)} GiB memory, Node ${m.node}, ${m.platform}` +
+      (m.postgres ? `, ${m.postgres}` : '') +
+      `. Commit ${m.commit ?? '?'}, ${m.date}. Client, HeliosDB server and PostgreSQL share the machine's cores.`,
+  );
+  out.push('');
+  out.push(
+    'Every client stack runs in its own process (a fresh one per cell in a full run) and the HeliosDB server in another, so client and server CPU and memory are measured apart: peak RSS is per phase (VmHWM reset when it starts), shown with its growth over the RSS at the start; client processes run the TypeScript sources through tsx, which accounts for most of their ~130 MiB baseline. "vs raw" compares with the raw grpc-js stub on the same backend, "vs pg" with node-postgres straight to PostgreSQL (throughput ratios, higher is better).',
+  );
+  out.push('');
+  out.push('## Simple query: `SELECT $1::int` (closed loop)');
+  out.push('');
+  out.push(simpleTable(r.rows));
+  out.push('');
+  out.push(`## Batch insert: ${fmtNum(r.sizes.batchRows as number)} rows (int, text, float8, timestamptz), ${r.sizes.batchChunk} rows per call`);
+  out.push('');
+  out.push(batchTable(r.rows));
+  out.push('');
+  out.push(`## Streaming: ${fmtNum(r.sizes.streamRows as number)} rows of ~1 KB (\`SELECT g, repeat('x', 1000) FROM generate_series(1, N) g\`)`);
+  out.push('');
+  out.push('MB/s counts the text of the cells (10^6 bytes/s).');
+  out.push('');
+  out.push(streamTable(r.rows));
+  out.push('');
+  out.push(`## Pool: ${fmtNum(r.sizes.poolQueries as number)} queries in flight at once; ${fmtNum(r.sizes.poolStreams as number)} streams of ${r.sizes.poolStreamRows} rows open at once`);
+  out.push('');
+  out.push(poolTable(r.rows, r.sizes));
+  out.push('');
+  out.push('## Goals');
+  out.push('');
+  out.push(table(['goal', 'measured', 'met'], r.goals.map((g) => [g.goal, g.value, g.met === null ? '–' : g.met ? 'yes' : '**no**']), ['measured']));
+  out.push('');
+  const notes = [...r.notes];
+  for (const row of r.rows) for (const n of row.notes) notes.push(`${row.label} (${row.op}): ${n}`);
+  const seen = new Set<string>();
+  out.push('## Notes');
+  out.push('');
+  for (const n of notes) {
+    if (seen.has(n)) continue;
+    seen.add(n);
+    out.push(`- ${n}`);
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Goals
+
+export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['goals'] {
+  const out: Report['goals'] = [];
+  const concurrency = sizes.concurrency as number[];
+  const hi = `c${concurrency[concurrency.length - 1]}`;
+  const sdkSimple = find(rows, 'simple', 'sdk-grpc', 'postgresql');
+  const rawSimple = find(rows, 'simple', 'raw', 'postgresql');
+  for (const c of concurrency.map((c) => `c${c}`)) {
+    const s = phaseOf(sdkSimple, c)?.perSecond;
+    const r = phaseOf(rawSimple, c)?.perSecond;
+    if (s !== undefined && r !== undefined) {
+      out.push({ goal: `simple query ${c}: SDK within 10% of the raw stub`, value: `${(s / r).toFixed(2)}× (${fmtNum(s)} vs ${fmtNum(r)} q/s)`, met: s >= 0.9 * r });
+    }
+  }
+  const best = Math.max(...['c1', hi].map((c) => phaseOf(sdkSimple, c)?.perSecond ?? NaN).filter(Number.isFinite));
+  if (Number.isFinite(best)) out.push({ goal: 'simple query: SDK >= 12K q/s (seed figure)', value: `${fmtNum(best)} q/s (best concurrency)`, met: best >= 12_000 });
+
+  const sdkStream = phaseOf(find(rows, 'stream', 'sdk-grpc', 'postgresql'), 'stream');
+  const rawStream = phaseOf(find(rows, 'stream', 'raw', 'postgresql'), 'stream');
+  if (sdkStream?.mbPerSecond !== undefined && rawStream?.mbPerSecond !== undefined) {
+    out.push({ goal: 'streaming: SDK >= 85% of the raw stub', value: `${(sdkStream.mbPerSecond / rawStream.mbPerSecond).toFixed(2)}×`, met: sdkStream.mbPerSecond >= 0.85 * rawStream.mbPerSecond });
+  }
+  if (sdkStream?.mbPerSecond !== undefined) {
+    out.push({ goal: 'streaming: SDK >= 450 MB/s (seed figure)', value: `${fmtNum(sdkStream.mbPerSecond)} MB/s`, met: sdkStream.mbPerSecond >= 450 });
+  }
+
+  const sdkBatch = phaseOf(find(rows, 'batch', 'sdk-grpc', 'postgresql'), 'insert');
+  const direct = ['pg', 'postgres.js'] as const;
+  const bestDirect = Math.max(...direct.map((d) => phaseOf(find(rows, 'batch', d, 'direct'), 'insert')?.perSecond ?? NaN).filter(Number.isFinite));
+  if (sdkBatch) {
+    out.push({ goal: 'batch insert: SDK >= 100K rows/s', value: `${fmtNum(sdkBatch.perSecond)} rows/s`, met: sdkBatch.perSecond >= 100_000 });
+    if (Number.isFinite(bestDirect)) {
+      out.push({ goal: 'batch insert: SDK >= 80% of the best direct driver', value: `${(sdkBatch.perSecond / bestDirect).toFixed(2)}× (best direct ${fmtNum(bestDirect)} rows/s)`, met: sdkBatch.perSecond >= 0.8 * bestDirect });
+    }
+  }
+  const sdkPool = phaseOf(find(rows, 'pool-queries', 'sdk-grpc', 'postgresql'), 'in-flight');
+  if (sdkPool) {
+    out.push({
+      goal: `pool: ${fmtNum(sizes.poolQueries as number)} queries in flight, zero failures`,
+      value: `${fmtNum(sdkPool.completed)} completed, ${fmtNum(sdkPool.failed)} failed in ${(sdkPool.elapsedMs / 1000).toFixed(2)} s`,
+      met: sdkPool.failed === 0 && sdkPool.completed === sizes.poolQueries,
+    });
+  }
+  const sdkStreams = phaseOf(find(rows, 'pool-streams', 'sdk-grpc', 'postgresql'), 'streams');
+  if (sdkStreams) {
+    out.push({
+      goal: `pool: ${fmtNum(sizes.poolStreams as number)} streams open at once, zero failures`,
+      value: `${fmtNum(sdkStreams.completed)} completed, ${fmtNum(sdkStreams.failed)} failed in ${(sdkStreams.elapsedMs / 1000).toFixed(2)} s`,
+      met: sdkStreams.failed === 0 && sdkStreams.completed === sizes.poolStreams,
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG
+
+const palette: Record<DriverName, string> = {
+  'sdk-grpc': '#2563eb',
+  'sdk-connect': '#7c3aed',
+  'sdk-values': '#0891b2',
+  raw: '#6b7280',
+  pg: '#16a34a',
+  'postgres.js': '#ea580c',
+};
+
+function xml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+interface Panel {
+  title: string;
+  unit: string;
+  bars: { label: string; value: number; color: string; faded: boolean }[];
+}
+
+export function svg(r: Report): string {
+  const panels: Panel[] = [];
+  const bar = (row: AggRow, value: number | undefined) =>
+    value === undefined || !Number.isFinite(value) ? [] : [{ label: row.label, value, color: palette[row.driver], faded: row.backend === 'pglite' }];
+  const concurrency = r.sizes.concurrency as number[];
+  for (const c of concurrency) {
+    panels.push({
+      title: `Simple query, concurrency ${c}`,
+      unit: 'queries/s',
+      bars: r.rows.filter((x) => x.op === 'simple').flatMap((x) => bar(x, phaseOf(x, `c${c}`)?.perSecond)),
+    });
+  }
+  panels.push({ title: `Batch insert, ${fmtNum(r.sizes.batchRows as number)} rows`, unit: 'rows/s', bars: r.rows.filter((x) => x.op === 'batch').flatMap((x) => bar(x, phaseOf(x, 'insert')?.perSecond)) });
+  panels.push({ title: `Streaming, ${fmtNum(r.sizes.streamRows as number)} rows of ~1 KB`, unit: 'MB/s', bars: r.rows.filter((x) => x.op === 'stream').flatMap((x) => bar(x, phaseOf(x, 'stream')?.mbPerSecond)) });
+  panels.push({
+    title: `${fmtNum(r.sizes.poolQueries as number)} queries in flight at once (time to finish all, lower is better)`,
+    unit: 's',
+    bars: r.rows.filter((x) => x.op === 'pool-queries').flatMap((x) => bar(x, (phaseOf(x, 'in-flight')?.elapsedMs ?? NaN) / 1000)),
+  });
+  const width = 960;
+  const labelW = 370;
+  const barW = width - labelW - 110;
+  const rowH = 22;
+  const parts: string[] = [];
+  let y = 56;
+  for (const p of panels) {
+    if (p.bars.length === 0) continue;
+    parts.push(`<text x="16" y="${y}" class="h">${xml(p.title)} <tspan class="u">(${xml(p.unit)})</tspan></text>`);
+    y += 10;
+    const max = Math.max(...p.bars.map((b) => b.value)) || 1;
+    for (const b of p.bars) {
+      const w = Math.max(1, (b.value / max) * barW);
+      parts.push(`<text x="${labelW - 8}" y="${y + 15}" class="l" text-anchor="end">${xml(b.label)}</text>`);
+      parts.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${b.color}"${b.faded ? ' fill-opacity="0.45"' : ''} rx="2"/>`);
+      const v = p.unit === 's' ? b.value.toFixed(2) : fmtNum(b.value);
+      parts.push(`<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 15}" class="v">${v}</text>`);
+      y += rowH;
+    }
+    y += 26;
+  }
+  const m = r.machine;
+  const subtitle = `${r.mode === 'full' ? `median of ${r.repeats} runs` : 'quick run'} · ${m.cpus} × ${m.cpuModel} · ${m.memoryGiB.toFixed(0)} GiB · Node ${m.node} · ${m.date}`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
+    '<style>.t{font-size:18px;font-weight:600;fill:#111}.s{font-size:12px;fill:#555}.h{font-size:14px;font-weight:600;fill:#111}.u{font-weight:400;fill:#666}.l{font-size:12px;fill:#222}.v{font-size:12px;fill:#222}</style>',
+    `<rect width="${width}" height="${y}" fill="#fff"/>`,
+    `<text x="16" y="24" class="t">HeliosDB client benchmarks</text>`,
+    `<text x="16" y="42" class="s">${xml(subtitle)}</text>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
