@@ -3,7 +3,10 @@
  * PostgreSQL, or PGlite with --pglite), runs `SELECT $1::int` from this process through one stack
  * in a closed loop, and prints queries/s with the client's and the server's CPU per query.
  *
- *   npx tsx bench/profile-simple.ts --driver=sdk|raw|connect [--c=1] [--ms=5000] [--prof]
+ *   npx tsx bench/profile-simple.ts --driver=sdk|raw|connect|pg [--c=1] [--ms=5000] [--prof] [--stream=ROWS]
+ *
+ * With --stream=ROWS each call streams ROWS rows of ~1 KB instead, with --batch=ROWS it inserts
+ * ROWS rows (figures are then per row).
  *
  * With --prof both processes write V8 CPU profiles to .bench-out/prof/ and a summary of each
  * (self time by area and by function) is printed: `npx tsx bench/lib/cpuprofile.ts FILE` prints one.
@@ -15,7 +18,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
-import { openDriver } from './lib/drivers.js';
+import { type BenchRow, createInsertTable, openDriver, streamSql } from './lib/drivers.js';
+import pg from 'pg';
 import { syscalls } from './lib/proc.js';
 import { Ipc } from './lib/ipc.js';
 import { summarize } from './lib/cpuprofile.js';
@@ -29,6 +33,11 @@ const concurrency = Number(arg('c', '1'));
 const ms = Number(arg('ms', '5000'));
 const prof = has('prof');
 const pglite = has('pglite');
+/** --stream=N: stream N rows of ~1 KB per call instead of the simple query (n counts rows). */
+const streamRows = Number(arg('stream', '0'));
+/** --batch=N: insert N rows per call (executeMany for the SDK) instead (n counts rows). */
+const batchRows = Number(arg('batch', '0'));
+const batch: BenchRow[] = Array.from({ length: batchRows }, (_, i) => [i + 1, `name-${i + 1}`, (i + 1) * 0.5, new Date(Date.UTC(2026, 0, 1) + i * 1000)]);
 const profDir = path.join(root, '.bench-out/prof');
 const postgresUrl = process.env.HELIOSDB_BENCH_POSTGRES_URL || process.env.HELIOSDB_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -44,13 +53,21 @@ const ready = await new Promise<{ grpcUrl: string; httpUrl?: string }>((resolve)
 });
 
 const d = openDriver({
-  driver: driver === 'raw' ? 'raw' : driver === 'connect' ? 'sdk-connect' : driver === 'pg' ? 'pg' : 'sdk-grpc',
+  driver:
+    driver === 'raw' ? 'raw' : driver === 'connect' ? 'sdk-connect' : driver === 'pg' ? 'pg' : driver === 'postgres.js' ? 'postgres.js' : driver === 'values' ? 'sdk-values' : 'sdk-grpc',
   backend: 'postgresql',
   ops: ['simple'],
   poolSize: 20,
   sizes: {} as never,
   targets: { grpcUrl: ready.grpcUrl, httpUrl: ready.httpUrl, postgresUrl },
 });
+
+if (batchRows) {
+  const admin = new pg.Client({ connectionString: postgresUrl });
+  await admin.connect();
+  await admin.query(createInsertTable);
+  await admin.end();
+}
 
 async function loop(durationMs: number): Promise<number> {
   let n = 0;
@@ -59,8 +76,15 @@ async function loop(durationMs: number): Promise<number> {
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
-        await d.simple!(next++);
-        n++;
+        if (streamRows) n += await d.stream!(streamSql(streamRows));
+        else if (batchRows) {
+          await (d.insertAll ?? d.insert)!(batch);
+          n += batch.length;
+        }
+        else {
+          await d.simple!(next++);
+          n++;
+        }
       }
     }),
   );

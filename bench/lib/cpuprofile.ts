@@ -52,11 +52,29 @@ export function summarize(file: string, top = 30): string {
     const key = `${functionName || '(anonymous)'}  ${short}:${lineNumber + 1}`;
     fns.set(key, (fns.get(key) ?? 0) + t);
   }
+  // Inclusive: the share of samples with an area anywhere on the stack.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const inclusive = new Map<string, number>();
+  const stackAreas = new Map<number, Set<string>>();
+  const areasOn = (id: number): Set<string> => {
+    let set = stackAreas.get(id);
+    if (set) return set;
+    const n = byId.get(id)!;
+    const up = parent.get(id);
+    set = new Set(up === undefined ? [] : areasOn(up));
+    set.add(areaOf(n.callFrame.url, n.callFrame.functionName));
+    stackAreas.set(id, set);
+    return set;
+  };
+  for (const [id, t] of self) for (const a of areasOn(id)) inclusive.set(a, (inclusive.get(a) ?? 0) + t);
   const busy = total - (areas.get('idle') ?? 0);
   const pct = (t: number) => `${((t / busy) * 100).toFixed(1).padStart(5)}%`;
   const lines: string[] = [`total ${(total / 1000).toFixed(0)} ms, busy ${(busy / 1000).toFixed(0)} ms; % of busy time`];
   lines.push('by area:');
   for (const [a, t] of [...areas].filter(([a]) => a !== 'idle').sort((x, y) => y[1] - x[1]).slice(0, 20)) lines.push(`  ${pct(t)}  ${a}`);
+  lines.push('inclusive (samples with the area anywhere on the stack):');
+  for (const [a, t] of [...inclusive].filter(([a]) => a !== 'idle' && a !== 'node internals' && a !== '(program: native, not JS)').sort((x, y) => y[1] - x[1]).slice(0, 14)) lines.push(`  ${pct(t)}  ${a}`);
   lines.push('top functions (self):');
   for (const [f, t] of [...fns].sort((x, y) => y[1] - x[1]).filter(([f]) => !f.startsWith('(idle)')).slice(0, top)) lines.push(`  ${pct(t)}  ${f}`);
   return lines.join('\n');
