@@ -13,12 +13,12 @@ import {
   createContextKey,
   createContextValues,
   type Interceptor,
+  type StreamRequest,
   type StreamResponse,
   type Transport,
   type UnaryRequest,
   type UnaryResponse,
 } from '@connectrpc/connect';
-import { runStreamingCall } from '@connectrpc/connect/protocol';
 import * as grpc from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';
@@ -110,6 +110,22 @@ class CallSignal {
     }
     return err;
   }
+}
+
+/** The request messages as full messages (Connect's normalizeIterable, which it does not export). */
+function normalizeIterable(desc: DescMessage, input: AsyncIterable<unknown>): AsyncIterable<any> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = input[Symbol.asyncIterator]();
+      const normalized = (r: IteratorResult<unknown>): IteratorResult<unknown> =>
+        r.done ? r : { done: false, value: isMessage(r.value, desc) ? r.value : create(desc, r.value as never) };
+      return {
+        next: () => it.next().then(normalized),
+        ...(it.throw ? { throw: (e?: unknown) => it.throw!(e).then(normalized) } : {}),
+        ...(it.return ? { return: (v?: unknown) => it.return!(v).then(normalized) } : {}),
+      };
+    },
+  };
 }
 
 /** gRPC metadata straight from the caller's HeadersInit (no Headers object in between). */
@@ -272,71 +288,116 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
 
     async stream(method, signal, timeoutMs, header, input, contextValues): Promise<StreamResponse<any, any>> {
       const { ser, de, path } = codecOf(method);
-      return runStreamingCall({
-        interceptors,
-        signal,
-        timeoutMs,
-        req: {
+      // As for unary calls: Connect's runStreamingCall, without its per-call AbortControllers and
+      // Headers unless an interceptor (or the caller's signal or deadline) needs them.
+      const cs = new CallSignal(signal, timeoutMs);
+      let reqHeader: Headers | undefined;
+      let reqValues: ContextValues | undefined = contextValues;
+      const base: StreamRequest<any, any> = {
+        stream: true,
+        service: method.parent,
+        method,
+        requestMethod: 'POST',
+        url: `${baseUrl}${path}`,
+        get header() {
+          return (reqHeader ??= new Headers(header));
+        },
+        get contextValues() {
+          return (reqValues ??= createContextValues());
+        },
+        get signal() {
+          return cs.signal;
+        },
+        message: normalizeIterable(method.input, input),
+      };
+      const send = async (req: StreamRequest<any, any>): Promise<StreamResponse<any, any>> => {
+        if (method.methodKind !== 'server_streaming') {
+          throw new ConnectError(`${method.methodKind} calls are not used by HeliosDB`, Code.Unimplemented);
+        }
+        const ours = req === base;
+        const abortSignal = ours && !cs.materialized ? signal : req.signal;
+        let message: unknown;
+        for await (const m of req.message) {
+          message = m;
+          break;
+        }
+        abortSignal?.throwIfAborted();
+        if (ours && !cs.materialized && timeoutMs !== undefined && timeoutMs <= 0) throw deadlineError();
+        const ch = await channelFor((ours ? reqValues : req.contextValues)?.get(pinnedChannel));
+        if (abortSignal?.aborted) {
+          pool.release(ch);
+          abortSignal.throwIfAborted();
+        }
+        const metadata = ours && reqHeader === undefined ? metadataFromInit(header) : headersToMetadata(req.header);
+        const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+        const call = ch.client.makeServerStreamRequest(path, ser, de, message as never, metadata, options);
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
+          abortSignal?.removeEventListener('abort', onAbort);
+          pool.release(ch);
+        };
+        // Connect's stream iterables have no return(): a consumer that stops early aborts the
+        // signal and may never read again, so the call slot is given back here too.
+        const onAbort = () => {
+          call.cancel();
+          release();
+        };
+        abortSignal?.addEventListener('abort', onAbort, { once: true });
+        async function* messages() {
+          try {
+            for await (const m of call) yield m;
+          } catch (e) {
+            throw connectErrorFromGrpc(e as grpc.ServiceError);
+          } finally {
+            call.cancel();
+            release();
+          }
+        }
+        let responseHeader: Headers | undefined;
+        let trailer: Headers | undefined;
+        return {
           stream: true,
           service: method.parent,
           method,
-          requestMethod: 'POST',
-          url: `${baseUrl}${path}`,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
+          get header() {
+            return (responseHeader ??= new Headers());
+          },
+          get trailer() {
+            return (trailer ??= new Headers());
+          },
+          message: messages() as AsyncIterable<never>,
+        };
+      };
+      let next: (req: StreamRequest<any, any>) => Promise<StreamResponse<any, any>> = send;
+      for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i](next as never) as never;
+      let res: StreamResponse<any, any>;
+      try {
+        res = await next(base);
+      } catch (e) {
+        throw cs.fail(e);
+      }
+      // The call's signal ends with the stream: aborted (as Connect does) after the last message or
+      // with the error that ended it.
+      const it = res.message[Symbol.asyncIterator]();
+      return {
+        ...res,
+        message: {
+          [Symbol.asyncIterator]: () => ({
+            next: () =>
+              it.next().then(
+                (r) => {
+                  if (r.done) cs.done();
+                  return r;
+                },
+                (e: unknown) => {
+                  throw cs.fail(e);
+                },
+              ),
+          }),
         },
-        next: async (req) => {
-          if (method.methodKind !== 'server_streaming') {
-            throw new ConnectError(`${method.methodKind} calls are not used by HeliosDB`, Code.Unimplemented);
-          }
-          let message: unknown;
-          for await (const m of req.message) {
-            message = m;
-            break;
-          }
-          req.signal.throwIfAborted();
-          const ch = await channelFor(req.contextValues.get(pinnedChannel));
-          if (req.signal.aborted) {
-            pool.release(ch);
-            req.signal.throwIfAborted();
-          }
-          const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
-          const call = ch.client.makeServerStreamRequest(path, ser, de, message as never, headersToMetadata(req.header), options);
-          let released = false;
-          const release = () => {
-            if (released) return;
-            released = true;
-            req.signal.removeEventListener('abort', onAbort);
-            pool.release(ch);
-          };
-          // Connect's stream iterables have no return(): a consumer that stops early aborts the
-          // signal and may never read again, so the call slot is given back here too.
-          const onAbort = () => {
-            call.cancel();
-            release();
-          };
-          req.signal.addEventListener('abort', onAbort, { once: true });
-          async function* messages() {
-            try {
-              for await (const m of call) yield m;
-            } catch (e) {
-              throw connectErrorFromGrpc(e as grpc.ServiceError);
-            } finally {
-              call.cancel();
-              release();
-            }
-          }
-          return {
-            stream: true,
-            service: method.parent,
-            method,
-            header: new Headers(),
-            trailer: new Headers(),
-            message: messages() as AsyncIterable<never>,
-          };
-        },
-      });
+      };
     },
   };
 }
