@@ -76,7 +76,11 @@ async function loop(durationMs: number): Promise<number> {
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
-        if (streamRows) n += await d.stream!(streamSql(streamRows));
+        // (`n += await ...` would read n before the await and lose the other workers' counts.)
+        if (streamRows) {
+          const got = await d.stream!(streamSql(streamRows, Number(arg('width', '1000'))));
+          n += got;
+        }
         else if (batchRows) {
           await (d.insertAll ?? d.insert)!(batch);
           n += batch.length;
