@@ -59,7 +59,6 @@ describe('browser bundle', () => {
     writeFileSync(join(repoRoot, 'test-output', 'browser-bundle-size.json'), `${JSON.stringify(size, null, 2)}\n`);
     const line = `browser bundle (src/web.ts, esbuild --minify, gzip -9): ${size.minified} minified, ${size.minifiedGzipped} minified+gzipped, ${size.modules} modules`;
     t.diagnostic(line);
-    process.stdout.write(`# ${line}\n`);
     assert.ok(bundle.gzipBytes < 80_000, `the browser bundle stays small (${size.minifiedGzipped} gzipped)`);
   });
 

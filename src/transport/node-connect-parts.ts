@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { createConnectTransport, createGrpcWebTransport, Http2SessionManager } from '@connectrpc/connect-node';
+import { compressionGzip, createConnectTransport, createGrpcWebTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { ClientParts } from '../client.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { connectBaseUrl, createConnectParts } from './connect-parts.js';
@@ -15,9 +15,11 @@ import { connectBaseUrl, createConnectParts } from './connect-parts.js';
 export function createNodeConnectParts(config: ResolvedConnectionConfig): ClientParts {
   const baseUrl = connectBaseUrl(config.url);
   const readMaxBytes = config.maxMessageBytes;
+  // Requests are gzipped with `compression: 'gzip'`; gzipped responses are always accepted.
+  const sendCompression = config.compression === 'gzip' ? compressionGzip : undefined;
   if (config.httpVersion === '1.1') {
     const agent = baseUrl.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
-    const node = { httpVersion: '1.1' as const, nodeOptions: { agent }, readMaxBytes };
+    const node = { httpVersion: '1.1' as const, nodeOptions: { agent }, readMaxBytes, sendCompression };
     return createConnectParts(config, {
       connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ ...node, baseUrl, interceptors, useBinaryFormat: binary }),
       grpcWeb: ({ baseUrl, interceptors }) => createGrpcWebTransport({ ...node, baseUrl, interceptors, useBinaryFormat: true }),
@@ -25,7 +27,7 @@ export function createNodeConnectParts(config: ResolvedConnectionConfig): Client
     });
   }
   const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: config.idleTimeoutSeconds * 1000 });
-  const node = { httpVersion: '2' as const, sessionManager, readMaxBytes };
+  const node = { httpVersion: '2' as const, sessionManager, readMaxBytes, sendCompression };
   return createConnectParts(config, {
     connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ ...node, baseUrl, interceptors, useBinaryFormat: binary }),
     grpcWeb: ({ baseUrl, interceptors }) => createGrpcWebTransport({ ...node, baseUrl, interceptors, useBinaryFormat: true }),
