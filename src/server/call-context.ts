@@ -3,7 +3,8 @@
  * HandlerContext has these fields, and the native gRPC listener builds the same.
  * @packageDocumentation
  */
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, ConnectError, type ContextValues } from '@connectrpc/connect';
+import type { PeerInfo, Principal } from './auth/principal.js';
 import { reasons, serverError } from './errors.js';
 
 /** See the file comment. */
@@ -12,6 +13,12 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** Request headers (Connect's Headers, or a view of gRPC metadata). */
   readonly requestHeader: { get(name: string): string | null };
+  /** Who the call comes from (native gRPC listener; see `principalOf` in ./auth/principal.ts). */
+  principal?: Principal;
+  /** The connection it came over (native gRPC listener). */
+  peer?: PeerInfo;
+  /** Connect's context values (HTTP listener: the principal and peer are kept there). */
+  readonly values?: ContextValues;
 }
 
 /** Request header carrying the client's application name. */

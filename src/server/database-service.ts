@@ -16,6 +16,9 @@ import {
 } from '../../gen/heliosdb/v1/database_pb.js';
 import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { ResultSetSchema, RowFormat, type Value } from '../../gen/heliosdb/v1/value_pb.js';
+import { authReasons } from './auth/authenticator.js';
+import { ownerKeyOf, type Principal, principalOf } from './auth/principal.js';
+import { applyPrincipal, beforeStatement, clearGuard, readOnlyGuardOf } from './auth/role-guard.js';
 import type { Backend, BackendConnection } from './backend.js';
 import { abortError, applicationNameHeader, type CallContext } from './call-context.js';
 import { reasons, serverError, toConnectError } from './errors.js';
@@ -96,10 +99,24 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     conn.heliosAppName = name;
   }
 
-  /** Runs `fn` on the transaction's connection, or on a pooled one in auto-commit. */
+  /** A read-only principal's write, refused by its READ ONLY transaction, is a permission error. */
+  function denyReadOnly(e: unknown, p: Principal): unknown {
+    if (!p.readOnly || !(e instanceof ConnectError) || e.findDetails(ErrorDetailSchema)[0]?.sqlstate !== '25006') return e;
+    return serverError(Code.PermissionDenied, `${e.rawMessage} (the API key is read-only)`, {
+      ...(e.findDetails(ErrorDetailSchema)[0] ?? {}),
+      reason: authReasons.readOnly,
+    });
+  }
+
+  /** Runs `fn` on the transaction's connection, or on a pooled one in auto-commit, as the caller's principal. */
   async function withConn<T>(txId: string, ctx: CallContext, fn: (conn: BackendConnection) => Promise<T>): Promise<T> {
     if (ctx.signal.aborted) throw abortError(ctx.signal);
-    if (txId) return sessions.use(txId, (conn) => fn(conn));
+    const principal = principalOf(ctx);
+    if (txId) {
+      return sessions.use(txId, (conn) => fn(conn), ownerKeyOf(principal)).catch((e) => {
+        throw denyReadOnly(e, principal);
+      });
+    }
     let conn: BackendConnection;
     try {
       conn = await backend.acquire();
@@ -112,15 +129,19 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     try {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       await setApplicationName(conn, ctx);
+      await applyPrincipal(conn, principal, true);
       const out = await fn(conn);
       return out;
     } catch (e) {
       failed = true;
       if (isBrokenConnection(e) && !ctx.signal.aborted) destroy = true;
-      throw e instanceof ConnectError ? e : toConnectError(e);
+      throw denyReadOnly(e instanceof ConnectError ? e : toConnectError(e), principal);
     } finally {
+      // A read-only principal's calls run in a READ ONLY block the server opened: not left open by the caller.
+      const ownBlock = readOnlyGuardOf(conn) !== undefined;
+      clearGuard(conn);
       if (!destroy && conn._txStatus && conn._txStatus !== 'I') {
-        leftOpen = true;
+        leftOpen = !ownBlock;
         try {
           await conn.query('ROLLBACK');
         } catch {
@@ -142,8 +163,13 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     }
   }
 
-  /** Submits a command and waits for it, cancelling it in the database if the call aborts. */
-  async function run(conn: BackendConnection, cmd: PgCommand | PgPipeline, ctx: CallContext): Promise<void> {
+  /**
+   * Submits a command and waits for it, cancelling it in the database if the call aborts. Commands
+   * that carry the caller's SQL (not `internal`) of a read-only principal go alone, inside its
+   * READ ONLY block (see ./auth/role-guard.ts).
+   */
+  async function run(conn: BackendConnection, cmd: PgCommand | PgPipeline, ctx: CallContext, internal = false): Promise<void> {
+    if (!internal && cmd instanceof PgCommand && (await beforeStatement(conn))) cmd.forceExtended = true;
     const onAbort = () => void backend.cancel(conn);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -192,6 +218,23 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     statements: PipelineStatement[],
     sinkFor: (i: number) => CommandSink | undefined,
   ): Promise<PipelineOutcome[]> {
+    if (readOnlyGuardOf(conn)) {
+      // A read-only principal's statements one at a time, each checked to start inside its READ
+      // ONLY block: a pipeline could end the block (COMMIT) and write in the statements after it.
+      const outcomes: PipelineOutcome[] = statements.map(() => ({ ok: false, skipped: true }));
+      for (let i = 0; i < statements.length; i++) {
+        const s = statements[i];
+        try {
+          await run(conn, new PgCommand({ text: s.text, values: s.values, sink: sinkFor(i) ?? new CountingSink() }), ctx);
+          outcomes[i] = { ok: true };
+        } catch (e) {
+          if (ctx.signal.aborted) throw e;
+          outcomes[i] = { ok: false, error: e };
+          break;
+        }
+      }
+      return outcomes;
+    }
     const pipeline = new PgPipeline(statements, sinkFor);
     const onAbort = () => void backend.cancel(conn);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -382,7 +425,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         };
         const sp: PipelineStatement = { text: `SAVEPOINT ${batchSavepoint}`, values: [] };
         const release: PipelineStatement = { text: `RELEASE SAVEPOINT ${batchSavepoint}`, values: [] };
-        const rollbackToSp = () => run(conn, new PgCommand({ text: `ROLLBACK TO SAVEPOINT ${batchSavepoint}; RELEASE SAVEPOINT ${batchSavepoint}`, sink: new CountingSink() }), ctx);
+        const rollbackToSp = () =>
+          run(conn, new PgCommand({ text: `ROLLBACK TO SAVEPOINT ${batchSavepoint}; RELEASE SAVEPOINT ${batchSavepoint}`, sink: new CountingSink() }), ctx, true);
 
         if (req.atomic) {
           const list = inTx ? [sp, ...statements, release] : statements;
@@ -495,22 +539,28 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
 
     async beginTransaction(req, ctx) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
+      const principal = principalOf(ctx);
       let sql = 'BEGIN' + (isolationSql[req.isolationLevel] ?? '');
-      if (req.readOnly) sql += ' READ ONLY';
+      if (req.readOnly || principal.readOnly) sql += ' READ ONLY';
       if (req.deferrable) sql += ' DEFERRABLE';
+      const owner = ownerKeyOf(principal);
       try {
-        const session = await sessions.begin(sql);
-        const name = ctx.requestHeader.get(applicationNameHeader);
-        if (name) await sessions.use(session.id, (conn) => setApplicationName(conn, ctx));
+        const session = await sessions.begin(sql, {
+          owner,
+          prepare: async (conn) => {
+            await setApplicationName(conn, ctx);
+            await applyPrincipal(conn, principal, false);
+          },
+        });
         return { transactionId: session.id, idleTimeoutMs: options.transactionIdleTimeoutMs };
       } catch (e) {
         throw toConnectError(e);
       }
     },
 
-    async commit(req) {
+    async commit(req, ctx) {
       const id = transactionId(req.transactionId);
-      const result = await sessions.end(id, 'COMMIT').catch((e) => {
+      const result = await sessions.end(id, 'COMMIT', ownerKeyOf(principalOf(ctx))).catch((e) => {
         throw toConnectError(e);
       });
       if (result.command === 'ROLLBACK') {
@@ -522,8 +572,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       return {};
     },
 
-    async rollback(req) {
-      await sessions.end(transactionId(req.transactionId), 'ROLLBACK').catch((e) => {
+    async rollback(req, ctx) {
+      await sessions.end(transactionId(req.transactionId), 'ROLLBACK', ownerKeyOf(principalOf(ctx))).catch((e) => {
         throw toConnectError(e);
       });
       return {};
@@ -534,22 +584,30 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       if (!savepointName.test(name)) {
         throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(name)}: use letters, digits and _`, { reason: reasons.invalidRequest });
       }
-      await sessions.use(transactionId(req.transactionId), (conn) => run(conn, new PgCommand({ text: `SAVEPOINT "${name}"`, sink: new CountingSink() }), ctx));
+      await sessions.use(
+        transactionId(req.transactionId),
+        (conn) => run(conn, new PgCommand({ text: `SAVEPOINT "${name}"`, sink: new CountingSink() }), ctx, true),
+        ownerKeyOf(principalOf(ctx)),
+      );
       return { name };
     },
 
     async rollbackToSavepoint(req, ctx) {
       if (!savepointName.test(req.name)) throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(req.name)}`, { reason: reasons.invalidRequest });
-      await sessions.use(transactionId(req.transactionId), (conn) =>
-        run(conn, new PgCommand({ text: `ROLLBACK TO SAVEPOINT "${req.name}"`, sink: new CountingSink() }), ctx),
+      await sessions.use(
+        transactionId(req.transactionId),
+        (conn) => run(conn, new PgCommand({ text: `ROLLBACK TO SAVEPOINT "${req.name}"`, sink: new CountingSink() }), ctx, true),
+        ownerKeyOf(principalOf(ctx)),
       );
       return {};
     },
 
     async releaseSavepoint(req, ctx) {
       if (!savepointName.test(req.name)) throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(req.name)}`, { reason: reasons.invalidRequest });
-      await sessions.use(transactionId(req.transactionId), (conn) =>
-        run(conn, new PgCommand({ text: `RELEASE SAVEPOINT "${req.name}"`, sink: new CountingSink() }), ctx),
+      await sessions.use(
+        transactionId(req.transactionId),
+        (conn) => run(conn, new PgCommand({ text: `RELEASE SAVEPOINT "${req.name}"`, sink: new CountingSink() }), ctx, true),
+        ownerKeyOf(principalOf(ctx)),
       );
       return {};
     },

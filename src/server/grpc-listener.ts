@@ -11,7 +11,10 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import type { CallInfo } from './auth/authenticator.js';
+import type { PeerInfo, Principal } from './auth/principal.js';
 import type { CallContext } from './call-context.js';
+import { commonNameOf } from './tls.js';
 
 type AnyImpl = Record<string, (req: unknown, ctx: CallContext) => unknown>;
 
@@ -79,8 +82,35 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWri
   };
 }
 
+type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/** Resolves the principal of a call (see ./auth/authenticator.ts); throws a ConnectError to refuse it. */
+export type Authenticate = (call: CallInfo) => Promise<Principal>;
+
+/** The peer of a call: its address, and the client certificate grpc-js verified (mutual TLS). */
+function peerOf(call: AnyServerCall): PeerInfo {
+  const peer = call.getPeer();
+  const address = peer.startsWith('[') ? peer.slice(1, peer.indexOf(']')) : peer.lastIndexOf(':') > 0 ? peer.slice(0, peer.lastIndexOf(':')) : peer;
+  const auth = call.getAuthContext();
+  const encrypted = auth?.transportSecurityType === 'ssl';
+  return { address, encrypted, certificateCommonName: encrypted ? commonNameOf(auth.sslPeerCertificate) : undefined };
+}
+
+/** Authenticates a call and puts its principal and peer on `ctx`. */
+async function authenticateCall(
+  authenticate: Authenticate,
+  service: DescService,
+  method: string,
+  call: AnyServerCall,
+  ctx: CallContext,
+): Promise<void> {
+  const peer = peerOf(call);
+  ctx.peer = peer;
+  ctx.principal = await authenticate({ service: service.typeName, method, headers: ctx.requestHeader, peer });
+}
+
 /** Adds a Connect-style service implementation to a grpc-js server. */
-export function addService(server: grpc.Server, service: DescService, impl: object, log: Logger): void {
+export function addService(server: grpc.Server, service: DescService, impl: object, log: Logger, authenticate?: Authenticate): void {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
   const fns = impl as AnyImpl;
@@ -104,7 +134,9 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
         const { ctx, dispose } = contextOf(call);
         let p: Promise<unknown>;
         try {
-          p = Promise.resolve(fn(call.request, ctx));
+          p = authenticate
+            ? authenticateCall(authenticate, service, method.name, call, ctx).then(() => fn(call.request, ctx))
+            : Promise.resolve(fn(call.request, ctx));
         } catch (e) {
           p = Promise.reject(e);
         }
@@ -123,6 +155,15 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
       handlers[method.localName] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         const { ctx, dispose } = contextOf(call);
         void (async () => {
+          if (authenticate) {
+            try {
+              await authenticateCall(authenticate, service, method.name, call, ctx);
+            } catch (err) {
+              if (!ctx.signal.aborted) call.emit('error', grpcStatusOf(err, log));
+              dispose();
+              return;
+            }
+          }
           const it = (fn(call.request, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
           let finished = false;
           try {
@@ -165,6 +206,10 @@ export interface GrpcListenerOptions {
   host: string;
   port: number;
   maxMessageBytes: number;
+  /** TLS (and mutual TLS) credentials; default insecure. */
+  credentials?: grpc.ServerCredentials;
+  /** Authenticates every call; default none (every call anonymous). */
+  authenticate?: Authenticate;
 }
 
 /** Starts a grpc-js server with the given services; resolves to it and its bound port. */
@@ -182,10 +227,10 @@ export async function startGrpcListener(
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
   });
-  for (const s of services) addService(server, s.service, s.impl, log);
+  for (const s of services) addService(server, s.service, s.impl, log, opts.authenticate);
   const port = await new Promise<number>((resolve, reject) => {
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    server.bindAsync(`${host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(`${host}:${opts.port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
   });
   return { server, port };
 }

@@ -7,9 +7,14 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { DescService } from '@bufbuild/protobuf';
+import { createContextValues, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
+import { type PeerInfo, peerKey, principalKey } from './auth/principal.js';
+import type { Authenticate } from './grpc-listener.js';
+import { commonNameOf, httpTlsSocketOptions, type ServerTls } from './tls.js';
 
 /** Headers a browser client may send. */
 const allowedHeaders = [
@@ -44,6 +49,10 @@ export interface HttpListenerOptions {
   port: number;
   maxMessageBytes: number;
   corsOrigins: string[];
+  /** TLS (h2 and HTTP/1.1 by ALPN), with client certificates when it has a client CA; default cleartext. */
+  tls?: ServerTls;
+  /** Authenticates every call (a server-side Connect interceptor); default none. */
+  authenticate?: Authenticate;
 }
 
 /** A started HTTP listener. */
@@ -84,6 +93,24 @@ export function withCors(origins: string[], next: NodeHandler): NodeHandler {
   };
 }
 
+/** The peer of a request: its address and the client certificate the TLS layer verified. */
+function peerOfRequest(req: http.IncomingMessage | http2.Http2ServerRequest): PeerInfo {
+  const socket = req.socket as net.Socket & Partial<tls.TLSSocket>;
+  const encrypted = socket.encrypted === true;
+  const cn = encrypted && socket.authorized ? commonNameOf(socket.getPeerCertificate?.()) : undefined;
+  return { address: socket.remoteAddress ?? '', encrypted, certificateCommonName: cn };
+}
+
+/** The server-side interceptor that authenticates every call before its handler runs. */
+function authInterceptor(authenticate: Authenticate): Interceptor {
+  return (next) => async (req) => {
+    const peer = req.contextValues.get(peerKey) ?? { address: '', encrypted: false };
+    const principal = await authenticate({ service: req.service.typeName, method: req.method.name, headers: req.header, peer });
+    req.contextValues.set(principalKey, principal);
+    return next(req);
+  };
+}
+
 /** Starts the HTTP listener serving `services`. */
 export async function startHttpListener(
   opts: HttpListenerOptions,
@@ -96,6 +123,12 @@ export async function startHttpListener(
     },
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
+    ...(opts.authenticate
+      ? {
+          contextValues: (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerKey, peerOfRequest(req)),
+          interceptors: [authInterceptor(opts.authenticate)],
+        }
+      : {}),
     connect: true,
     grpc: true,
     grpcWeb: true,
@@ -109,11 +142,29 @@ export async function startHttpListener(
   const h2 = http2.createServer({ maxHeaderListPairs: 128, maxSessionMemory: 64 }, handler as never);
   const sockets = new Set<net.Socket>();
   const preface = Buffer.from('PRI * HTTP/2.0');
+  const tlsOptions = opts.tls ? httpTlsSocketOptions(opts.tls) : undefined;
   // One port for both: h2c clients open with the HTTP/2 preface, everyone else speaks HTTP/1.1.
+  // With TLS, ALPN chooses instead; a client certificate is required when there is a client CA.
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    if (tlsOptions) {
+      const secure = new tls.TLSSocket(socket, tlsOptions);
+      secure.on('error', () => secure.destroy());
+      socket.setTimeout(10_000, () => socket.destroy()); // a handshake that never finishes
+      secure.once('secure', () => {
+        socket.setTimeout(0);
+        // A standalone server-side TLSSocket does not enforce rejectUnauthorized by itself.
+        if (tlsOptions.requestCert && !secure.authorized) {
+          secure.destroy();
+          return;
+        }
+        if (secure.alpnProtocol === 'h2') h2.emit('connection', secure);
+        else h1.emit('connection', secure);
+      });
+      return;
+    }
     socket.once('data', (chunk) => {
       socket.pause();
       socket.unshift(chunk);

@@ -44,11 +44,44 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** pino log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`. Default `info` (env `HELIOSDB_LOG_LEVEL`). */
   logLevel?: string;
+  /** TLS certificate (chain) of both listeners: a PEM file path or PEM text. Default none: cleartext (env `HELIOSDB_TLS_CERT`). */
+  tlsCert?: string;
+  /** TLS private key of both listeners: a PEM file path or PEM text (env `HELIOSDB_TLS_KEY`). */
+  tlsKey?: string;
+  /** CA of client certificates: set, both listeners require one (mutual TLS), and its common name identifies a user (env `HELIOSDB_TLS_CLIENT_CA`). */
+  tlsClientCa?: string;
+  /**
+   * `required`: every call but health checks and Login needs credentials. `none`: credentials are
+   * optional (calls without them run as the server's database login). Default `none` when `host`
+   * is a loopback address; on any other host the server refuses to start unless it is given
+   * (env `HELIOSDB_AUTH`).
+   */
+  auth?: 'none' | 'required';
+  /** Accept Login passwords over connections without TLS (local development only). Default `false` (env `HELIOSDB_ALLOW_INSECURE_PASSWORD`). */
+  allowInsecurePassword?: boolean;
+  /** JWKS URL of the OAuth 2.0 identity provider whose JWT access tokens are accepted. Default none (env `HELIOSDB_JWKS_URL`). */
+  jwksUrl?: string;
+  /** Required `iss` of access tokens (env `HELIOSDB_JWT_ISSUER`). */
+  jwtIssuer?: string;
+  /** Required `aud` of access tokens (env `HELIOSDB_JWT_AUDIENCE`). */
+  jwtAudience?: string;
+  /** Access-token claim naming the HeliosDB user. Default `sub` (env `HELIOSDB_JWT_USER_CLAIM`). */
+  jwtUserClaim?: string;
+  /** Accepted JWT algorithms. Default `RS256,PS256,ES256,EdDSA` (env `HELIOSDB_JWT_ALGORITHMS`, comma-separated). */
+  jwtAlgorithms?: string[];
+  /** Lifetime of a Login session token, ms. Default `900000` (15 min) (env `HELIOSDB_SESSION_TTL_MS`). */
+  sessionTtlMs?: number;
+  /** How long a verified token is trusted before the store is asked again (revocation delay), ms. Default `5000` (env `HELIOSDB_AUTH_CACHE_MS`). */
+  authCacheMs?: number;
+  /** Failed authentications from one client address before its attempts are slowed down. Default `5` (env `HELIOSDB_AUTH_FAILURE_LIMIT`). */
+  authFailureLimit?: number;
 }
 
+/** Options that have no default (unset means off). */
+type OptionalKeys = 'databaseUrl' | 'dataDir' | 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'auth' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience';
+
 /** Every option with its default applied. */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, 'databaseUrl' | 'dataDir'>> &
-  Pick<ServerOptions, 'databaseUrl' | 'dataDir'>;
+export type ResolvedServerOptions = Required<Omit<ServerOptions, OptionalKeys>> & Pick<ServerOptions, OptionalKeys>;
 
 /** The defaults of every server option. */
 export const serverDefaults: ResolvedServerOptions = {
@@ -65,6 +98,12 @@ export const serverDefaults: ResolvedServerOptions = {
   acquireTimeoutMs: 30_000,
   shutdownGraceMs: 10_000,
   logLevel: 'info',
+  allowInsecurePassword: false,
+  jwtUserClaim: 'sub',
+  jwtAlgorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+  sessionTtlMs: 900_000,
+  authCacheMs: 5000,
+  authFailureLimit: 5,
 };
 
 const envNames: Record<keyof ServerOptions, string> = {
@@ -83,6 +122,19 @@ const envNames: Record<keyof ServerOptions, string> = {
   acquireTimeoutMs: 'HELIOSDB_ACQUIRE_TIMEOUT_MS',
   shutdownGraceMs: 'HELIOSDB_SHUTDOWN_GRACE_MS',
   logLevel: 'HELIOSDB_LOG_LEVEL',
+  tlsCert: 'HELIOSDB_TLS_CERT',
+  tlsKey: 'HELIOSDB_TLS_KEY',
+  tlsClientCa: 'HELIOSDB_TLS_CLIENT_CA',
+  auth: 'HELIOSDB_AUTH',
+  allowInsecurePassword: 'HELIOSDB_ALLOW_INSECURE_PASSWORD',
+  jwksUrl: 'HELIOSDB_JWKS_URL',
+  jwtIssuer: 'HELIOSDB_JWT_ISSUER',
+  jwtAudience: 'HELIOSDB_JWT_AUDIENCE',
+  jwtUserClaim: 'HELIOSDB_JWT_USER_CLAIM',
+  jwtAlgorithms: 'HELIOSDB_JWT_ALGORITHMS',
+  sessionTtlMs: 'HELIOSDB_SESSION_TTL_MS',
+  authCacheMs: 'HELIOSDB_AUTH_CACHE_MS',
+  authFailureLimit: 'HELIOSDB_AUTH_FAILURE_LIMIT',
 };
 
 /** The environment variable that sets each option. */
@@ -93,7 +145,16 @@ export function envNameOf(key: keyof ServerOptions): string {
 /** Parses one option from its text form (a flag or an environment variable). */
 export function parseOption(key: keyof ServerOptions, text: string): ServerOptions[keyof ServerOptions] {
   const sample = serverDefaults[key as keyof ResolvedServerOptions];
-  if (key === 'corsOrigins') {
+  if (key === 'auth') {
+    if (text !== 'none' && text !== 'required') throw new Error(`auth must be none or required, got ${JSON.stringify(text)}`);
+    return text;
+  }
+  if (typeof sample === 'boolean') {
+    if (/^(1|true|yes|on)$/i.test(text)) return true;
+    if (/^(0|false|no|off)$/i.test(text)) return false;
+    throw new Error(`${key} must be true or false, got ${JSON.stringify(text)}`);
+  }
+  if (key === 'corsOrigins' || key === 'jwtAlgorithms') {
     return text
       .split(',')
       .map((s) => s.trim())

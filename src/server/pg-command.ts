@@ -82,6 +82,8 @@ export class PgCommand {
   paramTypes: number[] = [];
   /** Called when a portal suspended after `fetchRows` rows; call `resume()` or `close()`. */
   onSuspended: (() => void) | undefined;
+  /** Send through the extended protocol even without parameters (one statement only; no scripts). */
+  forceExtended = false;
 
   private readonly values: (string | null)[] | undefined;
   private readonly fetchRows: number;
@@ -118,7 +120,7 @@ export class PgCommand {
   /** Called by pg when the command reaches the head of the connection's queue. */
   submit(con: PgConnection): void {
     this.con = con;
-    const simple = !this.describeOnly && !this.name && !this.fetchRows && !this.values?.length;
+    const simple = !this.describeOnly && !this.name && !this.fetchRows && !this.values?.length && !this.forceExtended;
     if (simple) {
       con.query(this.text);
       this.syncSent = true;

@@ -5,7 +5,14 @@
 import type * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import { Health, HealthCheckResponse_ServingStatus as Status } from '../../gen/grpc/health/v1/health_pb.js';
+import { AuthService } from '../../gen/heliosdb/v1/auth_pb.js';
 import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
+import { createAuthService } from './auth/auth-service.js';
+import { Authenticator } from './auth/authenticator.js';
+import { JwtVerifier } from './auth/jwt.js';
+import { FailureLimiter } from './auth/rate-limit.js';
+import { openAuthData } from './auth/setup.js';
+import type { AuthAdmin } from './auth/store.js';
 import { type Backend, createBackend } from './backend.js';
 import { createDatabaseService } from './database-service.js';
 import { createHealthService, HealthState } from './health-service.js';
@@ -14,13 +21,18 @@ import { type HttpListener, startHttpListener } from './http-listener.js';
 import { type ResolvedServerOptions, resolveOptions, type ServerOptions } from './options.js';
 import { SessionManager } from './sessions.js';
 import { TypeNames } from './type-names.js';
+import { grpcServerCredentials, loadServerTls } from './tls.js';
 
 /** A running server. */
 export interface HeliosServer {
-  /** `grpc://host:port` of the native gRPC listener. */
+  /** `grpc://host:port` of the native gRPC listener (`grpcs://` with TLS). */
   readonly grpcUrl: string;
-  /** `http://host:port` of the HTTP listener (Connect, gRPC-Web, JSON); undefined when disabled. */
+  /** `http://host:port` of the HTTP listener (Connect, gRPC-Web, JSON; `https://` with TLS); undefined when disabled. */
   readonly httpUrl: string | undefined;
+  /** Users and API keys in this server's database (the same as the `heliosdb user` / `apikey` commands). */
+  readonly auth: AuthAdmin;
+  /** `none` or `required`. */
+  readonly authMode: 'none' | 'required';
   /** Bound ports (useful with port 0). */
   readonly port: number;
   readonly httpPort: number | undefined;
@@ -42,12 +54,50 @@ export interface StartServerOptions extends ServerOptions {
   logger?: Logger;
 }
 
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /** Starts the HeliosDB server. Explicit options win over defaults (the CLI adds `HELIOSDB_*`). */
 export async function startServer(options: StartServerOptions = {}): Promise<HeliosServer> {
   const { logger, ...rest } = options;
   const opts = resolveOptions(rest);
   const log = logger ?? pino({ level: opts.logLevel, base: { service: 'heliosdb' } });
+  const loopback = isLoopbackHost(opts.host);
+  if (!opts.auth && !loopback) {
+    throw new Error(
+      `refusing to listen on ${opts.host} without authentication: pass --auth required (users, API keys, OAuth 2.0 or client certificates), or --auth none to run an open server deliberately`,
+    );
+  }
+  const authMode = opts.auth ?? 'none';
+  const serverTls = loadServerTls(opts);
+  const jwt = opts.jwksUrl
+    ? new JwtVerifier({
+        jwksUrl: opts.jwksUrl,
+        issuer: opts.jwtIssuer ?? '',
+        audience: opts.jwtAudience ?? '',
+        userClaim: opts.jwtUserClaim,
+        algorithms: opts.jwtAlgorithms,
+      })
+    : undefined;
   const backend: Backend = await createBackend(opts, log);
+  let authData: Awaited<ReturnType<typeof openAuthData>>;
+  try {
+    authData = await openAuthData(opts, backend);
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
+  const authenticator = new Authenticator({
+    data: authData.data,
+    mode: authMode,
+    jwt,
+    cacheMs: opts.authCacheMs,
+    limiter: new FailureLimiter({ freeFailures: opts.authFailureLimit }),
+    log,
+  });
+  const authenticate = (call: Parameters<Authenticator['authenticate']>[0]) => authenticator.authenticate(call);
   const engineVersion = await backend.version();
   const sessions = new SessionManager(backend, opts.transactionIdleTimeoutMs, opts.maxOpenTransactions, log);
   const health = new HealthState(new Set([DatabaseService.typeName]));
@@ -57,31 +107,57 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
       impl: createDatabaseService({ backend, sessions, options: opts, typeNames: new TypeNames(), engineVersion, log }),
     },
     { service: Health, impl: createHealthService(health) },
+    {
+      service: AuthService,
+      impl: createAuthService({
+        data: authData.data,
+        authenticator,
+        sessionTtlMs: opts.sessionTtlMs,
+        allowInsecurePassword: opts.allowInsecurePassword,
+        log,
+      }),
+    },
   ];
   let grpcServer: grpc.Server;
   let port: number;
   let httpListener: HttpListener | undefined;
   try {
     ({ server: grpcServer, port } = await startGrpcListener(
-      { host: opts.host, port: opts.port, maxMessageBytes: opts.maxMessageBytes },
+      { host: opts.host, port: opts.port, maxMessageBytes: opts.maxMessageBytes, credentials: grpcServerCredentials(serverTls), authenticate },
       services,
       log,
     ));
     if (opts.httpPort >= 0) {
       httpListener = await startHttpListener(
-        { host: opts.host, port: opts.httpPort, maxMessageBytes: opts.maxMessageBytes, corsOrigins: opts.corsOrigins },
+        {
+          host: opts.host,
+          port: opts.httpPort,
+          maxMessageBytes: opts.maxMessageBytes,
+          corsOrigins: opts.corsOrigins,
+          tls: serverTls,
+          authenticate,
+        },
         services,
         log,
       );
     }
   } catch (e) {
+    await authData.close();
     await backend.close();
     throw e;
   }
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const grpcUrl = `grpc://${hostForUrl}:${port}`;
-  const httpUrl = httpListener ? `http://${hostForUrl}:${httpListener.port}` : undefined;
-  log.info({ grpc: grpcUrl, http: httpUrl, engine: backend.engine, engineVersion }, 'HeliosDB server listening');
+  const grpcUrl = `${serverTls ? 'grpcs' : 'grpc'}://${hostForUrl}:${port}`;
+  const httpUrl = httpListener ? `${serverTls ? 'https' : 'http'}://${hostForUrl}:${httpListener.port}` : undefined;
+  log.info(
+    { grpc: grpcUrl, http: httpUrl, engine: backend.engine, engineVersion, tls: !!serverTls, mutualTls: !!serverTls?.clientCa, auth: authMode },
+    'HeliosDB server listening',
+  );
+  if (authMode === 'none') {
+    if (loopback) log.warn('authentication is off: any local process can connect (--auth required turns it on; the default only on loopback)');
+    else log.warn({ host: opts.host }, 'authentication is off on a non-loopback address (--auth none): anyone who can reach this host can connect');
+  }
+  if (!serverTls && !loopback) log.warn({ host: opts.host }, 'TLS is off on a non-loopback address: credentials and data cross the network in clear (--tls-cert, --tls-key)');
   let closing: Promise<void> | undefined;
   return {
     grpcUrl,
@@ -90,6 +166,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     httpPort: httpListener?.port,
     engine: backend.engine,
     options: opts,
+    auth: authData.admin,
+    authMode,
     openTransactions: () => sessions.size,
     poolStats: () => backend.stats(),
     close() {
@@ -108,6 +186,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         });
         await Promise.all([grpcDone, httpListener?.close(grace)]);
         await sessions.closeAll();
+        await authData.close();
         await backend.close();
         log.info('HeliosDB server stopped');
       })();

@@ -19,6 +19,8 @@ export interface Session {
   /** Serialises calls: each call chains on the previous one. */
   tail: Promise<void>;
   closed: boolean;
+  /** Who opened it (see `ownerKeyOf`); only the same principal may use it. */
+  readonly owner: string;
 }
 
 /** See the file comment. */
@@ -39,8 +41,11 @@ export class SessionManager {
     return this.sessions.size;
   }
 
-  /** Opens a session on a fresh connection and runs `beginSql` on it. */
-  async begin(beginSql: string): Promise<Session> {
+  /**
+   * Opens a session on a fresh connection and runs `beginSql` on it, after `prepare` (the
+   * principal's role). Only calls with the same `owner` may use it.
+   */
+  async begin(beginSql: string, opts: { owner?: string; prepare?: (conn: BackendConnection) => Promise<void> } = {}): Promise<Session> {
     if (this.sessions.size >= this.maxOpen) {
       throw serverError(Code.ResourceExhausted, `too many open transactions (limit ${this.maxOpen})`, {
         reason: reasons.tooManyTransactions,
@@ -50,13 +55,14 @@ export class SessionManager {
     }
     const conn = await this.backend.acquire();
     try {
+      await opts.prepare?.(conn);
       await conn.query(beginSql);
     } catch (e) {
       this.backend.release(conn, true);
       throw e;
     }
     const id = randomBytes(16).toString('base64url');
-    const session: Session = { id, conn, active: 0, timer: undefined, tail: Promise.resolve(), closed: false };
+    const session: Session = { id, conn, active: 0, timer: undefined, tail: Promise.resolve(), closed: false, owner: opts.owner ?? '' };
     this.sessions.set(id, session);
     this.arm(session);
     return session;
@@ -66,8 +72,8 @@ export class SessionManager {
    * Runs `fn` on the session's connection after the session's earlier calls, keeping the idle timer
    * off while it runs. Unknown and expired ids fail with NOT_FOUND / FAILED_PRECONDITION.
    */
-  async use<T>(id: string, fn: (conn: BackendConnection, session: Session) => Promise<T>): Promise<T> {
-    const session = this.get(id);
+  async use<T>(id: string, fn: (conn: BackendConnection, session: Session) => Promise<T>, owner?: string): Promise<T> {
+    const session = this.get(id, owner);
     session.active++;
     if (session.timer) clearTimeout(session.timer);
     session.timer = undefined;
@@ -92,7 +98,7 @@ export class SessionManager {
   }
 
   /** Ends a session: runs `endSql` (COMMIT or ROLLBACK) and returns its connection. */
-  async end(id: string, endSql: string): Promise<{ command: string }> {
+  async end(id: string, endSql: string, owner?: string): Promise<{ command: string }> {
     return this.use(id, async (conn, session) => {
       let broken = false;
       try {
@@ -103,7 +109,7 @@ export class SessionManager {
       } finally {
         this.close(session, broken || conn._txStatus !== 'I');
       }
-    });
+    }, owner);
   }
 
   /** Rolls back every open session (shutdown). */
@@ -120,9 +126,10 @@ export class SessionManager {
     );
   }
 
-  private get(id: string): Session {
+  private get(id: string, owner?: string): Session {
     const session = this.sessions.get(id);
-    if (session) return session;
+    // Another principal's transaction is as unknown to a caller as one that never existed.
+    if (session && (owner === undefined || owner === session.owner)) return session;
     throw this.gone(id);
   }
 

@@ -1,0 +1,161 @@
+/**
+ * Resolves the principal of every call from its credentials, for both listeners: a bearer token
+ * in the `authorization` header (an API key `hdb_...`, a session token `hdbs_...` from Login, or
+ * an OAuth 2.0 JWT), or else the client certificate the TLS layer verified. Verified tokens are
+ * cached briefly (`cacheMs`), so revocation and logout on another server take effect within it.
+ * Failed attempts are counted per client address and slowed down.
+ * @packageDocumentation
+ */
+import { Code } from '@connectrpc/connect';
+import type { Logger } from 'pino';
+import { AuthService } from '../../../gen/heliosdb/v1/auth_pb.js';
+import { Health } from '../../../gen/grpc/health/v1/health_pb.js';
+import { serverError } from '../errors.js';
+import { JwksUnavailable, JwtRejected, type JwtVerifier } from './jwt.js';
+import { anonymous, type PeerInfo, type Principal } from './principal.js';
+import { FailureLimiter } from './rate-limit.js';
+import { type AuthData, apiKeyIdOf, digest, sameDigest, sessionTokenPrefix } from './store.js';
+
+/** Reasons of authentication errors (ErrorDetail.reason). */
+export const authReasons = {
+  unauthenticated: 'UNAUTHENTICATED',
+  rateLimited: 'AUTH_RATE_LIMITED',
+  insecureTransport: 'INSECURE_TRANSPORT',
+  readOnly: 'READ_ONLY_PRINCIPAL',
+  authUnavailable: 'AUTH_UNAVAILABLE',
+} as const;
+
+/** What a listener tells the authenticator about a call. */
+export interface CallInfo {
+  /** Fully qualified service name, e.g. `heliosdb.v1.DatabaseService`. */
+  service: string;
+  /** Method name, e.g. `Query`. */
+  method: string;
+  headers: { get(name: string): string | null };
+  peer: PeerInfo;
+}
+
+/** Options of {@link Authenticator}. */
+export interface AuthenticatorOptions {
+  data: AuthData;
+  /** `required`: every call but health checks and Login needs credentials. `none`: credentials are optional. */
+  mode: 'none' | 'required';
+  jwt?: JwtVerifier;
+  /** How long a verified token is trusted without asking the store again, ms. */
+  cacheMs: number;
+  limiter: FailureLimiter;
+  log: Logger;
+}
+
+interface Cached {
+  principal: Principal;
+  until: number;
+}
+
+const maxCached = 10_000;
+
+/** See the file comment. */
+export class Authenticator {
+  readonly mode: 'none' | 'required';
+  readonly limiter: FailureLimiter;
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(private readonly o: AuthenticatorOptions) {
+    this.mode = o.mode;
+    this.limiter = o.limiter;
+  }
+
+  /** The principal of a call; throws UNAUTHENTICATED (or RESOURCE_EXHAUSTED when slowed down). */
+  async authenticate(call: CallInfo): Promise<Principal> {
+    if (call.service === Health.typeName) return anonymous;
+    if (call.service === AuthService.typeName && call.method === 'Login') return anonymous;
+    const header = call.headers.get('authorization');
+    if (header !== null) {
+      const m = /^Bearer[ ]+([^\s,]+)\s*$/i.exec(header);
+      if (!m) throw this.unauthenticated('the authorization header must be "Bearer <token>"');
+      return this.bearer(m[1], call.peer);
+    }
+    const cn = call.peer.certificateCommonName;
+    if (cn) {
+      const user = await this.o.data.findUser(cn);
+      if (user) return { user: user.name, role: user.role, method: 'client_certificate', readOnly: false };
+      if (this.mode === 'required') throw this.unauthenticated(`the client certificate's common name ${JSON.stringify(cn)} names no HeliosDB user`);
+    }
+    if (this.mode === 'none') return anonymous;
+    throw this.unauthenticated('this server requires credentials: a bearer token (API key, OAuth 2.0 access token, or a session token from Login) or a client certificate');
+  }
+
+  /** Throws RESOURCE_EXHAUSTED while `address` must wait after too many failures. */
+  checkLimiter(address: string): void {
+    const wait = this.limiter.waitMs(address);
+    if (wait > 0) {
+      throw serverError(Code.ResourceExhausted, `too many failed authentication attempts from this client; try again in ${Math.ceil(wait / 1000)} s`, {
+        reason: authReasons.rateLimited,
+        retryable: true,
+        retryAfterMs: wait,
+      });
+    }
+  }
+
+  /** Forgets a cached token (logout). */
+  evict(token: string): void {
+    this.cache.delete(digest(token));
+  }
+
+  private async bearer(token: string, peer: PeerInfo): Promise<Principal> {
+    const key = digest(token);
+    const hit = this.cache.get(key);
+    const now = Date.now();
+    if (hit && hit.until > now) return hit.principal;
+    if (hit) this.cache.delete(key);
+    this.checkLimiter(peer.address);
+    let principal: Principal | undefined;
+    let until = now + this.o.cacheMs;
+    let why = 'the bearer token is not valid';
+    try {
+      if (token.startsWith(sessionTokenPrefix)) {
+        const s = await this.o.data.findSession(key);
+        if (s && s.expiresAtMs > now) {
+          principal = { user: s.user, role: s.role, method: 'password', readOnly: false, sessionTokenHash: key };
+          until = Math.min(until, s.expiresAtMs);
+        } else why = 'the session token is unknown or expired: log in again';
+      } else if (token.startsWith('hdb_')) {
+        const id = apiKeyIdOf(token);
+        const k = id === undefined ? undefined : await this.o.data.findApiKey(id);
+        if (k && !k.revoked && sameDigest(k.keyHash, key)) principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly };
+        else why = 'the API key is unknown or revoked';
+      } else if (this.o.jwt && token.split('.').length === 3) {
+        const { user: name, expiresAtMs } = await this.o.jwt.verify(token);
+        const u = await this.o.data.findUser(name);
+        until = Math.min(until, expiresAtMs);
+        if (u) principal = { user: u.name, role: u.role, method: 'oauth', readOnly: false };
+        else why = `the access token names ${JSON.stringify(name)}, which is no HeliosDB user`;
+      } else if (token.split('.').length === 3) {
+        why = 'this server does not accept OAuth 2.0 access tokens (no --jwks-url)';
+      }
+    } catch (e) {
+      if (e instanceof JwtRejected) why = e.message;
+      else if (e instanceof JwksUnavailable) {
+        this.o.log.warn({ err: e }, 'JWKS unavailable');
+        throw serverError(Code.Unavailable, e.message, { reason: authReasons.authUnavailable, retryable: true, retryAfterMs: 1000 });
+      } else {
+        this.o.log.error({ err: e }, 'credential lookup failed');
+        throw serverError(Code.Unavailable, 'credentials cannot be checked right now', { reason: authReasons.authUnavailable, retryable: true, retryAfterMs: 1000 });
+      }
+    }
+    if (!principal) {
+      this.limiter.fail(peer.address);
+      throw this.unauthenticated(why);
+    }
+    if (this.cache.size >= maxCached) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(key, { principal, until });
+    return principal;
+  }
+
+  private unauthenticated(message: string) {
+    return serverError(Code.Unauthenticated, message, { reason: authReasons.unauthenticated });
+  }
+}
