@@ -61,6 +61,13 @@ test('browser entry: grpc:// URLs and Node-only options fail with a clear Helios
     () => webEntry.createClient({ url: 'http://127.0.0.1:7701', tls: { rejectUnauthorized: false } } as webEntry.ConnectionConfig),
     (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /tls is not supported in a browser/.test(err.message),
   );
+  for (const config of [{ ssl: { ca: 'PEM' } }, { ssl: { mode: 'require' } }, { sslMode: 'verify-ca' }]) {
+    assert.throws(
+      () => webEntry.createClient({ url: 'https://db.example.com', ...config } as webEntry.ConnectionConfig),
+      (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /not supported in a browser/.test(err.message),
+      JSON.stringify(config),
+    );
+  }
   assert.throws(() => webEntry.createClient('ftp://x'), (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'INVALID_CONFIG');
   assert.throws(() => webEntry.createClient({ url: 'http://x', protocol: 'soap' as 'connect' }), RangeError);
 });

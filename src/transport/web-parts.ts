@@ -41,6 +41,21 @@ export function createWebParts(config: ResolvedConnectionConfig): ClientParts {
       );
     }
   }
+  // TLS in a browser is the browser's: full verification against its own certificate store.
+  const ssl = given.ssl;
+  if (ssl && typeof ssl === 'object') {
+    const custom = ['ca', 'cert', 'key', 'servername'].filter((k) => (ssl as Record<string, unknown>)[k] !== undefined);
+    if (custom.length) {
+      throw unsupported(
+        `the TLS option${custom.length > 1 ? 's' : ''} ssl.${custom.join(', ssl.')} ${custom.length > 1 ? 'are' : 'is'} not supported in a browser: ` +
+          `custom CAs, client certificates and server names need Node (the browser uses its own certificate store). Remove ${custom.length > 1 ? 'them' : 'it'}, or use the Node client.`,
+      );
+    }
+  }
+  const mode = (ssl && typeof ssl === 'object' ? (ssl as Record<string, unknown>).mode : undefined) ?? given.sslMode;
+  if (mode !== undefined && mode !== 'verify-full' && mode !== 'disable') {
+    throw unsupported(`sslMode ${String(mode)} is not supported in a browser: browsers always verify the server's certificate and host name (verify-full).`);
+  }
   return createConnectParts(config, {
     connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ baseUrl, interceptors, useBinaryFormat: binary }),
     grpcWeb: ({ baseUrl, interceptors }) => createGrpcWebTransport({ baseUrl, interceptors, useBinaryFormat: true }),
