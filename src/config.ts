@@ -4,7 +4,9 @@
  * @packageDocumentation
  */
 import type { Interceptor } from '@connectrpc/connect';
+import type { OAuthOptions } from './auth-interceptor.js';
 import type { Int8Mode } from './protocol/decode.js';
+import type { SSLMode, SSLModeName, SslOptions } from './tls-options.js';
 
 /** What the `onQuery` hook receives after every statement. */
 export interface QueryEvent {
@@ -92,14 +94,43 @@ export interface ConnectionConfig {
    * compressed when the server is configured to. Default `'none'` (env `HELIOSDB_COMPRESSION`).
    */
   compression?: 'gzip' | 'none';
+  /**
+   * TLS: `true`, or `{ mode, ca, cert, key, servername }` (PEM text or bytes; `cert` and `key` for
+   * mutual TLS). `grpcs://` and `https://` URLs use TLS with `mode: 'verify-full'` (chain and host
+   * name checked) unless told otherwise. Node only, except `mode: 'verify-full'`: a browser uses its
+   * own certificate store. Default: TLS exactly when the URL says so.
+   */
+  ssl?: boolean | SslOptions;
+  /**
+   * Shorthand for `ssl.mode`: {@link SSLMode} (`SSLMode.VERIFY_FULL`) or its name (`'verify-full'`,
+   * `'verify-ca'`, `'require'`, `'disable'`). Anything but `disable` turns TLS on for `grpc://` and
+   * `http://` URLs too. Default `verify-full` for `grpcs://` / `https://`, `disable` otherwise
+   * (env `HELIOSDB_SSL_MODE`).
+   */
+  sslMode?: SSLMode | SSLModeName;
+  /** User name for password authentication: the client logs in (AuthService.Login) and sends the session token it gets. Default none (env `HELIOSDB_USER`). */
+  user?: string;
+  /** Password of `user`. Sent only over TLS or to a server on this machine. Default none (env `HELIOSDB_PASSWORD`). */
+  password?: string;
+  /** An API key (`hdb_...`), sent as `authorization: Bearer <key>` with every call. Default none (env `HELIOSDB_API_KEY`). */
+  apiKey?: string;
+  /**
+   * OAuth 2.0 bearer tokens: an access token (`'eyJ...'` or `{ token }`), `{ tokenProvider }` (an
+   * async function, asked again before the token expires and after a rejection), or the
+   * client-credentials grant `{ tokenUrl, clientId, clientSecret, scope }`, which the client runs
+   * itself, caching the token and renewing it before it expires. Default none.
+   */
+  oauth?: OAuthOptions;
 }
 
+/** Options without a default (unset means none). */
+type UnsetKeys = 'applicationName' | 'onQuery' | 'ssl' | 'sslMode' | 'user' | 'password' | 'apiKey' | 'oauth';
+
 /** Every option with its default applied. */
-export type ResolvedConnectionConfig = Required<Omit<ConnectionConfig, 'applicationName' | 'onQuery' | 'poolRecycleSeconds'>> &
-  Pick<ConnectionConfig, 'applicationName' | 'onQuery'>;
+export type ResolvedConnectionConfig = Required<Omit<ConnectionConfig, UnsetKeys | 'poolRecycleSeconds'>> & Pick<ConnectionConfig, UnsetKeys>;
 
 /** The defaults of every client option. */
-export const clientDefaults: Omit<ResolvedConnectionConfig, 'onQuery' | 'applicationName'> = {
+export const clientDefaults: Omit<ResolvedConnectionConfig, UnsetKeys> = {
   url: 'grpc://127.0.0.1:7700',
   minConnections: 10,
   maxConnections: 100,
@@ -126,7 +157,7 @@ function env(): Record<string, string | undefined> {
   return p?.env ?? {};
 }
 
-/** Client options read from `HELIOSDB_URL`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`. */
+/** Client options read from `HELIOSDB_URL`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`, `HELIOSDB_SSL_MODE`, `HELIOSDB_USER`, `HELIOSDB_PASSWORD`, `HELIOSDB_API_KEY`. */
 export function configFromEnv(vars: Record<string, string | undefined> = env()): ConnectionConfig {
   const out: ConnectionConfig = {};
   const num = (name: string): number | undefined => {
@@ -148,14 +179,23 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
   out.connectTimeoutMs = num('HELIOSDB_CONNECT_TIMEOUT_MS');
   out.acquisitionTimeoutMs = num('HELIOSDB_ACQUISITION_TIMEOUT_MS');
   out.timeoutMs = num('HELIOSDB_TIMEOUT_MS');
+  if (vars.HELIOSDB_SSL_MODE) out.sslMode = vars.HELIOSDB_SSL_MODE as SSLModeName;
+  if (vars.HELIOSDB_USER) out.user = vars.HELIOSDB_USER;
+  if (vars.HELIOSDB_PASSWORD) out.password = vars.HELIOSDB_PASSWORD;
+  if (vars.HELIOSDB_API_KEY) out.apiKey = vars.HELIOSDB_API_KEY;
   return out;
 }
+
+const credentialKeys = ['user', 'password', 'apiKey', 'oauth'] as const;
 
 /** Applies the environment, then `config`, over the defaults. A string is taken as the URL. */
 export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedConnectionConfig {
   const given: ConnectionConfig = typeof config === 'string' ? { url: config } : config;
   const merged: Record<string, unknown> = { ...clientDefaults };
-  for (const source of [configFromEnv(), given]) {
+  const fromEnv = configFromEnv();
+  // Credentials given in the config replace the environment's, whatever their kind.
+  if (credentialKeys.some((k) => given[k] !== undefined)) for (const k of credentialKeys) delete fromEnv[k];
+  for (const source of [fromEnv, given]) {
     for (const [k, v] of Object.entries(source)) if (v !== undefined) merged[k] = v;
   }
   if (given.poolRecycleSeconds !== undefined && given.maxLifetimeSeconds === undefined) merged.maxLifetimeSeconds = given.poolRecycleSeconds;

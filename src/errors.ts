@@ -198,7 +198,8 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
     if (sqlstate.startsWith('23')) return new ConstraintViolationError(message, 'CONSTRAINT_VIOLATION', base);
     if (sqlstate === '40001') return new SerializationFailureError(message, 'SERIALIZATION_FAILURE', base);
     if (sqlstate === '40P01') return new DeadlockDetectedError(message, 'DEADLOCK_DETECTED', base);
-    if (sqlstate === '42501') return new PermissionDeniedError(message, 'PERMISSION_DENIED', base);
+    // 42501, and a read-only principal's write (25006 sent as PERMISSION_DENIED).
+    if (sqlstate === '42501' || ce.code === Code.PermissionDenied) return new PermissionDeniedError(message, 'PERMISSION_DENIED', base);
     if (sqlstate.startsWith('28')) return new AuthenticationError(message, 'AUTHENTICATION_FAILED', base);
     if (sqlstate === '57014') {
       if (ce.code === Code.Canceled) return new CancelledError(message, 'CANCELLED', base);

@@ -65,6 +65,8 @@ export { Transaction, type BeginOptions, type TransactionOptions, type Transacti
 export { transactionRetryDefaults, type TransactionRetryOptions } from './transaction-retry.js';
 export { clientDefaults, configFromEnv, resolveConfig, type ConnectionConfig, type QueryEvent, type ResolvedConnectionConfig } from './config.js';
 export * from './errors.js';
+export { SSLMode, type Pem, type SSLModeName, type SslOptions } from './tls-options.js';
+export type { AccessToken, ClientCredentialsOptions, OAuthOptions, TokenProvider } from './auth-interceptor.js';
 export { QueryMetrics, metricsInterceptor, type OperationMetrics } from './metrics.js';
 export type { PoolHandle, PoolStats } from './pool-stats.js';
 export type { Int8Mode, Interval } from './protocol/decode.js';

@@ -7,11 +7,13 @@
  * @packageDocumentation
  */
 import type { Interceptor, Transport } from '@connectrpc/connect';
+import { createClientAuth } from '../auth-interceptor.js';
 import type { ClientParts } from '../client.js';
 import { ConcurrencyLimiter, limitTransport } from '../concurrency-limiter.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
+import { isLoopbackHostname } from '../tls-options.js';
 
 /** What a Connect-family transport constructor is given. */
 export interface ConnectTransportInit {
@@ -54,7 +56,11 @@ export function concurrencyOf(config: ResolvedConnectionConfig): number {
 export function createConnectParts(config: ResolvedConnectionConfig, factories: ConnectTransportFactories): ClientParts {
   const baseUrl = connectBaseUrl(config.url);
   const metrics = new QueryMetrics();
-  const init: ConnectTransportInit = { baseUrl, interceptors: [...config.interceptors, metricsInterceptor(metrics)] };
+  const auth = createClientAuth(config, baseUrl.startsWith('https:'), isLoopbackHostname(new URL(baseUrl).hostname));
+  const init: ConnectTransportInit = {
+    baseUrl,
+    interceptors: [...config.interceptors, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
+  };
   let transport: Transport;
   switch (config.protocol) {
     case 'connect':
@@ -70,11 +76,13 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
       throw new HeliosDBError(`unknown protocol ${JSON.stringify(config.protocol)}: expected 'connect', 'connect-json' or 'grpc-web'`, 'INVALID_CONFIG');
   }
   const limiter = new ConcurrencyLimiter({ maxConcurrentCalls: concurrencyOf(config), acquisitionTimeoutMs: config.acquisitionTimeoutMs });
+  auth?.bind(transport);
   return {
     transport: limitTransport(transport, limiter),
     pool: limiter,
     metrics,
     async close() {
+      await auth?.close();
       await limiter.close();
       await factories.close?.();
     },

@@ -5,6 +5,7 @@
  */
 import { createContextValues } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
+import { createClientAuth } from '../auth-interceptor.js';
 import type { ClientParts, ConnectionPin } from '../client.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
@@ -12,9 +13,27 @@ import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import { GrpcChannelPool } from './grpc-pool.js';
 import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
+import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 
 /** grpc-js `CompressionAlgorithms.gzip`. */
 const GZIP = 2;
+
+function pemBuffer(p: Pem | Pem[] | undefined): Buffer | null {
+  if (p === undefined) return null;
+  const list = Array.isArray(p) ? p : [p];
+  return Buffer.concat(list.map((x) => (typeof x === 'string' ? Buffer.from(x) : Buffer.from(x.buffer, x.byteOffset, x.byteLength))));
+}
+
+/** grpc-js TLS credentials for a TLS setting, and the channel options naming the server. */
+export function grpcTlsCredentials(tls: ResolvedTls): { credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
+  const verify: grpc.VerifyOptions =
+    tls.mode === 'require' ? { rejectUnauthorized: false } : tls.mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {};
+  const credentials = grpc.credentials.createSsl(pemBuffer(tls.ca), pemBuffer(tls.key), pemBuffer(tls.cert), verify);
+  const channelOptions: grpc.ChannelOptions = tls.servername
+    ? { 'grpc.ssl_target_name_override': tls.servername, 'grpc.default_authority': tls.servername }
+    : {};
+  return { credentials, channelOptions };
+}
 
 /** Builds the Node transport and pool for a resolved config. */
 export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
@@ -27,16 +46,20 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   // The server's HTTP listener: the Connect protocol family, as in the browser.
   if (url.protocol === 'http:' || url.protocol === 'https:') return createNodeConnectParts(config);
   let credentials: grpc.ChannelCredentials;
+  let tlsChannelOptions: grpc.ChannelOptions = {};
   let defaultPort: number;
-  if (url.protocol === 'grpc:') {
-    credentials = grpc.credentials.createInsecure();
-    defaultPort = 7700;
-  } else if (url.protocol === 'grpcs:') {
-    credentials = grpc.credentials.createSsl();
-    defaultPort = 443;
-  } else {
+  if (url.protocol !== 'grpc:' && url.protocol !== 'grpcs:') {
     throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http:// and https://`, 'INVALID_CONFIG');
   }
+  const tls = resolveTls(config.url, config.ssl, config.sslMode);
+  if (tls.enabled) {
+    ({ credentials, channelOptions: tlsChannelOptions } = grpcTlsCredentials(tls));
+    defaultPort = url.protocol === 'grpcs:' ? 443 : 7700;
+  } else {
+    credentials = grpc.credentials.createInsecure();
+    defaultPort = 7700;
+  }
+  const auth = createClientAuth(config, tls.enabled, isLoopbackHostname(url.hostname));
   const host = url.hostname.startsWith('[') ? url.hostname : url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname;
   const target = `${host}:${url.port || defaultPort}`;
   const pool = new GrpcChannelPool({
@@ -51,15 +74,18 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     acquisitionTimeoutMs: config.acquisitionTimeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
     maxMessageBytes: config.maxMessageBytes,
-    channelOptions:
-      config.compression === 'gzip' ? { 'grpc.default_compression_algorithm': GZIP, 'grpc.default_compression_level': 2 } : undefined,
+    channelOptions: {
+      ...tlsChannelOptions,
+      ...(config.compression === 'gzip' ? { 'grpc.default_compression_algorithm': GZIP, 'grpc.default_compression_level': 2 } : {}),
+    },
   });
   const metrics = new QueryMetrics();
   const transport = createGrpcJsTransport({
     pool,
-    baseUrl: `${url.protocol === 'grpcs:' ? 'https' : 'http'}://${target}`,
-    interceptors: [...config.interceptors, metricsInterceptor(metrics)],
+    baseUrl: `${tls.enabled ? 'https' : 'http'}://${target}`,
+    interceptors: [...config.interceptors, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
   });
+  auth?.bind(transport);
   const pin = (): ConnectionPin => {
     const ch = pool.pin();
     let released = false;
@@ -72,5 +98,14 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
       },
     };
   };
-  return { transport, pool, metrics, pin, close: () => pool.close() };
+  return {
+    transport,
+    pool,
+    metrics,
+    pin,
+    close: async () => {
+      await auth?.close();
+      await pool.close();
+    },
+  };
 }
