@@ -331,8 +331,9 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         },
         onComplete(t) {
           tag = parseCommandTag(t);
-          // A portal read in several Executes reports only the last one's rows in its SELECT tag.
-          if (tag.command === 'SELECT') tag.rowsAffected = rowsSent;
+          // A portal read in several Executes reports only the last Execute's rows in its tag
+          // (SELECT, and INSERT/UPDATE/DELETE ... RETURNING alike): count what was streamed.
+          if (fields.length > 0 && /\d$/.test(t)) tag.rowsAffected = rowsSent;
         },
       };
       const done = withConn(req.transactionId, ctx, async (conn) => {
@@ -341,10 +342,18 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           suspended = true;
           notify();
         };
+        // A client that leaves while the portal waits for it to read (backpressure) must not hold
+        // the connection: close the portal at once, whatever state the generator is in.
+        const onAbort = () => {
+          consumerGone = true;
+          cmd?.close();
+        };
+        ctx.signal.addEventListener('abort', onAbort, { once: true });
         t0 = performance.now();
         try {
           await run(conn, cmd, ctx);
         } finally {
+          ctx.signal.removeEventListener('abort', onAbort);
           if (!consumerGone) await typeNames.resolve(conn, fields.map((f) => f.dataTypeID));
         }
       }).then(
