@@ -10,10 +10,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { DescService } from '@bufbuild/protobuf';
 import { createContextValues, type Interceptor } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import { type PeerInfo, peerKey, principalKey } from './auth/principal.js';
 import type { Authenticate } from './grpc-listener.js';
+import { createConnectHandler } from './connect-handler.js';
 import { commonNameOf, httpTlsSocketOptions, type ServerTls } from './tls.js';
 
 /** Headers a browser client may send. */
@@ -117,7 +117,7 @@ export async function startHttpListener(
   services: { service: DescService; impl: object }[],
   log: Logger,
 ): Promise<HttpListener> {
-  const adapter = connectNodeAdapter({
+  const adapter = createConnectHandler({
     routes: (router) => {
       for (const s of services) router.service(s.service, s.impl as never);
     },
@@ -132,7 +132,7 @@ export async function startHttpListener(
     connect: true,
     grpc: true,
     grpcWeb: true,
-  }) as NodeHandler;
+  }, log) as NodeHandler;
   const handler = withCors(opts.corsOrigins, adapter);
   const h1 = http.createServer({ maxHeaderSize: 16 * 1024 }, handler as http.RequestListener);
   // h1 never listens itself (the net server below hands it sockets), and Node starts an HTTP
