@@ -218,6 +218,9 @@ async function postgresVersion(): Promise<string | undefined> {
   }
 }
 
+/** 1-minute load averages sampled before each cell. */
+const loadSamples: number[] = [];
+
 function machine(pgVersion: string | undefined): Machine {
   let commit: string | undefined;
   try {
@@ -235,6 +238,9 @@ function machine(pgVersion: string | undefined): Machine {
     postgres: pgVersion,
     commit,
     date: new Date().toISOString().slice(0, 10),
+    loadAverage: loadSamples.length
+      ? { median: [...loadSamples].sort((a, b) => a - b)[loadSamples.length >> 1], max: Math.max(...loadSamples) }
+      : undefined,
   };
 }
 
@@ -289,6 +295,7 @@ async function main(): Promise<number> {
         targets: { grpcUrl: server?.grpcUrl, httpUrl: server?.httpUrl, postgresUrl },
       };
       const why = unsupported(driver, spec);
+      loadSamples.push(os.loadavg()[0]);
       const c0 = performance.now();
       const rs: CellResult[] = why
         ? job.ops.map((op) => ({ spec: { driver, backend, op, poolSize }, phases: [], skipped: why }))

@@ -48,6 +48,8 @@ export interface Machine {
   postgres?: string;
   commit?: string;
   date: string;
+  /** The 1-minute load average sampled before each cell: other work on the machine shows here. */
+  loadAverage?: { median: number; max: number };
 }
 
 export interface Report {
@@ -63,7 +65,7 @@ export interface Report {
 const driverLabel: Record<DriverName, string> = {
   'sdk-grpc': 'HeliosDB SDK, gRPC',
   'sdk-connect': 'HeliosDB SDK, Connect (HTTP)',
-  'sdk-values': 'HeliosDB SDK, execute multi-row VALUES',
+  'sdk-values': 'HeliosDB SDK, execute(multi-row VALUES)',
   raw: 'raw grpc-js stub',
   pg: 'pg (node-postgres)',
   'postgres.js': 'postgres.js',
@@ -320,7 +322,8 @@ export function markdown(r: Report): string {
   out.push(
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB.toFixed(0)} GiB memory, Node ${m.node}, ${m.platform}` +
       (m.postgres ? `, ${m.postgres}` : '') +
-      `. Commit ${m.commit ?? '?'}, ${m.date}. Client, HeliosDB server and PostgreSQL share the machine's cores.`,
+      `. Commit ${m.commit ?? '?'}, ${m.date}. Client, HeliosDB server and PostgreSQL share the machine's cores` +
+      (m.loadAverage ? `; 1-minute load average before the cells: median ${m.loadAverage.median.toFixed(1)}, max ${m.loadAverage.max.toFixed(1)} (above ~1 means other work competed for the 2 cores).` : '.'),
   );
   out.push('');
   out.push(
@@ -349,16 +352,18 @@ export function markdown(r: Report): string {
   out.push('');
   out.push(table(['goal', 'measured', 'met'], r.goals.map((g) => [g.goal, g.value, g.met === null ? '–' : g.met ? 'yes' : '**no**']), ['measured']));
   out.push('');
-  const notes = [...r.notes];
-  for (const row of r.rows) for (const n of row.notes) notes.push(`${row.label} (${row.op}): ${n}`);
-  const seen = new Set<string>();
   out.push('## Notes');
   out.push('');
-  for (const n of notes) {
-    if (seen.has(n)) continue;
-    seen.add(n);
-    out.push(`- ${n}`);
+  for (const n of r.notes) out.push(`- ${n}`);
+  // How each stack ran, once per stack.
+  const byStack = new Map<string, string[]>();
+  for (const row of r.rows) {
+    const list = byStack.get(row.label) ?? [];
+    for (const n of row.notes) if (!list.includes(n)) list.push(n);
+    if (row.skipped && !list.includes(`skipped: ${row.skipped}`)) list.push(`skipped: ${row.skipped}`);
+    byStack.set(row.label, list);
   }
+  for (const [label, list] of byStack) if (list.length) out.push(`- ${label}: ${list.join('; ')}.`);
   out.push('');
   return out.join('\n');
 }
@@ -461,11 +466,11 @@ export function svg(r: Report): string {
     bars: r.rows.filter((x) => x.op === 'pool-queries').flatMap((x) => bar(x, (phaseOf(x, 'in-flight')?.elapsedMs ?? NaN) / 1000)),
   });
   const width = 960;
-  const labelW = 370;
+  const labelW = 380;
   const barW = width - labelW - 110;
   const rowH = 22;
   const parts: string[] = [];
-  let y = 56;
+  let y = 72;
   for (const p of panels) {
     if (p.bars.length === 0) continue;
     parts.push(`<text x="16" y="${y}" class="h">${xml(p.title)} <tspan class="u">(${xml(p.unit)})</tspan></text>`);
