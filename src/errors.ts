@@ -174,6 +174,16 @@ const constraintClasses: Record<string, [typeof ConstraintViolationError, string
   '23514': [CheckViolationError, 'CHECK_VIOLATION'],
 };
 
+/** The code of a TLS failure (certificate verification, handshake) in an error's cause chain. */
+function tlsErrorCodeOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string') continue;
+    if (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || /CERT|SIGNATURE|_ISSUER|SELF_SIGNED/.test(code)) return code;
+  }
+  return undefined;
+}
+
 /** Maps anything a call threw onto the hierarchy. Already-mapped errors pass through. */
 export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBError {
   if (err instanceof HeliosDBError) return err;
@@ -211,6 +221,8 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
   }
   const reason = detail?.reason ?? '';
   if (reason.startsWith('TRANSACTION_')) return new TransactionError(message, reason, base);
+  const tlsCode = tlsErrorCodeOf(ce.cause);
+  if (tlsCode) return new ConnectionError(`TLS: ${message} (${tlsCode})`, 'TLS_ERROR', base);
   switch (ce.code) {
     case Code.Unavailable:
       return new ConnectionError(message, 'CONNECTION_ERROR', { ...base, retryable: true });

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { type PeerInfo, peerKey, principalKey } from './auth/principal.js';
 import type { Authenticate } from './grpc-listener.js';
 import { createConnectHandler } from './connect-handler.js';
-import { commonNameOf, httpTlsSocketOptions, type ServerTls } from './tls.js';
+import { commonNameOf, httpTlsOptions, type ServerTls } from './tls.js';
 
 /** Headers a browser client may send. */
 const allowedHeaders = [
@@ -142,27 +142,24 @@ export async function startHttpListener(
   const h2 = http2.createServer({ maxHeaderListPairs: 128, maxSessionMemory: 64 }, handler as never);
   const sockets = new Set<net.Socket>();
   const preface = Buffer.from('PRI * HTTP/2.0');
-  const tlsOptions = opts.tls ? httpTlsSocketOptions(opts.tls) : undefined;
+  // TLS: a tls.Server that never listens itself; it is handed the sockets accepted below, and its
+  // server-side TLSSockets go to h2 or h1 by ALPN (it also enforces the client certificate).
+  let tlsServer: tls.Server | undefined;
+  if (opts.tls) {
+    tlsServer = tls.createServer(httpTlsOptions(opts.tls), (secure) => {
+      if (secure.alpnProtocol === 'h2') h2.emit('connection', secure);
+      else h1.emit('connection', secure);
+    });
+    tlsServer.on('tlsClientError', (err) => log.debug({ err }, 'TLS handshake failed'));
+  }
   // One port for both: h2c clients open with the HTTP/2 preface, everyone else speaks HTTP/1.1.
   // With TLS, ALPN chooses instead; a client certificate is required when there is a client CA.
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    if (tlsOptions) {
-      const secure = new tls.TLSSocket(socket, tlsOptions);
-      secure.on('error', () => secure.destroy());
-      socket.setTimeout(10_000, () => socket.destroy()); // a handshake that never finishes
-      secure.once('secure', () => {
-        socket.setTimeout(0);
-        // A standalone server-side TLSSocket does not enforce rejectUnauthorized by itself.
-        if (tlsOptions.requestCert && !secure.authorized) {
-          secure.destroy();
-          return;
-        }
-        if (secure.alpnProtocol === 'h2') h2.emit('connection', secure);
-        else h1.emit('connection', secure);
-      });
+    if (tlsServer) {
+      tlsServer.emit('connection', socket);
       return;
     }
     socket.once('data', (chunk) => {

@@ -49,14 +49,17 @@ export function grpcServerCredentials(t: ServerTls | undefined): grpc.ServerCred
   return grpc.ServerCredentials.createSsl(t.clientCa ?? null, [{ private_key: t.key, cert_chain: t.cert }], t.clientCa !== undefined);
 }
 
-/** Options of a server-side TLSSocket on the HTTP listener (h2 and HTTP/1.1 by ALPN). */
-export function httpTlsSocketOptions(t: ServerTls): tls.TLSSocketOptions {
+/** Options of the HTTP listener's TLS server (h2 and HTTP/1.1 by ALPN; a 10 s handshake limit). */
+export function httpTlsOptions(t: ServerTls): tls.TlsOptions {
   return {
-    isServer: true,
-    secureContext: tls.createSecureContext({ cert: t.cert, key: t.key, ca: t.clientCa, minVersion: 'TLSv1.2' }),
+    cert: t.cert,
+    key: t.key,
+    ca: t.clientCa,
+    minVersion: 'TLSv1.2',
     requestCert: t.clientCa !== undefined,
     rejectUnauthorized: t.clientCa !== undefined,
     ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: 10_000,
   };
 }
 
