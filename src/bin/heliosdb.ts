@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
  * The `heliosdb` command: `heliosdb serve [flags]` runs the server. Every flag can also be set
- * with its `HELIOSDB_*` environment variable; flags win.
+ * with its `HELIOSDB_*` environment variable; flags win. `heliosdb user ...`, `heliosdb apikey ...`
+ * and `heliosdb auth init` manage users and API keys in a PostgreSQL database (see ./admin.ts).
  * @packageDocumentation
  */
+import { adminCommand, adminUsage } from './admin.js';
 import { envNameOf, optionsFromEnv, parseOption, type ServerOptions, serverDefaults } from '../server/options.js';
 import { startServer } from '../server/server.js';
 import { VERSION } from '../server/version.js';
@@ -24,6 +26,19 @@ const flagNames: Record<string, keyof ServerOptions> = {
   '--acquire-timeout-ms': 'acquireTimeoutMs',
   '--shutdown-grace-ms': 'shutdownGraceMs',
   '--log-level': 'logLevel',
+  '--tls-cert': 'tlsCert',
+  '--tls-key': 'tlsKey',
+  '--tls-client-ca': 'tlsClientCa',
+  '--auth': 'auth',
+  '--allow-insecure-password': 'allowInsecurePassword',
+  '--jwks-url': 'jwksUrl',
+  '--jwt-issuer': 'jwtIssuer',
+  '--jwt-audience': 'jwtAudience',
+  '--jwt-user-claim': 'jwtUserClaim',
+  '--jwt-algorithms': 'jwtAlgorithms',
+  '--session-ttl-ms': 'sessionTtlMs',
+  '--auth-cache-ms': 'authCacheMs',
+  '--auth-failure-limit': 'authFailureLimit',
 };
 
 function usage(): string {
@@ -37,6 +52,7 @@ function usage(): string {
 Usage:
   heliosdb serve [flags]   run the server (embedded PGlite unless --database-url is given)
   heliosdb version         print the version
+${adminUsage}
 
 Flags:
 ${lines.join('\n')}
@@ -56,6 +72,10 @@ export function parseServeArgs(args: string[], env: Record<string, string | unde
     }
     const key = flagNames[arg];
     if (!key) throw new Error(`unknown flag ${arg}\n\n${usage()}`);
+    // Boolean flags may stand alone: --allow-insecure-password
+    if (value === undefined && typeof (serverDefaults as unknown as Record<string, unknown>)[key] === 'boolean' && (args[i + 1] === undefined || args[i + 1].startsWith('--'))) {
+      value = 'true';
+    }
     value ??= args[++i];
     if (value === undefined) throw new Error(`flag ${arg} needs a value`);
     opts[key] = parseOption(key, value);
@@ -69,6 +89,10 @@ async function main(argv: string[]): Promise<void> {
     console.log(VERSION);
     return;
   }
+  if (command === 'user' || command === 'apikey' || command === 'auth') {
+    await adminCommand(command, rest);
+    return;
+  }
   if (command !== 'serve') {
     console.log(usage());
     if (command && command !== 'help' && command !== '--help') process.exitCode = 2;
@@ -77,6 +101,11 @@ async function main(argv: string[]): Promise<void> {
   const server = await startServer(parseServeArgs(rest));
   if (!server.options.databaseUrl && !server.options.dataDir) {
     console.error('heliosdb: using the embedded in-memory PGlite engine (data is lost on exit; --data-dir DIR keeps it, --database-url uses PostgreSQL)');
+  }
+  if (server.authMode === 'none') {
+    console.error(
+      `heliosdb: authentication is off (--auth none${server.options.auth ? '' : ', the default on a loopback address'}): every client that reaches ${server.options.host} is trusted; --auth required turns it on`,
+    );
   }
   let stopping = false;
   const stop = (signal: string) => {
