@@ -23,6 +23,7 @@ import type { Backend, BackendConnection } from './backend.js';
 import { abortError, applicationNameHeader, type CallContext } from './call-context.js';
 import { reasons, serverError, toConnectError } from './errors.js';
 import type { ResolvedServerOptions } from './options.js';
+import { PgCloseStatement } from './pg-close-statement.js';
 import { type CommandSink, PgCommand } from './pg-command.js';
 import { PgPipeline, type PipelineOutcome, type PipelineStatement } from './pg-pipeline.js';
 import { columnsOf, parseCommandTag, ResultCollector, RowEncoder } from './result-encoder.js';
@@ -70,6 +71,13 @@ function isBrokenConnection(e: unknown): boolean {
   const sev = (e as { severity?: string }).severity;
   if (sev === undefined) return !(e instanceof ConnectError);
   return sev === 'FATAL' || sev === 'PANIC';
+}
+
+/** Whether `e` says a prepared statement's cached plan no longer matches its tables (0A000 after DDL). */
+function isStalePlan(e: unknown): boolean {
+  if (!(e instanceof ConnectError)) return false;
+  const [detail] = e.findDetails(ErrorDetailSchema);
+  return detail?.sqlstate === '0A000' && /cached plan must not change result type/.test(detail.message);
 }
 
 /** The deterministic statement id (and server-side name) of a SQL text. */
@@ -536,9 +544,22 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       }
       const values = params(req.params);
       const text = sql;
-      return withConn(req.transactionId, ctx, async (conn) => ({
-        result: await runQuery(conn, ctx, text, values, req.rowFormat, unaryRowCap(req.maxRows), req.statementId),
-      }));
+      return withConn(req.transactionId, ctx, async (conn) => {
+        const execute = () => runQuery(conn, ctx, text, values, req.rowFormat, unaryRowCap(req.maxRows), req.statementId);
+        try {
+          return { result: await execute() };
+        } catch (e) {
+          if (!isStalePlan(e)) throw e;
+          // DDL changed the statement's result type: its server-side statement on this connection
+          // can never run again, so drop it; the next use parses the SQL afresh. Outside a
+          // transaction do that now; inside one the transaction is aborted: report the error.
+          const close = new PgCloseStatement(req.statementId);
+          conn.query(close as never);
+          await close.done.catch(() => {});
+          if (req.transactionId) throw e;
+          return { result: await execute() };
+        }
+      });
     },
 
     async closePrepared(req) {
