@@ -85,15 +85,20 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWri
 type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
 /** Resolves the principal of a call (see ./auth/authenticator.ts); throws a ConnectError to refuse it. */
-export type Authenticate = (call: CallInfo) => Promise<Principal>;
+export type Authenticate = ((call: CallInfo) => Promise<Principal>) & {
+  /** Whether the listener's connections are TLS (set by the gRPC listener for its calls). */
+  encrypted?: boolean;
+};
 
-/** The peer of a call: its address, and the client certificate grpc-js verified (mutual TLS). */
-function peerOf(call: AnyServerCall): PeerInfo {
+/**
+ * The peer of a call: its address, and the client certificate grpc-js verified (mutual TLS; grpc-js
+ * describes only verified peers). Every connection of a listener is TLS or none is.
+ */
+function peerOf(call: AnyServerCall, encrypted: boolean): PeerInfo {
   const peer = call.getPeer();
   const address = peer.startsWith('[') ? peer.slice(1, peer.indexOf(']')) : peer.lastIndexOf(':') > 0 ? peer.slice(0, peer.lastIndexOf(':')) : peer;
-  const auth = call.getAuthContext();
-  const encrypted = auth?.transportSecurityType === 'ssl';
-  return { address, encrypted, certificateCommonName: encrypted ? commonNameOf(auth.sslPeerCertificate) : undefined };
+  const auth = encrypted ? call.getAuthContext() : undefined;
+  return { address, encrypted, certificateCommonName: auth?.transportSecurityType === 'ssl' ? commonNameOf(auth.sslPeerCertificate) : undefined };
 }
 
 /** Authenticates a call and puts its principal and peer on `ctx`. */
@@ -104,7 +109,7 @@ async function authenticateCall(
   call: AnyServerCall,
   ctx: CallContext,
 ): Promise<void> {
-  const peer = peerOf(call);
+  const peer = peerOf(call, authenticate.encrypted === true);
   ctx.peer = peer;
   ctx.principal = await authenticate({ service: service.typeName, method, headers: ctx.requestHeader, peer });
 }
@@ -227,7 +232,10 @@ export async function startGrpcListener(
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
   });
-  for (const s of services) addService(server, s.service, s.impl, log, opts.authenticate);
+  const authenticate = opts.authenticate
+    ? Object.assign((c: CallInfo) => opts.authenticate!(c), { encrypted: opts.credentials?._isSecure() === true })
+    : undefined;
+  for (const s of services) addService(server, s.service, s.impl, log, authenticate);
   const port = await new Promise<number>((resolve, reject) => {
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
     server.bindAsync(`${host}:${opts.port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));

@@ -118,8 +118,10 @@ export function quoteIdent(name: string): string {
 export class SqlAuthStore {
   constructor(private readonly sql: SqlRunner) {}
 
-  /** Creates the schema and its tables if missing (needs CREATE on the database). */
+  /** Creates the schema and its tables if missing (needs CREATE on the database, unless they exist). */
   async ensureSchema(): Promise<void> {
+    const [r] = await this.sql.query("SELECT to_regclass('heliosdb.sessions') IS NOT NULL AS ok");
+    if (r?.ok === true || r?.ok === 't') return;
     await this.sql.query(schemaSql);
   }
 
