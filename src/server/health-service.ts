@@ -9,6 +9,7 @@ import { type Health, HealthCheckResponse_ServingStatus as Status } from '../../
 /** Health of the server, shared by both listeners. */
 export class HealthState {
   private current = Status.SERVING;
+  private final = false;
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly services: ReadonlySet<string>) {}
@@ -18,8 +19,24 @@ export class HealthState {
   }
 
   set(status: Status): void {
-    if (status === this.current) return;
+    if (status === this.current || this.final) return;
     this.current = status;
+    for (const l of this.listeners) l();
+  }
+
+  /** True once {@link shutDown} was called: the status will not change again. */
+  get isShutDown(): boolean {
+    return this.final;
+  }
+
+  /**
+   * The server is going away: NOT_SERVING for good. Watch streams send it and end, so that a
+   * graceful shutdown does not wait on them.
+   */
+  shutDown(): void {
+    if (this.final) return;
+    this.final = true;
+    this.current = Status.NOT_SERVING;
     for (const l of this.listeners) l();
   }
 
@@ -54,6 +71,7 @@ export function createHealthService(state: HealthState): ServiceImpl<typeof Heal
             last = state.status;
             yield { status: last };
           }
+          if (state.isShutDown) return;
           await new Promise<void>((resolve) => {
             changed = resolve;
             ctx.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -4,7 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
-import { Health, HealthCheckResponse_ServingStatus as Status } from '../../gen/grpc/health/v1/health_pb.js';
+import { Health } from '../../gen/grpc/health/v1/health_pb.js';
 import { AuthService } from '../../gen/heliosdb/v1/auth_pb.js';
 import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import { createAuthService } from './auth/auth-service.js';
@@ -172,7 +172,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     poolStats: () => backend.stats(),
     close() {
       closing ??= (async () => {
-        health.set(Status.NOT_SERVING);
+        health.shutDown();
         const grace = opts.shutdownGraceMs;
         const grpcDone = new Promise<void>((resolve) => {
           const t = setTimeout(() => {
@@ -184,8 +184,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
             resolve();
           });
         });
-        await Promise.all([grpcDone, httpListener?.close(grace)]);
-        await sessions.closeAll();
+        // Open transactions end now, not after the drain: no new call can continue them, and
+        // in-flight calls may be waiting for the connections they hold (PGlite has only one).
+        await Promise.all([grpcDone, httpListener?.close(grace), sessions.closeAll()]);
+        await sessions.closeAll(); // any begun during the drain
         await authData.close();
         await backend.close();
         log.info('HeliosDB server stopped');

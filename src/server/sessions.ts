@@ -112,17 +112,23 @@ export class SessionManager {
     }, owner);
   }
 
-  /** Rolls back every open session (shutdown). */
+  /**
+   * Rolls back every open session (shutdown), each after the call running on it (a Commit in
+   * flight still completes); calls arriving later find the transaction gone.
+   */
   async closeAll(): Promise<void> {
     await Promise.all(
-      [...this.sessions.values()].map(async (s) => {
-        try {
-          await s.conn.query('ROLLBACK');
-          this.close(s, false);
-        } catch {
-          this.close(s, true);
-        }
-      }),
+      [...this.sessions.keys()].map((id) =>
+        this.use(id, async (conn, session) => {
+          let broken = false;
+          try {
+            await conn.query('ROLLBACK');
+          } catch {
+            broken = true;
+          }
+          this.close(session, broken);
+        }).catch(() => {}),
+      ),
     );
   }
 
