@@ -651,7 +651,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         limits: {
           maxMessageBytes: options.maxMessageBytes,
           maxUnaryRows: options.maxUnaryRows,
-          statementTimeoutMs: options.statementTimeoutMs,
+          // PGlite runs statements synchronously in this process and cannot interrupt them: no timeout.
+          statementTimeoutMs: backend.engine === 'pglite' ? 0 : options.statementTimeoutMs,
           maxOpenTransactions: options.maxOpenTransactions,
           transactionIdleTimeoutMs: options.transactionIdleTimeoutMs,
         },
