@@ -9,7 +9,9 @@
  * (`--quick`, the CI smoke run: small sizes, one repeat, no speed assertions; it fails only when
  * something breaks).
  *
- * Flags: --quick, --repeats=N, --only=simple,batch,stream,pool-queries,pool-streams, --out=DIR.
+ * Flags: --quick, --repeats=N, --only=simple,batch,stream,pool-queries,pool-streams, --out=DIR,
+ * --no-wait (a full run otherwise waits, within limits, for other work on the machine to calm
+ * down before each cell).
  * PostgreSQL: HELIOSDB_BENCH_POSTGRES_URL, else HELIOSDB_TEST_POSTGRES_URL, else
  * postgres://postgres@127.0.0.1:5432/test.
  * @packageDocumentation
@@ -220,6 +222,45 @@ async function postgresVersion(): Promise<string | undefined> {
 
 /** 1-minute load averages sampled before each cell. */
 const loadSamples: number[] = [];
+/** Share of the machine's CPU busy with other work (ours is idle then), sampled before each cell. */
+const busySamples: number[] = [];
+
+function cpuTimes(): { idle: number; total: number } {
+  let idle = 0;
+  let total = 0;
+  for (const c of os.cpus()) {
+    const t = c.times;
+    idle += t.idle;
+    total += t.user + t.nice + t.sys + t.idle + t.irq;
+  }
+  return { idle, total };
+}
+
+/** The share of CPU time the machine spent busy over the next `ms`. */
+async function busyShare(ms: number): Promise<number> {
+  const a = cpuTimes();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = cpuTimes();
+  const total = b.total - a.total;
+  return total > 0 ? 1 - (b.idle - a.idle) / total : 0;
+}
+
+const quietWait = { budgetMs: quick || flag('no-wait') !== undefined ? 0 : 15 * 60_000, waitedMs: 0 };
+
+/**
+ * Before a cell of a full run: waits (at most 60 s per cell, 15 min per run) while other work keeps
+ * the machine more than 25% busy, since the benchmark shares its 2 cores with whatever else runs.
+ * Records how busy it was when the cell started.
+ */
+async function waitForQuiet(): Promise<void> {
+  let busy = await busyShare(500);
+  const t0 = performance.now();
+  while (busy > 0.25 && quietWait.waitedMs + (performance.now() - t0) < quietWait.budgetMs && performance.now() - t0 < 60_000) {
+    busy = await busyShare(2000);
+  }
+  quietWait.waitedMs += performance.now() - t0;
+  busySamples.push(busy);
+}
 
 function machine(pgVersion: string | undefined): Machine {
   let commit: string | undefined;
@@ -240,6 +281,13 @@ function machine(pgVersion: string | undefined): Machine {
     date: new Date().toISOString().slice(0, 10),
     loadAverage: loadSamples.length
       ? { median: [...loadSamples].sort((a, b) => a - b)[loadSamples.length >> 1], max: Math.max(...loadSamples) }
+      : undefined,
+    otherWork: busySamples.length
+      ? {
+          medianBusy: [...busySamples].sort((a, b) => a - b)[busySamples.length >> 1],
+          maxBusy: Math.max(...busySamples),
+          waitedSeconds: Math.round(quietWait.waitedMs / 1000),
+        }
       : undefined,
   };
 }
@@ -295,6 +343,7 @@ async function main(): Promise<number> {
         targets: { grpcUrl: server?.grpcUrl, httpUrl: server?.httpUrl, postgresUrl },
       };
       const why = unsupported(driver, spec);
+      if (!why) await waitForQuiet();
       loadSamples.push(os.loadavg()[0]);
       const c0 = performance.now();
       const rs: CellResult[] = why

@@ -50,6 +50,8 @@ export interface Machine {
   date: string;
   /** The 1-minute load average sampled before each cell: other work on the machine shows here. */
   loadAverage?: { median: number; max: number };
+  /** How busy other work kept the machine just before the cells (0..1), and how long the run waited for quiet. */
+  otherWork?: { medianBusy: number; maxBusy: number; waitedSeconds: number };
 }
 
 export interface Report {
@@ -323,7 +325,10 @@ export function markdown(r: Report): string {
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB.toFixed(0)} GiB memory, Node ${m.node}, ${m.platform}` +
       (m.postgres ? `, ${m.postgres}` : '') +
       `. Commit ${m.commit ?? '?'}, ${m.date}. Client, HeliosDB server and PostgreSQL share the machine's cores` +
-      (m.loadAverage ? `; 1-minute load average before the cells: median ${m.loadAverage.median.toFixed(1)}, max ${m.loadAverage.max.toFixed(1)} (above ~1 means other work competed for the 2 cores).` : '.'),
+      (m.otherWork
+        ? `; other work kept the machine ${(m.otherWork.medianBusy * 100).toFixed(0)}% busy just before a cell (median; max ${(m.otherWork.maxBusy * 100).toFixed(0)}%, after waiting ${m.otherWork.waitedSeconds} s in all for quiet)`
+        : '') +
+      (m.loadAverage ? `; 1-minute load average before the cells: median ${m.loadAverage.median.toFixed(1)}, max ${m.loadAverage.max.toFixed(1)}.` : '.'),
   );
   out.push('');
   out.push(
