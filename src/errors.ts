@@ -240,6 +240,12 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
       if (reason === 'ROW_LIMIT_EXCEEDED' || reason === 'ROW_TOO_LARGE') return new QueryError(message, reason, base);
       break;
   }
-  if (base.retryable) return new RetryableError(message, reason || Code[ce.code], base);
-  return new HeliosDBError(message, reason || Code[ce.code]?.toUpperCase() || 'UNKNOWN', base);
+  if (base.retryable) return new RetryableError(message, reason || codeName(ce.code), base);
+  return new HeliosDBError(message, reason || codeName(ce.code), base);
+}
+
+/** `Code.ResourceExhausted` -> `RESOURCE_EXHAUSTED`, the gRPC spelling. */
+function codeName(code: Code): string {
+  const name = Code[code] as string | undefined;
+  return name ? name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() : 'UNKNOWN';
 }
