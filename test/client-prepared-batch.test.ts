@@ -22,17 +22,9 @@ import { ValueSchema } from '../gen/heliosdb/v1/value_pb.js';
 import { chunkParameterSets, estimateValueBytes } from '../src/batch.js';
 import { startServer } from '../src/server/server.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-async function rejects<E extends Error>(p: Promise<unknown> | (() => unknown), cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-    return e as E;
-  }
-  assert.fail(`expected ${cls.name}, but the call succeeded`);
-}
 
 describeEachBackend('client prepared statements and batches', (backend) => {
   let ts: TestServer;

@@ -24,17 +24,9 @@ import {
   UniqueViolationError,
 } from '../src/index.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-async function rejects<E extends Error>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-    return e as E;
-  }
-  assert.fail(`expected ${cls.name}, but the call succeeded`);
-}
 
 describeEachBackend('client queries', (backend) => {
   let ts: TestServer;

@@ -22,17 +22,9 @@ import {
 } from '../src/index.js';
 import { retryDelayMs } from '../src/transaction-retry.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
-async function rejects<E extends Error>(p: Promise<unknown> | (() => unknown), cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-    return e as E;
-  }
-  assert.fail(`expected ${cls.name}, but the call succeeded`);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

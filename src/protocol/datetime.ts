@@ -46,19 +46,24 @@ const TS_RE =
 export function parseTimestampMicros(text: string): bigint | undefined {
   if (text === 'infinity') return INFINITY_MICROS;
   if (text === '-infinity') return NEG_INFINITY_MICROS;
+  const t = matchTimestamp(text);
+  if (!t) return undefined;
+  return BigInt(t.days) * MICROS_PER_DAY + BigInt(t.secs) * 1000000n + BigInt(t.micros);
+}
+
+/** A timestamp's text split into whole days since 1970, seconds into the day (UTC) and microseconds. */
+function matchTimestamp(text: string): { days: number; secs: number; micros: number } | undefined {
   const m = TS_RE.exec(text);
   if (!m) return undefined;
   let year = Number(m[1]);
   if (m[12]) year = 1 - year;
   const days = daysFromCivil(year, Number(m[2]), Number(m[3]));
-  const secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
-  let offset = 0;
+  let secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
   if (m[8]) {
-    offset = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
-    if (m[8] === '-') offset = -offset;
+    const offset = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
+    secs -= m[8] === '-' ? -offset : offset;
   }
-  const frac = m[7] ? Number(m[7].padEnd(6, '0')) : 0;
-  return BigInt(days) * MICROS_PER_DAY + BigInt(secs - offset) * 1000000n + BigInt(frac);
+  return { days, secs, micros: m[7] ? Number(m[7].padEnd(6, '0')) : 0 };
 }
 
 function pad(n: number, width: number): string {
@@ -136,16 +141,7 @@ export function formatInterval(iv: IntervalParts): string {
  * digits dropped), without BigInt: the fast path for results decoded into Date.
  */
 export function parseTimestampMs(text: string): number | undefined {
-  const m = TS_RE.exec(text);
-  if (!m) return undefined;
-  let year = Number(m[1]);
-  if (m[12]) year = 1 - year;
-  const days = daysFromCivil(year, Number(m[2]), Number(m[3]));
-  let secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
-  if (m[8]) {
-    const offset = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
-    secs -= m[8] === '-' ? -offset : offset;
-  }
-  const ms = m[7] ? Math.floor(Number(m[7].padEnd(6, '0')) / 1000) : 0;
-  return days * 86400000 + secs * 1000 + ms;
+  const t = matchTimestamp(text);
+  if (!t) return undefined;
+  return t.days * 86400000 + t.secs * 1000 + Math.floor(t.micros / 1000);
 }
