@@ -42,33 +42,5 @@ export function createClient(config: ConnectionConfig | string = {}): HeliosDBCl
   return new HeliosDBClient(config);
 }
 
-// The same public API as ./index.ts (test/web-entry.test.ts keeps the two lists equal).
-export { BaseClient, type ClientParts, type ConnectionPin, type ServerInfo, type TransactionRunOptions } from './client.js';
-export {
-  type BatchItemResult,
-  type BatchOptions,
-  type BatchResult,
-  type BatchStatementInput,
-  defaultMaxChunkBytes,
-  defaultMaxChunkSize,
-  type ExecuteManyOptions,
-  type ExecuteManyResult,
-} from './batch.js';
-export type { ClientStats } from './client-stats.js';
-export { Cursor, type CursorOptions } from './cursor.js';
-export { IsolationLevel } from './isolation-level.js';
-export { PreparedStatement, type ParamType } from './prepared-statement.js';
-export type { Queryable } from './queryable.js';
-export { ResultStream, type StreamOptions, type StreamStats } from './result-stream.js';
-export { Savepoint } from './savepoint.js';
-export { Transaction, type BeginOptions, type TransactionOptions, type TransactionState } from './transaction.js';
-export { transactionRetryDefaults, type TransactionRetryOptions } from './transaction-retry.js';
-export { clientDefaults, configFromEnv, resolveConfig, type ConnectionConfig, type QueryEvent, type ResolvedConnectionConfig } from './config.js';
-export * from './errors.js';
-export { SSLMode, type Pem, type SSLModeName, type SslOptions } from './tls-options.js';
-export type { AccessToken, ClientCredentialsOptions, OAuthOptions, TokenProvider } from './auth-interceptor.js';
-export { QueryMetrics, metricsInterceptor, type OperationMetrics } from './metrics.js';
-export type { PoolHandle, PoolStats } from './pool-stats.js';
-export type { Int8Mode, Interval } from './protocol/decode.js';
-export { sqlTemplate, type SqlStatement } from './sql-template.js';
-export type { CallOptions, ExecuteResult, Field, Param, QueryOptions, QueryResult } from './types.js';
+// The same public API as ./index.ts.
+export * from './public-api.js';
