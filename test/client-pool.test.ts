@@ -49,7 +49,9 @@ describeEachBackend('client pool', (backend) => {
     try {
       // Hold the only call slot with a slow call.
       const slow = backend.name === 'postgresql' ? client.query('SELECT pg_sleep(1.5)') : holdPgliteSession(ts, client);
-      await sleep(50);
+      // Wait until the slow call holds the only slot (under load its set-up can take a while).
+      for (let i = 0; i < 500 && client.pool.getStats().inFlight === 0; i++) await sleep(10);
+      assert.equal(client.pool.getStats().inFlight, 1, 'the slow call holds the slot');
       const t0 = Date.now();
       const err = await client.query('SELECT 1').then(
         () => assert.fail('should time out'),
