@@ -157,6 +157,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     if (loopback) log.warn('authentication is off: any local process can connect (--auth required turns it on; the default only on loopback)');
     else log.warn({ host: opts.host }, 'authentication is off on a non-loopback address (--auth none): anyone who can reach this host can connect');
   }
+  if (authMode === 'required' && authData.superuserLogin) {
+    log.warn(
+      backend.engine === 'pglite'
+        ? 'PGlite is one superuser session: roles apply to ordinary statements, but crafted SQL (RESET ROLE) can leave them; see docs/security.md'
+        : 'the server logs in to PostgreSQL as a superuser: crafted SQL can leave the principals\' roles (SET SESSION AUTHORIZATION); log in as an unprivileged NOINHERIT authenticator role',
+    );
+  }
   if (!serverTls && !loopback) log.warn({ host: opts.host }, 'TLS is off on a non-loopback address: credentials and data cross the network in clear (--tls-cert, --tls-key)');
   let closing: Promise<void> | undefined;
   return {

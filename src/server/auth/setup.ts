@@ -23,17 +23,19 @@ export function pgRunner(db: pg.Pool | pg.Client): SqlRunner {
 export async function openAuthData(
   opts: ResolvedServerOptions,
   backend: Backend,
-): Promise<{ data: AuthData; admin: AuthAdmin; close(): Promise<void> }> {
+): Promise<{ data: AuthData; admin: AuthAdmin; superuserLogin: boolean; close(): Promise<void> }> {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 2, idleTimeoutMillis: 10_000, application_name: 'heliosdb-auth' });
     pool.on('error', () => {});
     const store = new SqlAuthStore(pgRunner(pool));
+    const [who] = await pgRunner(pool).query('SELECT rolsuper FROM pg_roles WHERE rolname = session_user').catch(() => []);
     // Expired sessions accumulate otherwise; best effort (the login role may lack DELETE).
     const purge = setInterval(() => void store.purgeSessions().catch(() => {}), 60_000);
     purge.unref();
     return {
       data: store,
       admin: store,
+      superuserLogin: who?.rolsuper === true,
       close: async () => {
         clearInterval(purge);
         await pool.end();
@@ -56,5 +58,5 @@ export async function openAuthData(
   };
   const mirror = new MirroredAuthStore(new SqlAuthStore(runner));
   await mirror.load();
-  return { data: mirror, admin: mirror, close: async () => {} };
+  return { data: mirror, admin: mirror, superuserLogin: true, close: async () => {} };
 }
