@@ -39,6 +39,7 @@ const flagNames: Record<string, keyof ServerOptions> = {
   '--session-ttl-ms': 'sessionTtlMs',
   '--auth-cache-ms': 'authCacheMs',
   '--auth-failure-limit': 'authFailureLimit',
+  '--idempotency-window-ms': 'idempotencyWindowMs',
 };
 
 function usage(): string {

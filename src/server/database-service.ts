@@ -9,8 +9,18 @@ import type { Logger } from 'pino';
 import {
   type BatchResult,
   BatchResultSchema,
+  CommitRequestSchema,
+  CommitResponseSchema,
   type DatabaseService,
+  ExecuteBatchRequestSchema,
+  ExecuteBatchResponseSchema,
+  ExecutePreparedRequestSchema,
+  ExecutePreparedResponseSchema,
+  ExecuteRequestSchema,
+  ExecuteResponseSchema,
   IsolationLevel,
+  QueryRequestSchema,
+  QueryResponseSchema,
   type StreamQueryResponse,
   StreamQueryResponseSchema,
 } from '../../gen/heliosdb/v1/database_pb.js';
@@ -20,8 +30,10 @@ import { authReasons } from './auth/authenticator.js';
 import { ownerKeyOf, type Principal, principalOf } from './auth/principal.js';
 import { applyPrincipal, beforeStatement, clearGuard, readOnlyGuardOf } from './auth/role-guard.js';
 import type { Backend, BackendConnection } from './backend.js';
+import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { abortError, applicationNameHeader, type CallContext } from './call-context.js';
 import { reasons, serverError, toConnectError } from './errors.js';
+import { Idempotency, type KeyedCall } from './idempotency.js';
 import type { ResolvedServerOptions } from './options.js';
 import { PgCloseStatement } from './pg-close-statement.js';
 import { type CommandSink, PgCommand } from './pg-command.js';
@@ -80,6 +92,22 @@ function isStalePlan(e: unknown): boolean {
   return detail?.sqlstate === '0A000' && /cached plan must not change result type/.test(detail.message);
 }
 
+/**
+ * A database connection that broke while an auto-commit statement ran without an idempotency key:
+ * whether it was applied is unknown, so the error says so and is not marked safe to resend
+ * (with a key, or inside a transaction session, the usual error stands).
+ */
+function connectionLost(e: unknown): ConnectError | undefined {
+  if (!e || typeof e !== 'object' || 'severity' in e || e instanceof ConnectError) return undefined;
+  const message = (e as { message?: string }).message ?? String(e);
+  // pg refuses to send on a connection it already knows is dead: nothing ran.
+  if (/not queryable/i.test(message)) return undefined;
+  return serverError(Code.Unavailable, `the database connection was lost while the statement ran, so it may or may not have been applied: ${message}`, {
+    reason: 'BACKEND_CONNECTION_LOST',
+    retryable: false,
+  });
+}
+
 /** The deterministic statement id (and server-side name) of a SQL text. */
 export function statementIdOf(sql: string): string {
   return 'hdb_' + createHash('sha256').update(sql).digest('hex').slice(0, 40);
@@ -89,6 +117,20 @@ export function statementIdOf(sql: string): string {
 export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof DatabaseService> {
   const { backend, sessions, options, typeNames, log } = deps;
   const prepared = new Map<string, string>();
+  const idempotency = new Idempotency(backend, options.idempotencyWindowMs, log);
+
+  /** The keyed call of an auto-commit request with an idempotency key (see ./idempotency.ts), if it is one. */
+  function keyedCall(
+    req: Message & { idempotencyKey: string; transactionId: string },
+    ctx: CallContext,
+    method: string,
+    requestSchema: DescMessage,
+    responseSchema: DescMessage,
+  ): KeyedCall | undefined {
+    const principal = principalOf(ctx);
+    if (req.transactionId || !idempotency.applies(req.idempotencyKey, principal)) return undefined;
+    return { key: req.idempotencyKey, principal, method, request: req, requestSchema, responseSchema };
+  }
   const maxResultBytes = Math.floor(options.maxMessageBytes * 0.9);
   const batchBytesCap = Math.max(1024, Math.floor(options.maxMessageBytes / 4));
 
@@ -116,10 +158,14 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     });
   }
 
-  /** Runs `fn` on the transaction's connection, or on a pooled one in auto-commit, as the caller's principal. */
-  async function withConn<T>(txId: string, ctx: CallContext, fn: (conn: BackendConnection) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` on the transaction's connection, or on a pooled one in auto-commit, as the caller's
+   * principal; a `keyed` auto-commit call runs under its idempotency key (./idempotency.ts).
+   */
+  async function withConn<T>(txId: string, ctx: CallContext, fn: (conn: BackendConnection) => Promise<T>, keyed?: KeyedCall): Promise<T> {
     if (ctx.signal.aborted) throw abortError(ctx.signal);
     const principal = principalOf(ctx);
+    if (keyed) await idempotency.prepare();
     if (txId) {
       return sessions.use(txId, (conn) => fn(conn), ownerKeyOf(principal)).catch((e) => {
         throw denyReadOnly(e, principal);
@@ -134,15 +180,19 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     let destroy = false;
     let leftOpen = false;
     let failed = false;
+    let started = false;
     try {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       await setApplicationName(conn, ctx);
       await applyPrincipal(conn, principal, true);
-      const out = await fn(conn);
+      started = true;
+      const out = keyed ? ((await idempotency.run(conn, ctx.signal, keyed, () => fn(conn))) as T) : await fn(conn);
       return out;
     } catch (e) {
       failed = true;
       if (isBrokenConnection(e) && !ctx.signal.aborted) destroy = true;
+      const lost = started && !keyed && !ctx.signal.aborted ? connectionLost(e) : undefined;
+      if (lost) throw lost;
       throw denyReadOnly(e instanceof ConnectError ? e : toConnectError(e), principal);
     } finally {
       // A read-only principal's calls run in a READ ONLY block the server opened: not left open by the caller.
@@ -274,20 +324,28 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
     async query(req, ctx) {
       requireSql(req.sql);
       const values = params(req.params);
-      return withConn(req.transactionId, ctx, async (conn) => ({
-        result: await runQuery(conn, ctx, req.sql, values, req.rowFormat, unaryRowCap(req.maxRows)),
-      }));
+      return withConn(
+        req.transactionId,
+        ctx,
+        async (conn) => ({ result: await runQuery(conn, ctx, req.sql, values, req.rowFormat, unaryRowCap(req.maxRows)) }),
+        keyedCall(req, ctx, 'Query', QueryRequestSchema, QueryResponseSchema),
+      );
     },
 
     async execute(req, ctx) {
       requireSql(req.sql);
       const values = params(req.params);
-      return withConn(req.transactionId, ctx, async (conn) => {
-        const sink = new CountingSink();
-        const t0 = performance.now();
-        await run(conn, new PgCommand({ text: req.sql, values, sink }), ctx);
-        return { command: sink.command, rowsAffected: sink.rowsAffected, executionTimeMs: performance.now() - t0 };
-      });
+      return withConn(
+        req.transactionId,
+        ctx,
+        async (conn) => {
+          const sink = new CountingSink();
+          const t0 = performance.now();
+          await run(conn, new PgCommand({ text: req.sql, values, sink }), ctx);
+          return { command: sink.command, rowsAffected: sink.rowsAffected, executionTimeMs: performance.now() - t0 };
+        },
+        keyedCall(req, ctx, 'Execute', ExecuteRequestSchema, ExecuteResponseSchema),
+      );
     },
 
     async *streamQuery(req, ctx) {
@@ -425,7 +483,9 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           : req.parameterSets.map((p) => ({ text: req.sql, values: params(p.values) }));
       for (const s of statements) requireSql(s.text);
       const format = req.rowFormat || RowFormat.VALUES;
-      const inTx = req.transactionId !== '';
+      const keyed = keyedCall(req, ctx, 'ExecuteBatch', ExecuteBatchRequestSchema, ExecuteBatchResponseSchema);
+      // A keyed auto-commit batch runs inside the transaction that records its key: as in one.
+      const inTx = req.transactionId !== '' || keyed !== undefined;
       const t0 = performance.now();
       return withConn(req.transactionId, ctx, async (conn) => {
         const results: BatchResult[] = statements.map(() => create(BatchResultSchema));
@@ -506,7 +566,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         let rowsAffected = 0n;
         for (const r of results) rowsAffected += r.result?.rowsAffected ?? 0n;
         return { results, rowsAffected, executionTimeMs: performance.now() - t0 };
-      });
+      }, keyed);
     },
 
     async prepare(req, ctx) {
@@ -544,6 +604,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       }
       const values = params(req.params);
       const text = sql;
+      const keyed = keyedCall(req, ctx, 'ExecutePrepared', ExecutePreparedRequestSchema, ExecutePreparedResponseSchema);
+      if (keyed) keyed.retryIf = isStalePlan;
       return withConn(req.transactionId, ctx, async (conn) => {
         const execute = () => runQuery(conn, ctx, text, values, req.rowFormat, unaryRowCap(req.maxRows), req.statementId);
         try {
@@ -556,10 +618,11 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           const close = new PgCloseStatement(req.statementId);
           conn.query(close as never);
           await close.done.catch(() => {});
-          if (req.transactionId) throw e;
+          // Inside a transaction (its own, or the one recording a key) the error aborted it.
+          if (req.transactionId || keyed) throw e;
           return { result: await execute() };
         }
-      });
+      }, keyed);
     },
 
     async closePrepared(req) {
@@ -582,6 +645,13 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
             await applyPrincipal(conn, principal, false);
           },
         });
+        if (req.readOnly || principal.readOnly) idempotency.noteReadOnly(session);
+        if (ctx.signal.aborted) {
+          // The caller left (its connection broke): nobody will learn this id, so end it now
+          // instead of holding a database connection until the idle timeout.
+          await sessions.end(session.id, 'ROLLBACK', owner).catch(() => {});
+          throw abortError(ctx.signal);
+        }
         return { transactionId: session.id, idleTimeoutMs: options.transactionIdleTimeoutMs };
       } catch (e) {
         throw toConnectError(e);
@@ -590,9 +660,25 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
 
     async commit(req, ctx) {
       const id = transactionId(req.transactionId);
-      const result = await sessions.end(id, 'COMMIT', ownerKeyOf(principalOf(ctx))).catch((e) => {
-        throw toConnectError(e);
-      });
+      const principal = principalOf(ctx);
+      let keyed: KeyedCall | undefined;
+      if (idempotency.applies(req.idempotencyKey, principal)) {
+        keyed = { key: req.idempotencyKey, principal, method: 'Commit', request: req, requestSchema: CommitRequestSchema, responseSchema: CommitResponseSchema };
+        await idempotency.prepare();
+      }
+      const call = keyed;
+      const before = call ? (conn: BackendConnection, session: import('./sessions.js').Session) => idempotency.beforeCommit(conn, session, call) : undefined;
+      let result: { command: string };
+      try {
+        result = await sessions.end(id, 'COMMIT', ownerKeyOf(principal), before);
+      } catch (e) {
+        // A read-only transaction rolled back: the same as committing it.
+        if (idempotency.isReadOnlyCommit(e)) return {};
+        const err = toConnectError(e);
+        // Not open here (finished, or the server restarted): the key's record says how it ended.
+        if (call && err.findDetails(ErrorDetailSchema)[0]?.reason === reasons.transactionNotFound) return idempotency.resolveCommit(ctx.signal, id, call);
+        throw err;
+      }
       if (result.command === 'ROLLBACK') {
         throw serverError(Code.Aborted, 'the transaction was rolled back instead of committed, because a statement in it failed', {
           sqlstate: '25P02',

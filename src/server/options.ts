@@ -75,6 +75,12 @@ export interface ServerOptions {
   authCacheMs?: number;
   /** Failed authentications from one client address before its attempts are slowed down. Default `5` (env `HELIOSDB_AUTH_FAILURE_LIMIT`). */
   authFailureLimit?: number;
+  /**
+   * How long the outcome of a write sent with an idempotency key is kept (in the database table
+   * `heliosdb.idempotency_keys`), ms: a retry with the same key within it gets the first outcome
+   * instead of running again. Default `86400000` (24 h) (env `HELIOSDB_IDEMPOTENCY_WINDOW_MS`).
+   */
+  idempotencyWindowMs?: number;
 }
 
 /** Options that have no default (unset means off). */
@@ -104,6 +110,7 @@ export const serverDefaults: ResolvedServerOptions = {
   sessionTtlMs: 900_000,
   authCacheMs: 5000,
   authFailureLimit: 5,
+  idempotencyWindowMs: 86_400_000,
 };
 
 const envNames: Record<keyof ServerOptions, string> = {
@@ -135,6 +142,7 @@ const envNames: Record<keyof ServerOptions, string> = {
   sessionTtlMs: 'HELIOSDB_SESSION_TTL_MS',
   authCacheMs: 'HELIOSDB_AUTH_CACHE_MS',
   authFailureLimit: 'HELIOSDB_AUTH_FAILURE_LIMIT',
+  idempotencyWindowMs: 'HELIOSDB_IDEMPOTENCY_WINDOW_MS',
 };
 
 /** The environment variable that sets each option. */

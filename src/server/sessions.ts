@@ -97,15 +97,34 @@ export class SessionManager {
     }
   }
 
-  /** Ends a session: runs `endSql` (COMMIT or ROLLBACK) and returns its connection. */
-  async end(id: string, endSql: string, owner?: string): Promise<{ command: string }> {
+  /**
+   * Ends a session: runs `endSql` (COMMIT or ROLLBACK) and returns its connection. `before` runs
+   * on the session's connection first (recording an idempotency key); when it throws, the
+   * transaction is rolled back instead and the error passed on.
+   */
+  async end(
+    id: string,
+    endSql: string,
+    owner?: string,
+    before?: (conn: BackendConnection, session: Session) => Promise<void>,
+  ): Promise<{ command: string }> {
     return this.use(id, async (conn, session) => {
       let broken = false;
       try {
-        return await conn.query(endSql);
-      } catch (e) {
-        broken = true;
-        throw e;
+        if (before) {
+          try {
+            await before(conn, session);
+          } catch (e) {
+            await conn.query('ROLLBACK').catch(() => (broken = true));
+            throw e;
+          }
+        }
+        try {
+          return await conn.query(endSql);
+        } catch (e) {
+          broken = true;
+          throw e;
+        }
       } finally {
         this.close(session, broken || conn._txStatus !== 'I');
       }

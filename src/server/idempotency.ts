@@ -1,0 +1,446 @@
+/**
+ * Idempotency keys: a write sent with `idempotency_key` is applied at most once, and a repeated
+ * key is answered with the first outcome instead of running again. The record lives in the
+ * backend database, in `heliosdb.idempotency_keys` (created on first use), so it survives a server
+ * restart and is shared by every server on the same database.
+ *
+ * - Auto-commit calls (Query, Execute, ExecuteBatch, ExecutePrepared without a transaction id) run
+ *   inside `BEGIN; INSERT key (state running); <the statement>; UPDATE key (state done, the
+ *   serialized response); COMMIT`. The record commits exactly when the write does. A repeated key
+ *   waits for an attempt still in progress (the primary key's lock), then returns the stored
+ *   response; an attempt that rolled back left nothing, so the repeat runs afresh.
+ * - Commit: the record (state done) is inserted inside the transaction just before COMMIT. A
+ *   repeated Commit whose transaction is no longer open on this server (it committed already, the
+ *   server restarted, or another server answers) inserts a tombstone (state abandoned) for the
+ *   key: that waits for a commit in progress and makes a later one fail, so the answer ("it
+ *   committed" or "it did not, and never will") is final.
+ * - Records are keyed by (principal, key): one caller cannot read another's stored result. A key
+ *   sent again with a different request fails with INVALID_ARGUMENT (IDEMPOTENCY_KEY_REUSED).
+ * - Records expire after the server's window (`--idempotency-window-ms`, 24 h by default): older
+ *   records are replaced by a new use of their key and deleted lazily.
+ * - Read-only callers skip all this (they cannot write), and so does a statement that ends the
+ *   server's transaction itself (a script with COMMIT) or cannot run in one (VACUUM, CREATE
+ *   DATABASE, ...): it runs as before, unprotected.
+ * @packageDocumentation
+ */
+import { createHash } from 'node:crypto';
+import { create, type DescMessage, fromBinary, type Message, toBinary } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { Logger } from 'pino';
+import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
+import { ownerKeyOf, type Principal } from './auth/principal.js';
+import { quoteIdent } from './auth/store.js';
+import type { Backend, BackendConnection } from './backend.js';
+import { reasons, serverError, toConnectError } from './errors.js';
+import type { CommandSink } from './pg-command.js';
+import { PgPipeline, type PipelineStatement } from './pg-pipeline.js';
+import type { Session } from './sessions.js';
+
+/** The table idempotency records are kept in. */
+export const idempotencyTable = 'heliosdb.idempotency_keys';
+
+/** Reasons of errors this module returns. */
+export const idempotencyReasons = {
+  keyReused: 'IDEMPOTENCY_KEY_REUSED',
+  invalidKey: 'INVALID_IDEMPOTENCY_KEY',
+  unavailable: 'IDEMPOTENCY_UNAVAILABLE',
+} as const;
+
+const keyPattern = /^[A-Za-z0-9_.:~-]{1,200}$/;
+
+const schemaSql = `
+BEGIN;
+SELECT pg_advisory_xact_lock(7700772);
+CREATE SCHEMA IF NOT EXISTS heliosdb;
+CREATE TABLE IF NOT EXISTS ${idempotencyTable} (
+  owner text NOT NULL,
+  key text NOT NULL,
+  fingerprint text NOT NULL,
+  state text NOT NULL CHECK (state IN ('running', 'done', 'abandoned')),
+  response bytea,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (owner, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON ${idempotencyTable} (created_at);
+REVOKE ALL ON ${idempotencyTable} FROM PUBLIC;
+COMMIT;
+`;
+
+// $1 owner, $2 key, $3 fingerprint, $4 window ms, ($5 response as bytea text)
+const claimSql = `INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES ($1, $2, $3, 'running')
+ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running', response = NULL, created_at = now()
+WHERE k.created_at < now() - $4::float8 * interval '1 millisecond' RETURNING 1`;
+const lookupSql = `SELECT state, fingerprint, response FROM ${idempotencyTable} WHERE owner = $1 AND key = $2`;
+const doneSql = `UPDATE ${idempotencyTable} SET state = 'done', response = $3::bytea WHERE owner = $1 AND key = $2`;
+const forgetSql = `DELETE FROM ${idempotencyTable} WHERE owner = $1 AND key = $2 AND state = 'running'`;
+const recordSql = (state: 'done' | 'abandoned') => `INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state, response) VALUES ($1, $2, $3, '${state}', $5::bytea)
+ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = EXCLUDED.response, created_at = now()
+WHERE k.created_at < now() - $4::float8 * interval '1 millisecond' RETURNING 1`;
+const sweepSql = `DELETE FROM ${idempotencyTable} WHERE created_at < now() - $1::float8 * interval '1 millisecond'`;
+
+/** One keyed call. */
+export interface KeyedCall {
+  /** The key the client sent. */
+  key: string;
+  /** Who sent it (records are per principal). */
+  principal: Principal;
+  /** The RPC and its request, to tell a repeated request from a different one with the same key. */
+  method: string;
+  request: Message;
+  requestSchema: DescMessage;
+  /** The response type, to store and replay it. */
+  responseSchema: DescMessage;
+  /** The handler failed in a way that is worth one more go from the start (a stale prepared plan). */
+  retryIf?: (e: unknown) => boolean;
+}
+
+interface Row {
+  state: string;
+  fingerprint: string;
+  response: Uint8Array | undefined;
+}
+
+/** Collects the text cells of a pipeline statement's rows. */
+class Rows implements CommandSink {
+  readonly rows: (string | null)[][] = [];
+  onFields(): void {}
+  onRow(cells: (string | null)[]): void {
+    this.rows.push(cells);
+  }
+  onComplete(): void {}
+}
+
+function bytea(hex: string | null): Uint8Array | undefined {
+  if (hex === null || !hex.startsWith('\\x')) return undefined;
+  return Buffer.from(hex.slice(2), 'hex');
+}
+
+function byteaText(bytes: Uint8Array): string {
+  return '\\x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+function rowOf(cells: (string | null)[] | undefined): Row | undefined {
+  if (!cells) return undefined;
+  return { state: cells[0] ?? '', fingerprint: cells[1] ?? '', response: bytea(cells[2]) };
+}
+
+/** Raised by the Commit hook when the transaction turned out read-only: ROLLBACK then equals COMMIT. */
+class ReadOnlyCommit extends Error {}
+
+/** Whether `e` is PostgreSQL's "cannot run inside a transaction block" (25001). */
+function cannotRunInBlock(e: unknown): boolean {
+  return e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25001';
+}
+
+/** See the file comment. */
+export class Idempotency {
+  private ready: Promise<void> | undefined;
+  private lastSweep = Date.now();
+  private sweeping = false;
+  private readonly readOnlySessions = new WeakSet<Session>();
+  private readonly sweepEveryMs: number;
+
+  constructor(
+    private readonly backend: Backend,
+    /** How long records are kept, ms. */
+    readonly windowMs: number,
+    private readonly log: Logger,
+  ) {
+    this.sweepEveryMs = Math.min(Math.max(windowMs / 10, 1000), 10 * 60_000);
+  }
+
+  /**
+   * Whether a call with `key` from `principal` takes the keyed path. Throws INVALID_ARGUMENT for a
+   * malformed key.
+   */
+  applies(key: string, principal: Principal): boolean {
+    if (!key) return false;
+    if (!keyPattern.test(key)) {
+      throw serverError(Code.InvalidArgument, 'idempotency_key must be 1 to 200 characters of A-Z a-z 0-9 _ . : ~ -', { reason: idempotencyReasons.invalidKey });
+    }
+    return !principal.readOnly;
+  }
+
+  /** Remembers that a transaction session is READ ONLY (its Commit needs no record). */
+  noteReadOnly(session: Session): void {
+    this.readOnlySessions.add(session);
+  }
+
+  /**
+   * Creates the table if needed (once; again after a failure), and now and then deletes expired
+   * records. Call before taking a connection for the call: on PGlite there is only one.
+   */
+  async prepare(): Promise<void> {
+    this.ready ??= this.createTable().catch((e) => {
+      this.ready = undefined;
+      throw serverError(Code.Unavailable, `idempotency keys are unavailable: cannot create ${idempotencyTable}: ${e instanceof Error ? e.message : String(e)}`, {
+        reason: idempotencyReasons.unavailable,
+        retryable: true,
+        retryAfterMs: 1000,
+      });
+    });
+    await this.ready;
+    if (Date.now() - this.lastSweep >= this.sweepEveryMs && !this.sweeping) void this.sweep();
+  }
+
+  private async createTable(): Promise<void> {
+    await this.withOwnConnection(async (conn) => {
+      const [r] = (await conn.query(`SELECT to_regclass('${idempotencyTable}') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
+      if (r?.ok === true || r?.ok === 't') return;
+      await conn.query(schemaSql);
+    });
+  }
+
+  /** Deletes expired records (lazily, from time to time; best effort). */
+  async sweep(): Promise<number> {
+    this.sweeping = true;
+    this.lastSweep = Date.now();
+    try {
+      return await this.withOwnConnection(async (conn) => {
+        const r = await conn.query({ text: sweepSql, values: [String(this.windowMs)] });
+        if (r.rowCount) this.log.debug({ deleted: r.rowCount }, 'expired idempotency records deleted');
+        return r.rowCount ?? 0;
+      });
+    } catch (e) {
+      this.log.debug({ err: e }, 'idempotency sweep failed');
+      return 0;
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /** Runs `fn` on a pooled connection as the server's own login role, in auto-commit. */
+  private async withOwnConnection<T>(fn: (conn: BackendConnection) => Promise<T>): Promise<T> {
+    const conn = await this.backend.acquire();
+    let destroy = false;
+    try {
+      await conn.query('RESET ROLE');
+      return await fn(conn);
+    } catch (e) {
+      destroy = !(e && typeof e === 'object' && 'severity' in e);
+      throw e;
+    } finally {
+      if (!destroy && conn._txStatus && conn._txStatus !== 'I') await conn.query('ROLLBACK').catch(() => (destroy = true));
+      this.backend.release(conn, destroy);
+    }
+  }
+
+  private ownerOf(p: Principal): string {
+    return createHash('sha256').update(ownerKeyOf(p)).digest('hex');
+  }
+
+  private fingerprintOf(call: Pick<KeyedCall, 'method' | 'request' | 'requestSchema'>): string {
+    const copy = { ...call.request, idempotencyKey: '' } as Message;
+    return createHash('sha256').update(call.method).update('\0').update(toBinary(call.requestSchema, copy)).digest('hex');
+  }
+
+  /** Runs a pipeline; throws the first failure as a ConnectError. */
+  private async pipeline(conn: BackendConnection, statements: PipelineStatement[], sinks: Record<number, CommandSink>, signal?: AbortSignal): Promise<void> {
+    const p = new PgPipeline(statements, (i) => sinks[i]);
+    const onAbort = () => void this.backend.cancel(conn);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      conn.query(p as never);
+      const outcomes = await p.done;
+      const failed = outcomes.find((o) => !o.ok);
+      if (failed) throw toConnectError('error' in failed ? failed.error : new Error('statement skipped'));
+    } catch (e) {
+      throw toConnectError(e);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async rollback(conn: BackendConnection): Promise<void> {
+    if (conn._txStatus && conn._txStatus !== 'I') await conn.query('ROLLBACK').catch(() => {});
+  }
+
+  /** The answer for a key that is already recorded: its stored response, or an error. */
+  private replay(row: Row, fingerprint: string, schema: DescMessage, what: string): Message {
+    if (row.fingerprint !== fingerprint) {
+      throw serverError(Code.InvalidArgument, `the idempotency key was already used for a different request (within the server's ${this.windowMs} ms window); use a new key for each request`, {
+        reason: idempotencyReasons.keyReused,
+      });
+    }
+    if (row.state === 'done' && row.response) return fromBinary(schema, row.response);
+    if (row.state === 'abandoned') {
+      throw serverError(Code.NotFound, `${what} was not committed: a retry of its Commit found it no longer open and recorded that it never committed`, {
+        reason: reasons.transactionNotFound,
+      });
+    }
+    throw serverError(Code.Aborted, `an earlier request with this idempotency key is in an unknown state; retry later`, {
+      reason: idempotencyReasons.unavailable,
+      retryable: true,
+      retryAfterMs: 1000,
+    });
+  }
+
+  /**
+   * Runs an auto-commit call's handler body `fn` on `conn` (already set up for the principal) inside
+   * a transaction that also records the key; see the file comment.
+   */
+  async run<T>(conn: BackendConnection, signal: AbortSignal, call: KeyedCall, fn: () => Promise<T>): Promise<T | Message> {
+    const owner = this.ownerOf(call.principal);
+    const fingerprint = this.fingerprintOf(call);
+    const role = call.principal.role;
+    const asServer: PipelineStatement[] = role ? [{ text: 'RESET ROLE', values: [] }] : [];
+    const asCaller: PipelineStatement[] = role ? [{ text: `SET ROLE ${quoteIdent(role)}`, values: [] }] : [];
+    const keyParams = [owner, call.key, fingerprint, String(this.windowMs)];
+    for (let attempt = 0; ; attempt++) {
+      // 1. Open the transaction and claim the key (waits for an attempt in progress with the same key).
+      const claimed = new Rows();
+      const seen = new Rows();
+      const claimAt = 1 + asServer.length;
+      let claimFailed = false;
+      try {
+        await this.pipeline(
+          conn,
+          [{ text: 'BEGIN', values: [] }, ...asServer, { text: claimSql, values: keyParams }, { text: lookupSql, values: [owner, call.key] }, ...asCaller],
+          { [claimAt]: claimed, [claimAt + 1]: seen },
+          signal,
+        );
+      } catch (e) {
+        await this.rollback(conn);
+        // A serialization failure of the claim (REPEATABLE READ or SERIALIZABLE by default): look again below.
+        if (signal.aborted || !(e instanceof ConnectError && e.code === Code.Aborted)) throw e;
+        claimFailed = true;
+      }
+      if (claimFailed || claimed.rows.length === 0) {
+        // 2a. The key is taken: answer from its record.
+        let row = claimFailed ? undefined : rowOf(seen.rows[0]);
+        await this.rollback(conn);
+        if (!row) {
+          const again = new Rows();
+          await this.pipeline(conn, [...asServer, { text: lookupSql, values: [owner, call.key] }], { [asServer.length]: again }, signal);
+          row = rowOf(again.rows[0]);
+        }
+        if (row) return this.replay(row, fingerprint, call.responseSchema, 'the request');
+        if (attempt >= 3) throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', { reason: idempotencyReasons.unavailable, retryable: true });
+        continue; // the attempt holding it rolled back meanwhile
+      }
+      // 2b. Ours: run the call in the transaction.
+      let out: T;
+      try {
+        out = await fn();
+      } catch (e) {
+        await this.rollback(conn);
+        if (attempt === 0 && call.retryIf?.(e)) continue;
+        if (cannotRunInBlock(e)) {
+          this.log.debug({ method: call.method }, 'statement cannot run in a transaction block: running it without its idempotency key');
+          return fn();
+        }
+        throw e;
+      }
+      if (conn._txStatus === 'E') {
+        await this.rollback(conn);
+        throw serverError(Code.Internal, 'the statement left its transaction failed; it was rolled back', { reason: idempotencyReasons.unavailable });
+      }
+      if (conn._txStatus !== 'T') {
+        // The statement ended the transaction itself (a script with COMMIT or ROLLBACK): the
+        // outcome cannot be recorded with it. Forget the claim.
+        await this.pipeline(conn, [...asServer, { text: forgetSql, values: [owner, call.key] }], {}).catch(() => {});
+        this.log.warn({ method: call.method }, 'a keyed statement ended the server transaction itself; its idempotency key was not recorded');
+        return out;
+      }
+      // 3. Record the response and commit. Not cancelled by the client leaving: a repeat finds the answer.
+      const response = toBinary(call.responseSchema, create(call.responseSchema, out as never));
+      try {
+        await this.pipeline(conn, [...asServer, { text: doneSql, values: [owner, call.key, byteaText(response)] }, { text: 'COMMIT', values: [] }], {});
+      } catch (e) {
+        await this.rollback(conn);
+        throw e;
+      }
+      return out;
+    }
+  }
+
+  /**
+   * The Commit hook, run on the session's connection just before COMMIT: records the key inside
+   * the transaction. Throws when the key already has a record (a retry elsewhere declared the
+   * transaction abandoned): the caller rolls back.
+   */
+  async beforeCommit(conn: BackendConnection, session: Session, call: Omit<KeyedCall, 'responseSchema'> & { responseSchema: DescMessage }): Promise<void> {
+    // A failed transaction block ends in ROLLBACK whatever is sent: nothing to record.
+    if (conn._txStatus !== 'T') return;
+    if (this.readOnlySessions.has(session)) throw new ReadOnlyCommit();
+    const owner = this.ownerOf(call.principal);
+    const fingerprint = this.fingerprintOf(call);
+    const response = toBinary(call.responseSchema, create(call.responseSchema, {} as never));
+    const inserted = new Rows();
+    try {
+      await this.pipeline(
+        conn,
+        [
+          { text: 'RESET ROLE', values: [] },
+          { text: recordSql('done'), values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] },
+        ],
+        { 1: inserted },
+      );
+    } catch (e) {
+      // SET TRANSACTION READ ONLY inside the transaction: it wrote nothing, so ROLLBACK equals COMMIT.
+      if (e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25006') throw new ReadOnlyCommit();
+      throw e;
+    }
+    if (inserted.rows.length === 0) {
+      throw serverError(Code.Aborted, 'the transaction was rolled back: a retry of this Commit elsewhere already recorded that it did not commit', {
+        reason: 'TRANSACTION_ABORTED',
+        sqlstate: '25P02',
+      });
+    }
+  }
+
+  /** Whether `e` (from {@link beforeCommit}) means the transaction was read-only: report the commit as done. */
+  isReadOnlyCommit(e: unknown): boolean {
+    return e instanceof ReadOnlyCommit;
+  }
+
+  /**
+   * A keyed Commit whose transaction is not open on this server: final answer from the record,
+   * or a tombstone that makes "not committed" final (see the file comment).
+   */
+  async resolveCommit(signal: AbortSignal, transactionId: string, call: KeyedCall): Promise<Message> {
+    const owner = this.ownerOf(call.principal);
+    const fingerprint = this.fingerprintOf(call);
+    const conn = await this.backend.acquire().catch((e) => {
+      throw toConnectError(e);
+    });
+    let destroy = false;
+    try {
+      const inserted = new Rows();
+      const seen = new Rows();
+      try {
+        await this.pipeline(
+          conn,
+          [
+            { text: 'RESET ROLE', values: [] },
+            { text: recordSql('abandoned'), values: [owner, call.key, fingerprint, String(this.windowMs), null] },
+            { text: lookupSql, values: [owner, call.key] },
+          ],
+          { 1: inserted, 2: seen },
+          signal,
+        );
+      } catch (e) {
+        if (signal.aborted || !(e instanceof ConnectError && e.code === Code.Aborted)) throw e;
+        await this.rollback(conn);
+        await this.pipeline(conn, [{ text: lookupSql, values: [owner, call.key] }], { 0: seen });
+      }
+      if (inserted.rows.length > 0) {
+        throw serverError(
+          Code.NotFound,
+          `transaction ${JSON.stringify(transactionId)} was not committed: it is not open on this server (the server restarted, or the connection to it was lost) and it never committed`,
+          { reason: reasons.transactionNotFound },
+        );
+      }
+      const row = rowOf(seen.rows[0]);
+      if (!row) throw serverError(Code.Aborted, 'the commit outcome could not be read; retry', { reason: idempotencyReasons.unavailable, retryable: true });
+      return this.replay(row, fingerprint, call.responseSchema, `transaction ${JSON.stringify(transactionId)}`);
+    } catch (e) {
+      if (!(e instanceof ConnectError)) destroy = true;
+      throw e;
+    } finally {
+      if (conn.heliosCancel) destroy = true;
+      if (!destroy) await this.rollback(conn);
+      this.backend.release(conn, destroy);
+    }
+  }
+}
