@@ -10,6 +10,7 @@
  * something breaks).
  *
  * Flags: --quick, --repeats=N, --only=simple,batch,stream,pool-queries,pool-streams, --out=DIR,
+ * --render (write the Markdown and the chart again from the last run's JSON),
  * --no-wait (a full run otherwise waits, within limits, for other work on the machine to calm
  * down before each cell).
  * PostgreSQL: HELIOSDB_BENCH_POSTGRES_URL, else HELIOSDB_TEST_POSTGRES_URL, else
@@ -17,7 +18,7 @@
  * @packageDocumentation
  */
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -292,7 +293,18 @@ function machine(pgVersion: string | undefined): Machine {
   };
 }
 
+/** `--render`: writes the Markdown and the chart again from the JSON of the last run. */
+function render(): number {
+  const base = path.join(outDir, quick ? 'quick' : 'latest');
+  const report = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as Report;
+  writeFileSync(`${base}.md`, markdown(report));
+  writeFileSync(`${base}.svg`, svg(report));
+  console.log(markdown(report));
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (flag('render') !== undefined) return render();
   const t0 = performance.now();
   const notes: string[] = [];
   const pgVersion = await postgresVersion();

@@ -470,8 +470,10 @@ export function svg(r: Report): string {
     unit: 's',
     bars: r.rows.filter((x) => x.op === 'pool-queries').flatMap((x) => bar(x, (phaseOf(x, 'in-flight')?.elapsedMs ?? NaN) / 1000)),
   });
-  const width = 960;
-  const labelW = 380;
+  const longest = Math.max(0, ...panels.flatMap((p) => p.bars.map((b) => b.label.length)));
+  // About 6.6 px per character of the 12 px label font.
+  const labelW = Math.min(520, Math.max(220, Math.ceil(longest * 6.6) + 24));
+  const width = labelW + 600;
   const barW = width - labelW - 110;
   const rowH = 22;
   const parts: string[] = [];
