@@ -8,7 +8,7 @@
  */
 import { Code, ConnectError, type StreamResponse, type Transport, type UnaryResponse } from '@connectrpc/connect';
 import { ConnectionTimeoutError, HeliosDBError } from './errors.js';
-import type { PoolHandle, PoolStats } from './pool-stats.js';
+import type { PoolCounters } from './pool-stats.js';
 
 /** Settings of a {@link ConcurrencyLimiter}. */
 export interface ConcurrencyLimiterOptions {
@@ -30,7 +30,7 @@ interface Waiter {
  * tell. `inFlight`, `waiting`, `poolHits` (calls that started at once), `poolMisses` (calls that
  * had to wait) and `acquisitionTimeouts` are counted as in the Node pool.
  */
-export class ConcurrencyLimiter implements PoolHandle {
+export class ConcurrencyLimiter {
   private active = 0;
   private readonly queue: Waiter[] = [];
   private closing = false;
@@ -105,7 +105,7 @@ export class ConcurrencyLimiter implements PoolHandle {
     if (this.active > 0) this.active--;
   }
 
-  getStats(): PoolStats {
+  getStats(): PoolCounters {
     return {
       totalConnections: 0,
       activeConnections: 0,

@@ -5,6 +5,8 @@
  */
 import type { Interceptor } from '@connectrpc/connect';
 import type { OAuthOptions } from './auth-interceptor.js';
+import type { CircuitBreakerOptions } from './circuit-breaker.js';
+import type { RetryOptions } from './retry-interceptor.js';
 import type { Int8Mode } from './protocol/decode.js';
 import type { SSLMode, SSLModeName, SslOptions } from './tls-options.js';
 
@@ -34,6 +36,36 @@ export interface ConnectionConfig {
    * browser entry (env `HELIOSDB_URL`).
    */
   url?: string;
+  /**
+   * Several servers in front of the same database (native gRPC, Node): `['grpc://a:7700',
+   * 'grpc://b:7700']`. Calls spread over the healthy ones; when one fails, new calls go to the
+   * others (its circuit breaker opens) and its open transactions fail. A single `url` whose host
+   * name has several addresses in DNS is used the same way. Default: just `url`.
+   */
+  urls?: string[];
+  /**
+   * Retries (see docs/resilience.md): `{ maxAttempts, baseDelayMs, maxDelayMs, exponentialBase,
+   * jitter, idempotencyKeys, budget }`, or `false` for none. Reads, calls that never reached the
+   * server and writes carrying an idempotency key are retried; a write whose outcome stays
+   * unknown throws AmbiguousResultError. Default `{ maxAttempts: 4, baseDelayMs: 100, maxDelayMs:
+   * 2000, exponentialBase: 2, jitter: 0.2, idempotencyKeys: true, budget: { maxTokens: 10,
+   * tokenRatio: 0.1 } }`.
+   */
+  retry?: RetryOptions | false;
+  /**
+   * The circuit breaker of each endpoint: `{ failureThreshold, openMs, maxOpenMs }`, or `false`
+   * to never open. Default `{ failureThreshold: 5, openMs: 1000, maxOpenMs: 30000 }`.
+   */
+  circuitBreaker?: CircuitBreakerOptions | false;
+  /**
+   * HTTP/2 keepalive: a PING on every connection this often, ms, idle or not, so that a
+   * connection whose peer vanished (a half-open TCP connection, a black hole) is detected within
+   * `keepaliveIntervalMs + keepaliveTimeoutMs` and its calls fail instead of hanging. `0` turns
+   * pings off. Node only. Default `30000` (env `HELIOSDB_KEEPALIVE_INTERVAL_MS`).
+   */
+  keepaliveIntervalMs?: number;
+  /** How long a keepalive PING may go unanswered before the connection is closed, ms. Default `10000` (env `HELIOSDB_KEEPALIVE_TIMEOUT_MS`). */
+  keepaliveTimeoutMs?: number;
   /**
    * Wire protocol of `http://` and `https://` URLs: `'connect'` (the Connect protocol with binary
    * protobuf messages), `'connect-json'` (the same with JSON messages, readable in the browser's
@@ -124,7 +156,7 @@ export interface ConnectionConfig {
 }
 
 /** Options without a default (unset means none). */
-type UnsetKeys = 'applicationName' | 'onQuery' | 'ssl' | 'sslMode' | 'user' | 'password' | 'apiKey' | 'oauth';
+type UnsetKeys = 'applicationName' | 'onQuery' | 'ssl' | 'sslMode' | 'user' | 'password' | 'apiKey' | 'oauth' | 'urls';
 
 /** Every option with its default applied. */
 export type ResolvedConnectionConfig = Required<Omit<ConnectionConfig, UnsetKeys | 'poolRecycleSeconds'>> & Pick<ConnectionConfig, UnsetKeys>;
@@ -150,6 +182,10 @@ export const clientDefaults: Omit<ResolvedConnectionConfig, UnsetKeys> = {
   protocol: 'connect',
   httpVersion: '2',
   maxConcurrentCalls: 0,
+  retry: {},
+  circuitBreaker: {},
+  keepaliveIntervalMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
 };
 
 function env(): Record<string, string | undefined> {
@@ -157,7 +193,7 @@ function env(): Record<string, string | undefined> {
   return p?.env ?? {};
 }
 
-/** Client options read from `HELIOSDB_URL`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`, `HELIOSDB_SSL_MODE`, `HELIOSDB_USER`, `HELIOSDB_PASSWORD`, `HELIOSDB_API_KEY`. */
+/** Client options read from `HELIOSDB_URL`, `HELIOSDB_URLS` (comma-separated), `HELIOSDB_KEEPALIVE_INTERVAL_MS`, `HELIOSDB_KEEPALIVE_TIMEOUT_MS`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`, `HELIOSDB_SSL_MODE`, `HELIOSDB_USER`, `HELIOSDB_PASSWORD`, `HELIOSDB_API_KEY`. */
 export function configFromEnv(vars: Record<string, string | undefined> = env()): ConnectionConfig {
   const out: ConnectionConfig = {};
   const num = (name: string): number | undefined => {
@@ -179,6 +215,9 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
   out.connectTimeoutMs = num('HELIOSDB_CONNECT_TIMEOUT_MS');
   out.acquisitionTimeoutMs = num('HELIOSDB_ACQUISITION_TIMEOUT_MS');
   out.timeoutMs = num('HELIOSDB_TIMEOUT_MS');
+  out.keepaliveIntervalMs = num('HELIOSDB_KEEPALIVE_INTERVAL_MS');
+  out.keepaliveTimeoutMs = num('HELIOSDB_KEEPALIVE_TIMEOUT_MS');
+  if (vars.HELIOSDB_URLS) out.urls = vars.HELIOSDB_URLS.split(',').map((u) => u.trim()).filter(Boolean);
   if (vars.HELIOSDB_SSL_MODE) out.sslMode = vars.HELIOSDB_SSL_MODE as SSLModeName;
   if (vars.HELIOSDB_USER) out.user = vars.HELIOSDB_USER;
   if (vars.HELIOSDB_PASSWORD) out.password = vars.HELIOSDB_PASSWORD;
@@ -210,6 +249,14 @@ export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedC
     throw new RangeError(`protocol must be 'connect', 'connect-json' or 'grpc-web', got ${JSON.stringify(r.protocol)}`);
   }
   if (r.httpVersion !== '1.1' && r.httpVersion !== '2') throw new RangeError(`httpVersion must be '1.1' or '2', got ${JSON.stringify(r.httpVersion)}`);
+  if (!(r.keepaliveIntervalMs >= 0) || !(r.keepaliveTimeoutMs > 0)) {
+    throw new RangeError(`need keepaliveIntervalMs >= 0 (${r.keepaliveIntervalMs}) and keepaliveTimeoutMs > 0 (${r.keepaliveTimeoutMs})`);
+  }
+  if (r.urls !== undefined) {
+    if (!Array.isArray(r.urls) || r.urls.length === 0 || r.urls.some((u) => typeof u !== 'string' || !u)) throw new RangeError('urls must be a non-empty array of URLs');
+    // The first is the client's URL (scheme, TLS, display); all are used.
+    if (given.url === undefined) r.url = r.urls[0];
+  }
   if (!(r.maxConcurrentCalls >= 0)) throw new RangeError(`maxConcurrentCalls must be 0 or more, got ${r.maxConcurrentCalls}`);
   if (r.minConnections < 0 || r.maxConnections < 1 || r.minConnections > r.maxConnections) {
     throw new RangeError(`need 0 <= minConnections (${r.minConnections}) <= maxConnections (${r.maxConnections}) and maxConnections >= 1`);

@@ -4,7 +4,7 @@
  *
  * ```
  * HeliosDBError
- * ├── ConnectionError ── ConnectionTimeoutError
+ * ├── ConnectionError ── ConnectionTimeoutError, AmbiguousResultError
  * ├── QueryError ── ConstraintViolationError ── UniqueViolationError, ForeignKeyViolationError,
  * │                                             NotNullViolationError, CheckViolationError
  * ├── TransactionError ── SerializationFailureError, DeadlockDetectedError
@@ -67,6 +67,24 @@ export class ConnectionError extends HeliosDBError {}
 
 /** No connection became available in time (`connectTimeoutMs`, `acquisitionTimeoutMs`). */
 export class ConnectionTimeoutError extends ConnectionError {}
+
+/**
+ * A write (an auto-commit statement that changes data, or a transaction's commit) may or may not
+ * have been applied: its request may have reached the server, but the answer was lost (the
+ * connection broke, or the deadline passed) and its idempotency key could not settle it (keys
+ * turned off, the retry budget or the deadline used up). The client does not guess: check the
+ * data before doing it again. `cause` is the last failure. Never retryable as such (`code`
+ * `AMBIGUOUS_RESULT`). See docs/resilience.md.
+ */
+export class AmbiguousResultError extends ConnectionError {
+  /** The idempotency key the write was sent with, if any: sending the same request with it within the server's window still returns the first outcome. */
+  readonly idempotencyKey: string | undefined;
+
+  constructor(message: string, options: HeliosDBErrorOptions & { idempotencyKey?: string } = {}) {
+    super(message, 'AMBIGUOUS_RESULT', { ...options, retryable: false });
+    this.idempotencyKey = options.idempotencyKey || undefined;
+  }
+}
 
 /** Options of a {@link QueryError}. */
 export interface QueryErrorOptions extends HeliosDBErrorOptions {

@@ -4,8 +4,30 @@
  * @packageDocumentation
  */
 
-/** A snapshot of pool statistics. */
-export interface PoolStats {
+/** One server endpoint of the pool (several with `urls`, or a DNS name with several addresses). */
+export interface EndpointStats {
+  /** The endpoint's URL. */
+  url: string;
+  /** Its circuit breaker: `closed` (in use), `open` (failing fast, calls go elsewhere), `half-open` (one probe allowed). */
+  circuit: 'closed' | 'open' | 'half-open';
+  /** Connection failures in a row. */
+  consecutiveFailures: number;
+  /** Times its circuit opened. */
+  circuitOpened: number;
+  /** Calls refused or routed elsewhere while it was open. */
+  circuitRejected: number;
+  /** When an open circuit lets its next probe through (ms since the epoch); 0 unless open. */
+  retryAt: number;
+  /** Connections to it open now (0 where the platform owns connections). */
+  connections: number;
+  /** Calls in flight on it. */
+  inFlight: number;
+  /** Its retry budget: tokens left (retries are sent while more than half remain). */
+  retryTokens: number | undefined;
+}
+
+/** The pool's own counters (the connection pool or the concurrency limiter, before endpoints and retries). */
+export interface PoolCounters {
   /** Connections (HTTP/2 channels) open now. */
   totalConnections: number;
   /** Connections with at least one call in flight. */
@@ -28,6 +50,18 @@ export interface PoolStats {
   healthCheckFailures: number;
   /** Acquisitions that gave up after `acquisitionTimeoutMs`. */
   acquisitionTimeouts: number;
+}
+
+/** A snapshot of pool statistics: the counters, each endpoint with its circuit breaker, and retries. */
+export interface PoolStats extends PoolCounters {
+  /** Each server endpoint, with its circuit breaker. */
+  endpoints: EndpointStats[];
+  /** Attempts sent again by the retry interceptor. */
+  retries: number;
+  /** Retries not sent because the endpoint's retry budget was spent. */
+  retriesThrottled: number;
+  /** Writes whose outcome stayed unknown (AmbiguousResultError). */
+  ambiguousResults: number;
 }
 
 /** What `client.pool` offers. */

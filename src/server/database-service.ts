@@ -119,16 +119,20 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
   const prepared = new Map<string, string>();
   const idempotency = new Idempotency(backend, options.idempotencyWindowMs, log);
 
-  /** The keyed call of an auto-commit request with an idempotency key (see ./idempotency.ts), if it is one. */
-  function keyedCall(
+  /**
+   * The keyed call of an auto-commit request with an idempotency key (see ./idempotency.ts), if it
+   * is one and the server can record keys.
+   */
+  async function keyedCall(
     req: Message & { idempotencyKey: string; transactionId: string },
     ctx: CallContext,
     method: string,
     requestSchema: DescMessage,
     responseSchema: DescMessage,
-  ): KeyedCall | undefined {
+  ): Promise<KeyedCall | undefined> {
     const principal = principalOf(ctx);
     if (req.transactionId || !idempotency.applies(req.idempotencyKey, principal)) return undefined;
+    if (!(await idempotency.prepare())) return undefined;
     return { key: req.idempotencyKey, principal, method, request: req, requestSchema, responseSchema };
   }
   const maxResultBytes = Math.floor(options.maxMessageBytes * 0.9);
@@ -165,7 +169,6 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
   async function withConn<T>(txId: string, ctx: CallContext, fn: (conn: BackendConnection) => Promise<T>, keyed?: KeyedCall): Promise<T> {
     if (ctx.signal.aborted) throw abortError(ctx.signal);
     const principal = principalOf(ctx);
-    if (keyed) await idempotency.prepare();
     if (txId) {
       return sessions.use(txId, (conn) => fn(conn), ownerKeyOf(principal)).catch((e) => {
         throw denyReadOnly(e, principal);
@@ -328,7 +331,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
         req.transactionId,
         ctx,
         async (conn) => ({ result: await runQuery(conn, ctx, req.sql, values, req.rowFormat, unaryRowCap(req.maxRows)) }),
-        keyedCall(req, ctx, 'Query', QueryRequestSchema, QueryResponseSchema),
+        await keyedCall(req, ctx, 'Query', QueryRequestSchema, QueryResponseSchema),
       );
     },
 
@@ -344,7 +347,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           await run(conn, new PgCommand({ text: req.sql, values, sink }), ctx);
           return { command: sink.command, rowsAffected: sink.rowsAffected, executionTimeMs: performance.now() - t0 };
         },
-        keyedCall(req, ctx, 'Execute', ExecuteRequestSchema, ExecuteResponseSchema),
+        await keyedCall(req, ctx, 'Execute', ExecuteRequestSchema, ExecuteResponseSchema),
       );
     },
 
@@ -483,7 +486,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
           : req.parameterSets.map((p) => ({ text: req.sql, values: params(p.values) }));
       for (const s of statements) requireSql(s.text);
       const format = req.rowFormat || RowFormat.VALUES;
-      const keyed = keyedCall(req, ctx, 'ExecuteBatch', ExecuteBatchRequestSchema, ExecuteBatchResponseSchema);
+      const keyed = await keyedCall(req, ctx, 'ExecuteBatch', ExecuteBatchRequestSchema, ExecuteBatchResponseSchema);
       // A keyed auto-commit batch runs inside the transaction that records its key: as in one.
       const inTx = req.transactionId !== '' || keyed !== undefined;
       const t0 = performance.now();
@@ -604,7 +607,7 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       }
       const values = params(req.params);
       const text = sql;
-      const keyed = keyedCall(req, ctx, 'ExecutePrepared', ExecutePreparedRequestSchema, ExecutePreparedResponseSchema);
+      const keyed = await keyedCall(req, ctx, 'ExecutePrepared', ExecutePreparedRequestSchema, ExecutePreparedResponseSchema);
       if (keyed) keyed.retryIf = isStalePlan;
       return withConn(req.transactionId, ctx, async (conn) => {
         const execute = () => runQuery(conn, ctx, text, values, req.rowFormat, unaryRowCap(req.maxRows), req.statementId);
@@ -662,9 +665,8 @@ export function createDatabaseService(deps: ServiceDeps): ServiceImpl<typeof Dat
       const id = transactionId(req.transactionId);
       const principal = principalOf(ctx);
       let keyed: KeyedCall | undefined;
-      if (idempotency.applies(req.idempotencyKey, principal)) {
+      if (idempotency.applies(req.idempotencyKey, principal) && (await idempotency.prepare())) {
         keyed = { key: req.idempotencyKey, principal, method: 'Commit', request: req, requestSchema: CommitRequestSchema, responseSchema: CommitResponseSchema };
-        await idempotency.prepare();
       }
       const call = keyed;
       const before = call ? (conn: BackendConnection, session: import('./sessions.js').Session) => idempotency.beforeCommit(conn, session, call) : undefined;

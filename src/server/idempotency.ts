@@ -18,6 +18,9 @@
  *   sent again with a different request fails with INVALID_ARGUMENT (IDEMPOTENCY_KEY_REUSED).
  * - Records expire after the server's window (`--idempotency-window-ms`, 24 h by default): older
  *   records are replaced by a new use of their key and deleted lazily.
+ * - The server's database login needs SELECT, INSERT, UPDATE and DELETE on the table (it has them
+ *   when it created it). Without them the server warns and runs keyed calls without protection,
+ *   checking again every minute.
  * - Read-only callers skip all this (they cannot write), and so does a statement that ends the
  *   server's transaction itself (a script with COMMIT) or cannot run in one (VACUUM, CREATE
  *   DATABASE, ...): it runs as before, unprotected.
@@ -124,6 +127,9 @@ function rowOf(cells: (string | null)[] | undefined): Row | undefined {
   return { state: cells[0] ?? '', fingerprint: cells[1] ?? '', response: bytea(cells[2]) };
 }
 
+/** The login lacks privileges on the table. */
+class PermissionError extends Error {}
+
 /** Raised by the Commit hook when the transaction turned out read-only: ROLLBACK then equals COMMIT. */
 class ReadOnlyCommit extends Error {}
 
@@ -134,7 +140,8 @@ function cannotRunInBlock(e: unknown): boolean {
 
 /** See the file comment. */
 export class Idempotency {
-  private ready: Promise<void> | undefined;
+  private ready: Promise<boolean> | undefined;
+  private readyAt = 0;
   private lastSweep = Date.now();
   private sweeping = false;
   private readonly readOnlySessions = new WeakSet<Session>();
@@ -167,27 +174,45 @@ export class Idempotency {
   }
 
   /**
-   * Creates the table if needed (once; again after a failure), and now and then deletes expired
-   * records. Call before taking a connection for the call: on PGlite there is only one.
+   * Whether keys can be recorded: creates the table if needed, and checks the login may use it
+   * (once; again a minute after a failure). Now and then deletes expired records. Call before
+   * taking a connection for the call: on PGlite there is only one.
    */
-  async prepare(): Promise<void> {
-    this.ready ??= this.createTable().catch((e) => {
-      this.ready = undefined;
-      throw serverError(Code.Unavailable, `idempotency keys are unavailable: cannot create ${idempotencyTable}: ${e instanceof Error ? e.message : String(e)}`, {
-        reason: idempotencyReasons.unavailable,
-        retryable: true,
-        retryAfterMs: 1000,
+  async prepare(): Promise<boolean> {
+    if (this.ready && Date.now() - this.readyAt > 60_000) {
+      // Checked again after a minute when it failed (an administrator may have granted access since).
+      const ok = await this.ready.catch(() => false);
+      if (!ok) this.ready = undefined;
+    }
+    if (!this.ready) {
+      this.readyAt = Date.now();
+      this.ready = this.createTable().catch((e) => {
+        const sqlstate = (e as { code?: unknown }).code;
+        if (sqlstate !== '42501' && !(e instanceof PermissionError)) {
+          // The database is unreachable or failing: no answer now, ask again next time.
+          this.ready = undefined;
+          throw toConnectError(e);
+        }
+        this.log.warn(
+          { err: e },
+          `idempotency keys are off: the server's database login cannot create or use ${idempotencyTable}; keyed writes run unprotected (grant SELECT, INSERT, UPDATE, DELETE ON ${idempotencyTable} to the login)`,
+        );
+        return false;
       });
-    });
-    await this.ready;
-    if (Date.now() - this.lastSweep >= this.sweepEveryMs && !this.sweeping) void this.sweep();
+    }
+    const ok = await this.ready;
+    if (ok && Date.now() - this.lastSweep >= this.sweepEveryMs && !this.sweeping) void this.sweep();
+    return ok;
   }
 
-  private async createTable(): Promise<void> {
-    await this.withOwnConnection(async (conn) => {
+  private async createTable(): Promise<boolean> {
+    return this.withOwnConnection(async (conn) => {
       const [r] = (await conn.query(`SELECT to_regclass('${idempotencyTable}') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
-      if (r?.ok === true || r?.ok === 't') return;
-      await conn.query(schemaSql);
+      if (!(r?.ok === true || r?.ok === 't')) await conn.query(schemaSql);
+      const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`).join(' AND ');
+      const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as { ok: unknown }[];
+      if (g?.ok === true || g?.ok === 't') return true;
+      throw new PermissionError(`permission denied for ${idempotencyTable}`);
     });
   }
 

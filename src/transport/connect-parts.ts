@@ -13,6 +13,8 @@ import { ConcurrencyLimiter, limitTransport } from '../concurrency-limiter.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
+import type { PoolStats } from '../pool-stats.js';
+import { createBreakerInterceptor, createRetryInterceptor, resolveRetryOptions } from '../retry-interceptor.js';
 import { isLoopbackHostname } from '../tls-options.js';
 
 /** What a Connect-family transport constructor is given. */
@@ -55,11 +57,21 @@ export function concurrencyOf(config: ResolvedConnectionConfig): number {
 /** Builds the parts for a resolved config whose URL is http(s)://. */
 export function createConnectParts(config: ResolvedConnectionConfig, factories: ConnectTransportFactories): ClientParts {
   const baseUrl = connectBaseUrl(config.url);
+  if (config.urls && config.urls.length > 1) {
+    throw new HeliosDBError(
+      'several urls need native gRPC (grpc:// or grpcs://, Node): over http:// and https:// the platform owns the connections; put a load balancer in front of the servers instead',
+      'INVALID_CONFIG',
+    );
+  }
   const metrics = new QueryMetrics();
   const auth = createClientAuth(config, baseUrl.startsWith('https:'), isLoopbackHostname(new URL(baseUrl).hostname));
+  // Retries outermost of ours (each attempt re-runs the breaker, credentials and metrics).
+  const endpoint = new URL(baseUrl).origin;
+  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: true });
+  const breaker = createBreakerInterceptor(endpoint, config.circuitBreaker);
   const init: ConnectTransportInit = {
     baseUrl,
-    interceptors: [...config.interceptors, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
+    interceptors: [...config.interceptors, retry.interceptor, breaker.interceptor, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
   };
   let transport: Transport;
   switch (config.protocol) {
@@ -77,9 +89,35 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
   }
   const limiter = new ConcurrencyLimiter({ maxConcurrentCalls: concurrencyOf(config), acquisitionTimeoutMs: config.acquisitionTimeoutMs });
   auth?.bind(transport);
+  const pool = {
+    getStats(): PoolStats {
+      const r = retry.stats();
+      const b = breaker.stats();
+      const counters = limiter.getStats();
+      return {
+        ...counters,
+        endpoints: [
+          {
+            url: endpoint,
+            circuit: b.state,
+            consecutiveFailures: b.consecutiveFailures,
+            circuitOpened: b.opened,
+            circuitRejected: b.rejected,
+            retryAt: b.retryAt,
+            connections: 0,
+            inFlight: counters.inFlight,
+            retryTokens: r.budgets[endpoint],
+          },
+        ],
+        retries: r.retries,
+        retriesThrottled: r.retriesThrottled,
+        ambiguousResults: r.ambiguousResults,
+      };
+    },
+  };
   return {
     transport: limitTransport(transport, limiter),
-    pool: limiter,
+    pool,
     metrics,
     async close() {
       await auth?.close();

@@ -4,17 +4,52 @@
  * `maxStreamsPerConnection` calls and shrinks idle channels back to `minConnections`; channels are
  * recycled after `maxLifetimeSeconds` (draining: no call is cut off) and replaced when a
  * grpc.health.v1 check fails.
+ *
+ * With several endpoints (servers), channels are spread over them and calls rotate between the
+ * healthy ones. Each endpoint has a circuit breaker (../circuit-breaker.ts) fed by the outcome of
+ * every call and health check: an endpoint whose circuit is open gets no new calls (they go to the
+ * others, or fail fast with CIRCUIT_OPEN when none is left) until a probe (a health check run by
+ * the pool, or one call) succeeds. A channel that cannot connect fails its calls at once instead of
+ * waiting `connectTimeoutMs`.
  * @packageDocumentation
  */
 import * as grpc from '@grpc/grpc-js';
-import { ConnectionTimeoutError, HeliosDBError } from '../errors.js';
-import type { PoolStats } from '../pool-stats.js';
+import { Code } from '@connectrpc/connect';
+import { CircuitBreaker, type CircuitBreakerOptions } from '../circuit-breaker.js';
+import { ConnectionError, ConnectionTimeoutError, HeliosDBError } from '../errors.js';
+import type { EndpointStats, PoolCounters } from '../pool-stats.js';
+import { annotateAttempt, circuitOpenError, isTransportFailure } from '../retry-interceptor.js';
+
+/** One server of the pool. */
+export interface EndpointSpec {
+  /** The endpoint's URL, as shown in stats and errors (`grpc://host:port`). */
+  url: string;
+  /** grpc-js `host:port` target. */
+  target: string;
+  /** Channel options of this endpoint only (e.g. the TLS name of a DNS address). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** A server endpoint and its circuit breaker. */
+export class Endpoint {
+  /** No longer part of the pool (DNS changed): its channels drain. */
+  retired = false;
+  constructor(
+    readonly spec: EndpointSpec,
+    readonly breaker: CircuitBreaker,
+  ) {}
+  get url(): string {
+    return this.spec.url;
+  }
+}
 
 /** Pool settings (all required here; defaults live in the client config). */
 export interface GrpcPoolOptions {
-  /** `host:port` target. */
-  target: string;
+  /** The servers. */
+  endpoints: EndpointSpec[];
   credentials: grpc.ChannelCredentials;
+  /** Circuit breaker settings of each endpoint. Default: the defaults of ../circuit-breaker.ts. */
+  circuitBreaker?: CircuitBreakerOptions | false;
   minConnections: number;
   maxConnections: number;
   maxStreamsPerConnection: number;
@@ -40,6 +75,7 @@ export class PooledChannel {
   constructor(
     readonly id: number,
     readonly client: grpc.Client,
+    readonly endpoint: Endpoint,
   ) {}
 }
 
@@ -57,28 +93,98 @@ const emptyRequest = Buffer.alloc(0);
 export class GrpcChannelPool {
   private readonly channels: PooledChannel[] = [];
   private readonly waiters: Waiter[] = [];
+  private endpoints: Endpoint[] = [];
   private nextId = 1;
+  private rotation = 0;
   private closing = false;
   private readonly timer: NodeJS.Timeout;
   private stats = { poolHits: 0, poolMisses: 0, created: 0, closed: 0, healthCheckFailures: 0, acquisitionTimeouts: 0 };
 
   constructor(private readonly opts: GrpcPoolOptions) {
-    for (let i = 0; i < opts.minConnections; i++) this.open();
+    if (opts.endpoints.length === 0) throw new HeliosDBError('the pool needs at least one endpoint', 'INVALID_CONFIG');
+    this.endpoints = opts.endpoints.map((e) => new Endpoint(e, new CircuitBreaker(opts.circuitBreaker)));
+    this.fill();
     const tick = Math.max(250, Math.min(opts.healthCheckIntervalSeconds, opts.idleTimeoutSeconds, opts.maxLifetimeSeconds) * 1000 / 2);
     this.timer = setInterval(() => this.maintain(), tick);
     this.timer.unref();
   }
 
-  private open(): PooledChannel {
-    const client = new grpc.Client(this.opts.target, this.opts.credentials, {
+  /** The endpoints in use (not retired). */
+  private active(): Endpoint[] {
+    return this.endpoints.filter((e) => !e.retired);
+  }
+
+  /** Channels each endpoint keeps open at least: `minConnections` spread over them, one each at least. */
+  private minPerEndpoint(): number {
+    const n = this.active().length;
+    return this.opts.minConnections === 0 ? 0 : Math.max(1, Math.ceil(this.opts.minConnections / n));
+  }
+
+  private liveOn(ep: Endpoint): number {
+    let n = 0;
+    for (const ch of this.channels) if (ch.endpoint === ep && !ch.draining) n++;
+    return n;
+  }
+
+  /** Opens channels up to each endpoint's minimum. */
+  private fill(): void {
+    const min = this.minPerEndpoint();
+    for (const ep of this.active()) for (let n = this.liveOn(ep); n < min; n++) this.open(ep);
+  }
+
+  /**
+   * Replaces the endpoint list (a DNS name's addresses changed): new endpoints get channels;
+   * endpoints no longer listed are retired and their channels drain.
+   */
+  setEndpoints(specs: EndpointSpec[]): void {
+    if (this.closing || specs.length === 0) return;
+    const byUrl = new Map(this.endpoints.map((e) => [e.url, e]));
+    const next: Endpoint[] = [];
+    for (const spec of specs) {
+      const known = byUrl.get(spec.url);
+      if (known) {
+        known.retired = false;
+        next.push(known);
+      } else {
+        next.push(new Endpoint(spec, new CircuitBreaker(this.opts.circuitBreaker)));
+      }
+    }
+    for (const ep of this.endpoints) {
+      if (next.includes(ep)) continue;
+      ep.retired = true;
+      for (const ch of [...this.channels]) {
+        if (ch.endpoint !== ep) continue;
+        ch.draining = true;
+        if (ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
+      }
+    }
+    this.endpoints = [...next, ...this.endpoints.filter((e) => e.retired && this.channels.some((c) => c.endpoint === e))];
+    this.fill();
+  }
+
+  /** The endpoint a new channel goes to: the usable one with the fewest channels (any, when none is usable). */
+  private endpointForNewChannel(): Endpoint {
+    const active = this.active();
+    const usable = active.filter((e) => e.breaker.available());
+    let best: Endpoint | undefined;
+    for (const ep of usable.length > 0 ? usable : active) if (!best || this.liveOn(ep) < this.liveOn(best)) best = ep;
+    return best!;
+  }
+
+  private open(endpoint: Endpoint = this.endpointForNewChannel()): PooledChannel {
+    const client = new grpc.Client(endpoint.spec.target, this.opts.credentials, {
       // Each channel its own subchannel, so its own TCP connection.
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': this.opts.maxMessageBytes,
       'grpc.max_send_message_length': this.opts.maxMessageBytes,
       'grpc.enable_retries': 0,
+      // Reconnect soon after a server comes back (grpc-js waits 1 s, growing to 120 s, by default).
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5000,
       ...this.opts.channelOptions,
+      ...endpoint.spec.channelOptions,
     });
-    const ch = new PooledChannel(this.nextId++, client);
+    const ch = new PooledChannel(this.nextId++, client, endpoint);
     // Start connecting now so the first call finds the channel ready.
     client.getChannel().getConnectivityState(true);
     this.channels.push(ch);
@@ -95,14 +201,61 @@ export class GrpcChannelPool {
     this.stats.closed++;
   }
 
-  private leastLoaded(): PooledChannel | undefined {
-    let best: PooledChannel | undefined;
-    for (const ch of this.channels) {
-      if (ch.draining) continue;
-      if (!best || ch.inFlight < best.inFlight) best = ch;
-      if (ch.inFlight === 0) break;
+  /**
+   * The least-loaded channel with a free call slot, on an endpoint whose circuit lets calls
+   * through (taking a half-open circuit's probe slot). With several endpoints the choice rotates
+   * between them and avoids `avoid` (where the call's previous attempt failed) when it can.
+   */
+  private leastLoaded(avoid?: string): PooledChannel | undefined {
+    const max = this.opts.maxStreamsPerConnection;
+    if (this.endpoints.length === 1) {
+      const ep = this.endpoints[0];
+      if (!ep.breaker.available()) return undefined;
+      let best: PooledChannel | undefined;
+      for (const ch of this.channels) {
+        if (ch.draining) continue;
+        if (!best || ch.inFlight < best.inFlight) best = ch;
+        if (ch.inFlight === 0) break;
+      }
+      if (!best || best.inFlight >= max || !ep.breaker.tryAcquire()) return undefined;
+      return best;
     }
-    return best && best.inFlight < this.opts.maxStreamsPerConnection ? best : undefined;
+    const n = this.endpoints.length;
+    const start = this.rotation++ % n;
+    let pick: PooledChannel | undefined;
+    let fallback: PooledChannel | undefined;
+    for (let i = 0; i < n; i++) {
+      const ep = this.endpoints[(start + i) % n];
+      if (ep.retired || !ep.breaker.available()) continue;
+      let best: PooledChannel | undefined;
+      for (const ch of this.channels) {
+        if (ch.endpoint !== ep || ch.draining) continue;
+        if (!best || ch.inFlight < best.inFlight) best = ch;
+        if (ch.inFlight === 0) break;
+      }
+      if (!best || best.inFlight >= max) continue;
+      if (ep.url === avoid) {
+        fallback ??= best;
+        continue;
+      }
+      if (!pick || best.inFlight < pick.inFlight) pick = best;
+    }
+    const chosen = pick ?? fallback;
+    if (chosen && !chosen.endpoint.breaker.tryAcquire()) return undefined;
+    return chosen;
+  }
+
+  /** Whether every endpoint's circuit is open: calls fail fast. */
+  private allOpen(): boolean {
+    return this.active().every((e) => !e.breaker.available());
+  }
+
+  private circuitOpen(): ConnectionError {
+    const eps = this.active();
+    const wait = Math.min(...eps.map((e) => e.breaker.retryInMs()));
+    eps.forEach((e) => e.breaker.tryAcquire()); // counted as rejected
+    const name = eps.length === 1 ? eps[0].url : `all ${eps.length} endpoints (${eps.map((e) => e.url).join(', ')})`;
+    return annotateAttempt(circuitOpenError(name, wait), { sent: false, endpoint: eps.length === 1 ? eps[0].url : undefined });
   }
 
   private liveCount(): number {
@@ -111,16 +264,24 @@ export class GrpcChannelPool {
     return n;
   }
 
-  /** Takes a call slot on the least-loaded channel, opening or waiting for one when all are full. */
-  acquire(): PooledChannel | Promise<PooledChannel> {
+  /**
+   * Takes a call slot on the least-loaded channel, opening or waiting for one when all are full.
+   * Fails fast with CIRCUIT_OPEN when every endpoint's circuit is open.
+   */
+  acquire(avoid?: string): PooledChannel | Promise<PooledChannel> {
     if (this.closing) throw new HeliosDBError('the client is closed', 'CLIENT_CLOSED');
-    const ch = this.leastLoaded();
+    const ch = this.leastLoaded(avoid);
     if (ch) {
       this.stats.poolHits++;
       return this.take(ch);
     }
+    if (this.allOpen()) throw this.circuitOpen();
     this.stats.poolMisses++;
-    if (this.liveCount() < this.opts.maxConnections) return this.take(this.open());
+    if (this.liveCount() < this.opts.maxConnections) {
+      const fresh = this.open();
+      fresh.endpoint.breaker.tryAcquire();
+      return this.take(fresh);
+    }
     return new Promise<PooledChannel>((resolve, reject) => {
       const waiter: Waiter = {
         resolve,
@@ -169,10 +330,17 @@ export class GrpcChannelPool {
    */
   pin(): PooledChannel {
     if (this.closing) throw new HeliosDBError('the client is closed', 'CLIENT_CLOSED');
+    if (this.allOpen()) throw this.circuitOpen();
     let best: PooledChannel | undefined;
-    for (const ch of this.channels) {
-      if (ch.draining) continue;
-      if (!best || ch.inFlight + ch.pins < best.inFlight + best.pins) best = ch;
+    const n = this.endpoints.length;
+    const start = n > 1 ? this.rotation++ % n : 0;
+    for (let i = 0; i < n; i++) {
+      const ep = this.endpoints[(start + i) % n];
+      if (ep.retired || !ep.breaker.available()) continue;
+      for (const ch of this.channels) {
+        if (ch.endpoint !== ep || ch.draining) continue;
+        if (!best || ch.inFlight + ch.pins < best.inFlight + best.pins) best = ch;
+      }
     }
     if (!best || (best.inFlight >= this.opts.maxStreamsPerConnection && this.liveCount() < this.opts.maxConnections)) best = this.open();
     best.pins++;
@@ -187,21 +355,53 @@ export class GrpcChannelPool {
     if (ch.draining && ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
   }
 
-  /** Waits until the channel is connected, at most `connectTimeoutMs`. */
+  /**
+   * The outcome of a call on `ch`, for its endpoint's circuit breaker: `error` undefined for a
+   * success. Failures of the connection count against the endpoint; answers from the server
+   * (SQL errors included) for it; cancellations and deadlines are neutral.
+   */
+  report(ch: PooledChannel, error?: unknown): void {
+    const b = ch.endpoint.breaker;
+    if (error === undefined) return b.onSuccess();
+    const code = (error as { code?: unknown }).code;
+    if (code === Code.Canceled || code === Code.DeadlineExceeded) b.onNeutral();
+    else if (isTransportFailure(error)) b.onFailure();
+    else b.onSuccess();
+  }
+
+  /**
+   * Waits until the channel is connected, at most `connectTimeoutMs`; fails at once when the
+   * channel's connection attempt failed (connection refused: the server is down), so that calls
+   * move on instead of waiting.
+   */
   ready(ch: PooledChannel): Promise<void> | undefined {
     const channel = ch.client.getChannel();
-    if (channel.getConnectivityState(false) === grpc.connectivityState.READY) return undefined;
+    const state = channel.getConnectivityState(true);
+    if (state === grpc.connectivityState.READY) return undefined;
+    const failed = (why: string, code: string) => {
+      const err = new ConnectionError(`could not connect to ${ch.endpoint.url}: ${why}`, code, { retryable: true, grpcCode: Code.Unavailable });
+      this.report(ch, err);
+      return annotateAttempt(err, { sent: false, endpoint: ch.endpoint.url });
+    };
+    if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
+      return Promise.reject(failed('the last connection attempt failed (the server is down or refuses connections)', 'CONNECTION_FAILED'));
+    }
+    const deadline = Date.now() + this.opts.connectTimeoutMs;
     return new Promise((resolve, reject) => {
-      ch.client.waitForReady(Date.now() + this.opts.connectTimeoutMs, (err) => {
-        if (!err) return resolve();
-        reject(
-          new ConnectionTimeoutError(
-            `could not connect to ${this.opts.target} within ${this.opts.connectTimeoutMs} ms (connectTimeoutMs)`,
-            'CONNECT_TIMEOUT',
-            { cause: err, retryable: true },
-          ),
-        );
-      });
+      const watch = (current: grpc.connectivityState) => {
+        channel.watchConnectivityState(current, deadline, (err) => {
+          if (err) {
+            const e = failed(`no connection within ${this.opts.connectTimeoutMs} ms (connectTimeoutMs)`, 'CONNECT_TIMEOUT');
+            return reject(new ConnectionTimeoutError(e.message, 'CONNECT_TIMEOUT', { cause: err, retryable: true, grpcCode: Code.Unavailable }));
+          }
+          const now = channel.getConnectivityState(true);
+          if (now === grpc.connectivityState.READY) resolve();
+          else if (now === grpc.connectivityState.TRANSIENT_FAILURE || now === grpc.connectivityState.SHUTDOWN) {
+            reject(failed('the connection attempt failed (the server is down or refuses connections)', 'CONNECTION_FAILED'));
+          } else watch(now);
+        });
+      };
+      watch(state);
     });
   }
 
@@ -223,17 +423,26 @@ export class GrpcChannelPool {
         live--;
       }
     }
-    while (this.liveCount() < this.opts.minConnections) this.open();
+    this.fill();
     for (const ch of this.channels) {
       if (!ch.draining && now - ((ch as { lastCheck?: number }).lastCheck ?? ch.createdAt) >= this.opts.healthCheckIntervalSeconds * 1000) {
         (ch as { lastCheck?: number }).lastCheck = now;
         this.check(ch);
       }
     }
+    // Probe endpoints whose circuit is due for it, so that they come back without a caller's call.
+    for (const ep of this.active()) {
+      if (ep.breaker.current !== 'half-open' || !ep.breaker.tryAcquire()) continue;
+      const ch = this.channels.find((c) => c.endpoint === ep && !c.draining) ?? this.open(ep);
+      void this.check(ch, true);
+    }
   }
 
-  /** Runs grpc.health.v1 Check on a channel; an unhealthy channel is replaced. */
-  check(ch: PooledChannel): Promise<boolean> {
+  /**
+   * Runs grpc.health.v1 Check on a channel; an unhealthy channel is replaced. The outcome feeds
+   * the endpoint's circuit breaker (`probe`: it holds the half-open probe slot).
+   */
+  check(ch: PooledChannel, probe = false): Promise<boolean> {
     return new Promise((resolve) => {
       ch.client.makeUnaryRequest(
         healthCheckPath,
@@ -245,11 +454,13 @@ export class GrpcChannelPool {
         (err, res) => {
           // SERVING is status 1: bytes 0x08 0x01.
           const healthy = !err && !!res && res.length >= 2 && res[0] === 0x08 && res[1] === 0x01;
+          if (healthy) ch.endpoint.breaker.onSuccess();
+          else if (probe || ch.endpoint.breaker.current === 'closed') ch.endpoint.breaker.onFailure();
           if (!healthy && !ch.closed && !this.closing) {
             this.stats.healthCheckFailures++;
             ch.draining = true;
             if (ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
-            if (this.liveCount() < this.opts.minConnections) this.open();
+            this.fill();
           }
           resolve(healthy);
         },
@@ -263,7 +474,7 @@ export class GrpcChannelPool {
     return results.filter(Boolean).length;
   }
 
-  getStats(): PoolStats {
+  getStats(): PoolCounters & { endpoints: EndpointStats[] } {
     let active = 0;
     let inFlight = 0;
     for (const ch of this.channels) {
@@ -277,6 +488,27 @@ export class GrpcChannelPool {
       inFlight,
       waiting: this.waiters.length,
       ...this.stats,
+      endpoints: this.endpoints.map((ep) => {
+        const b = ep.breaker.stats();
+        let connections = 0;
+        let calls = 0;
+        for (const ch of this.channels) {
+          if (ch.endpoint !== ep) continue;
+          connections++;
+          calls += ch.inFlight;
+        }
+        return {
+          url: ep.url,
+          circuit: b.state,
+          consecutiveFailures: b.consecutiveFailures,
+          circuitOpened: b.opened,
+          circuitRejected: b.rejected,
+          retryAt: b.retryAt,
+          connections,
+          inFlight: calls,
+          retryTokens: undefined,
+        };
+      }),
     };
   }
 

@@ -21,6 +21,7 @@ import {
 } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { annotateAttempt, avoidEndpoint, isTransportFailure } from '../retry-interceptor.js';
 import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';
 
 /** Context value naming the channel a call must use (a `PooledChannel` from `GrpcChannelPool.pin`). */
@@ -61,6 +62,7 @@ class CallSignal {
   private controller: AbortController | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private onCallerAbort: (() => void) | undefined;
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly caller: AbortSignal | undefined,
@@ -82,8 +84,10 @@ class CallSignal {
       caller.addEventListener('abort', this.onCallerAbort, { once: true });
     }
     if (this.timeoutMs !== undefined && !c.signal.aborted) {
-      if (this.timeoutMs <= 0) c.abort(deadlineError());
-      else this.timer = setTimeout(() => c.abort(deadlineError()), this.timeoutMs);
+      // Made late (a retry after a failure): the deadline still counts from the call's start.
+      const left = this.timeoutMs - (Date.now() - this.startedAt);
+      if (this.timeoutMs <= 0 || left <= 0) c.abort(deadlineError());
+      else this.timer = setTimeout(() => c.abort(deadlineError()), left);
     }
     return c.signal;
   }
@@ -174,6 +178,23 @@ export function connectErrorFromGrpc(err: grpc.ServiceError | Error): ConnectErr
   return ce;
 }
 
+/**
+ * A transaction's call failed on its connection: when the connection itself failed, say that the
+ * transaction's server is out of reach (the transaction is lost; the server rolls it back).
+ */
+function pinnedFailure(ce: ConnectError, ch: PooledChannel): ConnectError {
+  if (!isTransportFailure(ce)) return ce;
+  const e = new ConnectError(
+    `the connection to ${ch.endpoint.url}, the server holding this transaction, failed (${ce.rawMessage}); if it does not come back, the transaction is lost: the server rolls it back, begin a new one`,
+    ce.code,
+    ce.metadata,
+    undefined,
+    ce,
+  );
+  e.details = ce.details;
+  return e;
+}
+
 /** Options of the grpc-js transport. */
 export interface GrpcTransportOptions {
   pool: GrpcChannelPool;
@@ -187,14 +208,24 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
   const { pool, baseUrl } = opts;
   const interceptors = opts.interceptors ?? [];
 
-  async function channelFor(pinned: unknown): Promise<PooledChannel> {
+  /**
+   * A channel for one attempt: the pinned one (a transaction's), or one from the pool, avoiding
+   * `avoid` (the endpoint a previous attempt failed on). A keyed Commit whose pinned connection is
+   * gone may go to any server: the key settles its outcome there (src/server/idempotency.ts).
+   */
+  async function channelFor(pinned: unknown, avoid: string | undefined, anyServer: boolean): Promise<PooledChannel> {
     let ch: PooledChannel;
-    if (pinned) {
+    if (pinned && !((pinned as PooledChannel).closed && anyServer)) {
       ch = pinned as PooledChannel;
-      if (ch.closed) throw new ConnectError('the connection this transaction was bound to is closed', Code.Unavailable);
+      if (ch.closed) {
+        throw annotateAttempt(
+          new ConnectError(`the connection to ${ch.endpoint.url} this transaction was bound to is closed; the transaction cannot continue (begin a new one)`, Code.Unavailable),
+          { sent: false, endpoint: ch.endpoint.url },
+        );
+      }
       ch.inFlight++;
     } else {
-      const got = pool.acquire();
+      const got = pool.acquire(avoid);
       ch = got instanceof Promise ? await got : got;
     }
     const ready = pool.ready(ch);
@@ -217,6 +248,8 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       // way. This runs the same interceptor chain, with the request's signal, headers and context
       // values made only when an interceptor (or a caller's signal or deadline) needs them.
       const cs = new CallSignal(signal, timeoutMs);
+      // One deadline for every attempt of the call (retries included).
+      const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
       let reqHeader: Headers | undefined;
       let reqValues: ContextValues | undefined = contextValues;
       const base: UnaryRequest<any, any> = {
@@ -241,7 +274,14 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         const abortSignal = ours && !cs.materialized ? signal : req.signal;
         abortSignal?.throwIfAborted();
         if (ours && !cs.materialized && timeoutMs !== undefined && timeoutMs <= 0) throw deadlineError();
-        const ch = await channelFor((ours ? reqValues : req.contextValues)?.get(pinnedChannel));
+        const values = ours ? reqValues : req.contextValues;
+        let ch: PooledChannel;
+        try {
+          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), method.name === 'Commit' && !!(req.message as { idempotencyKey?: string }).idempotencyKey);
+        } catch (e) {
+          throw annotateAttempt(e, { sent: false, deadline });
+        }
+        const pinned = values?.get(pinnedChannel) === ch;
         try {
           abortSignal?.throwIfAborted();
           const metadata = ours && reqHeader === undefined ? metadataFromInit(header) : headersToMetadata(req.header);
@@ -249,12 +289,17 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
             let responseMetadata: grpc.Metadata | undefined;
             let responseHeader: Headers | undefined;
             let trailer: Headers | undefined;
-            const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+            const options: grpc.CallOptions = deadline ? { deadline } : {};
             const call = ch.client.makeUnaryRequest(path, ser, de, req.message as never, metadata, options, (err, value) => {
               abortSignal?.removeEventListener('abort', onAbort);
-              if (err) reject(connectErrorFromGrpc(err));
-              else
-                resolve({
+              if (err) {
+                const ce = connectErrorFromGrpc(err);
+                pool.report(ch, ce);
+                reject(annotateAttempt(pinned ? pinnedFailure(ce, ch) : ce, { endpoint: ch.endpoint.url, deadline }));
+                return;
+              }
+              pool.report(ch);
+              resolve({
                   stream: false,
                   service: method.parent,
                   method,
@@ -291,6 +336,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       // As for unary calls: Connect's runStreamingCall, without its per-call AbortControllers and
       // Headers unless an interceptor (or the caller's signal or deadline) needs them.
       const cs = new CallSignal(signal, timeoutMs);
+      const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
       let reqHeader: Headers | undefined;
       let reqValues: ContextValues | undefined = contextValues;
       const base: StreamRequest<any, any> = {
@@ -323,13 +369,20 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         }
         abortSignal?.throwIfAborted();
         if (ours && !cs.materialized && timeoutMs !== undefined && timeoutMs <= 0) throw deadlineError();
-        const ch = await channelFor((ours ? reqValues : req.contextValues)?.get(pinnedChannel));
+        const values = ours ? reqValues : req.contextValues;
+        let ch: PooledChannel;
+        try {
+          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), false);
+        } catch (e) {
+          throw annotateAttempt(e, { sent: false, deadline });
+        }
+        const pinned = values?.get(pinnedChannel) === ch;
         if (abortSignal?.aborted) {
           pool.release(ch);
           abortSignal.throwIfAborted();
         }
         const metadata = ours && reqHeader === undefined ? metadataFromInit(header) : headersToMetadata(req.header);
-        const options: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+        const options: grpc.CallOptions = deadline ? { deadline } : {};
         const call = ch.client.makeServerStreamRequest(path, ser, de, message as never, metadata, options);
         let released = false;
         const release = () => {
@@ -346,10 +399,20 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         };
         abortSignal?.addEventListener('abort', onAbort, { once: true });
         async function* messages() {
+          let reported = false;
           try {
-            for await (const m of call) yield m;
+            for await (const m of call) {
+              if (!reported) {
+                reported = true;
+                pool.report(ch);
+              }
+              yield m;
+            }
+            if (!reported) pool.report(ch);
           } catch (e) {
-            throw connectErrorFromGrpc(e as grpc.ServiceError);
+            const ce = connectErrorFromGrpc(e as grpc.ServiceError);
+            pool.report(ch, ce);
+            throw annotateAttempt(pinned ? pinnedFailure(ce, ch) : ce, { endpoint: ch.endpoint.url, deadline });
           } finally {
             call.cancel();
             release();

@@ -48,7 +48,10 @@ export function createNodeConnectParts(resolved: ResolvedConnectionConfig): Clie
       close: () => agent.destroy(),
     });
   }
-  const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: config.idleTimeoutSeconds * 1000 }, tlsOptions);
+  // HTTP/2 PINGs detect a connection whose peer vanished (keepaliveIntervalMs + keepaliveTimeoutMs).
+  const pings =
+    config.keepaliveIntervalMs > 0 ? { pingIntervalMs: config.keepaliveIntervalMs, pingTimeoutMs: config.keepaliveTimeoutMs, pingIdleConnection: true } : {};
+  const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: config.idleTimeoutSeconds * 1000, ...pings }, tlsOptions);
   const node = { httpVersion: '2' as const, sessionManager, readMaxBytes, sendCompression };
   return createConnectParts(config, {
     connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ ...node, baseUrl, interceptors, useBinaryFormat: binary }),

@@ -3,6 +3,8 @@
  * adds the metrics interceptor. `http://` and `https://` URLs go to `./node-connect-parts.js`.
  * @packageDocumentation
  */
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
 import { createContextValues } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { createClientAuth } from '../auth-interceptor.js';
@@ -10,7 +12,9 @@ import type { ClientParts, ConnectionPin } from '../client.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
-import { GrpcChannelPool } from './grpc-pool.js';
+import type { PoolStats } from '../pool-stats.js';
+import { createRetryInterceptor, resolveRetryOptions } from '../retry-interceptor.js';
+import { type EndpointSpec, GrpcChannelPool } from './grpc-pool.js';
 import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
 import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
@@ -60,10 +64,27 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     defaultPort = 7700;
   }
   const auth = createClientAuth(config, tls.enabled, isLoopbackHostname(url.hostname));
-  const host = url.hostname.startsWith('[') ? url.hostname : url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname;
-  const target = `${host}:${url.port || defaultPort}`;
+  const hostOf = (u: URL) => (u.hostname.startsWith('[') ? u.hostname : u.hostname.includes(':') ? `[${u.hostname}]` : u.hostname);
+  const target = `${hostOf(url)}:${url.port || defaultPort}`;
+  // Several servers: every URL an endpoint of the pool, with the first URL's scheme and TLS.
+  const endpoints: EndpointSpec[] = (config.urls ?? [config.url]).map((raw) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new HeliosDBError(`invalid url ${JSON.stringify(raw)} in urls`, 'INVALID_CONFIG');
+    }
+    if (u.protocol !== url.protocol) throw new HeliosDBError(`every url must use the same scheme (${url.protocol}//): ${raw}`, 'INVALID_CONFIG');
+    const t = `${hostOf(u)}:${u.port || defaultPort}`;
+    return { url: `${u.protocol}//${t}`, target: t };
+  });
+  const keepalive: grpc.ChannelOptions =
+    config.keepaliveIntervalMs > 0
+      ? { 'grpc.keepalive_time_ms': config.keepaliveIntervalMs, 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs, 'grpc.keepalive_permit_without_calls': 1 }
+      : {};
   const pool = new GrpcChannelPool({
-    target,
+    endpoints,
+    circuitBreaker: config.circuitBreaker,
     credentials,
     minConnections: config.minConnections,
     maxConnections: config.maxConnections,
@@ -75,16 +96,64 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     connectTimeoutMs: config.connectTimeoutMs,
     maxMessageBytes: config.maxMessageBytes,
     channelOptions: {
+      ...keepalive,
       ...tlsChannelOptions,
       ...(config.compression === 'gzip' ? { 'grpc.default_compression_algorithm': GZIP, 'grpc.default_compression_level': 2 } : {}),
     },
   });
   const metrics = new QueryMetrics();
+  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: false });
   const transport = createGrpcJsTransport({
     pool,
     baseUrl: `${tls.enabled ? 'https' : 'http'}://${target}`,
-    interceptors: [...config.interceptors, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
+    // Retries outermost of ours: each attempt runs the credentials and metrics again.
+    interceptors: [...config.interceptors, retry.interceptor, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
   });
+  // A single host name with several addresses: each address an endpoint (checked again every 30 s).
+  const dnsName = config.urls === undefined && net.isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? url.hostname : undefined;
+  let dnsTimer: NodeJS.Timeout | undefined;
+  if (dnsName) {
+    const port = Number(url.port || defaultPort);
+    const resolve = async () => {
+      try {
+        const addrs = await lookup(dnsName, { all: true });
+        const unique = [...new Map(addrs.map((a) => [a.address, a])).values()];
+        if (unique.length < 2) return;
+        pool.setEndpoints(
+          unique.map((a) => {
+            const t = a.family === 6 ? `[${a.address}]:${port}` : `${a.address}:${port}`;
+            return {
+              url: `${url.protocol}//${t}`,
+              target: t,
+              // The server is still addressed by its name (HTTP/2 :authority, TLS certificate check).
+              channelOptions: {
+                'grpc.default_authority': tlsChannelOptions['grpc.default_authority'] ?? `${dnsName}:${port}`,
+                ...(tls.enabled ? { 'grpc.ssl_target_name_override': tlsChannelOptions['grpc.ssl_target_name_override'] ?? dnsName } : {}),
+              },
+            };
+          }),
+        );
+      } catch {
+        // Keep what the pool has; grpc-js resolves the name itself.
+      }
+    };
+    void resolve();
+    dnsTimer = setInterval(() => void resolve(), 30_000);
+    dnsTimer.unref();
+  }
+  const poolHandle = {
+    getStats(): PoolStats {
+      const r = retry.stats();
+      const s = pool.getStats();
+      return {
+        ...s,
+        endpoints: s.endpoints.map((e) => ({ ...e, retryTokens: r.budgets[e.url] })),
+        retries: r.retries,
+        retriesThrottled: r.retriesThrottled,
+        ambiguousResults: r.ambiguousResults,
+      };
+    },
+  };
   auth?.bind(transport);
   const pin = (): ConnectionPin => {
     const ch = pool.pin();
@@ -100,10 +169,11 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   };
   return {
     transport,
-    pool,
+    pool: poolHandle,
     metrics,
     pin,
     close: async () => {
+      if (dnsTimer) clearInterval(dnsTimer);
       await auth?.close();
       await pool.close();
     },

@@ -280,8 +280,15 @@ export const cases: readonly BehaviourCase[] = [
       ];
       const c = ctx.client({ minConnections: 1, maxConnections: 1, maxStreamsPerConnection: 1, acquisitionTimeoutMs: 150 });
       const s0 = c.pool.getStats();
-      assert.deepEqual(Object.keys(s0).sort(), keys, 'PoolStats keys');
-      for (const k of keys) assert.ok(Number.isInteger(s0[k as keyof typeof s0]) && s0[k as keyof typeof s0] >= 0, `${k} is a count`);
+      // Plus the endpoints with their circuit breakers, and the retry counters (docs/resilience.md).
+      const resilience = ['ambiguousResults', 'endpoints', 'retries', 'retriesThrottled'];
+      assert.deepEqual(Object.keys(s0).sort(), [...keys, ...resilience].sort(), 'PoolStats keys');
+      for (const k of keys) {
+        const v = s0[k as keyof typeof s0];
+        assert.ok(typeof v === 'number' && Number.isInteger(v) && v >= 0, `${k} is a count`);
+      }
+      assert.equal(s0.endpoints.length, 1, 'one endpoint');
+      assert.equal(s0.endpoints[0].circuit, 'closed', 'its circuit is closed');
       const all = await Promise.all([1, 2, 3].map((i) => c.queryOne<{ i: number }>('SELECT $1::int AS i', [i])));
       assert.deepEqual(all, [{ i: 1 }, { i: 2 }, { i: 3 }], 'queued calls all ran');
       const s1 = c.pool.getStats();
