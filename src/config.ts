@@ -61,7 +61,7 @@ export interface ConnectionConfig {
    * HTTP/2 keepalive: a PING on every connection this often, ms, idle or not, so that a
    * connection whose peer vanished (a half-open TCP connection, a black hole) is detected within
    * `keepaliveIntervalMs + keepaliveTimeoutMs` and its calls fail instead of hanging. `0` turns
-   * pings off. Node only. Default `30000` (env `HELIOSDB_KEEPALIVE_INTERVAL_MS`).
+   * pings off. Native gRPC (`grpc://`, `grpcs://`) only. Default `30000` (env `HELIOSDB_KEEPALIVE_INTERVAL_MS`).
    */
   keepaliveIntervalMs?: number;
   /** How long a keepalive PING may go unanswered before the connection is closed, ms. Default `10000` (env `HELIOSDB_KEEPALIVE_TIMEOUT_MS`). */

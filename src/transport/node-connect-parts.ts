@@ -48,10 +48,10 @@ export function createNodeConnectParts(resolved: ResolvedConnectionConfig): Clie
       close: () => agent.destroy(),
     });
   }
-  // HTTP/2 PINGs detect a connection whose peer vanished (keepaliveIntervalMs + keepaliveTimeoutMs).
-  const pings =
-    config.keepaliveIntervalMs > 0 ? { pingIntervalMs: config.keepaliveIntervalMs, pingTimeoutMs: config.keepaliveTimeoutMs, pingIdleConnection: true } : {};
-  const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: config.idleTimeoutSeconds * 1000, ...pings }, tlsOptions);
+  // No HTTP/2 PINGs here (keepaliveIntervalMs is for grpc://): connect-node 2.1's session manager
+  // keeps its ping timer after abort(), and the ping on the destroyed session later throws an
+  // uncaught ERR_HTTP2_INVALID_SESSION. Call deadlines bound a black-holed connection instead.
+  const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: config.idleTimeoutSeconds * 1000 }, tlsOptions);
   const node = { httpVersion: '2' as const, sessionManager, readMaxBytes, sendCompression };
   return createConnectParts(config, {
     connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ ...node, baseUrl, interceptors, useBinaryFormat: binary }),
