@@ -15,7 +15,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Code } from '@connectrpc/connect';
-import { CircuitBreaker, type CircuitBreakerOptions } from '../circuit-breaker.js';
+import { CircuitBreaker, type CircuitBreakerOptions, circuitBreakerDefaults } from '../circuit-breaker.js';
 import { ConnectionError, ConnectionTimeoutError, HeliosDBError } from '../errors.js';
 import type { EndpointStats, PoolCounters } from '../pool-stats.js';
 import { annotateAttempt, circuitOpenError, isTransportFailure } from '../retry-interceptor.js';
@@ -104,7 +104,9 @@ export class GrpcChannelPool {
     if (opts.endpoints.length === 0) throw new HeliosDBError('the pool needs at least one endpoint', 'INVALID_CONFIG');
     this.endpoints = opts.endpoints.map((e) => new Endpoint(e, new CircuitBreaker(opts.circuitBreaker)));
     this.fill();
-    const tick = Math.max(250, Math.min(opts.healthCheckIntervalSeconds, opts.idleTimeoutSeconds, opts.maxLifetimeSeconds) * 1000 / 2);
+    // Often enough to probe an open circuit soon after its open period.
+    const openMs = opts.circuitBreaker === false ? Infinity : (opts.circuitBreaker?.openMs ?? circuitBreakerDefaults.openMs);
+    const tick = Math.max(250, Math.min(Math.min(opts.healthCheckIntervalSeconds, opts.idleTimeoutSeconds, opts.maxLifetimeSeconds) * 1000, openMs) / 2);
     this.timer = setInterval(() => this.maintain(), tick);
     this.timer.unref();
   }
