@@ -21,6 +21,7 @@ import {
 } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { ConnectionError, HeliosDBError } from '../errors.js';
 import { annotateAttempt, avoidEndpoint, isTransportFailure } from '../retry-interceptor.js';
 import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';
 
@@ -234,6 +235,16 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         await ready;
       } catch (e) {
         pool.release(ch);
+        if (pinned === ch && e instanceof HeliosDBError) {
+          throw annotateAttempt(
+            new ConnectionError(
+              `the server holding this transaction (${ch.endpoint.url}) cannot be reached (${e.message}); if it does not come back, the transaction is lost: the server rolls it back, begin a new one`,
+              e.code,
+              { cause: e, grpcCode: e.grpcCode, retryable: e.retryable },
+            ),
+            { sent: false, endpoint: ch.endpoint.url },
+          );
+        }
         throw e;
       }
     }
