@@ -75,9 +75,21 @@ async function createPostgresBackend(opts: ResolvedServerOptions, log: Logger): 
   } as pg.PoolConfig);
   pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
   const params = new URL(opts.databaseUrl!.replace(/^postgresql:/, 'postgres:'));
+  // A connection checked out of the pool (a transaction session between statements, say) whose
+  // backend is terminated gets PostgreSQL's FATAL while no query runs: pg emits it as 'error',
+  // which would crash the process without a listener. Its next query fails and discards it.
+  const guarded = new WeakSet<pg.PoolClient>();
+  const acquire = async (): Promise<BackendConnection> => {
+    const conn = (await pool.connect()) as BackendConnection;
+    if (!guarded.has(conn)) {
+      guarded.add(conn);
+      conn.on('error', (err) => log.warn({ err }, 'PostgreSQL connection failed while checked out'));
+    }
+    return conn;
+  };
   const backend: Backend = {
     engine: 'postgresql',
-    acquire: () => pool.connect() as Promise<BackendConnection>,
+    acquire,
     release: (conn, destroy) => conn.release(destroy ? true : undefined),
     cancel: (conn) => (conn.heliosCancel ??= sendCancelRequest(conn, params.hostname || '127.0.0.1', Number(params.port || 5432))),
     version: async () => (await pool.query('SELECT version() AS v')).rows[0].v as string,
