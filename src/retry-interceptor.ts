@@ -312,6 +312,19 @@ export function isTransportFailure(e: unknown): boolean {
   return code === Code.Unavailable || code === Code.Internal || code === Code.Unknown || code === Code.Aborted;
 }
 
+/**
+ * A CANCELLED the caller did not ask for is a lost connection (connect-node reports an HTTP/2
+ * session that died under a stream as RST_STREAM CANCEL): make it UNAVAILABLE, so that it is
+ * treated, retried and reported as one.
+ */
+export function normalizeFailure(req: UnaryRequest | StreamRequest, e: unknown): unknown {
+  if (codeOf(e) !== Code.Canceled || detailOf(e) || (req.signal as AbortSignal | undefined)?.aborted) return e;
+  const ce = ConnectError.from(e);
+  const lost = new ConnectError(`the connection was lost: ${ce.rawMessage}`, Code.Unavailable, ce.metadata, undefined, e);
+  const info = attemptInfoOf(e);
+  return info ? annotateAttempt(lost, info) : lost;
+}
+
 /** The server says the database connection broke mid-statement: not applied, or applied; unknown. */
 function lostMidStatement(e: unknown): boolean {
   return detailOf(e)?.reason === 'BACKEND_CONNECTION_LOST';
@@ -496,7 +509,8 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         const res = await next(req);
         credit();
         return res;
-      } catch (e) {
+      } catch (caught) {
+        const e = normalizeFailure(req, caught);
         decide(req, kind, false, e, { attempt: 0, maybeApplied: false, startedAt: 0 });
         throw e;
       }
@@ -507,7 +521,8 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         const res = await next(req);
         credit();
         return res;
-      } catch (e) {
+      } catch (caught) {
+        const e = normalizeFailure(req, caught);
         const d = decide(req, kind, key !== undefined, e, state);
         if (!d.retry) throw finalError(req, e, state.maybeApplied, key, state.attempt + 1);
         if (!(await sleep(d.delay, req.signal))) throw finalError(req, e, state.maybeApplied, key, state.attempt + 1);
@@ -543,7 +558,8 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
           const res = await next(req);
           if (cache?.[0]) kind = kindOf(cache[0]);
           return res;
-        } catch (e) {
+        } catch (caught) {
+          const e = normalizeFailure(req, caught);
           if (cache?.[0]) kind = kindOf(cache[0]);
           const d = decide(req, kind, false, e, state);
           if (!d.retry || !(await sleep(d.delay, req.signal))) throw e;
@@ -574,7 +590,8 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
             }
             credit();
             return;
-          } catch (e) {
+          } catch (caught) {
+            const e = normalizeFailure(req, caught);
             if (rowsDelivered) throw e;
             const d = decide(req, kind, false, e, state);
             if (!d.retry || !(await sleep(d.delay, req.signal))) throw e;
@@ -625,7 +642,8 @@ export function circuitOpenError(endpoint: string, retryInMs: number): Connectio
 /** A circuit breaker for a single endpoint, as an interceptor (placed inside the retry interceptor). */
 export function createBreakerInterceptor(endpoint: string, options: CircuitBreakerOptions | false): { interceptor: Interceptor; stats(): CircuitStats } {
   const breaker = new CircuitBreaker(options);
-  const observe = (e: unknown) => {
+  const observe = (req: UnaryRequest | StreamRequest, caught: unknown) => {
+    const e = normalizeFailure(req, caught);
     if (codeOf(e) === Code.Canceled || codeOf(e) === Code.DeadlineExceeded) breaker.onNeutral();
     else if (isTransportFailure(e)) breaker.onFailure();
     else breaker.onSuccess();
@@ -636,7 +654,7 @@ export function createBreakerInterceptor(endpoint: string, options: CircuitBreak
     try {
       res = await next(req);
     } catch (e) {
-      observe(e);
+      observe(req, e);
       throw e;
     }
     breaker.onSuccess();
@@ -648,7 +666,7 @@ export function createBreakerInterceptor(endpoint: string, options: CircuitBreak
         try {
           yield* inner;
         } catch (e) {
-          observe(e);
+          observe(req, e);
           throw e;
         }
       })(),
