@@ -41,6 +41,23 @@ if (!postgres) {
       await ts?.close();
     });
 
+    test('a deadline reaches the server and cancels the statement in PostgreSQL; a write cut off by it is reported ambiguous', async (t) => {
+      const marker = `deadline_marker_${process.pid}`;
+      const t0 = performance.now();
+      const err = await client.execute(`INSERT INTO ${table} (v) SELECT '${marker}' FROM pg_sleep(5)`, [], { timeoutMs: 500 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const ms = performance.now() - t0;
+      assert.ok(err instanceof AmbiguousResultError, `the client cannot know whether it committed: AmbiguousResultError (${String(err)})`);
+      assert.ok(ms < 1500, `it failed at the deadline (${ms.toFixed(0)} ms)`);
+      const running = async () =>
+        Number((await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND state = 'active' AND pid <> pg_backend_pid()`)).rows[0].n);
+      assert.ok(await waitFor(async () => (await running()) === 0, 3000), 'the statement no longer runs in PostgreSQL');
+      assert.equal(Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = $1`, [marker])).rows[0].n), 0, 'and was not applied');
+      t.diagnostic(`deadline: the write failed after ${ms.toFixed(0)} ms (deadline 500 ms) and was cancelled in PostgreSQL`);
+    });
+
     test('after its backends are killed the server recovers, and its pool returns to its size with no leaked session', async (t) => {
       await saturate();
       const baseline = ts.server.poolStats().total;
