@@ -181,14 +181,26 @@ const dataChange = /\b(insert|update|delete|merge|into|copy|call|nextval|setval|
  * calling a function that writes is the one case it cannot see (see docs/resilience.md).
  */
 export function isReadOnlySql(sql: string): boolean {
-  const parts = segments(sql);
-  if (parts.length === 0) return false;
-  return parts.every((s) => {
-    if (/^explain\b[\s(]*analy[sz]e\b/i.test(s)) return false;
-    if (!readStart.test(s) && !/^with\b/i.test(s)) return false;
-    return !dataChange.test(s);
-  });
+  let r = readCache.get(sql);
+  if (r === undefined) {
+    const parts = segments(sql);
+    r =
+      parts.length > 0 &&
+      parts.every((s) => {
+        if (/^explain\b[\s(]*analy[sz]e\b/i.test(s)) return false;
+        if (!readStart.test(s) && !/^with\b/i.test(s)) return false;
+        return !dataChange.test(s);
+      });
+    if (sql.length <= 4096) {
+      // Statements repeat: remember the answer for the last thousand texts.
+      if (readCache.size >= 1000) readCache.delete(readCache.keys().next().value!);
+      readCache.set(sql, r);
+    }
+  }
+  return r;
 }
+
+const readCache = new Map<string, boolean>();
 
 /** Statements that cannot carry an idempotency key: transaction control, and what cannot run in a transaction block. */
 const unkeyable =
