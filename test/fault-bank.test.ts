@@ -159,7 +159,7 @@ if (!postgres) {
         `bank: ${outcomes.size} transfers in ${RUN_MS} ms: ${tally.ok} ok, ${tally.refused} refused (insufficient funds), ${tally.failed} failed, ${tally.ambiguous} ambiguous (${ambiguousApplied} of them applied); ` +
           `${s.retries} retries, ${s.retriesThrottled} throttled, ${client.stats().transactionRetries} transaction re-runs; proxy resets ${pa.stats.resets + pb.stats.resets}; errors ${JSON.stringify(Object.fromEntries(errors))}`,
       );
-      assert.ok(tally.ok > 50, `enough transfers went through (${tally.ok})`);
+      assert.ok(tally.ok >= 20, `enough transfers went through (${tally.ok})`);
     });
   });
 }
