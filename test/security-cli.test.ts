@@ -73,3 +73,28 @@ test('heliosdb user create / apikey create / apikey revoke against --database-ur
     await admin.end();
   }
 });
+
+test('heliosdb auth init --grant-to lets the server login read users and record idempotency keys', { skip: postgres ? false : 'needs HELIOSDB_TEST_POSTGRES_URL' }, async () => {
+  const url = postgres!.databaseUrl!;
+  const login = `hdb_login_${randomBytes(3).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE ROLE ${login} NOLOGIN`);
+    const r = await heliosdb(['auth', 'init', '--grant-to', login, '--database-url', url]);
+    assert.equal(r.code, 0, r.stderr);
+    const [p] = (
+      await admin.query(
+        `SELECT has_table_privilege($1, 'heliosdb.users', 'SELECT') AS users,
+                has_table_privilege($1, 'heliosdb.idempotency_keys', 'INSERT') AS keys_insert,
+                has_table_privilege($1, 'heliosdb.idempotency_keys', 'UPDATE') AS keys_update,
+                has_table_privilege($1, 'heliosdb.api_keys', 'INSERT') AS api_keys_insert`,
+        [login],
+      )
+    ).rows;
+    assert.deepEqual(p, { users: true, keys_insert: true, keys_update: true, api_keys_insert: false });
+  } finally {
+    await admin.query(`DROP OWNED BY ${login}; DROP ROLE ${login}`).catch(() => {});
+    await admin.end();
+  }
+});

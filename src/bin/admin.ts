@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { pgRunner } from '../server/auth/setup.js';
-import { SqlAuthStore } from '../server/auth/store.js';
+import { quoteIdent, SqlAuthStore } from '../server/auth/store.js';
+import { idempotencySchemaSql, idempotencyTable } from '../server/idempotency.js';
 
 /** The commands' usage lines. */
 export const adminUsage = `  heliosdb auth init [--grant-to LOGIN_ROLE]
@@ -74,9 +75,14 @@ export async function adminCommand(command: string, args: string[], env: Record<
     const [sub, arg] = p.positional;
     if (command === 'auth' && sub === 'init') {
       await store.ensureSchema();
+      await client.query(idempotencySchemaSql);
       const grantTo = str(p, '--grant-to');
-      if (grantTo) await store.grantTo(grantTo);
-      console.log(`heliosdb schema ready${grantTo ? `; ${grantTo} may read users and keys and keep sessions` : ''}`);
+      if (grantTo) {
+        await store.grantTo(grantTo);
+        // Keyed writes and commits record their outcome here (docs/resilience.md).
+        await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${idempotencyTable} TO ${quoteIdent(grantTo)}`);
+      }
+      console.log(`heliosdb schema ready${grantTo ? `; ${grantTo} may read users and keys, keep sessions and record idempotency keys` : ''}`);
     } else if (command === 'user' && sub === 'create' && arg) {
       const role = str(p, '--role');
       if (!role) throw new Error('heliosdb user create needs --role ROLE (the PostgreSQL role its statements run as)');

@@ -51,7 +51,8 @@ export const idempotencyReasons = {
 
 const keyPattern = /^[A-Za-z0-9_.:~-]{1,200}$/;
 
-const schemaSql = `
+/** Creates the idempotency table if missing (safe to run concurrently and repeatedly). */
+export const idempotencySchemaSql = `
 BEGIN;
 SELECT pg_advisory_xact_lock(7700772);
 CREATE SCHEMA IF NOT EXISTS heliosdb;
@@ -208,7 +209,7 @@ export class Idempotency {
   private async createTable(): Promise<boolean> {
     return this.withOwnConnection(async (conn) => {
       const [r] = (await conn.query(`SELECT to_regclass('${idempotencyTable}') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
-      if (!(r?.ok === true || r?.ok === 't')) await conn.query(schemaSql);
+      if (!(r?.ok === true || r?.ok === 't')) await conn.query(idempotencySchemaSql);
       const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`).join(' AND ');
       const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as { ok: unknown }[];
       if (g?.ok === true || g?.ok === 't') return true;
