@@ -4,12 +4,12 @@
  * closing without leaving handles behind.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { ConnectionError, ConnectionTimeoutError, createClient, type HeliosDBClient } from '../src/index.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { freePort, ServerProcess } from './helpers/processes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,39 +101,13 @@ async function holdPgliteSession(ts: TestServer, client: HeliosDBClient): Promis
   await blocked;
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as net.AddressInfo).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-function startServerProcess(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/heliosdb.ts', 'serve', '--port', String(port), '--http-port', '-1', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('listening')) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${out}`)));
-  });
-}
-
 test('a killed and restarted server is reconnected without creating a new client; health checks replace dead channels', async () => {
-  const port = await freePort();
-  let server = await startServerProcess(port);
-  const client = createClient({ url: `grpc://127.0.0.1:${port}`, minConnections: 2, healthCheckIntervalSeconds: 0.2, connectTimeoutMs: 500 });
+  const server = new ServerProcess(await freePort(), undefined);
+  await server.start();
+  const client = createClient({ url: server.grpcUrl, minConnections: 2, healthCheckIntervalSeconds: 0.2, connectTimeoutMs: 500 });
   try {
     assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1);
-    server.kill('SIGKILL');
-    await once(server, 'exit');
+    await server.kill();
     const down = await client.query('SELECT 1').then(
       () => 'ok',
       (e: unknown) => e,
@@ -141,7 +115,7 @@ test('a killed and restarted server is reconnected without creating a new client
     assert.ok(down instanceof ConnectionError, `a call while the server is down fails with ConnectionError (${String(down)})`);
     for (let i = 0; i < 30 && client.pool.getStats().healthCheckFailures === 0; i++) await sleep(100);
     assert.ok(client.pool.getStats().healthCheckFailures > 0, 'health checks noticed the dead server');
-    server = await startServerProcess(port);
+    await server.start();
     let ok = false;
     for (let i = 0; i < 60 && !ok; i++) {
       ok = await client.query('SELECT 2 AS two').then(
@@ -153,7 +127,7 @@ test('a killed and restarted server is reconnected without creating a new client
     assert.ok(ok, 'the same client works against the restarted server');
   } finally {
     await client.close();
-    server.kill('SIGKILL');
+    await server.kill();
   }
 });
 
