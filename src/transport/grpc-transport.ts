@@ -162,6 +162,66 @@ function headersToMetadata(h: Headers): grpc.Metadata {
   return md;
 }
 
+/**
+ * The per-call request state both call kinds share: the request object interceptors see, whose
+ * header, context values and signal are made only when something reads them, and what each
+ * attempt needs from it (the signal to honour, the context values, the metadata to send).
+ */
+class LazyCall {
+  readonly cs: CallSignal;
+  private header: Headers | undefined;
+  private values: ContextValues | undefined;
+  private base: object | undefined;
+
+  constructor(
+    private readonly callerSignal: AbortSignal | undefined,
+    private readonly timeoutMs: number | undefined,
+    private readonly headerInit: HeadersInit | undefined,
+    contextValues: ContextValues | undefined,
+  ) {
+    this.cs = new CallSignal(callerSignal, timeoutMs);
+    this.values = contextValues;
+  }
+
+  /** The request the interceptor chain starts from. */
+  request<R extends UnaryRequest<any, any> | StreamRequest<any, any>>(stream: R['stream'], method: DescMethod, url: string, message: R['message']): R {
+    const self = this;
+    const req = {
+      stream,
+      service: method.parent,
+      method,
+      requestMethod: 'POST',
+      url,
+      get header() {
+        return (self.header ??= new Headers(self.headerInit));
+      },
+      get contextValues() {
+        return (self.values ??= createContextValues());
+      },
+      get signal() {
+        return self.cs.signal;
+      },
+      message,
+    };
+    this.base = req;
+    return req as unknown as R;
+  }
+
+  /** For one attempt of `req`: the signal to honour (checked now) and the context values. */
+  attempt(req: UnaryRequest<any, any> | StreamRequest<any, any>): { ours: boolean; abortSignal: AbortSignal | undefined; values: ContextValues | undefined } {
+    const ours = req === this.base;
+    const abortSignal = ours && !this.cs.materialized ? this.callerSignal : req.signal;
+    abortSignal?.throwIfAborted();
+    if (ours && !this.cs.materialized && this.timeoutMs !== undefined && this.timeoutMs <= 0) throw deadlineError();
+    return { ours, abortSignal, values: ours ? this.values : req.contextValues };
+  }
+
+  /** The gRPC metadata for `req` (straight from the caller's init when nobody touched the headers). */
+  metadata(req: UnaryRequest<any, any> | StreamRequest<any, any>, ours: boolean): grpc.Metadata {
+    return ours && this.header === undefined ? metadataFromInit(this.headerInit) : headersToMetadata(req.header);
+  }
+}
+
 /** A grpc-js error as a ConnectError, with google.rpc.Status details decoded. */
 export function connectErrorFromGrpc(err: grpc.ServiceError | Error): ConnectError {
   const se = err as Partial<grpc.ServiceError>;
@@ -258,34 +318,13 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       // call (it aborts the finished call's signal without a reason), plus a Headers object each
       // way. This runs the same interceptor chain, with the request's signal, headers and context
       // values made only when an interceptor (or a caller's signal or deadline) needs them.
-      const cs = new CallSignal(signal, timeoutMs);
+      const lazy = new LazyCall(signal, timeoutMs, header, contextValues);
+      const cs = lazy.cs;
       // One deadline for every attempt of the call (retries included).
       const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
-      let reqHeader: Headers | undefined;
-      let reqValues: ContextValues | undefined = contextValues;
-      const base: UnaryRequest<any, any> = {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: 'POST',
-        url: `${baseUrl}${path}`,
-        get header() {
-          return (reqHeader ??= new Headers(header));
-        },
-        get contextValues() {
-          return (reqValues ??= createContextValues());
-        },
-        get signal() {
-          return cs.signal;
-        },
-        message: isMessage(input, method.input) ? input : create(method.input, input as never),
-      };
+      const base = lazy.request<UnaryRequest<any, any>>(false, method, `${baseUrl}${path}`, isMessage(input, method.input) ? input : create(method.input, input as never));
       const send = async (req: UnaryRequest<any, any>): Promise<UnaryResponse<any, any>> => {
-        const ours = req === base;
-        const abortSignal = ours && !cs.materialized ? signal : req.signal;
-        abortSignal?.throwIfAborted();
-        if (ours && !cs.materialized && timeoutMs !== undefined && timeoutMs <= 0) throw deadlineError();
-        const values = ours ? reqValues : req.contextValues;
+        const { ours, abortSignal, values } = lazy.attempt(req);
         let ch: PooledChannel;
         try {
           ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), method.name === 'Commit' && !!(req.message as { idempotencyKey?: string }).idempotencyKey);
@@ -295,7 +334,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         const pinned = values?.get(pinnedChannel) === ch;
         try {
           abortSignal?.throwIfAborted();
-          const metadata = ours && reqHeader === undefined ? metadataFromInit(header) : headersToMetadata(req.header);
+          const metadata = lazy.metadata(req, ours);
           return await new Promise<UnaryResponse<any, any>>((resolve, reject) => {
             let responseMetadata: grpc.Metadata | undefined;
             let responseHeader: Headers | undefined;
@@ -346,41 +385,20 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       const { ser, de, path } = codecOf(method);
       // As for unary calls: Connect's runStreamingCall, without its per-call AbortControllers and
       // Headers unless an interceptor (or the caller's signal or deadline) needs them.
-      const cs = new CallSignal(signal, timeoutMs);
+      const lazy = new LazyCall(signal, timeoutMs, header, contextValues);
+      const cs = lazy.cs;
       const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
-      let reqHeader: Headers | undefined;
-      let reqValues: ContextValues | undefined = contextValues;
-      const base: StreamRequest<any, any> = {
-        stream: true,
-        service: method.parent,
-        method,
-        requestMethod: 'POST',
-        url: `${baseUrl}${path}`,
-        get header() {
-          return (reqHeader ??= new Headers(header));
-        },
-        get contextValues() {
-          return (reqValues ??= createContextValues());
-        },
-        get signal() {
-          return cs.signal;
-        },
-        message: normalizeIterable(method.input, input),
-      };
+      const base = lazy.request<StreamRequest<any, any>>(true, method, `${baseUrl}${path}`, normalizeIterable(method.input, input));
       const send = async (req: StreamRequest<any, any>): Promise<StreamResponse<any, any>> => {
         if (method.methodKind !== 'server_streaming') {
           throw new ConnectError(`${method.methodKind} calls are not used by HeliosDB`, Code.Unimplemented);
         }
-        const ours = req === base;
-        const abortSignal = ours && !cs.materialized ? signal : req.signal;
         let message: unknown;
         for await (const m of req.message) {
           message = m;
           break;
         }
-        abortSignal?.throwIfAborted();
-        if (ours && !cs.materialized && timeoutMs !== undefined && timeoutMs <= 0) throw deadlineError();
-        const values = ours ? reqValues : req.contextValues;
+        const { ours, abortSignal, values } = lazy.attempt(req);
         let ch: PooledChannel;
         try {
           ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), false);
@@ -392,7 +410,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
           pool.release(ch);
           abortSignal.throwIfAborted();
         }
-        const metadata = ours && reqHeader === undefined ? metadataFromInit(header) : headersToMetadata(req.header);
+        const metadata = lazy.metadata(req, ours);
         const options: grpc.CallOptions = deadline ? { deadline } : {};
         const call = ch.client.makeServerStreamRequest(path, ser, de, message as never, metadata, options);
         let released = false;
