@@ -14,8 +14,9 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { AmbiguousResultError, createClient, type HeliosDBClient, IsolationLevel } from '../src/index.js';
 import { backends, postgresSkipReason } from './helpers/backends.js';
-import { FaultProxy } from './helpers/fault-proxy.js';
-import { freePort, ServerProcess } from './helpers/processes.js';
+import type { FaultProxy } from './helpers/fault-proxy.js';
+import type { ServerProcess } from './helpers/processes.js';
+import { type ServerPair, startServerPair } from './helpers/server-pair.js';
 import { uniqueName } from './helpers/server.js';
 
 const postgres = backends.find((b) => b.name === 'postgresql');
@@ -33,6 +34,7 @@ if (!postgres) {
 } else {
   describe('bank transfers under faults [postgresql]', { timeout: 90_000 }, () => {
     const databaseUrl = postgres.databaseUrl!;
+    let pair: ServerPair | undefined;
     let a: ServerProcess;
     let b: ServerProcess;
     let pa: FaultProxy;
@@ -43,11 +45,8 @@ if (!postgres) {
     let ledger: string;
 
     before(async () => {
-      [a, b] = [new ServerProcess(await freePort(), databaseUrl), new ServerProcess(await freePort(), databaseUrl)];
-      await Promise.all([a.start(), b.start()]);
-      [pa, pb] = await Promise.all([FaultProxy.start(a.port), FaultProxy.start(b.port)]);
-      admin = new pg.Client({ connectionString: databaseUrl });
-      await admin.connect();
+      pair = await startServerPair(databaseUrl);
+      ({ a, b, pa, pb, admin } = pair);
       accounts = uniqueName('accounts');
       ledger = uniqueName('ledger');
       await admin.query(`CREATE TABLE ${accounts} (id int PRIMARY KEY, balance int NOT NULL)`);
@@ -67,9 +66,7 @@ if (!postgres) {
     after(async () => {
       await client?.close();
       await admin?.query(`DROP TABLE IF EXISTS ${accounts}, ${ledger}`);
-      await admin?.end();
-      await Promise.all([pa?.close(), pb?.close()]);
-      await Promise.all([a?.kill(), b?.kill()]);
+      await pair?.close();
     });
 
     async function transferInTransaction(id: string, from: number, to: number, amount: number): Promise<Outcome> {

@@ -10,8 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ConnectionError, createClient, type HeliosDBClient, type Transaction } from '../src/index.js';
 import { backends, postgresSkipReason } from './helpers/backends.js';
-import { FaultProxy } from './helpers/fault-proxy.js';
-import { freePort, ServerProcess } from './helpers/processes.js';
+import type { FaultProxy } from './helpers/fault-proxy.js';
+import type { ServerProcess } from './helpers/processes.js';
+import { type ServerPair, startServerPair } from './helpers/server-pair.js';
 import { uniqueName, waitFor } from './helpers/server.js';
 
 const postgres = backends.find((b) => b.name === 'postgresql');
@@ -21,6 +22,7 @@ if (!postgres) {
 } else {
   describe('failover between servers [postgresql]', { timeout: 90_000 }, () => {
     const databaseUrl = postgres.databaseUrl!;
+    let pair: ServerPair | undefined;
     let a: ServerProcess;
     let b: ServerProcess;
     let pa: FaultProxy;
@@ -30,11 +32,8 @@ if (!postgres) {
     let table: string;
 
     before(async () => {
-      [a, b] = [new ServerProcess(await freePort(), databaseUrl), new ServerProcess(await freePort(), databaseUrl)];
-      await Promise.all([a.start(), b.start()]);
-      [pa, pb] = await Promise.all([FaultProxy.start(a.port), FaultProxy.start(b.port)]);
-      admin = new pg.Client({ connectionString: databaseUrl });
-      await admin.connect();
+      pair = await startServerPair(databaseUrl);
+      ({ a, b, pa, pb, admin } = pair);
       table = uniqueName('failover');
       await admin.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, v text NOT NULL)`);
       client = createClient({
@@ -49,9 +48,7 @@ if (!postgres) {
     after(async () => {
       await client?.close();
       await admin?.query(`DROP TABLE IF EXISTS ${table}`);
-      await admin?.end();
-      await Promise.all([pa?.close(), pb?.close()]);
-      await Promise.all([a?.kill(), b?.kill()]);
+      await pair?.close();
     });
 
     /** Which server a transaction is on: the proxy that carried its statement. */
