@@ -40,6 +40,14 @@ const flagNames: Record<string, keyof ServerOptions> = {
   '--auth-cache-ms': 'authCacheMs',
   '--auth-failure-limit': 'authFailureLimit',
   '--idempotency-window-ms': 'idempotencyWindowMs',
+  '--max-connections': 'maxConnections',
+  '--idle-connection-timeout-ms': 'idleConnectionTimeoutMs',
+  '--max-concurrent-streams': 'maxConcurrentStreams',
+  '--max-transactions-per-principal': 'maxTransactionsPerPrincipal',
+  '--max-prepared-statements': 'maxPreparedStatements',
+  '--prepared-statement-ttl-ms': 'preparedStatementTtlMs',
+  '--auth-max-delay-ms': 'authMaxDelayMs',
+  '--max-copy-bytes': 'maxCopyBytes',
 };
 
 function usage(): string {

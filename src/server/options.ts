@@ -81,6 +81,43 @@ export interface ServerOptions {
    * instead of running again. Default `86400000` (24 h) (env `HELIOSDB_IDEMPOTENCY_WINDOW_MS`).
    */
   idempotencyWindowMs?: number;
+  /**
+   * Most client connections each listener accepts at once; further ones are closed at once, before
+   * any request is read. Default `1000` (env `HELIOSDB_MAX_CONNECTIONS`).
+   */
+  maxConnections?: number;
+  /**
+   * A client connection with no call in progress for this long is closed (both listeners; clients
+   * reconnect when they need to), ms. Default `300000` (env `HELIOSDB_IDLE_CONNECTION_TIMEOUT_MS`).
+   */
+  idleConnectionTimeoutMs?: number;
+  /** Most calls in progress on one client connection (HTTP/2 streams), both listeners. Default `100` (env `HELIOSDB_MAX_CONCURRENT_STREAMS`). */
+  maxConcurrentStreams?: number;
+  /**
+   * Most interactive transactions and reserved sessions one principal may hold open at once;
+   * `0` means half of `poolSize` (at least 1), so one principal cannot take every database
+   * connection. Default `0` (env `HELIOSDB_MAX_TRANSACTIONS_PER_PRINCIPAL`).
+   */
+  maxTransactionsPerPrincipal?: number;
+  /**
+   * Most prepared statements the server remembers per principal; the least recently used is
+   * forgotten first (a client re-sends its SQL, so nothing fails). Default `1000` (env
+   * `HELIOSDB_MAX_PREPARED_STATEMENTS`).
+   */
+  maxPreparedStatements?: number;
+  /** A prepared statement unused this long is forgotten, ms. Default `3600000` (env `HELIOSDB_PREPARED_STATEMENT_TTL_MS`). */
+  preparedStatementTtlMs?: number;
+  /**
+   * Longest slow-down of authentication attempts from a failing client address or against a failing
+   * credential, ms (the delay doubles from 1 s with each failure over `authFailureLimit`). Default
+   * `30000` (env `HELIOSDB_AUTH_MAX_DELAY_MS`).
+   */
+  authMaxDelayMs?: number;
+  /**
+   * Largest COPY FROM on the embedded engine, bytes: PGlite reads a COPY's data from memory, so
+   * the server holds it whole before running it. Default 256 MiB (env `HELIOSDB_MAX_COPY_BYTES`).
+   */
+  maxCopyBytes?: number;
 }
 
 /** Options that have no default (unset means off). */
@@ -111,6 +148,14 @@ export const serverDefaults: ResolvedServerOptions = {
   authCacheMs: 5000,
   authFailureLimit: 5,
   idempotencyWindowMs: 86_400_000,
+  maxConnections: 1000,
+  idleConnectionTimeoutMs: 300_000,
+  maxConcurrentStreams: 100,
+  maxTransactionsPerPrincipal: 0,
+  maxPreparedStatements: 1000,
+  preparedStatementTtlMs: 3_600_000,
+  authMaxDelayMs: 30_000,
+  maxCopyBytes: 256 * 1024 * 1024,
 };
 
 const envNames: Record<keyof ServerOptions, string> = {
@@ -143,6 +188,14 @@ const envNames: Record<keyof ServerOptions, string> = {
   authCacheMs: 'HELIOSDB_AUTH_CACHE_MS',
   authFailureLimit: 'HELIOSDB_AUTH_FAILURE_LIMIT',
   idempotencyWindowMs: 'HELIOSDB_IDEMPOTENCY_WINDOW_MS',
+  maxConnections: 'HELIOSDB_MAX_CONNECTIONS',
+  idleConnectionTimeoutMs: 'HELIOSDB_IDLE_CONNECTION_TIMEOUT_MS',
+  maxConcurrentStreams: 'HELIOSDB_MAX_CONCURRENT_STREAMS',
+  maxTransactionsPerPrincipal: 'HELIOSDB_MAX_TRANSACTIONS_PER_PRINCIPAL',
+  maxPreparedStatements: 'HELIOSDB_MAX_PREPARED_STATEMENTS',
+  preparedStatementTtlMs: 'HELIOSDB_PREPARED_STATEMENT_TTL_MS',
+  authMaxDelayMs: 'HELIOSDB_AUTH_MAX_DELAY_MS',
+  maxCopyBytes: 'HELIOSDB_MAX_COPY_BYTES',
 };
 
 /** The environment variable that sets each option. */
