@@ -133,9 +133,9 @@ describeEachBackend('bad input and limits', (backend) => {
     const batch = await expectDetail(
       ts.db.executeBatch({ statements: [{ sql: 'BEGIN' }, { sql: `INSERT INTO ${table} VALUES (2, 'batch')` }] }),
       Code.FailedPrecondition,
-      'a batch leaving a transaction open',
+      'transaction control in a batch',
     );
-    assert.equal(batch.reason, 'TRANSACTION_CONTROL_OUTSIDE_SESSION');
+    assert.equal(batch.reason, 'TRANSACTION_CONTROL_IN_SQL', 'refused before anything runs: a batch is a transaction of its own');
     // A failing script inside BEGIN reports its own error and is rolled back too.
     const failing = await expectDetail(ts.db.query({ sql: `BEGIN; INSERT INTO ${table} VALUES (3, 'x'); SELECT 1/0` }), Code.InvalidArgument, 'failing script');
     assert.equal(failing.sqlstate, '22012');

@@ -102,11 +102,16 @@ describeEachBackend('idempotency keys', (backend) => {
     assert.equal(aborted.reason, 'TRANSACTION_ABORTED');
   });
 
-  test('statements that cannot carry a key still run: VACUUM (no transaction block), a script with its own COMMIT, transaction control', async (t) => {
+  test('statements that cannot carry a key are refused with one (NOT_KEYABLE, nothing runs) and run without one: VACUUM, a script with its own COMMIT', async (t) => {
     const ts = server();
     const table = await createTable(ts, t, 'v int');
-    await ts.db.execute({ sql: `VACUUM ${table}`, idempotencyKey: newKey() });
-    await ts.db.execute({ sql: `INSERT INTO ${table} VALUES (1); COMMIT`, idempotencyKey: newKey() });
+    for (const sql of [`VACUUM ${table}`, `INSERT INTO ${table} VALUES (1); COMMIT`, `CALL nonexistent_procedure()`, `DO $$ BEGIN INSERT INTO ${table} VALUES (9); END $$`]) {
+      const d = await expectDetail(ts.db.execute({ sql, idempotencyKey: newKey() }), Code.InvalidArgument, sql);
+      assert.equal(d.reason, 'NOT_KEYABLE', sql);
+    }
+    assert.equal(await countRows(ts.db, table), 0, 'nothing ran');
+    await ts.db.execute({ sql: `VACUUM ${table}` });
+    await ts.db.execute({ sql: `INSERT INTO ${table} VALUES (1); COMMIT` });
     assert.equal(await countRows(ts.db, table), 1);
   });
 

@@ -7,16 +7,18 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { pgRunner } from '../server/auth/setup.js';
-import { quoteIdent, SqlAuthStore } from '../server/auth/store.js';
-import { idempotencySchemaSql, idempotencyTable } from '../server/idempotency.js';
+import { SqlAuthStore } from '../server/auth/store.js';
 
 /** The commands' usage lines. */
 export const adminUsage = `  heliosdb auth init [--grant-to LOGIN_ROLE]
-                           create the heliosdb schema; let the server's login role read it
+                           create (or upgrade) the heliosdb schema and the server key, and give
+                           every user its PostgreSQL login role; --grant-to: let a server that
+                           logs in as another role than yours use the schema
   heliosdb user create NAME --role ROLE [--password-stdin] [--replace]
-                           a user whose statements run as PostgreSQL role ROLE; with a password
-                           read from standard input (first line) for Login
-  heliosdb user delete NAME
+                           a user whose statements run as PostgreSQL role ROLE, under a login role
+                           of its own; with a password read from standard input (first line) for
+                           Login; --replace changes an existing user (its sessions end)
+  heliosdb user delete NAME  the user, its keys and sessions, and its login role
   heliosdb apikey create --user NAME [--read-only]
                            prints the new key once (it is stored only as a hash) and its id
   heliosdb apikey revoke ID
@@ -75,14 +77,12 @@ export async function adminCommand(command: string, args: string[], env: Record<
     const [sub, arg] = p.positional;
     if (command === 'auth' && sub === 'init') {
       await store.ensureSchema();
-      await client.query(idempotencySchemaSql);
+      const users = await store.provisionAllLogins();
       const grantTo = str(p, '--grant-to');
-      if (grantTo) {
-        await store.grantTo(grantTo);
-        // Keyed writes and commits record their outcome here (docs/resilience.md).
-        await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${idempotencyTable} TO ${quoteIdent(grantTo)}`);
-      }
-      console.log(`heliosdb schema ready${grantTo ? `; ${grantTo} may read users and keys, keep sessions and record idempotency keys` : ''}`);
+      if (grantTo) await store.grantTo(grantTo);
+      console.log(
+        `heliosdb schema ready (${users} user${users === 1 ? '' : 's'} with login roles)${grantTo ? `; ${grantTo} may read users and keys, keep sessions and record idempotency keys` : ''}`,
+      );
     } else if (command === 'user' && sub === 'create' && arg) {
       const role = str(p, '--role');
       if (!role) throw new Error('heliosdb user create needs --role ROLE (the PostgreSQL role its statements run as)');

@@ -1,34 +1,17 @@
 /**
- * The database behind the server: a node-postgres pool on PostgreSQL, or on the embedded PGlite
- * engine through its node-postgres adapter (one session, so the pool has one connection and
- * every caller queues for it: no statement ever runs inside another caller's transaction).
+ * The seam between the service and the database behind it: PostgreSQL (./backend/postgres.ts:
+ * one login role per HeliosDB user, pooled under one cap) or the embedded PGlite engine
+ * (./backend/pglite.ts: one session that every caller queues for, so no statement ever runs
+ * inside another caller's transaction). Interface only, and the choice between the two.
  * @packageDocumentation
  */
-import net from 'node:net';
-import pg from 'pg';
 import type { Logger } from 'pino';
+import type { BackendConnection } from './backend/connection.js';
+import type { BackendLogin } from './backend/login.js';
 import type { ResolvedServerOptions } from './options.js';
 
-/** A pooled connection with the fields HeliosDB relies on. */
-export type BackendConnection = pg.PoolClient & {
-  /** Transaction status from the last ReadyForQuery: `I` idle, `T` in a block, `E` failed block. */
-  _txStatus?: string | null;
-  processID?: number;
-  secretKey?: number;
-  /** application_name last set on this connection (HeliosDB's own bookkeeping). */
-  heliosAppName?: string;
-  /**
-   * Set when a CancelRequest was sent for this connection; settles once PostgreSQL processed it.
-   * A cancel that arrives after its statement finished hits the connection's next statement, so
-   * such a connection is not reused before this settles (pooled connections are discarded).
-   */
-  heliosCancel?: Promise<void>;
-};
-
-/** Result cells arrive as PostgreSQL text: no parsing on the server. */
-const rawTypes = {
-  getTypeParser: () => (value: string) => value,
-};
+export type { BackendConnection } from './backend/connection.js';
+export type { BackendLogin } from './backend/login.js';
 
 /** Which engine a backend runs. */
 export type Engine = 'pglite' | 'postgresql';
@@ -36,15 +19,34 @@ export type Engine = 'pglite' | 'postgresql';
 /** See the file comment. */
 export interface Backend {
   readonly engine: Engine;
-  /** Waits for a free connection; fails after `acquireTimeoutMs`. */
-  acquire(): Promise<BackendConnection>;
+  /** Waits for a connection of `login`; fails after `acquireTimeoutMs`, or when `signal` aborts. */
+  acquire(login: BackendLogin, signal?: AbortSignal): Promise<BackendConnection>;
   /** Returns a connection; `destroy` discards it (after errors that leave it unusable). */
   release(conn: BackendConnection, destroy?: boolean): void;
   /**
-   * Asks the database to cancel the statement running on `conn` (a no-op on PGlite). Records the
-   * request in `conn.heliosCancel`.
+   * Asks the database to cancel the statement running on `conn` (a no-op on PGlite, which cannot
+   * interrupt one). Records the request in the connection's state.
    */
   cancel(conn: BackendConnection): Promise<void>;
+  /**
+   * The script that clears everything a caller may have left on a connection (settings,
+   * temporary objects, prepared statements, cursors, advisory locks, listens) and restores the
+   * connection's start-up settings. Runs outside a transaction block.
+   */
+  readonly resetSql: string;
+  /**
+   * Runs `fn` on a connection of the server's own login, which never runs a caller's SQL (the
+   * server's tables: users, keys, sessions, idempotency records). On PGlite this is the one
+   * session: never call it while holding a connection.
+   */
+  withServerConnection<T>(fn: (conn: BackendConnection) => Promise<T>): Promise<T>;
+  /** Closes the idle connections of one login (after its credentials changed). */
+  closeLogin(key: string): void;
+  /**
+   * The embedded engine only: runs a `COPY ... FROM '/dev/blob'` statement with `data` as its
+   * input on `conn` (which the caller holds); PGlite cannot read COPY data from the protocol.
+   */
+  copyFromBlob?(conn: BackendConnection, sql: string, data: Uint8Array): Promise<{ rowCount: number }>;
   /** The database's version string. */
   version(): Promise<string>;
   /** Pool counters. */
@@ -54,99 +56,6 @@ export interface Backend {
 
 /** Opens the backend the options describe. */
 export async function createBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
-  if (opts.databaseUrl) return createPostgresBackend(opts, log);
-  return createPgliteBackend(opts, log);
-}
-
-function startupOptions(opts: ResolvedServerOptions): string {
-  // Fixed output formats the SDK decodes; statement_timeout as configured.
-  return `-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=3 -c statement_timeout=${opts.statementTimeoutMs}`;
-}
-
-async function createPostgresBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
-  const pool = new pg.Pool({
-    connectionString: opts.databaseUrl,
-    max: opts.poolSize,
-    connectionTimeoutMillis: opts.acquireTimeoutMs,
-    idleTimeoutMillis: 30_000,
-    types: rawTypes,
-    options: startupOptions(opts),
-    application_name: 'heliosdb',
-  } as pg.PoolConfig);
-  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
-  const params = new URL(opts.databaseUrl!.replace(/^postgresql:/, 'postgres:'));
-  // A connection checked out of the pool (a transaction session between statements, say) whose
-  // backend is terminated gets PostgreSQL's FATAL while no query runs: pg emits it as 'error',
-  // which would crash the process without a listener. Its next query fails and discards it.
-  const guarded = new WeakSet<pg.PoolClient>();
-  const acquire = async (): Promise<BackendConnection> => {
-    const conn = (await pool.connect()) as BackendConnection;
-    if (!guarded.has(conn)) {
-      guarded.add(conn);
-      conn.on('error', (err) => log.warn({ err }, 'PostgreSQL connection failed while checked out'));
-    }
-    return conn;
-  };
-  const backend: Backend = {
-    engine: 'postgresql',
-    acquire,
-    release: (conn, destroy) => conn.release(destroy ? true : undefined),
-    cancel: (conn) => (conn.heliosCancel ??= sendCancelRequest(conn, params.hostname || '127.0.0.1', Number(params.port || 5432))),
-    version: async () => (await pool.query('SELECT version() AS v')).rows[0].v as string,
-    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
-    close: () => pool.end(),
-  };
-  // Fail fast when the database is unreachable at start-up.
-  const conn = await backend.acquire();
-  backend.release(conn);
-  return backend;
-}
-
-/** PostgreSQL's CancelRequest: a separate connection that names the backend's key. */
-function sendCancelRequest(conn: BackendConnection, host: string, port: number): Promise<void> {
-  const { processID, secretKey } = conn;
-  if (processID === undefined || secretKey === undefined) return Promise.resolve();
-  return new Promise((resolve) => {
-    const socket = host.startsWith('/')
-      ? net.connect(`${host}/.s.PGSQL.${port}`)
-      : net.connect({ host, port });
-    const msg = Buffer.alloc(16);
-    msg.writeInt32BE(16, 0);
-    msg.writeInt32BE(80877102, 4);
-    msg.writeInt32BE(processID, 8);
-    msg.writeInt32BE(secretKey, 12);
-    socket.setTimeout(5000, () => socket.destroy());
-    socket.on('connect', () => socket.end(msg));
-    socket.on('error', () => resolve());
-    socket.on('close', () => resolve());
-  });
-}
-
-async function createPgliteBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
-  const db = await PGlite.create(opts.dataDir ?? 'memory://');
-  await db.exec(`SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
-  log.info({ dataDir: opts.dataDir ?? 'memory://' }, 'embedded PGlite engine ready');
-  const pool = new pg.Pool({
-    ...createPgConfig(db),
-    max: 1,
-    connectionTimeoutMillis: opts.acquireTimeoutMs,
-    idleTimeoutMillis: 0,
-    types: rawTypes,
-  } as unknown as pg.PoolConfig);
-  pool.on('error', (err) => log.warn({ err }, 'PGlite connection failed'));
-  return {
-    engine: 'pglite',
-    acquire: () => pool.connect() as Promise<BackendConnection>,
-    release: (conn, destroy) => conn.release(destroy ? true : undefined),
-    // PGlite runs statements synchronously in this process: a running one cannot be interrupted.
-    cancel: async () => {},
-    version: async () => ((await db.query<{ v: string }>('SELECT version() AS v')).rows[0].v),
-    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
-    close: async () => {
-      await pool.end();
-      await db.close();
-    },
-  };
+  if (opts.databaseUrl) return (await import('./backend/postgres.js')).createPostgresBackend(opts, log);
+  return (await import('./backend/pglite.js')).createPgliteBackend(opts, log);
 }

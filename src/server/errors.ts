@@ -33,6 +33,10 @@ export const reasons = {
   deadlineExceeded: 'DEADLINE_EXCEEDED',
   statementTimeout: 'STATEMENT_TIMEOUT',
   shuttingDown: 'SHUTTING_DOWN',
+  /** The database connection broke while a statement or COMMIT ran: its outcome is unknown. */
+  backendConnectionLost: 'BACKEND_CONNECTION_LOST',
+  /** The server could not log in to the database as the principal's login role. */
+  backendLoginFailed: 'BACKEND_LOGIN_FAILED',
 } as const;
 
 /** The status code a SQLSTATE maps to. */

@@ -32,8 +32,9 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { ownerKeyOf, type Principal } from './auth/principal.js';
-import { quoteIdent } from './auth/store.js';
+import { quoteIdent } from './sql-quote.js';
 import type { Backend, BackendConnection } from './backend.js';
+import { txStatusOf } from './backend/connection.js';
 import { reasons, serverError, toConnectError } from './errors.js';
 import type { CommandSink } from './pg-command.js';
 import { PgPipeline, type PipelineStatement } from './pg-pipeline.js';
@@ -51,7 +52,12 @@ export const idempotencyReasons = {
 
 const keyPattern = /^[A-Za-z0-9_.:~-]{1,200}$/;
 
-/** Creates the idempotency table if missing (safe to run concurrently and repeatedly). */
+/**
+ * Creates the idempotency table and the functions through which callers' own login roles record
+ * keys (safe to run concurrently and repeatedly). Callers never touch the table: each function is
+ * SECURITY DEFINER and prefixes the owner with `session_user`, the caller's login role, which no
+ * SQL can change; so a caller can read or write only records of its own login.
+ */
 export const idempotencySchemaSql = `
 BEGIN;
 SELECT pg_advisory_xact_lock(7700772);
@@ -67,18 +73,55 @@ CREATE TABLE IF NOT EXISTS ${idempotencyTable} (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON ${idempotencyTable} (created_at);
 REVOKE ALL ON ${idempotencyTable} FROM PUBLIC;
+CREATE OR REPLACE FUNCTION heliosdb.idempotency_claim(p_owner text, p_key text, p_fingerprint text, p_window_ms float8)
+RETURNS TABLE (claimed boolean, state text, fingerprint text, response bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE o text := session_user || '/' || p_owner; n int;
+BEGIN
+  INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES (o, p_key, p_fingerprint, 'running')
+  ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running', response = NULL, created_at = now()
+  WHERE k.created_at < now() - p_window_ms * interval '1 millisecond';
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN QUERY SELECT n > 0, k.state, k.fingerprint, k.response FROM ${idempotencyTable} k WHERE k.owner = o AND k.key = p_key;
+END $f$;
+CREATE OR REPLACE FUNCTION heliosdb.idempotency_done(p_owner text, p_key text, p_response bytea) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+  UPDATE ${idempotencyTable} SET state = 'done', response = p_response WHERE owner = session_user || '/' || p_owner AND key = p_key
+$f$;
+CREATE OR REPLACE FUNCTION heliosdb.idempotency_forget(p_owner text, p_key text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+  DELETE FROM ${idempotencyTable} WHERE owner = session_user || '/' || p_owner AND key = p_key AND state = 'running'
+$f$;
+CREATE OR REPLACE FUNCTION heliosdb.idempotency_record(p_owner text, p_key text, p_fingerprint text, p_window_ms float8, p_response bytea) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE n int;
+BEGIN
+  INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state, response) VALUES (session_user || '/' || p_owner, p_key, p_fingerprint, 'done', p_response)
+  ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = EXCLUDED.response, created_at = now()
+  WHERE k.created_at < now() - p_window_ms * interval '1 millisecond';
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n > 0;
+END $f$;
+REVOKE ALL ON FUNCTION heliosdb.idempotency_claim(text, text, text, float8), heliosdb.idempotency_done(text, text, bytea),
+  heliosdb.idempotency_forget(text, text), heliosdb.idempotency_record(text, text, text, float8, bytea) FROM PUBLIC;
 COMMIT;
 `;
 
-// $1 owner, $2 key, $3 fingerprint, $4 window ms, ($5 response as bytea text)
-const claimSql = `INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES ($1, $2, $3, 'running')
-ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running', response = NULL, created_at = now()
-WHERE k.created_at < now() - $4::float8 * interval '1 millisecond' RETURNING 1`;
+/** Lets a login role record its keys (run for every HeliosDB user's login role). */
+export function idempotencyGrantSql(role: string): string {
+  const r = quoteIdent(role);
+  return `GRANT USAGE ON SCHEMA heliosdb TO ${r}; GRANT EXECUTE ON FUNCTION heliosdb.idempotency_claim(text, text, text, float8), heliosdb.idempotency_done(text, text, bytea), heliosdb.idempotency_forget(text, text), heliosdb.idempotency_record(text, text, text, float8, bytea) TO ${r}`;
+}
+
+// Through the functions, on the caller's connection: $1 owner, $2 key, ...
+const claimSql = 'SELECT claimed, state, fingerprint, response FROM heliosdb.idempotency_claim($1, $2, $3, $4::float8)';
+const doneSql = 'SELECT heliosdb.idempotency_done($1, $2, $3::bytea)';
+const forgetSql = 'SELECT heliosdb.idempotency_forget($1, $2)';
+const recordSql = 'SELECT heliosdb.idempotency_record($1, $2, $3, $4::float8, $5::bytea)';
+// Directly, on the server's own connection, with the full owner (login role/principal).
 const lookupSql = `SELECT state, fingerprint, response FROM ${idempotencyTable} WHERE owner = $1 AND key = $2`;
-const doneSql = `UPDATE ${idempotencyTable} SET state = 'done', response = $3::bytea WHERE owner = $1 AND key = $2`;
-const forgetSql = `DELETE FROM ${idempotencyTable} WHERE owner = $1 AND key = $2 AND state = 'running'`;
-const recordSql = (state: 'done' | 'abandoned') => `INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state, response) VALUES ($1, $2, $3, '${state}', $5::bytea)
-ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = EXCLUDED.response, created_at = now()
+const tombstoneSql = `INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES ($1, $2, $3, 'abandoned')
+ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = NULL, created_at = now()
 WHERE k.created_at < now() - $4::float8 * interval '1 millisecond' RETURNING 1`;
 const sweepSql = `DELETE FROM ${idempotencyTable} WHERE created_at < now() - $1::float8 * interval '1 millisecond'`;
 
@@ -128,25 +171,27 @@ function rowOf(cells: (string | null)[] | undefined): Row | undefined {
   return { state: cells[0] ?? '', fingerprint: cells[1] ?? '', response: bytea(cells[2]) };
 }
 
-/** The login lacks privileges on the table. */
-class PermissionError extends Error {}
-
-/** Raised by the Commit hook when the transaction turned out read-only: ROLLBACK then equals COMMIT. */
-class ReadOnlyCommit extends Error {}
-
 /** Whether `e` is PostgreSQL's "cannot run inside a transaction block" (25001). */
 function cannotRunInBlock(e: unknown): boolean {
   return e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25001';
 }
 
+/** What the server needs to know about a keyed call's connection. */
+export interface KeyedConnection {
+  /** The login role its statements run under (`session_user`), which prefixes its records. */
+  loginRole: string;
+}
+
 /** See the file comment. */
 export class Idempotency {
-  private ready: Promise<boolean> | undefined;
-  private readyAt = 0;
+  private ok = false;
+  private checkedAt = 0;
+  private checking: Promise<void> | undefined;
   private lastSweep = Date.now();
   private sweeping = false;
-  private readonly readOnlySessions = new WeakSet<Session>();
   private readonly sweepEveryMs: number;
+  /** The server's own login (`session_user` of anonymous callers' connections). */
+  private serverRole = '';
 
   constructor(
     private readonly backend: Backend,
@@ -166,55 +211,44 @@ export class Idempotency {
     if (!keyPattern.test(key)) {
       throw serverError(Code.InvalidArgument, 'idempotency_key must be 1 to 200 characters of A-Z a-z 0-9 _ . : ~ -', { reason: idempotencyReasons.invalidKey });
     }
-    return !principal.readOnly;
-  }
-
-  /** Remembers that a transaction session is READ ONLY (its Commit needs no record). */
-  noteReadOnly(session: Session): void {
-    this.readOnlySessions.add(session);
+    return !principal.readOnly && this.usable();
   }
 
   /**
-   * Whether keys can be recorded: creates the table if needed, and checks the login may use it
-   * (once; again a minute after a failure). Now and then deletes expired records. Call before
-   * taking a connection for the call: on PGlite there is only one.
+   * Creates the table and functions if the server's login may, and checks it can use them. Run
+   * once at start-up, before any call holds a connection (on the embedded engine there is one).
    */
-  async prepare(): Promise<boolean> {
-    if (this.ready && Date.now() - this.readyAt > 60_000) {
-      // Checked again after a minute when it failed (an administrator may have granted access since).
-      const ok = await this.ready.catch(() => false);
-      if (!ok) this.ready = undefined;
-    }
-    if (!this.ready) {
-      this.readyAt = Date.now();
-      this.ready = this.createTable().catch((e) => {
-        const sqlstate = (e as { code?: unknown }).code;
-        if (sqlstate !== '42501' && !(e instanceof PermissionError)) {
-          // The database is unreachable or failing: no answer now, ask again next time.
-          this.ready = undefined;
-          throw toConnectError(e);
-        }
-        this.log.warn(
-          { err: e },
-          `idempotency keys are off: the server's database login cannot create or use ${idempotencyTable}; keyed writes run unprotected (grant SELECT, INSERT, UPDATE, DELETE ON ${idempotencyTable} to the login)`,
-        );
-        return false;
+  async init(): Promise<void> {
+    this.checkedAt = Date.now();
+    try {
+      this.ok = await this.backend.withServerConnection(async (conn) => {
+        const [who] = (await conn.query('SELECT session_user::text AS u')).rows as { u: string }[];
+        this.serverRole = who?.u ?? '';
+        const [r] = (await conn.query(`SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
+        if (!(r?.ok === true || r?.ok === 't')) await conn.query(idempotencySchemaSql);
+        const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`).join(' AND ');
+        const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as { ok: unknown }[];
+        return g?.ok === true || g?.ok === 't';
       });
+    } catch (e) {
+      this.ok = false;
+      const sqlstate = (e as { code?: unknown }).code;
+      if (sqlstate !== '42501') this.log.warn({ err: e }, 'idempotency keys: the check failed; trying again in a minute');
     }
-    const ok = await this.ready;
-    if (ok && Date.now() - this.lastSweep >= this.sweepEveryMs && !this.sweeping) void this.sweep();
-    return ok;
+    if (!this.ok) {
+      this.log.warn(
+        `idempotency keys are off: the server's database login cannot create or use ${idempotencyTable}; keyed writes run unprotected (run \`heliosdb auth init\` as an administrator)`,
+      );
+    }
   }
 
-  private async createTable(): Promise<boolean> {
-    return this.withOwnConnection(async (conn) => {
-      const [r] = (await conn.query(`SELECT to_regclass('${idempotencyTable}') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
-      if (!(r?.ok === true || r?.ok === 't')) await conn.query(idempotencySchemaSql);
-      const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`).join(' AND ');
-      const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as { ok: unknown }[];
-      if (g?.ok === true || g?.ok === 't') return true;
-      throw new PermissionError(`permission denied for ${idempotencyTable}`);
-    });
+  /** Whether keys can be recorded now; after a failed check, checks again in the background once a minute. */
+  private usable(): boolean {
+    if (!this.ok && !this.checking && Date.now() - this.checkedAt > 60_000) {
+      this.checking = this.init().finally(() => (this.checking = undefined));
+    }
+    if (this.ok && Date.now() - this.lastSweep >= this.sweepEveryMs && !this.sweeping) void this.sweep();
+    return this.ok;
   }
 
   /** Deletes expired records (lazily, from time to time; best effort). */
@@ -222,7 +256,7 @@ export class Idempotency {
     this.sweeping = true;
     this.lastSweep = Date.now();
     try {
-      return await this.withOwnConnection(async (conn) => {
+      return await this.backend.withServerConnection(async (conn) => {
         const r = await conn.query({ text: sweepSql, values: [String(this.windowMs)] });
         if (r.rowCount) this.log.debug({ deleted: r.rowCount }, 'expired idempotency records deleted');
         return r.rowCount ?? 0;
@@ -235,24 +269,14 @@ export class Idempotency {
     }
   }
 
-  /** Runs `fn` on a pooled connection as the server's own login role, in auto-commit. */
-  private async withOwnConnection<T>(fn: (conn: BackendConnection) => Promise<T>): Promise<T> {
-    const conn = await this.backend.acquire();
-    let destroy = false;
-    try {
-      await conn.query('RESET ROLE');
-      return await fn(conn);
-    } catch (e) {
-      destroy = !(e && typeof e === 'object' && 'severity' in e);
-      throw e;
-    } finally {
-      if (!destroy && conn._txStatus && conn._txStatus !== 'I') await conn.query('ROLLBACK').catch(() => (destroy = true));
-      this.backend.release(conn, destroy);
-    }
-  }
-
+  /** A principal's part of a record's owner (the login role adds the rest). */
   private ownerOf(p: Principal): string {
     return createHash('sha256').update(ownerKeyOf(p)).digest('hex');
+  }
+
+  /** The full owner the functions store: `<session_user>/<principal part>`. */
+  private fullOwnerOf(p: Principal): string {
+    return `${p.login?.role ?? this.serverRole}/${this.ownerOf(p)}`;
   }
 
   private fingerprintOf(call: Pick<KeyedCall, 'method' | 'request' | 'requestSchema'>): string {
@@ -278,7 +302,7 @@ export class Idempotency {
   }
 
   private async rollback(conn: BackendConnection): Promise<void> {
-    if (conn._txStatus && conn._txStatus !== 'I') await conn.query('ROLLBACK').catch(() => {});
+    if (txStatusOf(conn) !== 'I') await conn.query('ROLLBACK').catch(() => {});
   }
 
   /** The answer for a key that is already recorded: its stored response, or an error. */
@@ -308,38 +332,24 @@ export class Idempotency {
   async run<T>(conn: BackendConnection, signal: AbortSignal, call: KeyedCall, fn: () => Promise<T>): Promise<T | Message> {
     const owner = this.ownerOf(call.principal);
     const fingerprint = this.fingerprintOf(call);
-    const role = call.principal.role;
-    const asServer: PipelineStatement[] = role ? [{ text: 'RESET ROLE', values: [] }] : [];
-    const asCaller: PipelineStatement[] = role ? [{ text: `SET ROLE ${quoteIdent(role)}`, values: [] }] : [];
     const keyParams = [owner, call.key, fingerprint, String(this.windowMs)];
     for (let attempt = 0; ; attempt++) {
       // 1. Open the transaction and claim the key (waits for an attempt in progress with the same key).
       const claimed = new Rows();
-      const seen = new Rows();
-      const claimAt = 1 + asServer.length;
       let claimFailed = false;
       try {
-        await this.pipeline(
-          conn,
-          [{ text: 'BEGIN', values: [] }, ...asServer, { text: claimSql, values: keyParams }, { text: lookupSql, values: [owner, call.key] }, ...asCaller],
-          { [claimAt]: claimed, [claimAt + 1]: seen },
-          signal,
-        );
+        await this.pipeline(conn, [{ text: 'BEGIN', values: [] }, { text: claimSql, values: keyParams }], { 1: claimed }, signal);
       } catch (e) {
         await this.rollback(conn);
-        // A serialization failure of the claim (REPEATABLE READ or SERIALIZABLE by default): look again below.
+        // A serialization failure of the claim (REPEATABLE READ or SERIALIZABLE by default): look again.
         if (signal.aborted || !(e instanceof ConnectError && e.code === Code.Aborted)) throw e;
         claimFailed = true;
       }
-      if (claimFailed || claimed.rows.length === 0) {
+      const [cells] = claimed.rows;
+      if (claimFailed || cells?.[0] !== 't') {
         // 2a. The key is taken: answer from its record.
-        let row = claimFailed ? undefined : rowOf(seen.rows[0]);
         await this.rollback(conn);
-        if (!row) {
-          const again = new Rows();
-          await this.pipeline(conn, [...asServer, { text: lookupSql, values: [owner, call.key] }], { [asServer.length]: again }, signal);
-          row = rowOf(again.rows[0]);
-        }
+        const row = claimFailed ? undefined : rowOf(cells?.slice(1));
         if (row) return this.replay(row, fingerprint, call.responseSchema, 'the request');
         if (attempt >= 3) throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', { reason: idempotencyReasons.unavailable, retryable: true });
         continue; // the attempt holding it rolled back meanwhile
@@ -352,26 +362,28 @@ export class Idempotency {
         await this.rollback(conn);
         if (attempt === 0 && call.retryIf?.(e)) continue;
         if (cannotRunInBlock(e)) {
-          this.log.debug({ method: call.method }, 'statement cannot run in a transaction block: running it without its idempotency key');
-          return fn();
+          throw serverError(Code.InvalidArgument, `${e instanceof ConnectError ? e.rawMessage : String(e)}: it cannot carry an idempotency key; send it without one`, {
+            reason: 'NOT_KEYABLE',
+            sqlstate: '25001',
+          });
         }
         throw e;
       }
-      if (conn._txStatus === 'E') {
+      if (txStatusOf(conn) === 'E') {
         await this.rollback(conn);
         throw serverError(Code.Internal, 'the statement left its transaction failed; it was rolled back', { reason: idempotencyReasons.unavailable });
       }
-      if (conn._txStatus !== 'T') {
-        // The statement ended the transaction itself (a script with COMMIT or ROLLBACK): the
-        // outcome cannot be recorded with it. Forget the claim.
-        await this.pipeline(conn, [...asServer, { text: forgetSql, values: [owner, call.key] }], {}).catch(() => {});
+      if (txStatusOf(conn) !== 'T') {
+        // The statement ended the transaction itself (a procedure that commits, say): its outcome
+        // could not be recorded with it. Forget the claim (if it was not committed with it).
+        await this.pipeline(conn, [{ text: forgetSql, values: [owner, call.key] }], {}).catch(() => {});
         this.log.warn({ method: call.method }, 'a keyed statement ended the server transaction itself; its idempotency key was not recorded');
         return out;
       }
       // 3. Record the response and commit. Not cancelled by the client leaving: a repeat finds the answer.
       const response = toBinary(call.responseSchema, create(call.responseSchema, out as never));
       try {
-        await this.pipeline(conn, [...asServer, { text: doneSql, values: [owner, call.key, byteaText(response)] }, { text: 'COMMIT', values: [] }], {});
+        await this.pipeline(conn, [{ text: doneSql, values: [owner, call.key, byteaText(response)] }, { text: 'COMMIT', values: [] }], {});
       } catch (e) {
         await this.rollback(conn);
         throw e;
@@ -383,31 +395,29 @@ export class Idempotency {
   /**
    * The Commit hook, run on the session's connection just before COMMIT: records the key inside
    * the transaction. Throws when the key already has a record (a retry elsewhere declared the
-   * transaction abandoned): the caller rolls back.
+   * transaction abandoned) or cannot be written: the caller rolls back.
    */
   async beforeCommit(conn: BackendConnection, session: Session, call: Omit<KeyedCall, 'responseSchema'> & { responseSchema: DescMessage }): Promise<void> {
-    // A failed transaction block ends in ROLLBACK whatever is sent: nothing to record.
-    if (conn._txStatus !== 'T') return;
-    if (this.readOnlySessions.has(session)) throw new ReadOnlyCommit();
+    // A failed transaction block ends in ROLLBACK whatever is sent: nothing to record. A read-only
+    // one wrote nothing.
+    if (txStatusOf(conn) !== 'T' || session.readOnly) return;
     const owner = this.ownerOf(call.principal);
     const fingerprint = this.fingerprintOf(call);
     const response = toBinary(call.responseSchema, create(call.responseSchema, {} as never));
     const inserted = new Rows();
     try {
-      await this.pipeline(
-        conn,
-        [
-          { text: 'RESET ROLE', values: [] },
-          { text: recordSql('done'), values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] },
-        ],
-        { 1: inserted },
-      );
+      await this.pipeline(conn, [{ text: recordSql, values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] }], { 0: inserted });
     } catch (e) {
-      // SET TRANSACTION READ ONLY inside the transaction: it wrote nothing, so ROLLBACK equals COMMIT.
-      if (e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25006') throw new ReadOnlyCommit();
+      if (e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25006') {
+        throw serverError(
+          Code.Aborted,
+          'the transaction was made read-only after it began (transaction_read_only), so its commit could not be recorded with its idempotency key; it was rolled back',
+          { reason: 'TRANSACTION_ABORTED', sqlstate: '25006' },
+        );
+      }
       throw e;
     }
-    if (inserted.rows.length === 0) {
+    if (inserted.rows[0]?.[0] !== 't') {
       throw serverError(Code.Aborted, 'the transaction was rolled back: a retry of this Commit elsewhere already recorded that it did not commit', {
         reason: 'TRANSACTION_ABORTED',
         sqlstate: '25P02',
@@ -415,58 +425,45 @@ export class Idempotency {
     }
   }
 
-  /** Whether `e` (from {@link beforeCommit}) means the transaction was read-only: report the commit as done. */
-  isReadOnlyCommit(e: unknown): boolean {
-    return e instanceof ReadOnlyCommit;
-  }
-
   /**
    * A keyed Commit whose transaction is not open on this server: final answer from the record,
    * or a tombstone that makes "not committed" final (see the file comment).
    */
   async resolveCommit(signal: AbortSignal, transactionId: string, call: KeyedCall): Promise<Message> {
-    const owner = this.ownerOf(call.principal);
+    const owner = this.fullOwnerOf(call.principal);
     const fingerprint = this.fingerprintOf(call);
-    const conn = await this.backend.acquire().catch((e) => {
-      throw toConnectError(e);
-    });
-    let destroy = false;
-    try {
-      const inserted = new Rows();
-      const seen = new Rows();
-      try {
-        await this.pipeline(
-          conn,
-          [
-            { text: 'RESET ROLE', values: [] },
-            { text: recordSql('abandoned'), values: [owner, call.key, fingerprint, String(this.windowMs), null] },
-            { text: lookupSql, values: [owner, call.key] },
-          ],
-          { 1: inserted, 2: seen },
-          signal,
-        );
-      } catch (e) {
-        if (signal.aborted || !(e instanceof ConnectError && e.code === Code.Aborted)) throw e;
-        await this.rollback(conn);
-        await this.pipeline(conn, [{ text: lookupSql, values: [owner, call.key] }], { 0: seen });
-      }
-      if (inserted.rows.length > 0) {
-        throw serverError(
-          Code.NotFound,
-          `transaction ${JSON.stringify(transactionId)} was not committed: it is not open on this server (the server restarted, or the connection to it was lost) and it never committed`,
-          { reason: reasons.transactionNotFound },
-        );
-      }
-      const row = rowOf(seen.rows[0]);
-      if (!row) throw serverError(Code.Aborted, 'the commit outcome could not be read; retry', { reason: idempotencyReasons.unavailable, retryable: true });
-      return this.replay(row, fingerprint, call.responseSchema, `transaction ${JSON.stringify(transactionId)}`);
-    } catch (e) {
-      if (!(e instanceof ConnectError)) destroy = true;
-      throw e;
-    } finally {
-      if (conn.heliosCancel) destroy = true;
-      if (!destroy) await this.rollback(conn);
-      this.backend.release(conn, destroy);
+    const result = await this.backend
+      .withServerConnection(async (conn) => {
+        const inserted = new Rows();
+        const seen = new Rows();
+        try {
+          await this.pipeline(
+            conn,
+            [
+              { text: tombstoneSql, values: [owner, call.key, fingerprint, String(this.windowMs)] },
+              { text: lookupSql, values: [owner, call.key] },
+            ],
+            { 0: inserted, 1: seen },
+            signal,
+          );
+        } catch (e) {
+          if (signal.aborted || !(e instanceof ConnectError && e.code === Code.Aborted)) throw e;
+          await this.rollback(conn);
+          await this.pipeline(conn, [{ text: lookupSql, values: [owner, call.key] }], { 0: seen });
+        }
+        return { tombstoned: inserted.rows.length > 0, row: rowOf(seen.rows[0]) };
+      })
+      .catch((e) => {
+        throw toConnectError(e);
+      });
+    if (result.tombstoned) {
+      throw serverError(
+        Code.NotFound,
+        `transaction ${JSON.stringify(transactionId)} was not committed: it is not open on this server (the server restarted, or the connection to it was lost) and it never committed`,
+        { reason: reasons.transactionNotFound },
+      );
     }
+    if (!result.row) throw serverError(Code.Aborted, 'the commit outcome could not be read; retry', { reason: idempotencyReasons.unavailable, retryable: true });
+    return this.replay(result.row, fingerprint, call.responseSchema, `transaction ${JSON.stringify(transactionId)}`);
   }
 }

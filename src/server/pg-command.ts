@@ -70,6 +70,14 @@ export interface PgCommandOptions {
   fetchRows?: number;
   /** Only parse and describe the statement (for Prepare); no rows are produced. */
   describeOnly?: boolean;
+  /**
+   * Statements (without parameters or results that matter) run just before this one, in the same
+   * round trip and the same transaction (the guards of ./call/guards.ts); their rows and tags are
+   * not passed to the sink. Forces the extended protocol.
+   */
+  prelude?: readonly string[];
+  /** Statements run just after this one succeeded, before the Sync (skipped when it fails). */
+  postlude?: readonly string[];
   sink: CommandSink;
 }
 
@@ -86,6 +94,13 @@ export class PgCommand {
   forceExtended = false;
 
   private readonly values: (string | null)[] | undefined;
+  private readonly prelude: readonly string[];
+  private readonly postlude: readonly string[];
+  /** Completions still expected from the prelude before this statement's own. */
+  private preludeLeft: number;
+  private mainDone = false;
+  /** Sent as one simple-protocol Query (a script may complete several statements). */
+  private isSimple = false;
   private readonly fetchRows: number;
   private readonly describeOnly: boolean;
   private readonly sink: CommandSink;
@@ -101,6 +116,9 @@ export class PgCommand {
     this.text = opts.text;
     this.name = opts.name;
     this.values = opts.values;
+    this.prelude = opts.prelude ?? [];
+    this.postlude = opts.postlude ?? [];
+    this.preludeLeft = this.prelude.length;
     this.fetchRows = opts.fetchRows ?? 0;
     this.describeOnly = opts.describeOnly ?? false;
     this.sink = opts.sink;
@@ -120,8 +138,10 @@ export class PgCommand {
   /** Called by pg when the command reaches the head of the connection's queue. */
   submit(con: PgConnection): void {
     this.con = con;
-    const simple = !this.describeOnly && !this.name && !this.fetchRows && !this.values?.length && !this.forceExtended;
+    const simple =
+      !this.describeOnly && !this.name && !this.fetchRows && !this.values?.length && !this.forceExtended && this.prelude.length === 0 && this.postlude.length === 0;
     if (simple) {
+      this.isSimple = true;
       con.query(this.text);
       this.syncSent = true;
       return;
@@ -139,6 +159,7 @@ export class PgCommand {
         this.syncSent = true;
         return;
       }
+      for (const text of this.prelude) this.sendPlain(con, text);
       const statement = this.name ?? '';
       if (!this.name || con.parsedStatements[this.name] === undefined) {
         con.parse({ text: this.text, name: statement, types: [] });
@@ -149,9 +170,29 @@ export class PgCommand {
       if (this.fetchRows) {
         con.flush();
       } else {
+        for (const text of this.postlude) this.sendPlain(con, text);
         con.sync();
         this.syncSent = true;
       }
+    } finally {
+      con.stream.uncork?.();
+    }
+  }
+
+  /** Parse, Bind and Execute of a statement without parameters whose results are ignored. */
+  private sendPlain(con: PgConnection, text: string): void {
+    con.parse({ text, name: '', types: [] });
+    con.bind({ portal: '', statement: '', values: [], binary: false });
+    con.execute({ portal: '', rows: 0 });
+  }
+
+  /** After a portal read to its end or closed: the postlude, then Sync. */
+  private finishPortal(con: PgConnection): void {
+    con.stream.cork?.();
+    try {
+      for (const text of this.postlude) this.sendPlain(con, text);
+      con.sync();
+      this.syncSent = true;
     } finally {
       con.stream.uncork?.();
     }
@@ -168,16 +209,21 @@ export class PgCommand {
   close(): void {
     if (this.finished || this.syncSent || !this.con) return;
     this.con.close({ type: 'P', name: '' });
-    this.con.sync();
-    this.syncSent = true;
+    this.finishPortal(this.con);
+  }
+
+  /** Whether a message belongs to a prelude or postlude statement, not to this one. */
+  private get outside(): boolean {
+    return this.preludeLeft > 0 || this.mainDone;
   }
 
   handleRowDescription(msg: { fields: FieldDef[] }): void {
+    if (this.outside) return;
     this.sink.onFields(msg.fields);
   }
 
   handleDataRow(msg: { fields: (string | null)[] }): void {
-    if (this.sinkError !== undefined) return;
+    if (this.sinkError !== undefined || this.outside) return;
     try {
       this.sink.onRow(msg.fields);
     } catch (e) {
@@ -186,12 +232,17 @@ export class PgCommand {
   }
 
   handleCommandComplete(msg: { text: string }, con: PgConnection): void {
-    this.sink.onComplete(msg.text);
-    if (!this.syncSent) {
-      con.sync();
-      this.syncSent = true;
+    if (this.preludeLeft > 0) {
+      this.preludeLeft--;
+      return;
     }
+    if (this.mainDone) return;
+    // A simple-protocol script completes several statements; an extended one completes once.
+    if (!this.isSimple) this.mainDone = true;
+    this.sink.onComplete(msg.text);
+    if (!this.syncSent) this.finishPortal(con);
   }
+
 
   handlePortalSuspended(): void {
     if (this.onSuspended) this.onSuspended();
@@ -199,10 +250,8 @@ export class PgCommand {
   }
 
   handleEmptyQuery(con: PgConnection): void {
-    if (!this.syncSent) {
-      con.sync();
-      this.syncSent = true;
-    }
+    if (!this.isSimple) this.mainDone = true;
+    if (!this.syncSent) this.finishPortal(con);
   }
 
   handleError(err: unknown, con: PgConnection): void {

@@ -14,7 +14,11 @@ import { FailureLimiter } from './auth/rate-limit.js';
 import { openAuthData } from './auth/setup.js';
 import type { AuthAdmin } from './auth/store.js';
 import { type Backend, createBackend } from './backend.js';
-import { createDatabaseService } from './database-service.js';
+import { LoginResolver } from './backend/logins.js';
+import { Idempotency } from './idempotency.js';
+import { NotificationHub } from './notifications.js';
+import { createDatabaseService } from './service/database-service.js';
+import { loadSqlParser } from './sql/analyze.js';
 import { createHealthService, HealthState } from './health-service.js';
 import { startGrpcListener } from './grpc-listener.js';
 import { type HttpListener, startHttpListener } from './http-listener.js';
@@ -81,6 +85,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         algorithms: opts.jwtAlgorithms,
       })
     : undefined;
+  await loadSqlParser();
   const backend: Backend = await createBackend(opts, log);
   let authData: Awaited<ReturnType<typeof openAuthData>>;
   try {
@@ -99,12 +104,31 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   });
   const authenticate = (call: Parameters<Authenticator['authenticate']>[0]) => authenticator.authenticate(call);
   const engineVersion = await backend.version();
-  const sessions = new SessionManager(backend, opts.transactionIdleTimeoutMs, opts.maxOpenTransactions, log);
+  const sessions = new SessionManager(
+    backend,
+    {
+      idleTimeoutMs: opts.transactionIdleTimeoutMs,
+      maxOpen: opts.maxOpenTransactions,
+      // The embedded engine is one session: any open transaction makes everyone wait anyway.
+      maxPerPrincipal:
+        backend.engine === 'pglite' ? opts.maxOpenTransactions : opts.maxTransactionsPerPrincipal > 0 ? opts.maxTransactionsPerPrincipal : Math.max(1, Math.floor(opts.poolSize / 2)),
+    },
+    log,
+  );
+  const logins = new LoginResolver(backend.engine, async () => authData.serverKey ?? (authData.serverKey = await authData.readServerKey()));
+  const idempotency = new Idempotency(backend, opts.idempotencyWindowMs, log);
+  // Before any call can hold a connection (the embedded engine has one).
+  await idempotency.init();
+  const hub = new NotificationHub(backend, logins, log);
   const health = new HealthState(new Set([DatabaseService.typeName]));
+  const database = createDatabaseService(
+    { backend, sessions, logins, idempotency, options: opts, typeNames: new TypeNames(), engineVersion, authRequired: authMode === 'required', log },
+    hub,
+  );
   const services = [
     {
       service: DatabaseService,
-      impl: createDatabaseService({ backend, sessions, options: opts, typeNames: new TypeNames(), engineVersion, log }),
+      impl: database.impl,
     },
     { service: Health, impl: createHealthService(health) },
     {
@@ -193,8 +217,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         });
         // Open transactions end now, not after the drain: no new call can continue them, and
         // in-flight calls may be waiting for the connections they hold (PGlite has only one).
-        await Promise.all([grpcDone, httpListener?.close(grace), sessions.closeAll()]);
+        await Promise.all([grpcDone, httpListener?.close(grace), sessions.closeAll(), hub.close()]);
         await sessions.closeAll(); // any begun during the drain
+        database.close();
         await authData.close();
         await backend.close();
         log.info('HeliosDB server stopped');

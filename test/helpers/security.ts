@@ -2,9 +2,10 @@
  * A HeliosDB server for the security tests: TLS with test certificates, authentication required,
  * and PostgreSQL roles made at test time with unique names (dropped afterwards):
  *
- * - PostgreSQL: the server logs in as a NOINHERIT, unprivileged "authenticator" role that is
- *   granted the user roles (the PostgREST pattern); an administrator connection (the test URL's
- *   superuser) creates roles, a table and the grants.
+ * - PostgreSQL: the server logs in as a role of its own with CREATEROLE and no other privilege
+ *   (a production set-up: `heliosdb auth init --grant-to`); an administrator connection (the test
+ *   URL's superuser) creates roles, a table, the grants and the users, whose statements then run
+ *   under login roles of their own.
  * - PGlite: one superuser session; an administrator API key whose role is `postgres` creates them.
  * @packageDocumentation
  */
@@ -30,7 +31,7 @@ export interface SecurityFixture {
   readonly readerRole: string;
   /** A table `(id int, v text)` owned by the administrator. */
   readonly table: string;
-  /** The server's database login (PostgreSQL: the authenticator role); undefined on PGlite. */
+  /** The server's own database login (PostgreSQL); undefined on PGlite. */
   readonly loginRole: string | undefined;
   /**
    * Users and API keys, written as an administrator would (PostgreSQL: the `heliosdb` commands'
@@ -61,13 +62,12 @@ export async function startSecureServer(
   const tlsOptions = () => ({ ssl: { ca: certs.ca.cert } });
 
   if (backend.databaseUrl) {
-    const loginRole = `hdb_auth_${id}`;
+    const loginRole = `hdb_srv_${id}`;
     const admin = new pg.Client({ connectionString: backend.databaseUrl, application_name: 'heliosdb-security-admin' });
     await admin.connect();
     const store = new SqlAuthStore(pgRunner(admin));
     await admin.query(
-      `CREATE ROLE ${loginRole} LOGIN NOINHERIT; CREATE ROLE ${writerRole} NOLOGIN; CREATE ROLE ${readerRole} NOLOGIN;
-       GRANT ${writerRole}, ${readerRole} TO ${loginRole};
+      `CREATE ROLE ${loginRole} LOGIN CREATEROLE NOINHERIT; CREATE ROLE ${writerRole} NOLOGIN; CREATE ROLE ${readerRole} NOLOGIN;
        CREATE TABLE ${table} (id int, v text);
        GRANT SELECT, INSERT ON ${table} TO ${writerRole}; GRANT SELECT ON ${table} TO ${readerRole};`,
     );
@@ -90,7 +90,8 @@ export async function startSecureServer(
       tlsOptions,
       async close() {
         await server.close();
-        await admin.query(`DELETE FROM heliosdb.users WHERE role IN ($1, $2, 'postgres') AND name LIKE $3`, [writerRole, readerRole, `%${id}%`]);
+        const users = await admin.query(`SELECT name FROM heliosdb.users WHERE name LIKE $1`, [`%${id}%`]);
+        for (const u of users.rows) await store.deleteUser(u.name);
         await admin.query(
           `DROP TABLE IF EXISTS ${table}; DROP OWNED BY ${loginRole}, ${writerRole}, ${readerRole};
            DROP ROLE ${loginRole}; DROP ROLE ${writerRole}; DROP ROLE ${readerRole};`,

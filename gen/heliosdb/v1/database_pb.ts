@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heliosdb/v1/database.proto.
  */
 export const file_heliosdb_v1_database: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZWxpb3NkYi92MS9kYXRhYmFzZS5wcm90bxILaGVsaW9zZGIudjEirgEKDFF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSKgoKcm93X2Zvcm1hdBgEIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBIQCghtYXhfcm93cxgFIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkiNwoNUXVlcnlSZXNwb25zZRImCgZyZXN1bHQYASABKAsyFi5oZWxpb3NkYi52MS5SZXN1bHRTZXQicgoORXhlY3V0ZVJlcXVlc3QSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlEhYKDnRyYW5zYWN0aW9uX2lkGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJUCg9FeGVjdXRlUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIrIBChJTdHJlYW1RdWVyeVJlcXVlc3QSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlEhYKDnRyYW5zYWN0aW9uX2lkGAMgASgJEioKCnJvd19mb3JtYXQYBCABKA4yFi5oZWxpb3NkYi52MS5Sb3dGb3JtYXQSEgoKYmF0Y2hfcm93cxgFIAEoDRITCgtiYXRjaF9ieXRlcxgGIAEoDSKfAQoTU3RyZWFtUXVlcnlSZXNwb25zZRIrCgZoZWFkZXIYASABKAsyGS5oZWxpb3NkYi52MS5TdHJlYW1IZWFkZXJIABIhCgRyb3dzGAIgASgLMhEuaGVsaW9zZGIudjEuUm93c0gAEi8KCGNvbXBsZXRlGAMgASgLMhsuaGVsaW9zZGIudjEuU3RyZWFtQ29tcGxldGVIAEIHCgVldmVudCI0CgxTdHJlYW1IZWFkZXISJAoHY29sdW1ucxgBIAMoCzITLmhlbGlvc2RiLnYxLkNvbHVtbiJTCg5TdHJlYW1Db21wbGV0ZRIPCgdjb21tYW5kGAEgASgJEhUKDXJvd3NfYWZmZWN0ZWQYAiABKAQSGQoRZXhlY3V0aW9uX3RpbWVfbXMYAyABKAEiQQoOQmF0Y2hTdGF0ZW1lbnQSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlIjIKDFBhcmFtZXRlclNldBIiCgZ2YWx1ZXMYASADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZSKIAgoTRXhlY3V0ZUJhdGNoUmVxdWVzdBIvCgpzdGF0ZW1lbnRzGAEgAygLMhsuaGVsaW9zZGIudjEuQmF0Y2hTdGF0ZW1lbnQSCwoDc3FsGAIgASgJEjEKDnBhcmFtZXRlcl9zZXRzGAMgAygLMhkuaGVsaW9zZGIudjEuUGFyYW1ldGVyU2V0Eg4KBmF0b21pYxgEIAEoCBIWCg50cmFuc2FjdGlvbl9pZBgFIAEoCRIqCgpyb3dfZm9ybWF0GAYgASgOMhYuaGVsaW9zZGIudjEuUm93Rm9ybWF0EhMKC3JldHVybl9yb3dzGAcgASgIEhcKD2lkZW1wb3RlbmN5X2tleRgIIAEoCSJsCgtCYXRjaFJlc3VsdBImCgZyZXN1bHQYASABKAsyFi5oZWxpb3NkYi52MS5SZXN1bHRTZXQSJwoFZXJyb3IYAiABKAsyGC5oZWxpb3NkYi52MS5FcnJvckRldGFpbBIMCgRjb2RlGAMgASgFInMKFEV4ZWN1dGVCYXRjaFJlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5oZWxpb3NkYi52MS5CYXRjaFJlc3VsdBIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIjUKDlByZXBhcmVSZXF1ZXN0EgsKA3NxbBgBIAEoCRIWCg50cmFuc2FjdGlvbl9pZBgCIAEoCSKAAQoPUHJlcGFyZVJlc3BvbnNlEhQKDHN0YXRlbWVudF9pZBgBIAEoCRIXCg9wYXJhbV90eXBlX29pZHMYAiADKA0SGAoQcGFyYW1fdHlwZV9uYW1lcxgDIAMoCRIkCgdjb2x1bW5zGAQgAygLMhMuaGVsaW9zZGIudjEuQ29sdW1uIs4BChZFeGVjdXRlUHJlcGFyZWRSZXF1ZXN0EhQKDHN0YXRlbWVudF9pZBgBIAEoCRILCgNzcWwYAiABKAkSIgoGcGFyYW1zGAMgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYBCABKAkSKgoKcm93X2Zvcm1hdBgFIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBIQCghtYXhfcm93cxgGIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkiQQoXRXhlY3V0ZVByZXBhcmVkUmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IiwKFENsb3NlUHJlcGFyZWRSZXF1ZXN0EhQKDHN0YXRlbWVudF9pZBgBIAEoCSIXChVDbG9zZVByZXBhcmVkUmVzcG9uc2UidgoXQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QSNAoPaXNvbGF0aW9uX2xldmVsGAEgASgOMhsuaGVsaW9zZGIudjEuSXNvbGF0aW9uTGV2ZWwSEQoJcmVhZF9vbmx5GAIgASgIEhIKCmRlZmVycmFibGUYAyABKAgiSwoYQmVnaW5UcmFuc2FjdGlvblJlc3BvbnNlEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSJACg1Db21taXRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCSIQCg5Db21taXRSZXNwb25zZSIpCg9Sb2xsYmFja1JlcXVlc3QSFgoOdHJhbnNhY3Rpb25faWQYASABKAkiEgoQUm9sbGJhY2tSZXNwb25zZSI4ChBTYXZlcG9pbnRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiIQoRU2F2ZXBvaW50UmVzcG9uc2USDAoEbmFtZRgBIAEoCSJCChpSb2xsYmFja1RvU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIh0KG1JvbGxiYWNrVG9TYXZlcG9pbnRSZXNwb25zZSI/ChdSZWxlYXNlU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIhoKGFJlbGVhc2VTYXZlcG9pbnRSZXNwb25zZSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCJ7ChVHZXRTZXJ2ZXJJbmZvUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOZW5naW5lX3ZlcnNpb24YAyABKAkSKQoGbGltaXRzGAQgASgLMhkuaGVsaW9zZGIudjEuU2VydmVyTGltaXRzIqMBCgxTZXJ2ZXJMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SFgoObWF4X3VuYXJ5X3Jvd3MYAiABKA0SHAoUc3RhdGVtZW50X3RpbWVvdXRfbXMYAyABKA0SHQoVbWF4X29wZW5fdHJhbnNhY3Rpb25zGAQgASgNEiMKG3RyYW5zYWN0aW9uX2lkbGVfdGltZW91dF9tcxgFIAEoDSrCAQoOSXNvbGF0aW9uTGV2ZWwSHwobSVNPTEFUSU9OX0xFVkVMX1VOU1BFQ0lGSUVEEAASJAogSVNPTEFUSU9OX0xFVkVMX1JFQURfVU5DT01NSVRURUQQARIiCh5JU09MQVRJT05fTEVWRUxfUkVBRF9DT01NSVRURUQQAhIjCh9JU09MQVRJT05fTEVWRUxfUkVQRUFUQUJMRV9SRUFEEAMSIAocSVNPTEFUSU9OX0xFVkVMX1NFUklBTElaQUJMRRAEMpgJCg9EYXRhYmFzZVNlcnZpY2USPgoFUXVlcnkSGS5oZWxpb3NkYi52MS5RdWVyeVJlcXVlc3QaGi5oZWxpb3NkYi52MS5RdWVyeVJlc3BvbnNlEkQKB0V4ZWN1dGUSGy5oZWxpb3NkYi52MS5FeGVjdXRlUmVxdWVzdBocLmhlbGlvc2RiLnYxLkV4ZWN1dGVSZXNwb25zZRJSCgtTdHJlYW1RdWVyeRIfLmhlbGlvc2RiLnYxLlN0cmVhbVF1ZXJ5UmVxdWVzdBogLmhlbGlvc2RiLnYxLlN0cmVhbVF1ZXJ5UmVzcG9uc2UwARJTCgxFeGVjdXRlQmF0Y2gSIC5oZWxpb3NkYi52MS5FeGVjdXRlQmF0Y2hSZXF1ZXN0GiEuaGVsaW9zZGIudjEuRXhlY3V0ZUJhdGNoUmVzcG9uc2USRAoHUHJlcGFyZRIbLmhlbGlvc2RiLnYxLlByZXBhcmVSZXF1ZXN0GhwuaGVsaW9zZGIudjEuUHJlcGFyZVJlc3BvbnNlElwKD0V4ZWN1dGVQcmVwYXJlZBIjLmhlbGlvc2RiLnYxLkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QaJC5oZWxpb3NkYi52MS5FeGVjdXRlUHJlcGFyZWRSZXNwb25zZRJWCg1DbG9zZVByZXBhcmVkEiEuaGVsaW9zZGIudjEuQ2xvc2VQcmVwYXJlZFJlcXVlc3QaIi5oZWxpb3NkYi52MS5DbG9zZVByZXBhcmVkUmVzcG9uc2USXwoQQmVnaW5UcmFuc2FjdGlvbhIkLmhlbGlvc2RiLnYxLkJlZ2luVHJhbnNhY3Rpb25SZXF1ZXN0GiUuaGVsaW9zZGIudjEuQmVnaW5UcmFuc2FjdGlvblJlc3BvbnNlEkEKBkNvbW1pdBIaLmhlbGlvc2RiLnYxLkNvbW1pdFJlcXVlc3QaGy5oZWxpb3NkYi52MS5Db21taXRSZXNwb25zZRJHCghSb2xsYmFjaxIcLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVxdWVzdBodLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVzcG9uc2USSgoJU2F2ZXBvaW50Eh0uaGVsaW9zZGIudjEuU2F2ZXBvaW50UmVxdWVzdBoeLmhlbGlvc2RiLnYxLlNhdmVwb2ludFJlc3BvbnNlEmgKE1JvbGxiYWNrVG9TYXZlcG9pbnQSJy5oZWxpb3NkYi52MS5Sb2xsYmFja1RvU2F2ZXBvaW50UmVxdWVzdBooLmhlbGlvc2RiLnYxLlJvbGxiYWNrVG9TYXZlcG9pbnRSZXNwb25zZRJfChBSZWxlYXNlU2F2ZXBvaW50EiQuaGVsaW9zZGIudjEuUmVsZWFzZVNhdmVwb2ludFJlcXVlc3QaJS5oZWxpb3NkYi52MS5SZWxlYXNlU2F2ZXBvaW50UmVzcG9uc2USVgoNR2V0U2VydmVySW5mbxIhLmhlbGlvc2RiLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiIuaGVsaW9zZGIudjEuR2V0U2VydmVySW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_heliosdb_v1_error, file_heliosdb_v1_value]);
+  fileDesc("ChpoZWxpb3NkYi92MS9kYXRhYmFzZS5wcm90bxILaGVsaW9zZGIudjEiwQEKDFF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSKgoKcm93X2Zvcm1hdBgEIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBIQCghtYXhfcm93cxgFIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSEQoJcmVhZF9vbmx5GAcgASgIIjcKDVF1ZXJ5UmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IoUBCg5FeGVjdXRlUmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhEKCXJlYWRfb25seRgFIAEoCCJUCg9FeGVjdXRlUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIsUBChJTdHJlYW1RdWVyeVJlcXVlc3QSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlEhYKDnRyYW5zYWN0aW9uX2lkGAMgASgJEioKCnJvd19mb3JtYXQYBCABKA4yFi5oZWxpb3NkYi52MS5Sb3dGb3JtYXQSEgoKYmF0Y2hfcm93cxgFIAEoDRITCgtiYXRjaF9ieXRlcxgGIAEoDRIRCglyZWFkX29ubHkYByABKAginwEKE1N0cmVhbVF1ZXJ5UmVzcG9uc2USKwoGaGVhZGVyGAEgASgLMhkuaGVsaW9zZGIudjEuU3RyZWFtSGVhZGVySAASIQoEcm93cxgCIAEoCzIRLmhlbGlvc2RiLnYxLlJvd3NIABIvCghjb21wbGV0ZRgDIAEoCzIbLmhlbGlvc2RiLnYxLlN0cmVhbUNvbXBsZXRlSABCBwoFZXZlbnQiNAoMU3RyZWFtSGVhZGVyEiQKB2NvbHVtbnMYASADKAsyEy5oZWxpb3NkYi52MS5Db2x1bW4iUwoOU3RyZWFtQ29tcGxldGUSDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIkEKDkJhdGNoU3RhdGVtZW50EgsKA3NxbBgBIAEoCRIiCgZwYXJhbXMYAiADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZSIyCgxQYXJhbWV0ZXJTZXQSIgoGdmFsdWVzGAEgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUimwIKE0V4ZWN1dGVCYXRjaFJlcXVlc3QSLwoKc3RhdGVtZW50cxgBIAMoCzIbLmhlbGlvc2RiLnYxLkJhdGNoU3RhdGVtZW50EgsKA3NxbBgCIAEoCRIxCg5wYXJhbWV0ZXJfc2V0cxgDIAMoCzIZLmhlbGlvc2RiLnYxLlBhcmFtZXRlclNldBIOCgZhdG9taWMYBCABKAgSFgoOdHJhbnNhY3Rpb25faWQYBSABKAkSKgoKcm93X2Zvcm1hdBgGIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBITCgtyZXR1cm5fcm93cxgHIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYCCABKAkSEQoJcmVhZF9vbmx5GAkgASgIImwKC0JhdGNoUmVzdWx0EiYKBnJlc3VsdBgBIAEoCzIWLmhlbGlvc2RiLnYxLlJlc3VsdFNldBInCgVlcnJvchgCIAEoCzIYLmhlbGlvc2RiLnYxLkVycm9yRGV0YWlsEgwKBGNvZGUYAyABKAUicwoURXhlY3V0ZUJhdGNoUmVzcG9uc2USKQoHcmVzdWx0cxgBIAMoCzIYLmhlbGlvc2RiLnYxLkJhdGNoUmVzdWx0EhUKDXJvd3NfYWZmZWN0ZWQYAiABKAQSGQoRZXhlY3V0aW9uX3RpbWVfbXMYAyABKAEiNQoOUHJlcGFyZVJlcXVlc3QSCwoDc3FsGAEgASgJEhYKDnRyYW5zYWN0aW9uX2lkGAIgASgJIoABCg9QcmVwYXJlUmVzcG9uc2USFAoMc3RhdGVtZW50X2lkGAEgASgJEhcKD3BhcmFtX3R5cGVfb2lkcxgCIAMoDRIYChBwYXJhbV90eXBlX25hbWVzGAMgAygJEiQKB2NvbHVtbnMYBCADKAsyEy5oZWxpb3NkYi52MS5Db2x1bW4i4QEKFkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QSFAoMc3RhdGVtZW50X2lkGAEgASgJEgsKA3NxbBgCIAEoCRIiCgZwYXJhbXMYAyADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZRIWCg50cmFuc2FjdGlvbl9pZBgEIAEoCRIqCgpyb3dfZm9ybWF0GAUgASgOMhYuaGVsaW9zZGIudjEuUm93Rm9ybWF0EhAKCG1heF9yb3dzGAYgASgNEhcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCRIRCglyZWFkX29ubHkYCCABKAgiQQoXRXhlY3V0ZVByZXBhcmVkUmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IiwKFENsb3NlUHJlcGFyZWRSZXF1ZXN0EhQKDHN0YXRlbWVudF9pZBgBIAEoCSIXChVDbG9zZVByZXBhcmVkUmVzcG9uc2UidgoXQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QSNAoPaXNvbGF0aW9uX2xldmVsGAEgASgOMhsuaGVsaW9zZGIudjEuSXNvbGF0aW9uTGV2ZWwSEQoJcmVhZF9vbmx5GAIgASgIEhIKCmRlZmVycmFibGUYAyABKAgiSwoYQmVnaW5UcmFuc2FjdGlvblJlc3BvbnNlEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSJACg1Db21taXRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCSIQCg5Db21taXRSZXNwb25zZSIpCg9Sb2xsYmFja1JlcXVlc3QSFgoOdHJhbnNhY3Rpb25faWQYASABKAkiEgoQUm9sbGJhY2tSZXNwb25zZSI4ChBTYXZlcG9pbnRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiIQoRU2F2ZXBvaW50UmVzcG9uc2USDAoEbmFtZRgBIAEoCSJCChpSb2xsYmFja1RvU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIh0KG1JvbGxiYWNrVG9TYXZlcG9pbnRSZXNwb25zZSI/ChdSZWxlYXNlU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIhoKGFJlbGVhc2VTYXZlcG9pbnRSZXNwb25zZSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCJ7ChVHZXRTZXJ2ZXJJbmZvUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOZW5naW5lX3ZlcnNpb24YAyABKAkSKQoGbGltaXRzGAQgASgLMhkuaGVsaW9zZGIudjEuU2VydmVyTGltaXRzIqMBCgxTZXJ2ZXJMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SFgoObWF4X3VuYXJ5X3Jvd3MYAiABKA0SHAoUc3RhdGVtZW50X3RpbWVvdXRfbXMYAyABKA0SHQoVbWF4X29wZW5fdHJhbnNhY3Rpb25zGAQgASgNEiMKG3RyYW5zYWN0aW9uX2lkbGVfdGltZW91dF9tcxgFIAEoDSIXChVSZXNlcnZlU2Vzc2lvblJlcXVlc3QiRQoWUmVzZXJ2ZVNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSIrChVSZWxlYXNlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIYChZSZWxlYXNlU2Vzc2lvblJlc3BvbnNlIl0KD0NvcHlGcm9tUmVxdWVzdBILCgNzcWwYASABKAkSFgoOdHJhbnNhY3Rpb25faWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBGRhdGEYBCABKAwiRAoQQ29weUZyb21SZXNwb25zZRIVCg1yb3dzX2FmZmVjdGVkGAEgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAIgASgBIm0KDUNvcHlUb1JlcXVlc3QSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlEhYKDnRyYW5zYWN0aW9uX2lkGAMgASgJEhMKC2NodW5rX2J5dGVzGAQgASgNIlgKDkNvcHlUb1Jlc3BvbnNlEg4KBGRhdGEYASABKAxIABItCghjb21wbGV0ZRgCIAEoCzIZLmhlbGlvc2RiLnYxLkNvcHlDb21wbGV0ZUgAQgcKBWV2ZW50IkAKDENvcHlDb21wbGV0ZRIVCg1yb3dzX2FmZmVjdGVkGAEgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAIgASgBIiEKDUxpc3RlblJlcXVlc3QSEAoIY2hhbm5lbHMYASADKAkingEKDkxpc3RlblJlc3BvbnNlEikKBXJlYWR5GAEgASgLMhguaGVsaW9zZGIudjEuTGlzdGVuUmVhZHlIABIxCgxub3RpZmljYXRpb24YAiABKAsyGS5oZWxpb3NkYi52MS5Ob3RpZmljYXRpb25IABIlCgNnYXAYAyABKAsyFi5oZWxpb3NkYi52MS5MaXN0ZW5HYXBIAEIHCgVldmVudCINCgtMaXN0ZW5SZWFkeSJECgxOb3RpZmljYXRpb24SDwoHY2hhbm5lbBgBIAEoCRIPCgdwYXlsb2FkGAIgASgJEhIKCnByb2Nlc3NfaWQYAyABKAUiGwoJTGlzdGVuR2FwEg4KBnJlYXNvbhgBIAEoCSrCAQoOSXNvbGF0aW9uTGV2ZWwSHwobSVNPTEFUSU9OX0xFVkVMX1VOU1BFQ0lGSUVEEAASJAogSVNPTEFUSU9OX0xFVkVMX1JFQURfVU5DT01NSVRURUQQARIiCh5JU09MQVRJT05fTEVWRUxfUkVBRF9DT01NSVRURUQQAhIjCh9JU09MQVRJT05fTEVWRUxfUkVQRUFUQUJMRV9SRUFEEAMSIAocSVNPTEFUSU9OX0xFVkVMX1NFUklBTElaQUJMRRAEMqMMCg9EYXRhYmFzZVNlcnZpY2USPgoFUXVlcnkSGS5oZWxpb3NkYi52MS5RdWVyeVJlcXVlc3QaGi5oZWxpb3NkYi52MS5RdWVyeVJlc3BvbnNlEkQKB0V4ZWN1dGUSGy5oZWxpb3NkYi52MS5FeGVjdXRlUmVxdWVzdBocLmhlbGlvc2RiLnYxLkV4ZWN1dGVSZXNwb25zZRJSCgtTdHJlYW1RdWVyeRIfLmhlbGlvc2RiLnYxLlN0cmVhbVF1ZXJ5UmVxdWVzdBogLmhlbGlvc2RiLnYxLlN0cmVhbVF1ZXJ5UmVzcG9uc2UwARJTCgxFeGVjdXRlQmF0Y2gSIC5oZWxpb3NkYi52MS5FeGVjdXRlQmF0Y2hSZXF1ZXN0GiEuaGVsaW9zZGIudjEuRXhlY3V0ZUJhdGNoUmVzcG9uc2USRAoHUHJlcGFyZRIbLmhlbGlvc2RiLnYxLlByZXBhcmVSZXF1ZXN0GhwuaGVsaW9zZGIudjEuUHJlcGFyZVJlc3BvbnNlElwKD0V4ZWN1dGVQcmVwYXJlZBIjLmhlbGlvc2RiLnYxLkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QaJC5oZWxpb3NkYi52MS5FeGVjdXRlUHJlcGFyZWRSZXNwb25zZRJWCg1DbG9zZVByZXBhcmVkEiEuaGVsaW9zZGIudjEuQ2xvc2VQcmVwYXJlZFJlcXVlc3QaIi5oZWxpb3NkYi52MS5DbG9zZVByZXBhcmVkUmVzcG9uc2USXwoQQmVnaW5UcmFuc2FjdGlvbhIkLmhlbGlvc2RiLnYxLkJlZ2luVHJhbnNhY3Rpb25SZXF1ZXN0GiUuaGVsaW9zZGIudjEuQmVnaW5UcmFuc2FjdGlvblJlc3BvbnNlEkEKBkNvbW1pdBIaLmhlbGlvc2RiLnYxLkNvbW1pdFJlcXVlc3QaGy5oZWxpb3NkYi52MS5Db21taXRSZXNwb25zZRJHCghSb2xsYmFjaxIcLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVxdWVzdBodLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVzcG9uc2USSgoJU2F2ZXBvaW50Eh0uaGVsaW9zZGIudjEuU2F2ZXBvaW50UmVxdWVzdBoeLmhlbGlvc2RiLnYxLlNhdmVwb2ludFJlc3BvbnNlEmgKE1JvbGxiYWNrVG9TYXZlcG9pbnQSJy5oZWxpb3NkYi52MS5Sb2xsYmFja1RvU2F2ZXBvaW50UmVxdWVzdBooLmhlbGlvc2RiLnYxLlJvbGxiYWNrVG9TYXZlcG9pbnRSZXNwb25zZRJfChBSZWxlYXNlU2F2ZXBvaW50EiQuaGVsaW9zZGIudjEuUmVsZWFzZVNhdmVwb2ludFJlcXVlc3QaJS5oZWxpb3NkYi52MS5SZWxlYXNlU2F2ZXBvaW50UmVzcG9uc2USVgoNR2V0U2VydmVySW5mbxIhLmhlbGlvc2RiLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiIuaGVsaW9zZGIudjEuR2V0U2VydmVySW5mb1Jlc3BvbnNlElkKDlJlc2VydmVTZXNzaW9uEiIuaGVsaW9zZGIudjEuUmVzZXJ2ZVNlc3Npb25SZXF1ZXN0GiMuaGVsaW9zZGIudjEuUmVzZXJ2ZVNlc3Npb25SZXNwb25zZRJZCg5SZWxlYXNlU2Vzc2lvbhIiLmhlbGlvc2RiLnYxLlJlbGVhc2VTZXNzaW9uUmVxdWVzdBojLmhlbGlvc2RiLnYxLlJlbGVhc2VTZXNzaW9uUmVzcG9uc2USSQoIQ29weUZyb20SHC5oZWxpb3NkYi52MS5Db3B5RnJvbVJlcXVlc3QaHS5oZWxpb3NkYi52MS5Db3B5RnJvbVJlc3BvbnNlKAESQwoGQ29weVRvEhouaGVsaW9zZGIudjEuQ29weVRvUmVxdWVzdBobLmhlbGlvc2RiLnYxLkNvcHlUb1Jlc3BvbnNlMAESQwoGTGlzdGVuEhouaGVsaW9zZGIudjEuTGlzdGVuUmVxdWVzdBobLmhlbGlvc2RiLnYxLkxpc3RlblJlc3BvbnNlMAFiBnByb3RvMw", [file_heliosdb_v1_error, file_heliosdb_v1_value]);
 
 /**
  * @generated from message heliosdb.v1.QueryRequest
@@ -33,7 +33,8 @@ export type QueryRequest = Message<"heliosdb.v1.QueryRequest"> & {
   params: Value[];
 
   /**
-   * Run inside this open transaction; empty for auto-commit.
+   * Run inside this open transaction or reserved session (BeginTransaction, ReserveSession);
+   * empty for auto-commit.
    *
    * @generated from field: string transaction_id = 3;
    */
@@ -57,6 +58,16 @@ export type QueryRequest = Message<"heliosdb.v1.QueryRequest"> & {
    * @generated from field: string idempotency_key = 6;
    */
   idempotencyKey: string;
+
+  /**
+   * The caller treats this call as a read, which it sends again after a lost answer. The server
+   * runs it in a READ ONLY transaction; a statement that would write fails with
+   * FAILED_PRECONDITION (reason NOT_A_READ) without any effect, so that the caller can send it
+   * again as a write (with an idempotency key). Ignored inside a transaction or session.
+   *
+   * @generated from field: bool read_only = 7;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -106,6 +117,16 @@ export type ExecuteRequest = Message<"heliosdb.v1.ExecuteRequest"> & {
    * @generated from field: string idempotency_key = 4;
    */
   idempotencyKey: string;
+
+  /**
+   * The caller treats this call as a read, which it sends again after a lost answer. The server
+   * runs it in a READ ONLY transaction; a statement that would write fails with
+   * FAILED_PRECONDITION (reason NOT_A_READ) without any effect, so that the caller can send it
+   * again as a write (with an idempotency key). Ignored inside a transaction or session.
+   *
+   * @generated from field: bool read_only = 5;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -184,6 +205,16 @@ export type StreamQueryRequest = Message<"heliosdb.v1.StreamQueryRequest"> & {
    * @generated from field: uint32 batch_bytes = 6;
    */
   batchBytes: number;
+
+  /**
+   * The caller treats this call as a read, which it sends again after a lost answer. The server
+   * runs it in a READ ONLY transaction; a statement that would write fails with
+   * FAILED_PRECONDITION (reason NOT_A_READ) without any effect, so that the caller can send it
+   * again as a write (with an idempotency key). Ignored inside a transaction or session.
+   *
+   * @generated from field: bool read_only = 7;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -374,6 +405,16 @@ export type ExecuteBatchRequest = Message<"heliosdb.v1.ExecuteBatchRequest"> & {
    * @generated from field: string idempotency_key = 8;
    */
   idempotencyKey: string;
+
+  /**
+   * The caller treats this call as a read, which it sends again after a lost answer. The server
+   * runs it in a READ ONLY transaction; a statement that would write fails with
+   * FAILED_PRECONDITION (reason NOT_A_READ) without any effect, so that the caller can send it
+   * again as a write (with an idempotency key). Ignored inside a transaction or session.
+   *
+   * @generated from field: bool read_only = 9;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -548,6 +589,16 @@ export type ExecutePreparedRequest = Message<"heliosdb.v1.ExecutePreparedRequest
    * @generated from field: string idempotency_key = 7;
    */
   idempotencyKey: string;
+
+  /**
+   * The caller treats this call as a read, which it sends again after a lost answer. The server
+   * runs it in a READ ONLY transaction; a statement that would write fails with
+   * FAILED_PRECONDITION (reason NOT_A_READ) without any effect, so that the caller can send it
+   * again as a write (with an idempotency key). Ignored inside a transaction or session.
+   *
+   * @generated from field: bool read_only = 8;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -934,6 +985,354 @@ export const ServerLimitsSchema: GenMessage<ServerLimits> = /*@__PURE__*/
   messageDesc(file_heliosdb_v1_database, 33);
 
 /**
+ * @generated from message heliosdb.v1.ReserveSessionRequest
+ */
+export type ReserveSessionRequest = Message<"heliosdb.v1.ReserveSessionRequest"> & {
+};
+
+/**
+ * Describes the message heliosdb.v1.ReserveSessionRequest.
+ * Use `create(ReserveSessionRequestSchema)` to create a new message.
+ */
+export const ReserveSessionRequestSchema: GenMessage<ReserveSessionRequest> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 34);
+
+/**
+ * @generated from message heliosdb.v1.ReserveSessionResponse
+ */
+export type ReserveSessionResponse = Message<"heliosdb.v1.ReserveSessionResponse"> & {
+  /**
+   * Pass as transaction_id in later calls.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The session is released when no call uses it for this long.
+   *
+   * @generated from field: uint32 idle_timeout_ms = 2;
+   */
+  idleTimeoutMs: number;
+};
+
+/**
+ * Describes the message heliosdb.v1.ReserveSessionResponse.
+ * Use `create(ReserveSessionResponseSchema)` to create a new message.
+ */
+export const ReserveSessionResponseSchema: GenMessage<ReserveSessionResponse> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 35);
+
+/**
+ * @generated from message heliosdb.v1.ReleaseSessionRequest
+ */
+export type ReleaseSessionRequest = Message<"heliosdb.v1.ReleaseSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message heliosdb.v1.ReleaseSessionRequest.
+ * Use `create(ReleaseSessionRequestSchema)` to create a new message.
+ */
+export const ReleaseSessionRequestSchema: GenMessage<ReleaseSessionRequest> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 36);
+
+/**
+ * @generated from message heliosdb.v1.ReleaseSessionResponse
+ */
+export type ReleaseSessionResponse = Message<"heliosdb.v1.ReleaseSessionResponse"> & {
+};
+
+/**
+ * Describes the message heliosdb.v1.ReleaseSessionResponse.
+ * Use `create(ReleaseSessionResponseSchema)` to create a new message.
+ */
+export const ReleaseSessionResponseSchema: GenMessage<ReleaseSessionResponse> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 37);
+
+/**
+ * @generated from message heliosdb.v1.CopyFromRequest
+ */
+export type CopyFromRequest = Message<"heliosdb.v1.CopyFromRequest"> & {
+  /**
+   * The first message: the COPY ... FROM STDIN statement (only in the first message).
+   *
+   * @generated from field: string sql = 1;
+   */
+  sql: string;
+
+  /**
+   * Run inside this open transaction or reserved session; empty for auto-commit.
+   *
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+
+  /**
+   * Makes the COPY safe to retry (auto-commit only): a repeated key gets the first outcome.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+
+  /**
+   * Data, in any chunking (may also be set in the first message).
+   *
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message heliosdb.v1.CopyFromRequest.
+ * Use `create(CopyFromRequestSchema)` to create a new message.
+ */
+export const CopyFromRequestSchema: GenMessage<CopyFromRequest> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 38);
+
+/**
+ * @generated from message heliosdb.v1.CopyFromResponse
+ */
+export type CopyFromResponse = Message<"heliosdb.v1.CopyFromResponse"> & {
+  /**
+   * Rows copied.
+   *
+   * @generated from field: uint64 rows_affected = 1;
+   */
+  rowsAffected: bigint;
+
+  /**
+   * @generated from field: double execution_time_ms = 2;
+   */
+  executionTimeMs: number;
+};
+
+/**
+ * Describes the message heliosdb.v1.CopyFromResponse.
+ * Use `create(CopyFromResponseSchema)` to create a new message.
+ */
+export const CopyFromResponseSchema: GenMessage<CopyFromResponse> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 39);
+
+/**
+ * @generated from message heliosdb.v1.CopyToRequest
+ */
+export type CopyToRequest = Message<"heliosdb.v1.CopyToRequest"> & {
+  /**
+   * A COPY ... TO STDOUT statement.
+   *
+   * @generated from field: string sql = 1;
+   */
+  sql: string;
+
+  /**
+   * @generated from field: repeated heliosdb.v1.Value params = 2;
+   */
+  params: Value[];
+
+  /**
+   * Run inside this open transaction or reserved session; empty for auto-commit.
+   *
+   * @generated from field: string transaction_id = 3;
+   */
+  transactionId: string;
+
+  /**
+   * Preferred bytes per message; 0 lets the server choose.
+   *
+   * @generated from field: uint32 chunk_bytes = 4;
+   */
+  chunkBytes: number;
+};
+
+/**
+ * Describes the message heliosdb.v1.CopyToRequest.
+ * Use `create(CopyToRequestSchema)` to create a new message.
+ */
+export const CopyToRequestSchema: GenMessage<CopyToRequest> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 40);
+
+/**
+ * @generated from message heliosdb.v1.CopyToResponse
+ */
+export type CopyToResponse = Message<"heliosdb.v1.CopyToResponse"> & {
+  /**
+   * @generated from oneof heliosdb.v1.CopyToResponse.event
+   */
+  event: {
+    /**
+     * Data as PostgreSQL sent it (whole rows in text and csv formats).
+     *
+     * @generated from field: bytes data = 1;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | {
+    /**
+     * Sent last, once: the COPY completed.
+     *
+     * @generated from field: heliosdb.v1.CopyComplete complete = 2;
+     */
+    value: CopyComplete;
+    case: "complete";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message heliosdb.v1.CopyToResponse.
+ * Use `create(CopyToResponseSchema)` to create a new message.
+ */
+export const CopyToResponseSchema: GenMessage<CopyToResponse> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 41);
+
+/**
+ * @generated from message heliosdb.v1.CopyComplete
+ */
+export type CopyComplete = Message<"heliosdb.v1.CopyComplete"> & {
+  /**
+   * @generated from field: uint64 rows_affected = 1;
+   */
+  rowsAffected: bigint;
+
+  /**
+   * @generated from field: double execution_time_ms = 2;
+   */
+  executionTimeMs: number;
+};
+
+/**
+ * Describes the message heliosdb.v1.CopyComplete.
+ * Use `create(CopyCompleteSchema)` to create a new message.
+ */
+export const CopyCompleteSchema: GenMessage<CopyComplete> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 42);
+
+/**
+ * @generated from message heliosdb.v1.ListenRequest
+ */
+export type ListenRequest = Message<"heliosdb.v1.ListenRequest"> & {
+  /**
+   * Channel names (PostgreSQL identifiers, as written in LISTEN without quotes: case as given).
+   *
+   * @generated from field: repeated string channels = 1;
+   */
+  channels: string[];
+};
+
+/**
+ * Describes the message heliosdb.v1.ListenRequest.
+ * Use `create(ListenRequestSchema)` to create a new message.
+ */
+export const ListenRequestSchema: GenMessage<ListenRequest> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 43);
+
+/**
+ * @generated from message heliosdb.v1.ListenResponse
+ */
+export type ListenResponse = Message<"heliosdb.v1.ListenResponse"> & {
+  /**
+   * @generated from oneof heliosdb.v1.ListenResponse.event
+   */
+  event: {
+    /**
+     * Sent once the server listens on every channel.
+     *
+     * @generated from field: heliosdb.v1.ListenReady ready = 1;
+     */
+    value: ListenReady;
+    case: "ready";
+  } | {
+    /**
+     * One notification.
+     *
+     * @generated from field: heliosdb.v1.Notification notification = 2;
+     */
+    value: Notification;
+    case: "notification";
+  } | {
+    /**
+     * The server lost its database connection and listens again: notifications sent in between
+     * may not have been delivered.
+     *
+     * @generated from field: heliosdb.v1.ListenGap gap = 3;
+     */
+    value: ListenGap;
+    case: "gap";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message heliosdb.v1.ListenResponse.
+ * Use `create(ListenResponseSchema)` to create a new message.
+ */
+export const ListenResponseSchema: GenMessage<ListenResponse> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 44);
+
+/**
+ * @generated from message heliosdb.v1.ListenReady
+ */
+export type ListenReady = Message<"heliosdb.v1.ListenReady"> & {
+};
+
+/**
+ * Describes the message heliosdb.v1.ListenReady.
+ * Use `create(ListenReadySchema)` to create a new message.
+ */
+export const ListenReadySchema: GenMessage<ListenReady> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 45);
+
+/**
+ * @generated from message heliosdb.v1.Notification
+ */
+export type Notification = Message<"heliosdb.v1.Notification"> & {
+  /**
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * @generated from field: string payload = 2;
+   */
+  payload: string;
+
+  /**
+   * The PostgreSQL backend process that sent it.
+   *
+   * @generated from field: int32 process_id = 3;
+   */
+  processId: number;
+};
+
+/**
+ * Describes the message heliosdb.v1.Notification.
+ * Use `create(NotificationSchema)` to create a new message.
+ */
+export const NotificationSchema: GenMessage<Notification> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 46);
+
+/**
+ * @generated from message heliosdb.v1.ListenGap
+ */
+export type ListenGap = Message<"heliosdb.v1.ListenGap"> & {
+  /**
+   * Why the gap happened.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message heliosdb.v1.ListenGap.
+ * Use `create(ListenGapSchema)` to create a new message.
+ */
+export const ListenGapSchema: GenMessage<ListenGap> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 47);
+
+/**
  * Transaction isolation levels. PostgreSQL runs READ UNCOMMITTED as READ COMMITTED.
  *
  * @generated from enum heliosdb.v1.IsolationLevel
@@ -1115,6 +1514,63 @@ export const DatabaseService: GenService<{
     methodKind: "unary";
     input: typeof GetServerInfoRequestSchema;
     output: typeof GetServerInfoResponseSchema;
+  },
+  /**
+   * Reserve one database connection for the caller until ReleaseSession: its id goes in the
+   * transaction_id field of later calls, which then run on that connection in auto-commit, keeping
+   * session state (SET, temporary tables, prepared statements, advisory locks, transaction control
+   * in SQL text). Every other call leaves nothing behind on the connection it used.
+   *
+   * @generated from rpc heliosdb.v1.DatabaseService.ReserveSession
+   */
+  reserveSession: {
+    methodKind: "unary";
+    input: typeof ReserveSessionRequestSchema;
+    output: typeof ReserveSessionResponseSchema;
+  },
+  /**
+   * Release a reserved session: its state is discarded and its connection returned.
+   *
+   * @generated from rpc heliosdb.v1.DatabaseService.ReleaseSession
+   */
+  releaseSession: {
+    methodKind: "unary";
+    input: typeof ReleaseSessionRequestSchema;
+    output: typeof ReleaseSessionResponseSchema;
+  },
+  /**
+   * COPY ... FROM STDIN: the first message names the statement, the following ones carry the data
+   * (any chunking), in PostgreSQL's COPY format (text, csv or binary, as the statement says).
+   *
+   * @generated from rpc heliosdb.v1.DatabaseService.CopyFrom
+   */
+  copyFrom: {
+    methodKind: "client_streaming";
+    input: typeof CopyFromRequestSchema;
+    output: typeof CopyFromResponseSchema;
+  },
+  /**
+   * COPY ... TO STDOUT: the data in chunks as PostgreSQL sends it, read with backpressure; the
+   * last message holds the row count.
+   *
+   * @generated from rpc heliosdb.v1.DatabaseService.CopyTo
+   */
+  copyTo: {
+    methodKind: "server_streaming";
+    input: typeof CopyToRequestSchema;
+    output: typeof CopyToResponseSchema;
+  },
+  /**
+   * LISTEN on channels: a header once listening, then every notification sent to them; ends only
+   * when the client leaves (or the server shuts down). After a lost database connection the
+   * server listens again and sends a gap event: notifications in between may be missing.
+   *
+   * @generated from rpc heliosdb.v1.DatabaseService.Listen
+   */
+  listen: {
+    methodKind: "server_streaming";
+    input: typeof ListenRequestSchema;
+    output: typeof ListenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_heliosdb_v1_database, 0);

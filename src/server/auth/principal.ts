@@ -19,6 +19,11 @@ export interface Principal {
   readonly readOnly: boolean;
   /** SHA-256 of the session token (password logins), so Logout can end it. */
   readonly sessionTokenHash?: string;
+  /**
+   * On PostgreSQL: the user's own login role and the generation of its secret (see
+   * ../backend/login.ts); undefined for anonymous callers, who use the server's login.
+   */
+  readonly login?: { readonly role: string; readonly generation: number };
 }
 
 /** The caller of a server without authentication that sent no credentials. */

@@ -1,10 +1,12 @@
 /**
- * Opens the server's user and key store on its backend: on PostgreSQL a small pool of its own
- * (its connections never run callers' SQL, so nothing a caller set on a session can touch the
- * credential queries); on the embedded engine an in-memory mirror (see MirroredAuthStore).
+ * Opens the server's user and key store on its backend, always through the server's own login
+ * (`Backend.withServerConnection`), whose connections never run callers' SQL: on PostgreSQL the
+ * store's tables are read live (several servers share them); on the embedded engine they are
+ * mirrored in memory (see MirroredAuthStore), since reading through its one session could wait
+ * behind the very caller being authenticated.
  * @packageDocumentation
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Backend } from '../backend.js';
 import type { ResolvedServerOptions } from '../options.js';
 import { type AuthAdmin, type AuthData, MirroredAuthStore, type SqlRunner, SqlAuthStore } from './store.js';
@@ -15,48 +17,43 @@ export function rowsOf(res: pg.QueryResult | pg.QueryResult[]): Record<string, u
 }
 
 /** A SqlRunner over a node-postgres pool or client. */
-export function pgRunner(db: pg.Pool | pg.Client): SqlRunner {
+export function pgRunner(db: Pick<pg.Client, 'query'>): SqlRunner {
   return { query: async (text, values) => rowsOf((await db.query(text, values)) as pg.QueryResult | pg.QueryResult[]) };
 }
 
-/** The store the server reads credentials from, and its administration. */
-export async function openAuthData(
-  opts: ResolvedServerOptions,
-  backend: Backend,
-): Promise<{ data: AuthData; admin: AuthAdmin; superuserLogin: boolean; close(): Promise<void> }> {
+/** What the server gets: the store it reads credentials from, and its administration. */
+export interface AuthDataHandle {
+  data: AuthData;
+  admin: AuthAdmin;
+  /** The server's own login is a superuser (warned about with `--auth required`). */
+  superuserLogin: boolean;
+  /** The key login secrets derive from (PostgreSQL; undefined until `heliosdb auth init`). */
+  serverKey: string | undefined;
+  /** Reads the server key again (it may be made after start-up). */
+  readServerKey(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+/** Opens the store on `backend`. */
+export async function openAuthData(opts: ResolvedServerOptions, backend: Backend): Promise<AuthDataHandle> {
+  const runner: SqlRunner = { query: (text, values) => backend.withServerConnection((conn) => pgRunner(conn).query(text, values)) };
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 2, idleTimeoutMillis: 10_000, application_name: 'heliosdb-auth' });
-    pool.on('error', () => {});
-    const store = new SqlAuthStore(pgRunner(pool));
-    const [who] = await pgRunner(pool).query('SELECT rolsuper FROM pg_roles WHERE rolname = session_user').catch(() => []);
+    const store = new SqlAuthStore(runner);
+    const [who] = await runner.query('SELECT rolsuper FROM pg_roles WHERE rolname = session_user').catch(() => []);
+    const serverKey = await store.serverKey().catch(() => undefined);
     // Expired sessions accumulate otherwise; best effort (the login role may lack DELETE).
     const purge = setInterval(() => void store.purgeSessions().catch(() => {}), 60_000);
     purge.unref();
     return {
       data: store,
       admin: store,
-      superuserLogin: who?.rolsuper === true,
-      close: async () => {
-        clearInterval(purge);
-        await pool.end();
-      },
+      superuserLogin: who?.rolsuper === true || who?.rolsuper === 't',
+      serverKey,
+      readServerKey: () => store.serverKey(),
+      close: async () => clearInterval(purge),
     };
   }
-  // The embedded engine: through the backend's one session, outside any caller's role.
-  const runner: SqlRunner = {
-    async query(text, values) {
-      const conn = await backend.acquire();
-      let destroy = false;
-      try {
-        await conn.query('RESET ROLE');
-        return rowsOf((await conn.query(text, values)) as pg.QueryResult | pg.QueryResult[]);
-      } finally {
-        if (conn._txStatus && conn._txStatus !== 'I') await conn.query('ROLLBACK').catch(() => (destroy = true));
-        backend.release(conn, destroy);
-      }
-    },
-  };
-  const mirror = new MirroredAuthStore(new SqlAuthStore(runner));
+  const mirror = new MirroredAuthStore(new SqlAuthStore(runner, { loginRoles: false }));
   await mirror.load();
-  return { data: mirror, admin: mirror, superuserLogin: true, close: async () => {} };
+  return { data: mirror, admin: mirror, superuserLogin: true, serverKey: undefined, readServerKey: async () => undefined, close: async () => {} };
 }

@@ -1,0 +1,214 @@
+/**
+ * LISTEN / NOTIFY for callers: the server holds one listening database connection per login (per
+ * principal's login role under authentication; the embedded engine's one session) and fans each
+ * notification out to the Listen streams that asked for its channel. A connection that breaks is
+ * replaced, its channels listened to again, and every subscriber told that notifications may
+ * have been missed in between (a gap). A subscriber that does not keep up loses notifications
+ * beyond a bound, and is told so the same way.
+ * @packageDocumentation
+ */
+import type { Logger } from 'pino';
+import type { Principal } from './auth/principal.js';
+import type { Backend, BackendConnection, BackendLogin } from './backend.js';
+import type { LoginResolver } from './backend/logins.js';
+import { recycle } from './backend/recycle.js';
+import { quoteIdent } from './sql-quote.js';
+
+/** One notification. */
+export interface NotificationEvent {
+  channel: string;
+  payload: string;
+  processId: number;
+}
+
+/** What a subscriber is told. */
+export interface Subscriber {
+  onNotification(n: NotificationEvent): void;
+  /** Notifications may have been missed (`reason` says why). */
+  onGap(reason: string): void;
+  /** The server shuts down: no more notifications. */
+  onClose(): void;
+}
+
+/** A subscription; `close()` stops it (idempotent). */
+export interface Subscription {
+  close(): void;
+}
+
+interface Listener {
+  readonly login: BackendLogin;
+  conn: BackendConnection | undefined;
+  /** Subscribers by channel. */
+  readonly channels: Map<string, Set<Subscriber>>;
+  /** Serialises LISTEN / UNLISTEN / reconnects on the connection. */
+  tail: Promise<void>;
+  closed: boolean;
+}
+
+const reconnectDelayMs = 500;
+
+/** See the file comment. */
+export class NotificationHub {
+  private readonly listeners = new Map<string, Listener>();
+  private readonly attached = new WeakSet<BackendConnection>();
+  private closed = false;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly logins: LoginResolver,
+    private readonly log: Logger,
+  ) {}
+
+  /** Subscribers, all channels together. */
+  get size(): number {
+    let n = 0;
+    for (const l of this.listeners.values()) for (const s of l.channels.values()) n += s.size;
+    return n;
+  }
+
+  /** Listens on `channels` for `principal`; resolves once the database listens on every one. */
+  async subscribe(principal: Principal, channels: readonly string[], sub: Subscriber): Promise<Subscription> {
+    await this.logins.ready(principal);
+    const login = this.logins.loginOf(principal);
+    // One listener per login; on the embedded engine every login shares its one session.
+    const key = this.backend.engine === 'pglite' ? 'pglite' : login.key;
+    let l = this.listeners.get(key);
+    if (!l) this.listeners.set(key, (l = { login, conn: undefined, channels: new Map(), tail: Promise.resolve(), closed: false }));
+    const listener = l;
+    const added: string[] = [];
+    for (const ch of new Set(channels)) {
+      let set = listener.channels.get(ch);
+      if (!set) {
+        listener.channels.set(ch, (set = new Set()));
+        added.push(ch);
+      }
+      set.add(sub);
+    }
+    let closed = false;
+    const subscription: Subscription = {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        const removed: string[] = [];
+        for (const ch of new Set(channels)) {
+          const set = listener.channels.get(ch);
+          set?.delete(sub);
+          if (set && set.size === 0) {
+            listener.channels.delete(ch);
+            removed.push(ch);
+          }
+        }
+        if (removed.length > 0) void this.serial(listener, () => this.unlisten(listener, removed));
+      },
+    };
+    try {
+      await this.serial(listener, () => this.listen(listener, added));
+    } catch (e) {
+      subscription.close();
+      throw e;
+    }
+    return subscription;
+  }
+
+  /** Ends every listener (shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const l of this.listeners.values()) {
+      l.closed = true;
+      for (const set of l.channels.values()) for (const s of set) s.onClose();
+      l.channels.clear();
+      await this.serial(l, async () => this.drop(l, true));
+    }
+    this.listeners.clear();
+  }
+
+  private serial(l: Listener, fn: () => Promise<void>): Promise<void> {
+    const next = l.tail.then(fn);
+    l.tail = next.catch(() => {});
+    return next;
+  }
+
+  /** The listener's connection, opened (and attached) when it has none. */
+  private async connection(l: Listener): Promise<BackendConnection> {
+    if (l.conn) return l.conn;
+    const conn = await this.backend.acquire(l.login);
+    if (!this.attached.has(conn)) {
+      this.attached.add(conn);
+      conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(msg));
+      conn.on('error', () => this.lost(l, conn));
+      conn.on('end', () => this.lost(l, conn));
+    }
+    if (this.backend.engine === 'pglite') {
+      // One shared session: the LISTEN stays on it between calls (its reset keeps listens).
+      return conn;
+    }
+    l.conn = conn;
+    return conn;
+  }
+
+  /** Gives a borrowed connection back (the embedded engine: listens outlive the call). */
+  private done(conn: BackendConnection): void {
+    if (this.backend.engine === 'pglite') this.backend.release(conn);
+  }
+
+  private async listen(l: Listener, channels: string[]): Promise<void> {
+    if (channels.length === 0) return;
+    const conn = await this.connection(l);
+    try {
+      await conn.query(channels.map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; '));
+    } finally {
+      this.done(conn);
+    }
+  }
+
+  private async unlisten(l: Listener, channels: string[]): Promise<void> {
+    if (l.closed) return;
+    if (l.channels.size === 0 && this.backend.engine !== 'pglite') {
+      await this.drop(l, false);
+      return;
+    }
+    const conn = l.conn ?? (this.backend.engine === 'pglite' ? await this.connection(l) : undefined);
+    if (!conn) return;
+    try {
+      await conn.query(channels.map((ch) => `UNLISTEN ${quoteIdent(ch)}`).join('; '));
+    } catch (e) {
+      this.log.debug({ err: e }, 'UNLISTEN failed');
+    } finally {
+      this.done(conn);
+    }
+  }
+
+  /** Gives the listener's connection back, cleared (or closed). */
+  private async drop(l: Listener, shuttingDown: boolean): Promise<void> {
+    const conn = l.conn;
+    l.conn = undefined;
+    if (conn) await recycle(this.backend, conn, { destroy: shuttingDown });
+  }
+
+  private deliver(msg: { channel: string; payload?: string; processId: number }): void {
+    const event: NotificationEvent = { channel: msg.channel, payload: msg.payload ?? '', processId: msg.processId };
+    for (const l of this.listeners.values()) {
+      const set = l.channels.get(msg.channel);
+      if (!set) continue;
+      for (const s of set) s.onNotification(event);
+      if (this.backend.engine === 'pglite') return; // one session: one listener
+    }
+  }
+
+  /** The listener's connection broke: listen again on a new one, telling every subscriber. */
+  private lost(l: Listener, conn: BackendConnection): void {
+    if (l.conn !== conn || l.closed || this.closed) return;
+    l.conn = undefined;
+    this.backend.release(conn, true);
+    const reason = 'the server lost its database connection and listens again: notifications sent meanwhile may be missing';
+    for (const set of l.channels.values()) for (const s of set) s.onGap(reason);
+    const retry = () => {
+      if (l.closed || this.closed || l.channels.size === 0) return;
+      void this.serial(l, () => this.listen(l, [...l.channels.keys()])).catch((e) => {
+        this.log.warn({ err: e }, 'listening again failed; retrying');
+        setTimeout(retry, reconnectDelayMs).unref();
+      });
+    };
+    setTimeout(retry, reconnectDelayMs).unref();
+  }
+}

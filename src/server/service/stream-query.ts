@@ -1,0 +1,131 @@
+/**
+ * StreamQuery: a query's rows read from a portal a batch at a time and sent as they come, with
+ * backpressure end to end (the portal is read further only once the client has taken what was
+ * sent), a header first and the final stats last. A client that leaves closes the portal at
+ * once, whatever state the stream is in.
+ * @packageDocumentation
+ */
+import { create } from '@bufbuild/protobuf';
+import { Code, type ServiceImpl } from '@connectrpc/connect';
+import type { FieldDef } from 'pg';
+import { type DatabaseService, type StreamQueryResponse, StreamQueryResponseSchema } from '../../../gen/heliosdb/v1/database_pb.js';
+import { RowFormat } from '../../../gen/heliosdb/v1/value_pb.js';
+import { guardSteps } from '../call/run.js';
+import { runSubmittable } from '../call/run.js';
+import { withConnection } from '../call/scope.js';
+import { reasons, serverError } from '../errors.js';
+import { type CommandSink, PgCommand } from '../pg-command.js';
+import { columnsOf, parseCommandTag, RowEncoder } from '../result-encoder.js';
+import type { ServiceContext } from './context.js';
+import { PushQueue } from './push-queue.js';
+
+/** The StreamQuery handler. */
+export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof DatabaseService>['streamQuery'] {
+  const { options, typeNames } = c.deps;
+  return async function* streamQuery(req, ctx) {
+    c.requireSql(req.sql);
+    const values = c.params(req.params);
+    const [checked] = c.check([req.sql], ctx, req.transactionId, 'stream', { claimedRead: req.readOnly });
+    const format = req.rowFormat || RowFormat.VALUES;
+    const batchBytes = Math.min(req.batchBytes || 1024 * 1024, c.batchBytesCap);
+    const batchRows = req.batchRows || 10_000;
+    const fetchRows = Math.min(batchRows, 2000);
+    const queue = new PushQueue<StreamQueryResponse>();
+    const encoder = new RowEncoder(format);
+    let fields: FieldDef[] = [];
+    let headerSent = false;
+    let cmd: PgCommand | undefined;
+    let suspended = false;
+    let consumerGone = false;
+    let t0 = 0;
+    let tag = { command: '', rowsAffected: 0n };
+    let rowsSent = 0n;
+    const header = () => {
+      if (headerSent) return;
+      headerSent = true;
+      queue.push(create(StreamQueryResponseSchema, { event: { case: 'header', value: { columns: columnsOf(fields, typeNames.get) } } }));
+    };
+    const sink: CommandSink = {
+      onFields(f) {
+        fields = f;
+        encoder.setFields(f);
+        header();
+      },
+      onRow(cells) {
+        rowsSent++;
+        const size = encoder.add(cells);
+        if (size > c.batchBytesCap) {
+          throw serverError(
+            Code.ResourceExhausted,
+            `a row of ${size} bytes does not fit in one message (limit ${options.maxMessageBytes} bytes); raise --max-message-bytes`,
+            { reason: reasons.rowTooLarge },
+          );
+        }
+        if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows) queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
+      },
+      onComplete(t) {
+        tag = parseCommandTag(t);
+        // A portal read in several Executes reports only the last Execute's rows in its tag
+        // (SELECT, and INSERT/UPDATE/DELETE ... RETURNING alike): count what was streamed.
+        if (fields.length > 0 && /\d$/.test(t)) tag.rowsAffected = rowsSent;
+      },
+    };
+    // Read further only once the client has taken what was sent.
+    queue.onEmpty = () => {
+      if (suspended) {
+        suspended = false;
+        cmd?.resume();
+      }
+    };
+    const done = withConnection(
+      c.scope,
+      ctx,
+      req.transactionId,
+      async (conn, scope) => {
+        const steps = guardSteps(checked.guard, scope.frame);
+        cmd = new PgCommand({ text: req.sql, values, fetchRows, sink, prelude: steps.prelude, postlude: steps.postlude });
+        cmd.onSuspended = () => {
+          if (queue.length === 0) cmd?.resume();
+          else suspended = true;
+        };
+        // A client that leaves while the portal waits for it to read (backpressure) must not hold
+        // the connection: close the portal at once.
+        const onAbort = () => {
+          consumerGone = true;
+          cmd?.close();
+        };
+        ctx.signal.addEventListener('abort', onAbort, { once: true });
+        t0 = performance.now();
+        try {
+          await runSubmittable(c.deps.backend, conn, cmd, ctx.signal);
+        } finally {
+          ctx.signal.removeEventListener('abort', onAbort);
+          if (!consumerGone) await typeNames.resolve(conn, fields.map((f) => f.dataTypeID));
+        }
+      },
+      { guard: checked.guard },
+    ).then(
+      () => {
+        header();
+        if (encoder.rowCount > 0) queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
+        queue.push(
+          create(StreamQueryResponseSchema, {
+            event: { case: 'complete', value: { command: tag.command, rowsAffected: tag.rowsAffected, executionTimeMs: performance.now() - t0 } },
+          }),
+        );
+        queue.end();
+      },
+      (e) => queue.end(e),
+    );
+    try {
+      yield* queue.drain();
+    } finally {
+      if (!queue.isEnded) {
+        // The consumer left early (cancel, deadline, error): close the portal and free the connection.
+        consumerGone = true;
+        cmd?.close();
+      }
+      await done;
+    }
+  };
+}
