@@ -25,6 +25,9 @@ import { Code, ConnectError, createContextKey, type Interceptor, type StreamRequ
 import { ErrorDetailSchema, type ErrorDetail } from '../gen/heliosdb/v1/error_pb.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitStats } from './circuit-breaker.js';
 import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
+import { isKeyableSql, isReadOnlySql } from './sql-classify.js';
+
+export { isKeyableSql, isReadOnlySql } from './sql-classify.js';
 
 /** Retry settings (client option `retry`; `false` turns retries and idempotency keys off). */
 export interface RetryOptions {
@@ -153,63 +156,6 @@ export const avoidEndpoint = createContextKey<string | undefined>(undefined, { d
 
 // ---------------------------------------------------------------------------------------------
 // Classifying statements and failures.
-
-/** Strips comments and string literals, so that keywords inside them do not count. */
-function stripSql(sql: string): string {
-  return sql
-    .replace(/--[^\n]*/g, ' ')
-    .replace(/\/\*[\s\S]*?\*\//g, ' ')
-    .replace(/\$([A-Za-z_]*)\$[\s\S]*?\$\1\$/g, "''")
-    .replace(/'(?:[^']|'')*'/g, "''")
-    .replace(/"(?:[^"]|"")*"/g, '""');
-}
-
-function segments(sql: string): string[] {
-  return stripSql(sql)
-    .split(';')
-    .map((s) => s.trim().replace(/^\(+\s*/, ''))
-    .filter((s) => s !== '');
-}
-
-const readStart = /^(select|values|table|show|explain)\b/i;
-const dataChange = /\b(insert|update|delete|merge|into|copy|call|nextval|setval|lock)\b/i;
-
-/**
- * Whether `sql` only reads: every statement starts with SELECT, VALUES, TABLE, SHOW or EXPLAIN
- * (not EXPLAIN ANALYZE), or WITH, and none mentions a data change (INSERT, UPDATE, DELETE, MERGE,
- * SELECT INTO, nextval, ...). Lexical and conservative: anything else counts as a write. A SELECT
- * calling a function that writes is the one case it cannot see (see docs/resilience.md).
- */
-export function isReadOnlySql(sql: string): boolean {
-  let r = readCache.get(sql);
-  if (r === undefined) {
-    const parts = segments(sql);
-    r =
-      parts.length > 0 &&
-      parts.every((s) => {
-        if (/^explain\b[\s(]*analy[sz]e\b/i.test(s)) return false;
-        if (!readStart.test(s) && !/^with\b/i.test(s)) return false;
-        return !dataChange.test(s);
-      });
-    if (sql.length <= 4096) {
-      // Statements repeat: remember the answer for the last thousand texts.
-      if (readCache.size >= 1000) readCache.delete(readCache.keys().next().value!);
-      readCache.set(sql, r);
-    }
-  }
-  return r;
-}
-
-const readCache = new Map<string, boolean>();
-
-/** Statements that cannot carry an idempotency key: transaction control, and what cannot run in a transaction block. */
-const unkeyable =
-  /^(begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction|set\s+transaction|set\s+session\s+characteristics|lock|vacuum|checkpoint|discard|create\s+database|drop\s+database|alter\s+system|create\s+tablespace|drop\s+tablespace|(create|drop|reindex)\b[^;]*\bconcurrently\b)/i;
-
-/** Whether a write can be protected by an idempotency key (see {@link unkeyable}). */
-export function isKeyableSql(sql: string): boolean {
-  return segments(sql).every((s) => !unkeyable.test(s));
-}
 
 /** How a call may be retried. */
 export type CallKind =
