@@ -169,6 +169,8 @@ export function toConnectError(err: unknown, extra: DetailInit = {}): ConnectErr
       ...extra,
     });
   }
+  const heliosReason = (err as { heliosReason?: unknown } | null)?.heliosReason;
+  if (heliosReason === 'USE_COPY_API') return serverError(Code.InvalidArgument, message, { reason: 'USE_COPY_API', ...extra });
   if (/timeout exceeded when trying to connect/i.test(message)) {
     return serverError(Code.Unavailable, 'timed out waiting for a free database connection', {
       reason: reasons.acquireTimeout,

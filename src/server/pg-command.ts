@@ -32,6 +32,13 @@ interface PgConnection {
   removeListener(event: string, fn: (msg: any) => void): void;
 }
 
+/** The error of a COPY with the client that arrived through an ordinary statement. */
+export function copyRefused(): Error {
+  return Object.assign(new Error('COPY ... FROM STDIN / TO STDOUT streams data between the client and the database: run it with copyFrom / copyTo'), {
+    heliosReason: 'USE_COPY_API',
+  });
+}
+
 /** Whether `err` is an ErrorResponse from the database (which a ReadyForQuery follows). */
 export function isDatabaseError(err: unknown): boolean {
   return !!err && typeof err === 'object' && 'severity' in err;
@@ -243,6 +250,19 @@ export class PgCommand {
     if (!this.syncSent) this.finishPortal(con);
   }
 
+
+  /**
+   * COPY with the client as source or sink never reaches here through the statement policy, but
+   * if it does (a procedure or a function), it is refused instead of breaking the connection.
+   */
+  handleCopyInResponse(con: PgConnection & { sendCopyFail(msg: string): void }): void {
+    this.sinkError ??= copyRefused();
+    con.sendCopyFail('COPY FROM STDIN is not available through this call; use copyFrom');
+  }
+
+  handleCopyData(): void {
+    this.sinkError ??= copyRefused();
+  }
 
   handlePortalSuspended(): void {
     if (this.onSuspended) this.onSuspended();

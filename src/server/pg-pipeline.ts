@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { FieldDef } from 'pg';
-import { afterReadyForQuery, type CommandSink, isDatabaseError } from './pg-command.js';
+import { afterReadyForQuery, type CommandSink, copyRefused, isDatabaseError } from './pg-command.js';
 
 /** One statement of a pipeline. */
 export interface PipelineStatement {
@@ -97,6 +97,16 @@ export class PgPipeline {
   }
 
   handlePortalSuspended(): void {}
+
+  /** COPY with the client never belongs in a pipeline: refused (see PgCommand). */
+  handleCopyInResponse(con: { sendCopyFail(msg: string): void }): void {
+    if (this.index < this.outcomes.length) this.outcomes[this.index] = { ok: false, error: copyRefused() };
+    con.sendCopyFail('COPY FROM STDIN is not available through this call; use copyFrom');
+  }
+
+  handleCopyData(): void {
+    if (this.index < this.outcomes.length && !('error' in this.outcomes[this.index])) this.outcomes[this.index] = { ok: false, error: copyRefused() };
+  }
 
   handleError(err: unknown, con?: PgConnection): void {
     if (this.index < this.outcomes.length) this.outcomes[this.index] = { ok: false, error: err };

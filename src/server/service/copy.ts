@@ -86,7 +86,7 @@ export function copyHandlers(c: ServiceContext): Handlers {
               parts.push(chunk);
             }
             const data = Buffer.concat(parts);
-            const r = await backend.copyFromBlob(conn, replaceCopyStdio(head.sql, "'/dev/blob'"), data);
+            const r = await backend.copyFromBlob(conn, replaceCopyStdio(head.sql, '/dev/blob'), data);
             return { rowsAffected: BigInt(r.rowCount), executionTimeMs: performance.now() - t0 };
           }
           const stream = copyFromStream(head.sql);

@@ -34,6 +34,13 @@ export function sqlParserLoaded(): boolean {
 /** Texts remembered by {@link analyzeSql}, and the longest one remembered (characters). */
 export const analysisCacheLimits = { entries: 2000, maxTextLength: 16 * 1024 } as const;
 
+/**
+ * The longest text analysed, characters. Parsing runs on the event loop (tens of microseconds
+ * for a statement, ~0.7 s for 1 MiB), so longer texts are not parsed: they count as unparsed (a
+ * write of unknown kind; a read-only principal's is refused).
+ */
+export const maxAnalyzedLength = 64 * 1024;
+
 const cache = new Map<string, SqlAnalysis>();
 
 /** Statistics of the analysis cache (for tests and metrics). */
@@ -47,6 +54,9 @@ export function analysisCacheStats(): { size: number } {
  * are remembered (least recently used first out).
  */
 export function analyzeSql(sql: string): SqlAnalysis {
+  if (sql.length > maxAnalyzedLength) {
+    return tooLong;
+  }
   const hit = cache.get(sql);
   if (hit) {
     // Least recently used order: a hit moves to the end.
@@ -61,6 +71,12 @@ export function analyzeSql(sql: string): SqlAnalysis {
   }
   return a;
 }
+
+const tooLong: SqlAnalysis = Object.freeze({
+  parsed: false,
+  parseError: `the text is longer than ${maxAnalyzedLength} characters, the most the server checks`,
+  statements: Object.freeze([]) as unknown as StatementInfo[],
+});
 
 /** Whether the text is exactly one statement. */
 export function isSingleStatement(a: SqlAnalysis): boolean {
