@@ -10,7 +10,7 @@ import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import { createAuthService } from './auth/auth-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { JwtVerifier } from './auth/jwt.js';
-import { FailureLimiter } from './auth/rate-limit.js';
+import { AuthThrottle } from './auth/throttle.js';
 import { openAuthData } from './auth/setup.js';
 import type { AuthAdmin } from './auth/store.js';
 import { type Backend, createBackend } from './backend.js';
@@ -99,7 +99,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     mode: authMode,
     jwt,
     cacheMs: opts.authCacheMs,
-    limiter: new FailureLimiter({ freeFailures: opts.authFailureLimit }),
+    throttle: new AuthThrottle({ freeFailures: opts.authFailureLimit, maxDelayMs: opts.authMaxDelayMs }),
     log,
   });
   const authenticate = (call: Parameters<Authenticator['authenticate']>[0]) => authenticator.authenticate(call);

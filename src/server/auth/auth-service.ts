@@ -1,5 +1,9 @@
 /**
  * The AuthService implementation: Login (password for a session token), Logout, WhoAmI.
+ *
+ * Login checks the password through the authenticator's throttle (./throttle.ts): counted before
+ * it is verified, slowed down (never refused) after repeated failures of the client address or of
+ * the user name, and verified a few at a time, fairly between client addresses.
  * @packageDocumentation
  */
 import { Code, type ServiceImpl } from '@connectrpc/connect';
@@ -24,6 +28,8 @@ export interface AuthServiceDeps {
 }
 
 const maxPasswordBytes = 1024;
+/** Longer user names are wrong without a look-up (no HeliosDB user name is that long in practice). */
+const maxUserBytes = 256;
 
 /** Builds the service. */
 export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof AuthService> {
@@ -39,17 +45,20 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
           { reason: authReasons.insecureTransport },
         );
       }
-      authenticator.checkLimiter(peer.address);
-      if (!req.user || Buffer.byteLength(req.password) > maxPasswordBytes) {
-        authenticator.limiter.fail(peer.address);
-        throw serverError(Code.Unauthenticated, 'wrong user name or password', { reason: authReasons.unauthenticated });
-      }
-      const user = await data.findUser(req.user);
-      // The same work whether or not the user exists and has a password.
-      const ok = await verifyPassword(req.password, user?.passwordHash ?? (await dummyPasswordHash()));
-      if (!user?.passwordHash || !ok) {
-        authenticator.limiter.fail(peer.address);
-        log.info({ user: req.user, address: peer.address }, 'failed login');
+      const malformed = !req.user || Buffer.byteLength(req.user) > maxUserBytes || Buffer.byteLength(req.password) > maxPasswordBytes;
+      let user: Awaited<ReturnType<AuthData['findUser']>>;
+      const ok = await authenticator.throttle.checkPassword(
+        { address: peer.address, user: req.user, signal: ctx.signal, deadline: { timeoutMs: timeoutOf(ctx) } },
+        async () => {
+          if (malformed) return false;
+          user = await data.findUser(req.user);
+          // The same work whether or not the user exists and has a password.
+          const matches = await verifyPassword(req.password, user?.passwordHash ?? (await dummyPasswordHash()));
+          return matches && user?.passwordHash !== undefined;
+        },
+      );
+      if (!ok || !user) {
+        log.info({ user: req.user.slice(0, maxUserBytes), address: peer.address }, 'failed login');
         throw serverError(Code.Unauthenticated, 'wrong user name or password', { reason: authReasons.unauthenticated });
       }
       const token = newSessionToken();
@@ -73,4 +82,10 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
       return { user: p.user, role: p.role, method: p.method, readOnly: p.readOnly };
     },
   };
+}
+
+/** The handler context's `timeoutMs()` (Connect's HandlerContext has one; the native gRPC listener's context may not). */
+function timeoutOf(ctx: CallContext): (() => number | undefined) | undefined {
+  const f = (ctx as CallContext & { timeoutMs?: unknown }).timeoutMs;
+  return typeof f === 'function' ? () => (f as () => number | undefined).call(ctx) : undefined;
 }

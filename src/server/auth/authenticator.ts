@@ -3,7 +3,11 @@
  * in the `authorization` header (an API key `hdb_...`, a session token `hdbs_...` from Login, or
  * an OAuth 2.0 JWT), or else the client certificate the TLS layer verified. Verified tokens are
  * cached briefly (`cacheMs`), so revocation and logout on another server take effect within it.
- * Failed attempts are counted per client address and slowed down.
+ *
+ * Tokens are high-entropy, so they are verified first and a valid one never waits, whatever the
+ * client address did before; only failures are counted (per address, and per API key id, apart
+ * from wrong passwords), and the refusal of a failure over the limit is held back (see
+ * ./throttle.ts).
  * @packageDocumentation
  */
 import { Code } from '@connectrpc/connect';
@@ -13,13 +17,13 @@ import { Health } from '../../../gen/grpc/health/v1/health_pb.js';
 import { serverError } from '../errors.js';
 import { JwksUnavailable, JwtRejected, type JwtVerifier } from './jwt.js';
 import { anonymous, type PeerInfo, type Principal } from './principal.js';
-import { FailureLimiter } from './rate-limit.js';
+import { type AuthThrottle, rateLimitedReason } from './throttle.js';
 import { type AuthData, apiKeyIdOf, digest, sameDigest, sessionTokenPrefix } from './store.js';
 
 /** Reasons of authentication errors (ErrorDetail.reason). */
 export const authReasons = {
   unauthenticated: 'UNAUTHENTICATED',
-  rateLimited: 'AUTH_RATE_LIMITED',
+  rateLimited: rateLimitedReason,
   insecureTransport: 'INSECURE_TRANSPORT',
   readOnly: 'READ_ONLY_PRINCIPAL',
   authUnavailable: 'AUTH_UNAVAILABLE',
@@ -33,6 +37,10 @@ export interface CallInfo {
   method: string;
   headers: { get(name: string): string | null };
   peer: PeerInfo;
+  /** Aborted when the call ends (optional: with it a held-back refusal ends with the call). */
+  signal?: AbortSignal;
+  /** Milliseconds left before the call's deadline (optional; else the timeout headers are read). */
+  timeoutMs?: () => number | undefined;
 }
 
 /** Options of {@link Authenticator}. */
@@ -43,7 +51,8 @@ export interface AuthenticatorOptions {
   jwt?: JwtVerifier;
   /** How long a verified token is trusted without asking the store again, ms. */
   cacheMs: number;
-  limiter: FailureLimiter;
+  /** Counts failures and holds back refusals; shared with the AuthService's Login. */
+  throttle: AuthThrottle;
   log: Logger;
 }
 
@@ -57,15 +66,16 @@ const maxCached = 10_000;
 /** See the file comment. */
 export class Authenticator {
   readonly mode: 'none' | 'required';
-  readonly limiter: FailureLimiter;
+  /** The throttle of failed authentications (Login checks passwords through it). */
+  readonly throttle: AuthThrottle;
   private readonly cache = new Map<string, Cached>();
 
   constructor(private readonly o: AuthenticatorOptions) {
     this.mode = o.mode;
-    this.limiter = o.limiter;
+    this.throttle = o.throttle;
   }
 
-  /** The principal of a call; throws UNAUTHENTICATED (or RESOURCE_EXHAUSTED when slowed down). */
+  /** The principal of a call; throws UNAUTHENTICATED (held back after repeated failures) or RESOURCE_EXHAUSTED. */
   async authenticate(call: CallInfo): Promise<Principal> {
     if (call.service === Health.typeName) return anonymous;
     if (call.service === AuthService.typeName && call.method === 'Login') return anonymous;
@@ -73,7 +83,7 @@ export class Authenticator {
     if (header !== null) {
       const m = /^Bearer[ ]+([^\s,]+)\s*$/i.exec(header);
       if (!m) throw this.unauthenticated('the authorization header must be "Bearer <token>"');
-      return this.bearer(m[1], call.peer);
+      return this.bearer(m[1], call);
     }
     const cn = call.peer.certificateCommonName;
     if (cn) {
@@ -85,30 +95,18 @@ export class Authenticator {
     throw this.unauthenticated('this server requires credentials: a bearer token (API key, OAuth 2.0 access token, or a session token from Login) or a client certificate');
   }
 
-  /** Throws RESOURCE_EXHAUSTED while `address` must wait after too many failures. */
-  checkLimiter(address: string): void {
-    const wait = this.limiter.waitMs(address);
-    if (wait > 0) {
-      throw serverError(Code.ResourceExhausted, `too many failed authentication attempts from this client; try again in ${Math.ceil(wait / 1000)} s`, {
-        reason: authReasons.rateLimited,
-        retryable: true,
-        retryAfterMs: wait,
-      });
-    }
-  }
-
   /** Forgets a cached token (logout). */
   evict(token: string): void {
     this.cache.delete(digest(token));
   }
 
-  private async bearer(token: string, peer: PeerInfo): Promise<Principal> {
+  private async bearer(token: string, call: CallInfo): Promise<Principal> {
     const key = digest(token);
     const hit = this.cache.get(key);
     const now = Date.now();
     if (hit && hit.until > now) return hit.principal;
     if (hit) this.cache.delete(key);
-    this.checkLimiter(peer.address);
+    let apiKeyId: string | undefined;
     let principal: Principal | undefined;
     let until = now + this.o.cacheMs;
     let why = 'the bearer token is not valid';
@@ -121,6 +119,7 @@ export class Authenticator {
         } else why = 'the session token is unknown or expired: log in again';
       } else if (token.startsWith('hdb_')) {
         const id = apiKeyIdOf(token);
+        apiKeyId = id;
         const k = id === undefined ? undefined : await this.o.data.findApiKey(id);
         if (k && !k.revoked && sameDigest(k.keyHash, key)) principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly };
         else why = 'the API key is unknown or revoked';
@@ -144,9 +143,10 @@ export class Authenticator {
       }
     }
     if (!principal) {
-      this.limiter.fail(peer.address);
-      throw this.unauthenticated(why);
+      const deadline = { timeoutMs: call.timeoutMs, headers: call.headers };
+      return this.throttle.refuseToken({ address: call.peer.address, apiKeyId, signal: call.signal, deadline }, this.unauthenticated(why));
     }
+    if (apiKeyId !== undefined) this.throttle.apiKeySucceeded(apiKeyId);
     if (this.cache.size >= maxCached) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
