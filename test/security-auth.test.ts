@@ -227,19 +227,17 @@ describe('passwords without TLS, credential configuration, and slowing down fail
           await assert.rejects(c.query('SELECT 1'), AuthenticationError);
         });
       }
-      // Now even the right password (and any API key guess) is refused without being checked, for a while.
+      // Now the right password is slowed down, then let in; a wrong API key is still refused.
       for (const url of [server.grpcUrl, server.httpUrl!]) {
+        const t0 = Date.now();
         await withClient({ url, ssl, user: 'victim', password: 'right' }, async (c) => {
-          await assert.rejects(c.query('SELECT 1'), (e: unknown) => e instanceof HeliosDBError && e.reason === 'AUTH_RATE_LIMITED' && (e.retryAfterMs ?? 0) > 0);
+          assert.deepEqual((await c.query('SELECT 1 AS n')).rows, [{ n: 1 }]);
         });
+        assert.ok(Date.now() - t0 >= 1000, 'slowed, then let in');
         await withClient({ url, ssl, apiKey: 'hdb_0000000000000000_' + 'A'.repeat(43) }, async (c) => {
-          await assert.rejects(c.query('SELECT 1'), (e: unknown) => e instanceof HeliosDBError && e.reason === 'AUTH_RATE_LIMITED');
+          await assert.rejects(c.query('SELECT 1'), AuthenticationError);
         });
       }
-      await new Promise((r) => setTimeout(r, 1100)); // the first delay is 1 s
-      await withClient({ url: server.httpUrl!, ssl, user: 'victim', password: 'right' }, async (c) => {
-        assert.deepEqual((await c.query('SELECT 1 AS n')).rows, [{ n: 1 }]);
-      });
     } finally {
       await server.close();
     }

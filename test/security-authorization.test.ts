@@ -1,11 +1,12 @@
 /**
  * Authorization: every statement runs as the principal's PostgreSQL role, so permissions are
  * ordinary GRANTs and a denied statement raises PermissionDeniedError; a read-only API key cannot
- * write, whatever SQL it sends; one principal cannot use another's transaction. On PostgreSQL the
- * server logs in as a NOINHERIT authenticator role with no privileges of its own, so crafted
+ * write, whatever SQL it sends; one principal cannot use another's transaction. On PostgreSQL each
+ * user's statements run under a login role of its own (member of the user's role only), so crafted
  * `RESET ROLE` / `SET ROLE NONE` gain nothing and `SET SESSION AUTHORIZATION` is refused. PGlite is
  * one superuser session: role switching works there for ordinary statements, but a caller who
  * resets the role is the superuser (see docs/security.md); those tests run on PostgreSQL only.
+ * test/security-boundary.test.ts attacks the boundary much further.
  * @packageDocumentation
  */
 import assert from 'node:assert/strict';
@@ -65,10 +66,12 @@ describeEachBackend('authorization', (backend) => {
     assert.ok((await reader.query(`SELECT * FROM ${f.table}`)).rowCount >= 1);
   });
 
-  test('crafted SQL cannot leave the role for the authenticator or the superuser', { skip: pg ? false : 'PGlite is one superuser session' }, async () => {
-    // RESET ROLE falls back to the authenticator, which holds no privileges (NOINHERIT).
-    await assert.rejects(writer.query(`RESET ROLE; SELECT * FROM ${f.table}`), PermissionDeniedError);
-    await assert.rejects(writer.query(`SET ROLE NONE; SELECT * FROM ${secret}`), PermissionDeniedError);
+  test('crafted SQL cannot leave the role for the server login or the superuser', { skip: pg ? false : 'PGlite is one superuser session' }, async () => {
+    // RESET ROLE comes back to the user's own role (its login role starts in it): nothing gained.
+    assert.equal((await writer.queryOne<{ u: string }>('RESET ROLE; SELECT current_user AS u')).u, f.writerRole);
+    await assert.rejects(writer.query(`RESET ROLE; SELECT * FROM ${secret}`), PermissionDeniedError);
+    // SET ROLE NONE falls back to the login role itself, which holds no privileges (NOINHERIT).
+    await assert.rejects(writer.query(`SET ROLE NONE; SELECT * FROM ${f.table}`), PermissionDeniedError);
     await assert.rejects(writer.execute(`DO $$ BEGIN PERFORM set_config('role', 'none', false); PERFORM count(*) FROM ${f.table}; END $$`), PermissionDeniedError);
     await assert.rejects(writer.execute('SET SESSION AUTHORIZATION postgres'), PermissionDeniedError);
     await assert.rejects(writer.execute('SET ROLE postgres'), PermissionDeniedError);
@@ -100,16 +103,20 @@ describeEachBackend('authorization', (backend) => {
       await assert.rejects(c.execute(`DO $$ BEGIN PERFORM set_config('transaction_read_only', 'off', false); ${insert}; END $$`), HeliosDBError);
       await assert.rejects(c.execute(`DO $$ BEGIN COMMIT; ${insert}; END $$`), HeliosDBError);
       await assert.rejects(c.query(`WITH x AS (${insert} RETURNING 1) SELECT * FROM x`), PermissionDeniedError);
-      // A batch cannot either: its statements run one at a time, each inside the READ ONLY block.
-      const batch = await c.rpc.executeBatch({
-        statements: [{ sql: 'COMMIT' }, { sql: 'SET default_transaction_read_only = off' }, { sql: 'COMMIT' }, { sql: insert }, { sql: insert }],
-        atomic: false,
-      });
-      assert.ok(batch.results.slice(3).every((r) => r.error !== undefined), 'the inserts of the batch failed');
+      // A batch cannot either: transaction control in it is refused, and its writes fail inside the READ ONLY block.
+      await assert.rejects(
+        c.rpc.executeBatch({
+          statements: [{ sql: 'COMMIT' }, { sql: 'SET default_transaction_read_only = off' }, { sql: 'COMMIT' }, { sql: insert }, { sql: insert }],
+          atomic: false,
+        }),
+      );
+      await assert.rejects(c.rpc.executeBatch({ statements: [{ sql: 'SET transaction_read_only = off' }, { sql: insert }], atomic: false }), /is refused for a read-only API key/);
+      const batch = await c.rpc.executeBatch({ statements: [{ sql: insert }, { sql: `SELECT set_config('transaction_read_only', 'off', false)` }, { sql: insert }], atomic: false });
+      assert.ok(batch.results.every((r) => r.error !== undefined), 'every statement of the batch failed');
       await assert.rejects(c.rpc.executeBatch({ statements: [{ sql: 'COMMIT' }, { sql: insert }], atomic: true }));
-      // An interactive transaction of the key is READ ONLY whatever it asks for, and stays so after COMMIT.
+      // An interactive transaction of the key is READ ONLY whatever it asks for; SQL cannot end it.
       const tx = await c.begin({ readOnly: false });
-      await tx.execute('COMMIT').catch(() => {});
+      await assert.rejects(tx.execute('COMMIT'), PermissionDeniedError);
       await assert.rejects(tx.execute(insert), PermissionDeniedError);
       await tx.rollback().catch(() => {});
     }

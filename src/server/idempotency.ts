@@ -32,7 +32,6 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { ownerKeyOf, type Principal } from './auth/principal.js';
-import { quoteIdent } from './sql-quote.js';
 import type { Backend, BackendConnection } from './backend.js';
 import { txStatusOf } from './backend/connection.js';
 import { reasons, serverError, toConnectError } from './errors.js';
@@ -102,16 +101,17 @@ BEGIN
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n > 0;
 END $f$;
-REVOKE ALL ON FUNCTION heliosdb.idempotency_claim(text, text, text, float8), heliosdb.idempotency_done(text, text, bytea),
-  heliosdb.idempotency_forget(text, text), heliosdb.idempotency_record(text, text, text, float8, bytea) FROM PUBLIC;
 COMMIT;
 `;
 
-/** Lets a login role record its keys (run for every HeliosDB user's login role). */
-export function idempotencyGrantSql(role: string): string {
-  const r = quoteIdent(role);
-  return `GRANT USAGE ON SCHEMA heliosdb TO ${r}; GRANT EXECUTE ON FUNCTION heliosdb.idempotency_claim(text, text, text, float8), heliosdb.idempotency_done(text, text, bytea), heliosdb.idempotency_forget(text, text), heliosdb.idempotency_record(text, text, text, float8, bytea) TO ${r}`;
-}
+/**
+ * Every role may call the functions: each sees only the records of its own login
+ * (`session_user`), and callers' statements run as the user's role (`current_user`), whichever
+ * that is. The tables stay private.
+ */
+export const idempotencyGrantsSql = `GRANT USAGE ON SCHEMA heliosdb TO PUBLIC;
+GRANT EXECUTE ON FUNCTION heliosdb.idempotency_claim(text, text, text, float8), heliosdb.idempotency_done(text, text, bytea),
+  heliosdb.idempotency_forget(text, text), heliosdb.idempotency_record(text, text, text, float8, bytea) TO PUBLIC`;
 
 // Through the functions, on the caller's connection: $1 owner, $2 key, ...
 const claimSql = 'SELECT claimed, state, fingerprint, response FROM heliosdb.idempotency_claim($1, $2, $3, $4::float8)';
@@ -226,6 +226,7 @@ export class Idempotency {
         this.serverRole = who?.u ?? '';
         const [r] = (await conn.query(`SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
         if (!(r?.ok === true || r?.ok === 't')) await conn.query(idempotencySchemaSql);
+        await conn.query(idempotencyGrantsSql).catch(() => {}); // only the owner may grant
         const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`).join(' AND ');
         const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as { ok: unknown }[];
         return g?.ok === true || g?.ok === 't';

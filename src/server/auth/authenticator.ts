@@ -88,7 +88,7 @@ export class Authenticator {
     const cn = call.peer.certificateCommonName;
     if (cn) {
       const user = await this.o.data.findUser(cn);
-      if (user) return { user: user.name, role: user.role, method: 'client_certificate', readOnly: false };
+      if (user) return { user: user.name, role: user.role, method: 'client_certificate', readOnly: false, login: user.login };
       if (this.mode === 'required') throw this.unauthenticated(`the client certificate's common name ${JSON.stringify(cn)} names no HeliosDB user`);
     }
     if (this.mode === 'none') return anonymous;
@@ -114,20 +114,20 @@ export class Authenticator {
       if (token.startsWith(sessionTokenPrefix)) {
         const s = await this.o.data.findSession(key);
         if (s && s.expiresAtMs > now) {
-          principal = { user: s.user, role: s.role, method: 'password', readOnly: false, sessionTokenHash: key };
+          principal = { user: s.user, role: s.role, method: 'password', readOnly: false, sessionTokenHash: key, login: s.login };
           until = Math.min(until, s.expiresAtMs);
         } else why = 'the session token is unknown or expired: log in again';
       } else if (token.startsWith('hdb_')) {
         const id = apiKeyIdOf(token);
         apiKeyId = id;
         const k = id === undefined ? undefined : await this.o.data.findApiKey(id);
-        if (k && !k.revoked && sameDigest(k.keyHash, key)) principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly };
+        if (k && !k.revoked && sameDigest(k.keyHash, key)) principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly, login: k.login };
         else why = 'the API key is unknown or revoked';
       } else if (this.o.jwt && token.split('.').length === 3) {
         const { user: name, expiresAtMs } = await this.o.jwt.verify(token);
         const u = await this.o.data.findUser(name);
         until = Math.min(until, expiresAtMs);
-        if (u) principal = { user: u.name, role: u.role, method: 'oauth', readOnly: false };
+        if (u) principal = { user: u.name, role: u.role, method: 'oauth', readOnly: false, login: u.login };
         else why = `the access token names ${JSON.stringify(name)}, which is no HeliosDB user`;
       } else if (token.split('.').length === 3) {
         why = 'this server does not accept OAuth 2.0 access tokens (no --jwks-url)';

@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { loginRoleName, loginSecret, newServerKey, scramVerifier } from '../backend/login.js';
-import { idempotencyGrantSql, idempotencySchemaSql } from '../idempotency.js';
+import { idempotencyGrantsSql, idempotencySchemaSql } from '../idempotency.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';
 import { hashPassword } from './passwords.js';
 
@@ -97,7 +97,6 @@ export const schemaSql = `
 BEGIN;
 SELECT pg_advisory_xact_lock(7700771);
 CREATE SCHEMA IF NOT EXISTS heliosdb;
-REVOKE ALL ON SCHEMA heliosdb FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS heliosdb.users (
   name text PRIMARY KEY CHECK (name <> ''),
   role text NOT NULL CHECK (role <> ''),
@@ -172,6 +171,7 @@ export class SqlAuthStore {
     if (!(r?.ok === true || r?.ok === 't')) await this.sql.query(schemaSql);
     const [f] = await this.sql.query("SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok");
     if (!(f?.ok === true || f?.ok === 't')) await this.sql.query(idempotencySchemaSql);
+    await this.sql.query(idempotencyGrantsSql);
     await this.sql.query('INSERT INTO heliosdb.server_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [newServerKey()]);
   }
 
@@ -185,7 +185,6 @@ export class SqlAuthStore {
       `GRANT USAGE ON SCHEMA heliosdb TO ${r}; GRANT SELECT ON heliosdb.users, heliosdb.api_keys, heliosdb.server_key TO ${r}; ` +
         `GRANT SELECT, INSERT, DELETE ON heliosdb.sessions TO ${r}; GRANT SELECT, INSERT, UPDATE, DELETE ON heliosdb.idempotency_keys TO ${r}`,
     );
-    await this.sql.query(idempotencyGrantSql(loginRole));
   }
 
   /** The key login secrets derive from (undefined before the schema exists). */
@@ -276,7 +275,7 @@ export class SqlAuthStore {
 
   /**
    * Creates or updates a user's login role: member of `role` only, starting in it, with the secret
-   * of `generation` (as a SCRAM verifier), and allowed to record idempotency keys.
+   * of `generation` (as a SCRAM verifier).
    */
   private async provisionLogin(login: string, role: string, user: string, generation: number): Promise<void> {
     const key = await this.serverKey();
@@ -293,7 +292,6 @@ export class SqlAuthStore {
     await this.sql.query(`GRANT ${quoteIdent(role)} TO ${l}`);
     await this.sql.query(`ALTER ROLE ${l} SET role = ${quoteLiteral(role)}`);
     await this.sql.query(`COMMENT ON ROLE ${l} IS ${quoteLiteral(`HeliosDB login of user ${user}`)}`);
-    await this.sql.query(idempotencyGrantSql(login));
   }
 
   /**

@@ -44,6 +44,14 @@ function sendCancelRequest(conn: BackendConnection, host: string, port: number):
   });
 }
 
+/** `url` with another user and password. */
+export function urlWithLogin(url: string, user: string, password: string): string {
+  const u = new URL(url.replace(/^postgresql:/, 'postgres:'));
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
 /** Opens the PostgreSQL backend; fails fast when the database is unreachable. */
 export async function createPostgresBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
   const url = opts.databaseUrl!;
@@ -53,8 +61,8 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
 
   const open = async (login: BackendLogin): Promise<BackendConnection> => {
     const client = new pg.Client({
-      connectionString: url,
-      ...(login.user ? { user: login.user, password: login.password } : {}),
+      // pg lets the URL's fields win over separate ones: the login goes into the URL.
+      connectionString: login.user ? urlWithLogin(url, login.user, login.password ?? '') : url,
       types: rawTypes,
       options: startupOptions(opts, login.readOnly),
       application_name: 'heliosdb',
