@@ -123,30 +123,56 @@ function sendCancelRequest(conn: BackendConnection, host: string, port: number):
 }
 
 async function createPgliteBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
-  const db = await PGlite.create(opts.dataDir ?? 'memory://');
-  await db.exec(`SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
+  // PGlite runs in a worker thread (a long statement blocks it, not this event loop), reached as
+  // one ordinary pg connection at a time: the engine is one session.
+  const { startPgliteEngine } = await import('./pglite/engine.js');
+  const engine = await startPgliteEngine({ dataDir: opts.dataDir, log });
   log.info({ dataDir: opts.dataDir ?? 'memory://' }, 'embedded PGlite engine ready');
   const pool = new pg.Pool({
-    ...createPgConfig(db),
+    ...engine.clientConfig({
+      options: '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=3',
+      application_name: 'heliosdb',
+    }),
     max: 1,
     connectionTimeoutMillis: opts.acquireTimeoutMs,
     idleTimeoutMillis: 0,
     types: rawTypes,
   } as unknown as pg.PoolConfig);
   pool.on('error', (err) => log.warn({ err }, 'PGlite connection failed'));
+  // The worker's end fails the checked-out connection with an 'error' event while no query may
+  // run: without a listener it would crash the process. Its next query fails and discards it.
+  const guarded = new WeakSet<pg.PoolClient>();
+  // A worker that died is started again on a data directory (PGlite recovers it); an in-memory
+  // database is gone with it, the auth tables too, so the backend stays down.
+  let restarting: Promise<void> | undefined;
+  const ensureRunning = async (): Promise<void> => {
+    if (engine.isRunning) return;
+    if (!opts.dataDir) throw new Error('the embedded engine exited and its in-memory database is gone: restart the server');
+    restarting ??= engine
+      .restart()
+      .then(() => log.warn({ dataDir: opts.dataDir }, 'embedded PGlite engine restarted'))
+      .finally(() => (restarting = undefined));
+    await restarting;
+  };
   return {
     engine: 'pglite',
-    acquire: () => pool.connect() as Promise<BackendConnection>,
+    acquire: async () => {
+      await ensureRunning();
+      const conn = (await pool.connect()) as BackendConnection;
+      if (!guarded.has(conn)) {
+        guarded.add(conn);
+        conn.on('error', (err) => log.warn({ err }, 'PGlite connection failed while checked out'));
+      }
+      return conn;
+    },
     release: (conn, destroy) => conn.release(destroy ? true : undefined),
-    // PGlite runs statements synchronously in this process: a running one cannot be interrupted.
+    // Nothing can interrupt a statement running in PGlite.
     cancel: async () => {},
-    version: async () => ((await db.query<{ v: string }>('SELECT version() AS v')).rows[0].v),
+    version: async () => engine.version,
     stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: async () => {
       await pool.end();
-      await db.close();
+      await engine.close();
     },
   };
 }
