@@ -9,9 +9,11 @@
 
 /** Protocol version 3.0 in a StartupMessage. */
 export const protocolVersion3 = 196608;
-/** The request codes that take the place of a protocol version in an untyped first message. */
+/** SSLRequest's code, in the place of a protocol version in an untyped first message. */
 export const sslRequestCode = 80877103;
+/** GSSENCRequest's code (as above). */
 export const gssEncRequestCode = 80877104;
+/** CancelRequest's code (as above). */
 export const cancelRequestCode = 80877102;
 
 /** Frontend message types that belong to an extended-protocol exchange (until Sync). */
@@ -29,6 +31,7 @@ export function continuesExchange(type: string): boolean {
 export class Framer {
   private buf: Buffer = Buffer.alloc(0);
 
+  /** Appends bytes as they arrive. */
   push(chunk: Buffer): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
   }
