@@ -1,11 +1,13 @@
 /**
- * The embedded backend: PGlite, one database session that every caller queues for (a shared
- * {@link KeyedPool} of one connection, served fairly by login). It is a single superuser session,
- * so a caller's role is set per call (see ../call/scope.ts) and cannot be a security boundary
- * against crafted SQL; docs/security.md says what holds there.
+ * The embedded backend: PGlite, run in a worker thread (../pglite/engine.ts: a long statement
+ * blocks the worker, never this event loop) and reached as one ordinary pg connection, since it
+ * is one database session that every caller queues for (a shared {@link KeyedPool} of one
+ * connection, served fairly by login). It is a single superuser session, so a caller's role is
+ * set per call (see ../call/scope.ts) and cannot be a security boundary against crafted SQL;
+ * docs/security.md says what holds there.
  * @packageDocumentation
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend.js';
 import type { ResolvedServerOptions } from '../options.js';
@@ -14,30 +16,48 @@ import { KeyedPool } from './keyed-pool.js';
 import { type BackendLogin, serverLogin } from './login.js';
 import { rawTypes } from './postgres.js';
 
-/** The engine's fixed output formats (it takes no start-up options). */
-const fixedSettings = `SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
+/** The engine's fixed output formats, as start-up options. */
+const startup = '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=3';
 
 /**
  * DISCARD ALL without its UNLISTEN * (the server's own LISTENs share the one session), then the
- * fixed settings again (RESET ALL reverts them: they were SET, not start-up options).
+ * start-up settings again: the engine applies them with SET, which RESET ALL reverts.
  */
-const resetSql = `CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; ${fixedSettings}`;
+const resetSql =
+  'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; ' +
+  "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET application_name = 'heliosdb'";
 
 /** Opens the embedded engine. */
 export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
-  const db = await PGlite.create(opts.dataDir ?? 'memory://');
-  await db.exec(fixedSettings);
+  const { startPgliteEngine } = await import('../pglite/engine.js');
+  const engine = await startPgliteEngine({ dataDir: opts.dataDir, log });
   log.info({ dataDir: opts.dataDir ?? 'memory://' }, 'embedded PGlite engine ready');
-  const open = async (login: BackendLogin): Promise<BackendConnection> => {
-    const client = new pg.Client({ ...createPgConfig(db), types: rawTypes } as unknown as pg.ClientConfig);
-    client.on('error', (err) => log.warn({ err }, 'PGlite connection failed'));
-    await client.connect();
-    trackConnection(client, login);
-    return client;
+  // A worker that died is started again on a data directory (PGlite recovers it); an in-memory
+  // database is gone with it, the auth tables too, so the backend stays down.
+  let restarting: Promise<void> | undefined;
+  const ensureRunning = async (): Promise<void> => {
+    if (engine.isRunning) return;
+    if (!opts.dataDir) throw new Error('the embedded engine exited and its in-memory database is gone: restart the server');
+    restarting ??= engine
+      .restart()
+      .then(() => log.warn({ dataDir: opts.dataDir }, 'embedded PGlite engine restarted'))
+      .finally(() => (restarting = undefined));
+    await restarting;
   };
-  const pool = new KeyedPool({
+  const open = async (login: BackendLogin): Promise<BackendConnection> => {
+    await ensureRunning();
+    const client = engine.connect({ options: startup, application_name: 'heliosdb', types: rawTypes } as unknown as pg.ClientConfig);
+    const conn = await client;
+    // The worker's end fails the connection with an 'error' event while no query may run:
+    // without a listener it would crash the process. Its next query fails and discards it.
+    conn.on('error', (err) => {
+      log.warn({ err }, 'PGlite connection failed');
+      pool.forget(conn);
+    });
+    trackConnection(conn, login);
+    return conn;
+  };
+  const pool: KeyedPool = new KeyedPool({
     max: 1,
     shared: true,
     open,
@@ -48,18 +68,19 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
     acquireTimeoutMs: opts.acquireTimeoutMs,
     log,
   });
+  const txStatusField = (conn: BackendConnection) => conn as unknown as { _txStatus?: string };
   const backend: Backend = {
     engine: 'pglite',
     acquire: (login, signal) => pool.acquire(login, signal),
     release: (conn, destroy) => pool.release(conn, destroy),
-    // PGlite runs statements to the end: a running one cannot be interrupted.
+    // Nothing can interrupt a statement running in PGlite.
     cancel: async () => {},
     resetSql,
     async withServerConnection(fn) {
       const conn = await pool.acquire(serverLogin);
       let destroy = false;
       try {
-        const status = (conn as unknown as { _txStatus?: string })._txStatus;
+        const status = txStatusField(conn)._txStatus;
         if (status && status !== 'I') throw new Error('the embedded engine session is inside a transaction');
         await conn.query('RESET ROLE');
         return await fn(conn);
@@ -67,24 +88,26 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
         destroy = !(e && typeof e === 'object' && 'severity' in e) && !(e instanceof Error && /inside a transaction/.test(e.message));
         throw e;
       } finally {
-        const status = (conn as unknown as { _txStatus?: string })._txStatus;
+        const status = txStatusField(conn)._txStatus;
         if (!destroy && status && status !== 'I') await conn.query('ROLLBACK').catch(() => (destroy = true));
         pool.release(conn, destroy);
       }
     },
     closeLogin: () => {},
-    async copyFromBlob(_conn, sql, data) {
-      const r = await db.query(sql, [], { blob: new Blob([new Uint8Array(data)]) });
-      return { rowCount: r.affectedRows ?? 0 };
+    async copyFromBlob(conn, sql, data) {
+      const r = await engine.copyFrom(sql, data);
+      // pg did not see the exchange: its transaction status is the engine's.
+      txStatusField(conn)._txStatus = r.txStatus;
+      return { rowCount: r.rowCount };
     },
-    version: async () => (await db.query<{ v: string }>('SELECT version() AS v')).rows[0].v,
+    version: async () => engine.version,
     stats: () => {
       const s = pool.stats();
       return { total: s.total, idle: s.idle, waiting: s.waiting };
     },
     close: async () => {
       await pool.close();
-      await db.close();
+      await engine.close();
     },
   };
   return backend;
