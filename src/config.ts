@@ -9,6 +9,7 @@ import type { CircuitBreakerOptions } from './circuit-breaker.js';
 import type { RetryOptions } from './retry-interceptor.js';
 import type { Int8Mode } from './protocol/decode.js';
 import type { SSLMode, SSLModeName, SslOptions } from './tls-options.js';
+import { checkOptionNames, platformOptionNames } from './config-keys.js';
 
 /** What the `onQuery` hook receives after every statement. */
 export interface QueryEvent {
@@ -155,6 +156,46 @@ export interface ConnectionConfig {
   oauth?: OAuthOptions;
 }
 
+/** Every option of {@link ConnectionConfig}; the type check keeps it complete. */
+const optionTable: Record<keyof ConnectionConfig, true> = {
+  url: true,
+  urls: true,
+  retry: true,
+  circuitBreaker: true,
+  keepaliveIntervalMs: true,
+  keepaliveTimeoutMs: true,
+  protocol: true,
+  httpVersion: true,
+  maxConcurrentCalls: true,
+  applicationName: true,
+  minConnections: true,
+  maxConnections: true,
+  maxStreamsPerConnection: true,
+  maxLifetimeSeconds: true,
+  poolRecycleSeconds: true,
+  healthCheckIntervalSeconds: true,
+  idleTimeoutSeconds: true,
+  acquisitionTimeoutMs: true,
+  connectTimeoutMs: true,
+  timeoutMs: true,
+  maxMessageBytes: true,
+  int8: true,
+  rowMode: true,
+  interceptors: true,
+  onQuery: true,
+  logParameters: true,
+  compression: true,
+  ssl: true,
+  sslMode: true,
+  user: true,
+  password: true,
+  apiKey: true,
+  oauth: true,
+};
+
+/** The name of every client option. */
+export const optionNames: readonly string[] = Object.keys(optionTable);
+
 /** Options without a default (unset means none). */
 type UnsetKeys = 'applicationName' | 'onQuery' | 'ssl' | 'sslMode' | 'user' | 'password' | 'apiKey' | 'oauth' | 'urls';
 
@@ -227,9 +268,15 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
 
 const credentialKeys = ['user', 'password', 'apiKey', 'oauth'] as const;
 
-/** Applies the environment, then `config`, over the defaults. A string is taken as the URL. */
+/**
+ * Applies the environment, then `config`, over the defaults. A string is taken as the URL. An
+ * option the client does not know (`connectionString`, `max`, a typo) throws ConfigurationError
+ * (`INVALID_CONFIG`) naming the option meant.
+ */
 export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedConnectionConfig {
   const given: ConnectionConfig = typeof config === 'string' ? { url: config } : config;
+  // Node's own TLS option names are refused by each entry point, in its terms (../transport/*-parts.ts).
+  checkOptionNames(given, optionNames, platformOptionNames);
   const merged: Record<string, unknown> = { ...clientDefaults };
   const fromEnv = configFromEnv();
   // Credentials given in the config replace the environment's, whatever their kind.

@@ -37,18 +37,31 @@ export function checkCursorName(name: string): string {
 }
 
 /**
- * A server-side cursor, from `tx.cursor(sql, params)`: `DECLARE name CURSOR FOR sql` in the
- * transaction. Read it in pages with `fetch(n)` or with `for await`; interleave other statements
- * of the transaction freely (unlike a stream), e.g. `UPDATE t SET ... WHERE CURRENT OF <name>`
- * for the row just fetched (declare the cursor `FOR UPDATE`).
+ * A server-side cursor, from `tx.cursor(sql, params)`: `DECLARE name NO SCROLL CURSOR FOR sql`
+ * in the transaction. Read it in pages with `fetch(n)` or with `for await`; interleave other
+ * statements of the transaction freely (unlike a stream).
+ *
+ * `WHERE CURRENT OF <name>` follows PostgreSQL's FETCH exactly: it names the row the cursor is
+ * on, which is the **last** row the last `fetch(n)` returned when it returned all `n`, and no row
+ * at all (SQLSTATE 24000, "cursor ... is not positioned on a row") when the fetch reached the end
+ * and returned fewer than `n`: the cursor is then after the last row, and a `FOR UPDATE` cursor
+ * cannot move back. So to update or delete every row through the cursor, fetch one row at a time
+ * (`fetch(1)`, or iterate with `fetchSize: 1`); to work in pages, update the fetched rows by key
+ * (`FOR UPDATE` has locked them).
  *
  * A cursor lives until `close()`, or the end of its transaction.
  *
  * @example
  * ```ts
- * await using cur = await tx.cursor('SELECT id, total FROM orders WHERE NOT billed FOR UPDATE');
+ * // Row by row, through the cursor's position:
+ * await using cur = await tx.cursor('SELECT id, total FROM orders WHERE NOT billed FOR UPDATE', [], { fetchSize: 1 });
  * for await (const order of cur) {
  *   await tx.execute(`UPDATE orders SET billed = true WHERE CURRENT OF ${cur.name}`);
+ * }
+ * // In pages of 100, by key:
+ * await using page = await tx.cursor<{ id: number }>('SELECT id FROM orders WHERE NOT billed FOR UPDATE');
+ * for (let rows; (rows = await page.fetch(100)).length > 0; ) {
+ *   await tx.execute('UPDATE orders SET billed = true WHERE id = ANY($1)', [rows.map((r) => r.id)]);
  * }
  * ```
  */
@@ -76,7 +89,11 @@ export class Cursor<T = Record<string, unknown>> implements AsyncIterable<T>, As
     return this.#closed;
   }
 
-  /** Fetches up to `count` next rows (`FETCH FORWARD count`); an empty array means the end. Default `fetchSize`. */
+  /**
+   * Fetches up to `count` next rows (`FETCH FORWARD count`); an empty array means the end.
+   * Default `fetchSize`. Afterwards `WHERE CURRENT OF` names the last row returned if all `count`
+   * came back, and no row if fewer did (the cursor is past the end: see the class comment).
+   */
   async fetch(count: number = this.fetchSize, options?: CallOptions): Promise<T[]> {
     this.#check();
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`fetch count must be a non-negative integer, got ${count}`);
@@ -93,7 +110,11 @@ export class Cursor<T = Record<string, unknown>> implements AsyncIterable<T>, As
     return (await this.#runner.execute(sql, undefined, options)).rowCount;
   }
 
-  /** Iterates the remaining rows, fetching `fetchSize` at a time; the cursor is closed when the loop ends. */
+  /**
+   * Iterates the remaining rows, fetching `fetchSize` at a time; the cursor is closed when the
+   * loop ends. With `fetchSize: 1`, `WHERE CURRENT OF` inside the loop names the row in hand; with
+   * larger pages it names the last row of the page (or none on the last, short page).
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     try {
       while (!this.#exhausted) {

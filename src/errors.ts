@@ -13,12 +13,19 @@
  * ├── TimeoutError
  * ├── CancelledError
  * ├── ParameterError
+ * ├── ConfigurationError
+ * ├── DecodeError
  * └── RetryableError (also matches, via instanceof, every error whose `retryable` is true)
  * ```
+ *
+ * `console.log(err)` shows `Name [CODE]: message`, the stack and only the fields that are set;
+ * `JSON.stringify(err)` gives the same fields (parameters stay redacted unless `logParameters`).
  * @packageDocumentation
  */
 import { Code, ConnectError } from '@connectrpc/connect';
 import { type ErrorDetail, ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
+import { explainTls } from './connection-messages.js';
+import { errorFields, inspectError } from './error-format.js';
 
 /** Fields every HeliosDB error can carry. */
 export interface HeliosDBErrorOptions {
@@ -59,6 +66,20 @@ export class HeliosDBError extends Error {
     this.sqlstate = options.detail?.sqlstate || undefined;
     this.reason = options.detail?.reason || undefined;
     Object.setPrototypeOf(this, new.target.prototype);
+  }
+
+  /**
+   * The error as JSON: `name`, `code`, `message` and every field that is set (`sqlstate`,
+   * `constraint`, `query`, ...; `params` redacted unless the client has `logParameters: true`),
+   * with `cause` summarised. bigints become decimal text and bytes `<N bytes>`.
+   */
+  toJSON(): Record<string, unknown> {
+    return errorFields(this);
+  }
+
+  /** What `console.log(err)` and `util.inspect(err)` print (Node calls it; browsers ignore it). */
+  [Symbol.for('nodejs.util.inspect.custom')](depth: number, options: object, inspect?: (value: unknown, options?: object) => string): string {
+    return inspectError(this, depth, options, inspect);
   }
 }
 
@@ -162,6 +183,27 @@ export class CancelledError extends HeliosDBError {}
 export class ParameterError extends HeliosDBError {}
 
 /**
+ * The client's options are wrong: an unknown option (the message names the nearest known one,
+ * e.g. `connectionString` -> `url`). `code` is `INVALID_CONFIG`. Thrown by `createClient`.
+ */
+export class ConfigurationError extends HeliosDBError {
+  constructor(message: string, code = 'INVALID_CONFIG', options: HeliosDBErrorOptions = {}) {
+    super(message, code, options);
+  }
+}
+
+/**
+ * A result could not be decoded: the bytes the server sent do not hold what the column's type
+ * says (a truncated row batch, malformed array text, invalid JSON, ...). `code` is
+ * `DECODE_ERROR`. It points at a broken server or proxy; it is never retryable.
+ */
+export class DecodeError extends HeliosDBError {
+  constructor(message: string, code = 'DECODE_ERROR', options: HeliosDBErrorOptions = {}) {
+    super(message, code, options);
+  }
+}
+
+/**
  * A temporary failure: retrying after `retryAfterMs` may succeed. `instanceof RetryableError` is
  * also true for every other HeliosDB error whose `retryable` is true (serialization failures,
  * deadlocks, an unreachable database), so one check covers them all.
@@ -202,6 +244,11 @@ function tlsErrorCodeOf(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Why `WHERE CURRENT OF` finds no row, in PostgreSQL's FETCH semantics. */
+const cursorHint =
+  'a FETCH leaves the cursor on the last row it returned, or after the last row when it returned fewer rows than it asked for (the end of the result); ' +
+  'to UPDATE or DELETE ... WHERE CURRENT OF every row, fetch one row at a time (cursor.fetch(1), or fetchSize: 1), or update the fetched rows by key';
+
 /** Maps anything a call threw onto the hierarchy. Already-mapped errors pass through. */
 export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBError {
   if (err instanceof HeliosDBError) return err;
@@ -234,13 +281,17 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
       return new TimeoutError(message, 'TIMEOUT', base);
     }
     if (sqlstate === '25P02') return new TransactionError(message, 'TRANSACTION_ABORTED', base);
+    if (sqlstate === '24000' && /is not positioned on a row/.test(message)) return new QueryError(`${message}: ${cursorHint}`, 'QUERY_ERROR', base);
     if (sqlstate.startsWith('08') && ce.code === Code.Unavailable) return new ConnectionError(message, 'CONNECTION_ERROR', base);
     return new QueryError(message, 'QUERY_ERROR', base);
   }
   const reason = detail?.reason ?? '';
   if (reason.startsWith('TRANSACTION_')) return new TransactionError(message, reason, base);
   const tlsCode = tlsErrorCodeOf(ce.cause);
-  if (tlsCode) return new ConnectionError(`TLS: ${message} (${tlsCode})`, 'TLS_ERROR', base);
+  if (tlsCode) {
+    const why = explainTls(`${tlsCode} ${message}`);
+    return new ConnectionError(why ? `${why} (${tlsCode})` : `TLS: ${message} (${tlsCode})`, 'TLS_ERROR', base);
+  }
   switch (ce.code) {
     case Code.Unavailable:
       return new ConnectionError(message, 'CONNECTION_ERROR', { ...base, retryable: true });

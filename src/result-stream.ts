@@ -28,16 +28,22 @@ export interface StreamOptions extends CallOptions {
   signal?: AbortSignal;
 }
 
-/** The final statistics of a stream that ran to its end. */
+/**
+ * The statistics of a stream that ended: read to its end (`complete: true`), or left early
+ * (`break`, `return`, a throw in the loop, `cancel()`, an aborted signal) or failed
+ * (`complete: false`: the rows received until then).
+ */
 export interface StreamStats {
-  /** The command tag's verb, e.g. `SELECT`. */
+  /** The command tag's verb, e.g. `SELECT`; `''` when the stream did not complete. */
   command: string;
-  /** Rows the statement returned (or affected). */
+  /** Rows the statement returned (or affected); for a stream that did not complete, the rows received. */
   rowCount: number;
-  /** Time the server spent running the statement, ms. */
+  /** Time the server spent running the statement, ms; `0` when the stream did not complete (the server did not say). */
   executionTimeMs: number;
-  /** Time from the call to the last message, ms. */
+  /** Time from the call to the last message (or to the early exit), ms. */
   roundTripMs: number;
+  /** True when the stream was read to its end; false after an early exit or a failure. */
+  complete: boolean;
 }
 
 /** Where a {@link ResultStream} reads from: supplied by the client, not meant to be built by hand. */
@@ -77,7 +83,7 @@ type State = 'idle' | 'open' | 'done' | 'failed' | 'cancelled';
  * ```ts
  * const stream = client.stream<{ id: number }>('SELECT id FROM events WHERE day = $1', [day]);
  * for await (const row of stream) handle(row);
- * console.log(stream.stats?.rowCount);
+ * console.log(stream.stats); // { command: 'SELECT', rowCount, executionTimeMs, roundTripMs, complete: true }
  * ```
  */
 export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<T>, AsyncDisposable {
@@ -112,7 +118,11 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
     return this.#fields;
   }
 
-  /** Final statistics: set once the stream has been read to its end, undefined before. */
+  /**
+   * The stream's statistics, once it ended: `complete: true` with the server's figures after the
+   * last row; after an early exit (break, cancel, abort) or a failure, `complete: false` and
+   * `rowCount` the rows received so far. Undefined while the stream runs (and before it starts).
+   */
   get stats(): StreamStats | undefined {
     return this.#stats;
   }
@@ -153,6 +163,7 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
             rowCount: Number(event.value.rowsAffected) || this.#rows,
             executionTimeMs: event.value.executionTimeMs,
             roundTripMs: performance.now() - this.#t0,
+            complete: true,
           };
           // Read the end of the call, so the transport and interceptors finish it.
           const tail = await this.#next();
@@ -264,6 +275,14 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
   async #next(): Promise<StreamQueryResponse | undefined> {
     if (this.#state === 'cancelled') throw new CancelledError('the stream was cancelled', 'CANCELLED');
     if (this.#state === 'failed') throw this.#error!;
+    const signal = this.#controller.signal;
+    if (signal.aborted) {
+      // The caller's signal was aborted: stop here, not after the messages the transport had
+      // already buffered; read the call to its end so that the transport and interceptors finish it.
+      const err = this.#fail(new CancelledError('the stream was cancelled: its AbortSignal was aborted', 'CANCELLED', { cause: signal.reason }));
+      await this.#drain();
+      throw err;
+    }
     try {
       const r = await this.#iterator!.next();
       return r.done ? undefined : r.value;
@@ -286,8 +305,14 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
   async #cancel(): Promise<void> {
     this.#end('cancelled', undefined);
     this.#controller.abort(new CancelledError('the stream was closed before its end', 'CANCELLED'));
-    // Read the call to its (cancelled) end so the transport gives back its connection slot and
-    // the interceptors see it finish.
+    await this.#drain();
+  }
+
+  /**
+   * Reads an aborted call to its (cancelled) end, so the transport gives back its connection slot
+   * and the interceptors see it finish.
+   */
+  async #drain(): Promise<void> {
     const it = this.#iterator;
     if (!it) return;
     try {
@@ -300,6 +325,9 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
   #end(state: State, error: HeliosDBError | undefined): void {
     if (this.finished) return;
     this.#state = state;
+    if (state !== 'done') {
+      this.#stats = { command: '', rowCount: this.#rows, executionTimeMs: 0, roundTripMs: this.#t0 === 0 ? 0 : performance.now() - this.#t0, complete: false };
+    }
     this.#unlink?.();
     this.#unlink = undefined;
     if (this.#t0 !== 0) this.#source.onEnd(this.#rows, error);

@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 
+import { DecodeError } from '../errors.js';
+
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 const utf8Encoder = new TextEncoder();
 
@@ -30,23 +32,29 @@ export class CompactReader {
   start = 0;
   constructor(readonly bytes: Uint8Array) {}
 
-  /** Reads the next cell and moves past it; returns its byte length (-1 for NULL). */
+  /**
+   * Reads the next cell and moves past it; returns its byte length (-1 for NULL). Throws
+   * {@link DecodeError} when the batch ends before the cell does (a truncated or corrupt batch).
+   */
   next(): number {
     const bytes = this.bytes;
     let pos = this.pos;
+    if (pos >= bytes.length) throw truncated(pos + 1, bytes.length);
     let b = bytes[pos++];
     let v = b & 0x7f;
     if (b >= 0x80) {
       let shift = 7;
       do {
-        if (pos >= bytes.length) throw new RangeError('compact row batch is truncated');
+        if (pos >= bytes.length) throw truncated(pos + 1, bytes.length);
+        // A cell is smaller than a message (2^32 bytes at most): five varint bytes are plenty.
+        if (shift > 28) throw new DecodeError(`compact row batch is corrupt: a cell header at byte ${this.pos} is longer than 5 bytes`);
         b = bytes[pos++];
         v += (b & 0x7f) * 2 ** shift;
         shift += 7;
       } while (b >= 0x80);
     }
     const len = v - 1;
-    if (len > 0 && pos + len > bytes.length) throw new RangeError('compact row batch is truncated');
+    if (len > 0 && pos + len > bytes.length) throw truncated(pos + len, bytes.length);
     this.start = pos;
     this.pos = len > 0 ? pos + len : pos;
     return len;
@@ -55,6 +63,10 @@ export class CompactReader {
   get done(): boolean {
     return this.pos >= this.bytes.length;
   }
+}
+
+function truncated(needed: number, length: number): DecodeError {
+  return new DecodeError(`compact row batch is truncated: it has ${length} bytes, the next cell needs ${needed} or more`);
 }
 
 /** Builds a compact batch. Grows its buffer as needed; `finish()` returns the bytes so far. */

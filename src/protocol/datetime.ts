@@ -35,8 +35,9 @@ export function civilFromDays(z: number): [number, number, number] {
   return [m <= 2 ? y + 1 : y, m, d];
 }
 
+// Years have at most 7 digits (PostgreSQL's dates end in 5874897 AD, its timestamps in 294276 AD).
 const TS_RE =
-  /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::(\d\d))?)?( BC)?$/;
+  /^(\d{4,7})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::(\d\d))?)?( BC)?$/;
 
 /**
  * Parses PostgreSQL's ISO text output of a timestamp or timestamptz into microseconds since the
@@ -55,9 +56,14 @@ export function parseTimestampMicros(text: string): bigint | undefined {
 function matchTimestamp(text: string): { days: number; secs: number; micros: number } | undefined {
   const m = TS_RE.exec(text);
   if (!m) return undefined;
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  // PostgreSQL never writes fields out of range; anything else is not its output.
+  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(m[4]) > 24 || Number(m[5]) > 59 || Number(m[6]) > 60) return undefined;
+  if (Number(m[10] ?? 0) > 59 || Number(m[11] ?? 0) > 59) return undefined;
   let year = Number(m[1]);
   if (m[12]) year = 1 - year;
-  const days = daysFromCivil(year, Number(m[2]), Number(m[3]));
+  const days = daysFromCivil(year, month, day);
   let secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
   if (m[8]) {
     const offset = Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0);
@@ -102,30 +108,28 @@ export interface IntervalParts {
   micros: bigint;
 }
 
-const INTERVAL_UNIT_RE = /([+-]?\d+) (year|mon|day)s?/g;
-const INTERVAL_TIME_RE = /([+-])?(\d+):(\d\d):(\d\d)(?:\.(\d{1,6}))?/;
+// PostgreSQL's `postgres` IntervalStyle: `1 year 2 mons -3 days +04:05:06.789`, each part optional.
+// Bounded repetitions only, so matching is linear in the text's length.
+const INTERVAL_RE =
+  /^(?:([+-]?\d{1,10}) years?(?: (?=.)|$))?(?:([+-]?\d{1,10}) mons?(?: (?=.)|$))?(?:([+-]?\d{1,10}) days?(?: (?=.)|$))?(?:([+-])?(\d{1,10}):(\d\d):(\d\d)(?:\.(\d{1,6}))?)?$/;
 
-/** Parses PostgreSQL's default (`postgres` IntervalStyle) text output of an interval. */
+/**
+ * Parses PostgreSQL's default (`postgres` IntervalStyle) text output of an interval. Returns
+ * undefined for anything else (other IntervalStyles, malformed text).
+ */
 export function parseInterval(text: string): IntervalParts | undefined {
-  let months = 0;
-  let days = 0;
+  if (text.length === 0) return undefined;
+  const m = INTERVAL_RE.exec(text);
+  if (!m) return undefined;
+  const months = Number(m[1] ?? 0) * 12 + Number(m[2] ?? 0);
+  const days = Number(m[3] ?? 0);
   let micros = 0n;
-  let matched = false;
-  for (const m of text.matchAll(INTERVAL_UNIT_RE)) {
-    matched = true;
-    const n = Number(m[1]);
-    if (m[2] === 'year') months += n * 12;
-    else if (m[2] === 'mon') months += n;
-    else days += n;
+  if (m[5] !== undefined) {
+    if (Number(m[6]) > 59 || Number(m[7]) > 59) return undefined;
+    const frac = m[8] ? BigInt(m[8].padEnd(6, '0')) : 0n;
+    micros = (BigInt(m[5]) * 3600n + BigInt(m[6]) * 60n + BigInt(m[7])) * 1000000n + frac;
+    if (m[4] === '-') micros = -micros;
   }
-  const t = INTERVAL_TIME_RE.exec(text);
-  if (t) {
-    matched = true;
-    const frac = t[5] ? BigInt(t[5].padEnd(6, '0')) : 0n;
-    micros = (BigInt(t[2]) * 3600n + BigInt(t[3]) * 60n + BigInt(t[4])) * 1000000n + frac;
-    if (t[1] === '-') micros = -micros;
-  }
-  if (!matched) return undefined;
   return { months, days, micros };
 }
 
@@ -143,5 +147,7 @@ export function formatInterval(iv: IntervalParts): string {
 export function parseTimestampMs(text: string): number | undefined {
   const t = matchTimestamp(text);
   if (!t) return undefined;
-  return t.days * 86400000 + t.secs * 1000 + Math.floor(t.micros / 1000);
+  const ms = t.days * 86400000 + t.secs * 1000 + Math.floor(t.micros / 1000);
+  // Beyond Date's range (275760 AD; PostgreSQL goes to 294276 AD): not representable as a Date.
+  return ms >= -8.64e15 && ms <= 8.64e15 ? ms : undefined;
 }

@@ -16,6 +16,7 @@ import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import type { PoolStats } from '../pool-stats.js';
 import { createBreakerInterceptor, createRetryInterceptor, resolveRetryOptions } from '../retry-interceptor.js';
 import { isLoopbackHostname } from '../tls-options.js';
+import { explainDeadlines, explainInterceptor } from './explain-failures.js';
 
 /** What a Connect-family transport constructor is given. */
 export interface ConnectTransportInit {
@@ -65,13 +66,21 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
   }
   const metrics = new QueryMetrics();
   const auth = createClientAuth(config, baseUrl.startsWith('https:'), isLoopbackHostname(new URL(baseUrl).hostname));
-  // Retries outermost of ours (each attempt re-runs the breaker, credentials and metrics).
+  // Retries outermost of ours (each attempt re-runs the breaker, credentials and metrics); the
+  // transport's failures are put in the user's terms innermost, so every layer sees them so.
   const endpoint = new URL(baseUrl).origin;
   const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: true });
   const breaker = createBreakerInterceptor(endpoint, config.circuitBreaker);
   const init: ConnectTransportInit = {
     baseUrl,
-    interceptors: [...config.interceptors, retry.interceptor, breaker.interceptor, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
+    interceptors: [
+      ...config.interceptors,
+      retry.interceptor,
+      breaker.interceptor,
+      ...(auth ? [auth.interceptor] : []),
+      metricsInterceptor(metrics),
+      explainInterceptor(baseUrl),
+    ],
   };
   let transport: Transport;
   switch (config.protocol) {
@@ -116,7 +125,8 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
     },
   };
   return {
-    transport: limitTransport(transport, limiter),
+    // Outside the limiter: a deadline error names the timeoutMs the caller gave, not what was left after waiting.
+    transport: explainDeadlines(limitTransport(transport, limiter)),
     pool,
     metrics,
     async close() {

@@ -18,6 +18,7 @@ import { Code } from '@connectrpc/connect';
 import { CircuitBreaker, type CircuitBreakerOptions, circuitBreakerDefaults } from '../circuit-breaker.js';
 import { ConnectionError, ConnectionTimeoutError, HeliosDBError } from '../errors.js';
 import type { EndpointStats, PoolCounters } from '../pool-stats.js';
+import { explainConnectFailure } from '../connection-messages.js';
 import { annotateAttempt, circuitOpenError, isTransportFailure } from '../retry-interceptor.js';
 
 /** One server of the pool. */
@@ -380,30 +381,57 @@ export class GrpcChannelPool {
     const channel = ch.client.getChannel();
     const state = channel.getConnectivityState(true);
     if (state === grpc.connectivityState.READY) return undefined;
-    const failed = (why: string, code: string) => {
-      const err = new ConnectionError(`could not connect to ${ch.endpoint.url}: ${why}`, code, { retryable: true, grpcCode: Code.Unavailable });
-      this.report(ch, err);
+    const failed = async (): Promise<HeliosDBError> => {
+      const { why, code } = explainConnectFailure(await this.lastConnectError(ch), this.opts.credentials._isSecure());
+      // The circuit breaker counts it as the connection failure it is, whatever it is called.
+      this.report(ch, new ConnectionError(why, 'CONNECTION_FAILED', { retryable: true, grpcCode: Code.Unavailable }));
+      // A TLS mismatch or a refused certificate does not go away by retrying: FAILED_PRECONDITION,
+      // which the retry interceptor does not send again.
+      const tlsFailure = code === 'TLS_ERROR';
+      const err = new ConnectionError(`could not connect to ${ch.endpoint.url}: ${why}`, code, {
+        retryable: !tlsFailure,
+        grpcCode: tlsFailure ? Code.FailedPrecondition : Code.Unavailable,
+      });
       return annotateAttempt(err, { sent: false, endpoint: ch.endpoint.url });
     };
     if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-      return Promise.reject(failed('the last connection attempt failed (the server is down or refuses connections)', 'CONNECTION_FAILED'));
+      return failed().then((e) => Promise.reject(e));
     }
     const deadline = Date.now() + this.opts.connectTimeoutMs;
     return new Promise((resolve, reject) => {
       const watch = (current: grpc.connectivityState) => {
         channel.watchConnectivityState(current, deadline, (err) => {
           if (err) {
-            const e = failed(`no connection within ${this.opts.connectTimeoutMs} ms (connectTimeoutMs)`, 'CONNECT_TIMEOUT');
-            return reject(new ConnectionTimeoutError(e.message, 'CONNECT_TIMEOUT', { cause: err, retryable: true, grpcCode: Code.Unavailable }));
+            const message = `could not connect to ${ch.endpoint.url}: no connection within ${this.opts.connectTimeoutMs} ms (connectTimeoutMs)`;
+            this.report(ch, new ConnectionError(message, 'CONNECT_TIMEOUT', { retryable: true, grpcCode: Code.Unavailable }));
+            const e = new ConnectionTimeoutError(message, 'CONNECT_TIMEOUT', { cause: err, retryable: true, grpcCode: Code.Unavailable });
+            return reject(annotateAttempt(e, { sent: false, endpoint: ch.endpoint.url }));
           }
           const now = channel.getConnectivityState(true);
           if (now === grpc.connectivityState.READY) resolve();
           else if (now === grpc.connectivityState.TRANSIENT_FAILURE || now === grpc.connectivityState.SHUTDOWN) {
-            reject(failed('the connection attempt failed (the server is down or refuses connections)', 'CONNECTION_FAILED'));
+            failed().then(reject, reject);
           } else watch(now);
         });
       };
       watch(state);
+    });
+  }
+
+  /**
+   * Why the channel's last connection attempt failed, as grpc-js words it (`No connection
+   * established. Last error: ...`): a call on a channel in TRANSIENT_FAILURE fails at once with it.
+   * Made only after a failure, to explain it (TLS spoken to a plaintext port, a refused certificate).
+   */
+  private lastConnectError(ch: PooledChannel): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      try {
+        ch.client.makeUnaryRequest(healthCheckPath, (b: Buffer) => b, (b: Buffer) => b, emptyRequest, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err) =>
+          resolve(err && err.code === grpc.status.UNAVAILABLE ? err.details : undefined),
+        );
+      } catch {
+        resolve(undefined); // A closed channel.
+      }
     });
   }
 

@@ -50,9 +50,23 @@ function codecOf(method: DescMethod) {
   return c;
 }
 
-/** The error of a call whose deadline passed before it started (as Connect reports it). */
-function deadlineError(): ConnectError {
-  return new ConnectError('the operation timed out', Code.DeadlineExceeded);
+/** What a passed deadline says: the call, and the `timeoutMs` it was given (not grpc-js's internals). */
+function deadlineMessage(method: string, timeoutMs: number | undefined): string {
+  return `the ${method} call did not finish within its timeoutMs of ${timeoutMs ?? 0} ms`;
+}
+
+/** The error of a call whose deadline passed before it was sent, or while it waited to be. */
+function deadlineError(method: string, timeoutMs: number | undefined): ConnectError {
+  return new ConnectError(deadlineMessage(method, timeoutMs), Code.DeadlineExceeded);
+}
+
+/**
+ * grpc-js's own DEADLINE_EXCEEDED (`Deadline exceeded after 0.004s,name resolution: ...`) in the
+ * user's terms; a deadline error the server sent (with its ErrorDetail) is kept as it is.
+ */
+function localDeadline(ce: ConnectError, method: string, timeoutMs: number | undefined): ConnectError {
+  if (ce.code !== Code.DeadlineExceeded || ce.details.length > 0 || !timeoutMs) return ce;
+  return new ConnectError(deadlineMessage(method, timeoutMs), Code.DeadlineExceeded, ce.metadata, undefined, ce);
 }
 
 /**
@@ -68,6 +82,7 @@ class CallSignal {
   constructor(
     private readonly caller: AbortSignal | undefined,
     private readonly timeoutMs: number | undefined,
+    private readonly method: string,
   ) {}
 
   /** Whether the signal was made. */
@@ -87,8 +102,8 @@ class CallSignal {
     if (this.timeoutMs !== undefined && !c.signal.aborted) {
       // Made late (a retry after a failure): the deadline still counts from the call's start.
       const left = this.timeoutMs - (Date.now() - this.startedAt);
-      if (this.timeoutMs <= 0 || left <= 0) c.abort(deadlineError());
-      else this.timer = setTimeout(() => c.abort(deadlineError()), left);
+      if (this.timeoutMs <= 0 || left <= 0) c.abort(deadlineError(this.method, this.timeoutMs));
+      else this.timer = setTimeout(() => c.abort(deadlineError(this.method, this.timeoutMs)), left);
     }
     return c.signal;
   }
@@ -178,8 +193,9 @@ class LazyCall {
     private readonly timeoutMs: number | undefined,
     private readonly headerInit: HeadersInit | undefined,
     contextValues: ContextValues | undefined,
+    private readonly method: string,
   ) {
-    this.cs = new CallSignal(callerSignal, timeoutMs);
+    this.cs = new CallSignal(callerSignal, timeoutMs, method);
     this.values = contextValues;
   }
 
@@ -212,7 +228,7 @@ class LazyCall {
     const ours = req === this.base;
     const abortSignal = ours && !this.cs.materialized ? this.callerSignal : req.signal;
     abortSignal?.throwIfAborted();
-    if (ours && !this.cs.materialized && this.timeoutMs !== undefined && this.timeoutMs <= 0) throw deadlineError();
+    if (ours && !this.cs.materialized && this.timeoutMs !== undefined && this.timeoutMs <= 0) throw deadlineError(this.method, this.timeoutMs);
     return { ours, abortSignal, values: ours ? this.values : req.contextValues };
   }
 
@@ -318,7 +334,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       // call (it aborts the finished call's signal without a reason), plus a Headers object each
       // way. This runs the same interceptor chain, with the request's signal, headers and context
       // values made only when an interceptor (or a caller's signal or deadline) needs them.
-      const lazy = new LazyCall(signal, timeoutMs, header, contextValues);
+      const lazy = new LazyCall(signal, timeoutMs, header, contextValues, method.name);
       const cs = lazy.cs;
       // One deadline for every attempt of the call (retries included).
       const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
@@ -343,7 +359,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
             const call = ch.client.makeUnaryRequest(path, ser, de, req.message as never, metadata, options, (err, value) => {
               abortSignal?.removeEventListener('abort', onAbort);
               if (err) {
-                const ce = connectErrorFromGrpc(err);
+                const ce = localDeadline(connectErrorFromGrpc(err), method.name, timeoutMs);
                 pool.report(ch, ce);
                 reject(annotateAttempt(pinned ? pinnedFailure(ce, ch) : ce, { endpoint: ch.endpoint.url, deadline }));
                 return;
@@ -385,7 +401,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       const { ser, de, path } = codecOf(method);
       // As for unary calls: Connect's runStreamingCall, without its per-call AbortControllers and
       // Headers unless an interceptor (or the caller's signal or deadline) needs them.
-      const lazy = new LazyCall(signal, timeoutMs, header, contextValues);
+      const lazy = new LazyCall(signal, timeoutMs, header, contextValues, method.name);
       const cs = lazy.cs;
       const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
       const base = lazy.request<StreamRequest<any, any>>(true, method, `${baseUrl}${path}`, normalizeIterable(method.input, input));
@@ -439,7 +455,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
             }
             if (!reported) pool.report(ch);
           } catch (e) {
-            const ce = connectErrorFromGrpc(e as grpc.ServiceError);
+            const ce = localDeadline(connectErrorFromGrpc(e as grpc.ServiceError), method.name, timeoutMs);
             pool.report(ch, ce);
             throw annotateAttempt(pinned ? pinnedFailure(ce, ch) : ce, { endpoint: ch.endpoint.url, deadline });
           } finally {

@@ -9,7 +9,8 @@ import { createContextValues } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { createClientAuth } from '../auth-interceptor.js';
 import type { ClientParts, ConnectionPin } from '../client.js';
-import type { ResolvedConnectionConfig } from '../config.js';
+import { optionNames, type ResolvedConnectionConfig } from '../config.js';
+import { checkOptionNames } from '../config-keys.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import type { PoolStats } from '../pool-stats.js';
@@ -41,6 +42,8 @@ export function grpcTlsCredentials(tls: ResolvedTls): { credentials: grpc.Channe
 
 /** Builds the Node transport and pool for a resolved config. */
 export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
+  // Node's TLS option names (`tls`, `ca`, ...) passed resolveConfig for the entry point to refuse.
+  checkOptionNames(config, optionNames);
   let url: URL;
   try {
     url = new URL(config.url);
