@@ -17,6 +17,10 @@ import {
   executeChunks,
 } from './batch.js';
 import { ClientCounters, type ClientStats } from './client-stats.js';
+import type { CopyResult, CopySource, CopyToStream } from './copy.js';
+import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './copy-calls.js';
+import { type ListenOptions, Listener, type Notification } from './listener.js';
+import { ReservedSession } from './reserved-session.js';
 import type { ResolvedConnectionConfig } from './config.js';
 import { toHeliosError, TransactionError } from './errors.js';
 import { isolationLevelToProto } from './isolation-level.js';
@@ -88,6 +92,8 @@ export class BaseClient implements Queryable {
   private readonly parts: ClientParts;
   private readonly counters = new ClientCounters();
   private readonly open = new Set<Transaction>();
+  private readonly reserved = new Set<ReservedSession>();
+  private readonly listeners = new Set<Listener>();
   private closed = false;
 
   constructor(config: ResolvedConnectionConfig, parts: ClientParts) {
@@ -199,6 +205,94 @@ export class BaseClient implements Queryable {
       return executeChunks<T>(this.runner, sql, paramSets, options, all);
     }
     return this.transaction((tx) => tx.executeMany<T>(sql, paramSets, options));
+  }
+
+  /**
+   * Runs `COPY ... FROM STDIN` with `source` as its data (bytes or text, all at once or as any
+   * sync or async iterable of chunks, a Node Readable, a web ReadableStream), streamed with
+   * backpressure; resolves to `{ rowCount }`. In auto-commit it is a keyed write: when its answer
+   * is lost, the key settles whether it was applied, without sending the data again. Not in
+   * browsers, which cannot send a streaming request (`UNSUPPORTED_IN_BROWSER`).
+   * @example
+   * ```ts
+   * await client.copyFrom('COPY points (x, y) FROM STDIN (FORMAT csv)', '1,2\n3,4\n');
+   * await client.copyFrom('COPY events FROM STDIN', fs.createReadStream('events.tsv'));
+   * ```
+   */
+  copyFrom(sql: string, source: CopySource, options?: CopyFromOptions): Promise<CopyResult> {
+    return copyFrom(this.runner, sql, source, options);
+  }
+
+  /**
+   * Runs `COPY ... TO STDOUT`: an async iterable of its data's chunks as PostgreSQL sends them,
+   * with backpressure; leaving the loop early cancels the COPY; `.result` has the row count once
+   * read to the end. COPY TO is a read: it runs in a READ ONLY transaction.
+   * @example
+   * ```ts
+   * for await (const chunk of client.copyTo('COPY points TO STDOUT (FORMAT csv)')) out.write(chunk);
+   * ```
+   */
+  copyTo(sql: string, options?: CopyToOptions): CopyToStream {
+    return copyTo(this.runner, sql, options);
+  }
+
+  /**
+   * Listens on a channel (or several): `onNotification` gets every NOTIFY sent to them, from any
+   * session, until `listener.unlisten()`. When the listener's connection breaks it listens again
+   * and calls `onNotification` with `missed: true`: notifications sent meanwhile may be lost.
+   * Channel names are taken as written (LISTEN's identifier rules without quotes do not apply:
+   * `'Orders'` is the channel `Orders`). `LISTEN` in SQL text is refused: it has no stream to
+   * deliver on.
+   * @example
+   * ```ts
+   * const listener = await client.listen('orders', (n) => console.log(n.channel, n.payload));
+   * await client.execute("SELECT pg_notify('orders', 'new')");
+   * await listener.unlisten();
+   * ```
+   */
+  async listen(channel: string | readonly string[], onNotification: (n: Notification) => void, options: ListenOptions = {}): Promise<Listener> {
+    const channels = typeof channel === 'string' ? [channel] : [...channel];
+    const listener = new Listener(channels);
+    try {
+      await listener.start(this.rpc, this.runner.callOptions({}), onNotification, options);
+    } catch (e) {
+      throw toHeliosError(e);
+    }
+    this.listeners.add(listener);
+    return listener;
+  }
+
+  /**
+   * Reserves one database connection until `release()` (see {@link ReservedSession}): its
+   * statements keep session state (`SET`, temporary tables, prepared statements, advisory locks,
+   * `BEGIN ... COMMIT` in SQL text) from one call to the next, which no other call does.
+   * @example
+   * ```ts
+   * await using s = await client.reserve();
+   * await s.execute("SET search_path = reporting");
+   * await s.query('SELECT * FROM daily'); // reporting.daily
+   * ```
+   */
+  async reserve(options: CallOptions = {}): Promise<ReservedSession> {
+    const pin = this.parts.pin?.();
+    let res;
+    try {
+      res = await this.rpc.reserveSession({}, { ...this.runner.callOptions(options), contextValues: pin?.contextValues });
+    } catch (e) {
+      pin?.release();
+      throw toHeliosError(e);
+    }
+    const session = new ReservedSession({
+      rpc: this.rpc,
+      config: this.config,
+      id: res.sessionId,
+      idleTimeoutMs: res.idleTimeoutMs,
+      pin,
+      onStream: this.onStream,
+      onEnd: (s) => this.reserved.delete(s),
+    });
+    this.reserved.add(session);
+    return session;
   }
 
   /**
@@ -337,11 +431,18 @@ export class BaseClient implements Queryable {
     }
   }
 
-  /** Rolls back the transactions still open, drains in-flight calls and closes every connection. Idempotent. */
+  /**
+   * Rolls back the transactions still open, releases reserved sessions, stops listeners, drains
+   * in-flight calls and closes every connection. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.open].map((tx) => tx.rollback({ timeoutMs: 5000 })));
+    await Promise.allSettled([
+      ...[...this.open].map((tx) => tx.rollback({ timeoutMs: 5000 })),
+      ...[...this.reserved].map((s) => s.release({ timeoutMs: 5000 })),
+      ...[...this.listeners].map((l) => l.unlisten()),
+    ]);
     await this.parts.close();
   }
 

@@ -15,6 +15,10 @@ export {
   type ExecuteManyResult,
 } from './batch.js';
 export type { ClientStats } from './client-stats.js';
+export { copyChunkBytes, type CopyResult, type CopySource, type CopyToStream } from './copy.js';
+export type { CopyFromOptions, CopyToOptions } from './copy-calls.js';
+export { Listener, type ListenOptions, type Notification } from './listener.js';
+export { ReservedSession } from './reserved-session.js';
 export { Cursor, type CursorOptions } from './cursor.js';
 export { IsolationLevel } from './isolation-level.js';
 export { PreparedStatement, type ParamType } from './prepared-statement.js';

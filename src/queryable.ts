@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 import type { BatchOptions, BatchResult, BatchStatementInput, ExecuteManyOptions, ExecuteManyResult } from './batch.js';
+import type { CopyResult, CopySource, CopyToStream } from './copy.js';
+import type { CopyFromOptions, CopyToOptions } from './copy-calls.js';
 import type { PreparedStatement } from './prepared-statement.js';
 import type { ResultStream, StreamOptions } from './result-stream.js';
 import type { CallOptions, ExecuteResult, QueryOptions, QueryResult } from './types.js';
@@ -39,4 +41,8 @@ export interface Queryable {
   batch<T = Record<string, unknown>>(statements: readonly BatchStatementInput[], options?: BatchOptions): Promise<BatchResult<T>>;
   /** Runs one statement with many parameter sets, chunked to fit the message size limit. */
   executeMany<T = Record<string, unknown>>(sql: string, paramSets: readonly (readonly unknown[])[], options?: ExecuteManyOptions): Promise<ExecuteManyResult<T>>;
+  /** Runs `COPY ... FROM STDIN` with `source` as its data; resolves to `{ rowCount }`. */
+  copyFrom(sql: string, source: CopySource, options?: CopyFromOptions): Promise<CopyResult>;
+  /** Runs `COPY ... TO STDOUT`: its data as chunks, with backpressure; leaving early cancels it. */
+  copyTo(sql: string, options?: CopyToOptions): CopyToStream;
 }

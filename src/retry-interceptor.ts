@@ -173,6 +173,7 @@ interface SqlMessage {
   transactionId?: string;
   statements?: { sql: string }[];
   idempotencyKey?: string;
+  readOnly?: boolean;
 }
 
 /** The kind of a call, by RPC name and request. */
@@ -192,10 +193,14 @@ export function callKindOf(method: string, message: unknown): CallKind {
     }
     case 'Commit':
       return 'commit';
+    case 'CopyTo':
+    case 'Listen':
     case 'Prepare':
     case 'ClosePrepared':
     case 'GetServerInfo':
     case 'BeginTransaction':
+    case 'ReserveSession':
+    case 'ReleaseSession':
     case 'Rollback':
     case 'Check':
     case 'Login':
@@ -205,6 +210,25 @@ export function callKindOf(method: string, message: unknown): CallKind {
     default:
       return 'other';
   }
+}
+
+/**
+ * Marks an auto-commit read as one (`read_only`): the server then runs it READ ONLY and refuses
+ * it (NOT_A_READ) if it writes after all, so a read sent again after a lost answer can never
+ * write twice.
+ */
+function claimRead(kind: CallKind, m: SqlMessage | undefined): void {
+  if (kind === 'safe' && m && 'readOnly' in m && !m.transactionId) m.readOnly = true;
+}
+
+/** The server refused a call sent as a read: it writes (see {@link claimRead}). */
+function isNotARead(e: unknown): boolean {
+  return detailOf(e)?.reason === 'NOT_A_READ';
+}
+
+/** The server refused the call's idempotency key: the statement cannot carry one. */
+function isNotKeyable(e: unknown): boolean {
+  return detailOf(e)?.reason === 'NOT_KEYABLE';
 }
 
 function keyableMessage(method: string, m: SqlMessage): boolean {
@@ -455,22 +479,47 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
 
   const interceptor: Interceptor = (next) => async (req) => {
     const method = req.method.name;
+    // A streaming request (CopyFrom) cannot be sent again: its caller settles it by its key.
+    if (req.stream && req.method.methodKind !== 'server_streaming') return next(req);
     const message = req.stream ? undefined : (req.message as SqlMessage);
-    const kind = req.stream ? 'safe' : callKindOf(method, message);
+    let kind = req.stream ? 'safe' : callKindOf(method, message);
     let key: string | undefined;
-    if (!req.stream && options.idempotencyKeys && (kind === 'write' || kind === 'commit') && message && 'idempotencyKey' in message && keyableMessage(method, message)) {
-      key = message.idempotencyKey ||= newIdempotencyKey();
-    }
+    const keyIt = () => {
+      if (options.idempotencyKeys && (kind === 'write' || kind === 'commit') && message && 'idempotencyKey' in message && keyableMessage(method, message)) {
+        key = message.idempotencyKey ||= newIdempotencyKey();
+      }
+    };
+    keyIt();
+    claimRead(kind, message);
     if (req.stream) return retryStream(next as (r: StreamRequest) => Promise<StreamResponse>, req);
+    /** Sends the call again at once as what the server said it is (a write; or without a key). */
+    const reclassify = (e: unknown): boolean => {
+      if (!message) return false;
+      if (isNotARead(e) && message.readOnly) {
+        message.readOnly = false;
+        kind = 'write';
+        keyIt();
+        return true;
+      }
+      if (isNotKeyable(e) && message.idempotencyKey) {
+        message.idempotencyKey = '';
+        key = undefined;
+        return true;
+      }
+      return false;
+    };
     if (options.maxAttempts <= 1 && kind !== 'write' && kind !== 'commit') {
-      try {
-        const res = await next(req);
-        credit();
-        return res;
-      } catch (caught) {
-        const e = normalizeFailure(req, caught);
-        decide(req, kind, false, e, { attempt: 0, maybeApplied: false, startedAt: 0 });
-        throw e;
+      for (;;) {
+        try {
+          const res = await next(req);
+          credit();
+          return res;
+        } catch (caught) {
+          const e = normalizeFailure(req, caught);
+          if (reclassify(e)) continue;
+          decide(req, kind, false, e, { attempt: 0, maybeApplied: false, startedAt: 0 });
+          throw e;
+        }
       }
     }
     const state = { attempt: 0, maybeApplied: false, startedAt: Date.now() };
@@ -481,6 +530,8 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         return res;
       } catch (caught) {
         const e = normalizeFailure(req, caught);
+        // Refused before it ran: sent again at once, as what it is (no attempt spent).
+        if (reclassify(e)) continue;
         const d = decide(req, kind, key !== undefined, e, state);
         if (!d.retry) throw finalError(req, e, state.maybeApplied, key, state.attempt + 1);
         if (!(await sleep(d.delay, req.signal))) throw finalError(req, e, state.maybeApplied, key, state.attempt + 1);
@@ -503,11 +554,22 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
           const c: unknown[] = [];
           for await (const m of source) c.push(m);
           cache = c;
+          claimRead(callKindOf(req.method.name, c[0]), c[0] as SqlMessage);
         }
         yield* cache;
       },
     };
-    const kindOf = (m: unknown): CallKind => callKindOf(req.method.name, m);
+    let notARead = false;
+    const kindOf = (m: unknown): CallKind => (notARead ? 'other' : callKindOf(req.method.name, m));
+    /** A stream sent as a read that writes: sent again as a write (not retried once sent). */
+    const reclassify = (e: unknown): boolean => {
+      const m = cache?.[0] as SqlMessage | undefined;
+      if (!m?.readOnly || !isNotARead(e)) return false;
+      m.readOnly = false;
+      notARead = true;
+      kind = 'other';
+      return true;
+    };
     let kind: CallKind = 'other';
     const state = { attempt: 0, maybeApplied: false, startedAt: Date.now() };
     const open = async (): Promise<StreamResponse> => {
@@ -519,6 +581,7 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         } catch (caught) {
           const e = normalizeFailure(req, caught);
           if (cache?.[0]) kind = kindOf(cache[0]);
+          if (reclassify(e)) continue;
           const d = decide(req, kind, false, e, state);
           if (!d.retry || !(await sleep(d.delay, req.signal))) throw e;
           state.attempt++;
@@ -551,6 +614,10 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
           } catch (caught) {
             const e = normalizeFailure(req, caught);
             if (rowsDelivered) throw e;
+            if (reclassify(e)) {
+              res = await open();
+              continue;
+            }
             const d = decide(req, kind, false, e, state);
             if (!d.retry || !(await sleep(d.delay, req.signal))) throw e;
             state.attempt++;

@@ -21,6 +21,8 @@ import type { ResolvedConnectionConfig } from './config.js';
 import { checkCursorName, Cursor, type CursorOptions, cursorName } from './cursor.js';
 import { ConnectionError, type HeliosDBError, TransactionError, toHeliosError } from './errors.js';
 import type { IsolationLevel } from './isolation-level.js';
+import type { CopyResult, CopySource, CopyToStream } from './copy.js';
+import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './copy-calls.js';
 import type { PreparedStatement } from './prepared-statement.js';
 import { QueryRunner } from './query-runner.js';
 import type { Queryable } from './queryable.js';
@@ -227,6 +229,16 @@ export class Transaction implements Queryable, AsyncDisposable {
       }
       throw e;
     }
+  }
+
+  /** `COPY ... FROM STDIN` inside the transaction, with `source` as its data. */
+  copyFrom(sql: string, source: CopySource, options?: CopyFromOptions): Promise<CopyResult> {
+    return copyFrom(this.#runner, sql, source, options);
+  }
+
+  /** `COPY ... TO STDOUT` inside the transaction (its other calls wait until the stream ends). */
+  copyTo(sql: string, options?: CopyToOptions): CopyToStream {
+    return copyTo(this.#runner, sql, options);
   }
 
   /**

@@ -123,7 +123,7 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
     const fn = fns[method.localName].bind(impl);
     const responseStream = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
     const requestStream = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
-    if (requestStream) continue; // none in HeliosDB's services
+    if (requestStream && responseStream) continue; // none in HeliosDB's services
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream,
@@ -134,7 +134,29 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
       responseDeserialize: deserializer(method.output),
       originalName: method.name,
     };
-    if (!responseStream) {
+    if (requestStream) {
+      // Client streaming (CopyFrom): the handler reads the request messages as an async iterable,
+      // with backpressure (the stream is read only as fast as the handler consumes it).
+      handlers[method.localName] = (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const { ctx, dispose } = contextOf(call as unknown as grpc.ServerUnaryCall<unknown, unknown>);
+        const requests = (async function* () {
+          for await (const m of call) yield m;
+        })();
+        const p = authenticate
+          ? authenticateCall(authenticate, service, method.name, call as unknown as AnyServerCall, ctx).then(() => fn(requests, ctx))
+          : Promise.resolve().then(() => fn(requests, ctx));
+        p.then(
+          (res) => {
+            dispose();
+            callback(null, res);
+          },
+          (err) => {
+            dispose();
+            callback(grpcStatusOf(err, log) as grpc.ServiceError);
+          },
+        );
+      };
+    } else if (!responseStream) {
       handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const { ctx, dispose } = contextOf(call);
         let p: Promise<unknown>;

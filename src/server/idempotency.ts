@@ -430,7 +430,22 @@ export class Idempotency {
    * A keyed Commit whose transaction is not open on this server: final answer from the record,
    * or a tombstone that makes "not committed" final (see the file comment).
    */
-  async resolveCommit(signal: AbortSignal, transactionId: string, call: KeyedCall): Promise<Message> {
+  resolveCommit(signal: AbortSignal, transactionId: string, call: KeyedCall): Promise<Message> {
+    return this.settle(signal, call, `transaction ${JSON.stringify(transactionId)}`, () =>
+      serverError(
+        Code.NotFound,
+        `transaction ${JSON.stringify(transactionId)} was not committed: it is not open on this server (the server restarted, or the connection to it was lost) and it never committed`,
+        { reason: reasons.transactionNotFound },
+      ),
+    );
+  }
+
+  /**
+   * Settles a keyed call whose answer was lost, without running it: its recorded response, or
+   * `notApplied()` after a tombstone made sure it never will be applied (it waits for an attempt
+   * still in progress).
+   */
+  async settle(signal: AbortSignal, call: KeyedCall, what: string, notApplied: () => ConnectError): Promise<Message> {
     const owner = this.fullOwnerOf(call.principal);
     const fingerprint = this.fingerprintOf(call);
     const result = await this.backend
@@ -457,14 +472,8 @@ export class Idempotency {
       .catch((e) => {
         throw toConnectError(e);
       });
-    if (result.tombstoned) {
-      throw serverError(
-        Code.NotFound,
-        `transaction ${JSON.stringify(transactionId)} was not committed: it is not open on this server (the server restarted, or the connection to it was lost) and it never committed`,
-        { reason: reasons.transactionNotFound },
-      );
-    }
-    if (!result.row) throw serverError(Code.Aborted, 'the commit outcome could not be read; retry', { reason: idempotencyReasons.unavailable, retryable: true });
-    return this.replay(result.row, fingerprint, call.responseSchema, `transaction ${JSON.stringify(transactionId)}`);
+    if (result.tombstoned) throw notApplied();
+    if (!result.row) throw serverError(Code.Aborted, 'the outcome could not be read; retry', { reason: idempotencyReasons.unavailable, retryable: true });
+    return this.replay(result.row, fingerprint, call.responseSchema, what);
   }
 }

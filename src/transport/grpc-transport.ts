@@ -19,6 +19,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from '@connectrpc/connect';
+import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import { ConnectionError, HeliosDBError } from '../errors.js';
@@ -406,6 +407,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
       const base = lazy.request<StreamRequest<any, any>>(true, method, `${baseUrl}${path}`, normalizeIterable(method.input, input));
       const send = async (req: StreamRequest<any, any>): Promise<StreamResponse<any, any>> => {
+        if (method.methodKind === 'client_streaming') return sendClientStream(req);
         if (method.methodKind !== 'server_streaming') {
           throw new ConnectError(`${method.methodKind} calls are not used by HeliosDB`, Code.Unimplemented);
         }
@@ -477,6 +479,70 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
           },
           message: messages() as AsyncIterable<never>,
         };
+      };
+      /**
+       * A client-streaming call (CopyFrom): the channel first (so nothing is read from the
+       * request before it can be sent), then the request's messages written with backpressure,
+       * and the one response as the response stream.
+       */
+      const sendClientStream = async (req: StreamRequest<any, any>): Promise<StreamResponse<any, any>> => {
+        const { ours, abortSignal, values } = lazy.attempt(req);
+        let ch: PooledChannel;
+        try {
+          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), false);
+        } catch (e) {
+          throw annotateAttempt(e, { sent: false, deadline });
+        }
+        const pinned = values?.get(pinnedChannel) === ch;
+        const metadata = lazy.metadata(req, ours);
+        const options: grpc.CallOptions = deadline ? { deadline } : {};
+        let settle!: (v: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
+        const answer = new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>((r) => (settle = r));
+        const call = ch.client.makeClientStreamRequest(path, ser, de, metadata, options, (err, value) => settle(err ? { ok: false, error: err } : { ok: true, value }));
+        const onAbort = () => call.cancel();
+        abortSignal?.addEventListener('abort', onAbort, { once: true });
+        try {
+          const writing = (async () => {
+            for await (const m of req.message) {
+              if (!call.write(m as never)) {
+                const drained = await Promise.race([once(call, 'drain').then(() => true), answer.then(() => false)]);
+                if (!drained) return; // the call ended (an error) before the rest could be sent
+              }
+            }
+            call.end();
+          })();
+          const [r] = await Promise.all([answer, writing.catch((e) => {
+            call.cancel();
+            throw e;
+          })]);
+          if (!r.ok) throw r.error;
+          pool.report(ch);
+          let responseHeader: Headers | undefined;
+          let trailer: Headers | undefined;
+          return {
+            stream: true,
+            service: method.parent,
+            method,
+            get header() {
+              return (responseHeader ??= new Headers());
+            },
+            get trailer() {
+              return (trailer ??= new Headers());
+            },
+            message: (async function* () {
+              yield r.value;
+            })() as AsyncIterable<never>,
+          };
+        } catch (e) {
+          // The source's own failure (a bad chunk) passes as it is; grpc-js statuses are mapped.
+          if (!(e && typeof e === 'object' && typeof (e as { code?: unknown }).code === 'number')) throw e;
+          const ce = localDeadline(connectErrorFromGrpc(e as grpc.ServiceError), method.name, timeoutMs);
+          pool.report(ch, ce);
+          throw annotateAttempt(pinned ? pinnedFailure(ce, ch) : ce, { endpoint: ch.endpoint.url, deadline });
+        } finally {
+          abortSignal?.removeEventListener('abort', onAbort);
+          pool.release(ch);
+        }
       };
       let next: (req: StreamRequest<any, any>) => Promise<StreamResponse<any, any>> = send;
       for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i](next as never) as never;

@@ -52,7 +52,15 @@ export function copyHandlers(c: ServiceContext): Handlers {
       if (first.done) throw serverError(Code.InvalidArgument, 'CopyFrom needs a first message with the COPY statement', { reason: reasons.invalidRequest });
       const head: CopyFromRequest = first.value;
       c.requireSql(head.sql);
-      const keyed = c.keyedCall(head, ctx, 'CopyFrom', CopyFromRequestSchema, CopyFromResponseSchema);
+      // The fingerprint is the statement's, whatever data follows (and whether it only settles).
+      const fingerprinted = { ...head, data: new Uint8Array(0), resolveOnly: false };
+      const keyed = c.keyedCall(fingerprinted, ctx, 'CopyFrom', CopyFromRequestSchema, CopyFromResponseSchema);
+      if (head.resolveOnly) {
+        if (!keyed) throw serverError(Code.InvalidArgument, 'resolve_only needs an idempotency key (outside a transaction)', { reason: reasons.invalidRequest });
+        return (await c.deps.idempotency.settle(ctx.signal, keyed, 'the COPY', () =>
+          serverError(Code.NotFound, 'the COPY with this idempotency key was not applied, and now never will be: send it again (with a new key)', { reason: 'NOT_APPLIED' }),
+        )) as never;
+      }
       c.check([head.sql], ctx, head.transactionId, 'copyFrom', { keyed: !!keyed });
       if (principalOf(ctx).readOnly) {
         throw serverError(Code.PermissionDenied, 'COPY FROM writes, and the API key is read-only', { reason: 'READ_ONLY_PRINCIPAL', sqlstate: '25006' });
