@@ -217,9 +217,12 @@ export function callKindOf(method: string, message: unknown): CallKind {
  * it (NOT_A_READ) if it writes after all, so a read sent again after a lost answer can never
  * write twice.
  */
-function claimRead(kind: CallKind, m: SqlMessage | undefined): void {
-  if (kind === 'safe' && m && 'readOnly' in m && !m.transactionId) m.readOnly = true;
+function claimRead(method: string, kind: CallKind, m: SqlMessage | undefined): void {
+  if (kind === 'safe' && m && claimingMethods.has(method) && !m.transactionId) m.readOnly = true;
 }
+
+/** The statement RPCs whose `read_only` field is the claim (BeginTransaction's means READ ONLY). */
+const claimingMethods = new Set(['Query', 'Execute', 'ExecuteBatch', 'ExecutePrepared', 'StreamQuery']);
 
 /** The server refused a call sent as a read: it writes (see {@link claimRead}). */
 function isNotARead(e: unknown): boolean {
@@ -490,7 +493,7 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
       }
     };
     keyIt();
-    claimRead(kind, message);
+    claimRead(method, kind, message);
     if (req.stream) return retryStream(next as (r: StreamRequest) => Promise<StreamResponse>, req);
     /** Sends the call again at once as what the server said it is (a write; or without a key). */
     const reclassify = (e: unknown): boolean => {
@@ -554,7 +557,7 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
           const c: unknown[] = [];
           for await (const m of source) c.push(m);
           cache = c;
-          claimRead(callKindOf(req.method.name, c[0]), c[0] as SqlMessage);
+          claimRead(req.method.name, callKindOf(req.method.name, c[0]), c[0] as SqlMessage);
         }
         yield* cache;
       },

@@ -25,7 +25,7 @@ import {
 } from '../src/index.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
 
 describeEachBackend('client queries', (backend) => {
@@ -208,8 +208,11 @@ describeEachBackend('client queries', (backend) => {
     const r = await client.queryOne<{ name: string }>("SELECT current_setting('application_name') AS name");
     assert.equal(r.name, 'client-query-test');
     if (ts.admin) {
-      const seen = await ts.admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'client-query-test'");
-      assert.ok(seen.rows[0].n >= 1, 'visible in pg_stat_activity');
+      // While a call runs; afterwards the connection is back to the server's own name.
+      const running = client.query('SELECT pg_sleep(0.5)');
+      const seenRunning = await waitFor(async () => (await ts.admin!.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'client-query-test'")).rows[0].n >= 1);
+      await running;
+      assert.ok(seenRunning, 'visible in pg_stat_activity while the call runs');
     }
   });
 

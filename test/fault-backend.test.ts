@@ -29,7 +29,7 @@ if (!postgres) {
     const saturate = () => Promise.all(Array.from({ length: POOL * 4 }, () => client.query('SELECT pg_sleep(0.05)')));
 
     before(async () => {
-      ts = await startTestServer(postgres, { httpPort: -1, poolSize: POOL });
+      ts = await startTestServer(postgres, { httpPort: -1, poolSize: POOL, databaseApplicationName: app });
       admin = ts.admin!;
       table = uniqueName('term');
       await admin.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, v text NOT NULL)`);

@@ -48,6 +48,7 @@ const flagNames: Record<string, keyof ServerOptions> = {
   '--prepared-statement-ttl-ms': 'preparedStatementTtlMs',
   '--auth-max-delay-ms': 'authMaxDelayMs',
   '--max-copy-bytes': 'maxCopyBytes',
+  '--database-application-name': 'databaseApplicationName',
 };
 
 function usage(): string {

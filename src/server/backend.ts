@@ -34,6 +34,8 @@ export interface Backend {
    * connection's start-up settings. Runs outside a transaction block.
    */
   readonly resetSql: string;
+  /** The application_name connections start with (and return to after each call). */
+  readonly defaultApplicationName: string;
   /**
    * Runs `fn` on a connection of the server's own login, which never runs a caller's SQL (the
    * server's tables: users, keys, sessions, idempotency records). On PGlite this is the one

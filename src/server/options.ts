@@ -114,6 +114,12 @@ export interface ServerOptions {
    */
   authMaxDelayMs?: number;
   /**
+   * PostgreSQL's `application_name` of the server's connections while no call names one (a
+   * client's `applicationName` applies during its calls). Default `heliosdb` (env
+   * `HELIOSDB_DATABASE_APPLICATION_NAME`).
+   */
+  databaseApplicationName?: string;
+  /**
    * Largest COPY FROM on the embedded engine, bytes: PGlite reads a COPY's data from memory, so
    * the server holds it whole before running it. Default 256 MiB (env `HELIOSDB_MAX_COPY_BYTES`).
    */
@@ -156,6 +162,7 @@ export const serverDefaults: ResolvedServerOptions = {
   preparedStatementTtlMs: 3_600_000,
   authMaxDelayMs: 30_000,
   maxCopyBytes: 256 * 1024 * 1024,
+  databaseApplicationName: 'heliosdb',
 };
 
 const envNames: Record<keyof ServerOptions, string> = {
@@ -196,6 +203,7 @@ const envNames: Record<keyof ServerOptions, string> = {
   preparedStatementTtlMs: 'HELIOSDB_PREPARED_STATEMENT_TTL_MS',
   authMaxDelayMs: 'HELIOSDB_AUTH_MAX_DELAY_MS',
   maxCopyBytes: 'HELIOSDB_MAX_COPY_BYTES',
+  databaseApplicationName: 'HELIOSDB_DATABASE_APPLICATION_NAME',
 };
 
 /** The environment variable that sets each option. */

@@ -14,6 +14,7 @@ import type { ResolvedServerOptions } from '../options.js';
 import { type BackendConnection, trackConnection } from './connection.js';
 import { KeyedPool } from './keyed-pool.js';
 import { type BackendLogin, serverLogin } from './login.js';
+import { quoteLiteral } from '../sql-quote.js';
 import { rawTypes } from './postgres.js';
 
 /** The engine's fixed output formats, as start-up options. */
@@ -23,9 +24,9 @@ const startup = '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_d
  * DISCARD ALL without its UNLISTEN * (the server's own LISTENs share the one session), then the
  * start-up settings again: the engine applies them with SET, which RESET ALL reverts.
  */
-const resetSql =
+const resetSqlFor = (appName: string) =>
   'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; ' +
-  "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET application_name = 'heliosdb'";
+  `SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET application_name = ${quoteLiteral(appName)}`;
 
 /** Opens the embedded engine. */
 export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
@@ -46,7 +47,7 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
   };
   const open = async (login: BackendLogin): Promise<BackendConnection> => {
     await ensureRunning();
-    const client = engine.connect({ options: startup, application_name: 'heliosdb', types: rawTypes } as unknown as pg.ClientConfig);
+    const client = engine.connect({ options: startup, application_name: opts.databaseApplicationName, types: rawTypes } as unknown as pg.ClientConfig);
     const conn = await client;
     // The worker's end fails the connection with an 'error' event while no query may run:
     // without a listener it would crash the process. Its next query fails and discards it.
@@ -75,7 +76,8 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
     release: (conn, destroy) => pool.release(conn, destroy),
     // Nothing can interrupt a statement running in PGlite.
     cancel: async () => {},
-    resetSql,
+    resetSql: resetSqlFor(opts.databaseApplicationName),
+    defaultApplicationName: opts.databaseApplicationName,
     async withServerConnection(fn) {
       const conn = await pool.acquire(serverLogin);
       let destroy = false;

@@ -65,7 +65,7 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
       connectionString: login.user ? urlWithLogin(url, login.user, login.password ?? '') : url,
       types: rawTypes,
       options: startupOptions(opts, login.readOnly),
-      application_name: 'heliosdb',
+      application_name: opts.databaseApplicationName,
       connectionTimeoutMillis: opts.acquireTimeoutMs,
     } as pg.ClientConfig);
     // A connection whose backend is terminated gets PostgreSQL's FATAL while no query runs: pg
@@ -105,6 +105,7 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
       return (s.cancel ??= sendCancelRequest(conn, host, port));
     },
     resetSql: 'DISCARD ALL',
+    defaultApplicationName: opts.databaseApplicationName,
     async withServerConnection(fn) {
       const conn = await own.connect();
       let destroy = false;

@@ -73,7 +73,7 @@ export async function prepareConnection(backend: Backend, conn: BackendConnectio
   let sql = '';
   const role = backend.engine === 'pglite' ? (login.role ?? '') : s.role;
   if (role !== s.role) sql += role ? `SET ROLE ${quoteIdent(role)}; ` : 'RESET ROLE; ';
-  if (appName !== s.appName) sql += `SET application_name = ${quoteLiteral(appName || 'heliosdb')}`;
+  if (appName !== s.appName) sql += `SET application_name = ${quoteLiteral(appName || backend.defaultApplicationName)}`;
   if (!sql) return;
   await conn.query(sql);
   s.role = role;
