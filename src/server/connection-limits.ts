@@ -34,7 +34,7 @@ export const defaultConnectionLimits: ConnectionLimits = {
  */
 export const headersTimeoutMs = 10_000;
 
-/** Longest time an HTTP/1.1 request has to arrive whole (Node's `requestTimeout`), ms. */
+/** Longest time a request has to arrive whole once it started (HTTP/1.1 `requestTimeout`, HTTP/2 per stream), ms. */
 export const requestTimeoutMs = 300_000;
 
 /** Memory nghttp2 may hold for one HTTP/2 connection (headers, queued frames), MB; both listeners. */
@@ -94,14 +94,23 @@ export async function listenLimited(
   return { server, sockets, port: (server.address() as net.AddressInfo).port };
 }
 
+/** Deadlines {@link limitSessions} applies to the HTTP/2 sessions of a server, ms. */
+export interface SessionDeadlines {
+  /** A session without an open stream is closed after this long. */
+  idleMs: number;
+  /** A new session has this long to open its first stream (a complete HEADERS block). */
+  headersMs: number;
+  /** A stream has this long to send its whole request (END_STREAM); it is then reset (CANCEL). */
+  requestMs: number;
+}
+
 /**
- * Closes the HTTP/2 sessions of `h2` that are idle: a session has `headersDeadlineMs` to open its
- * first stream (that is, to send a complete HEADERS block), and a session without an open stream
- * is closed after `idleMs` (pings and SETTINGS do not count; an open stream, such as a health
- * Watch, does). Node's `Http2Session.setTimeout` counts any frame as activity, so it is not used.
- * Returns the sessions it tracks.
+ * Applies `deadlines` to the HTTP/2 sessions of `h2`: pings and SETTINGS do not keep a session
+ * busy, an open stream (such as a health Watch) does. Node's `Http2Session.setTimeout` counts any
+ * frame as activity and Node has no per-stream request timeout for HTTP/2 (HTTP/1.1 has
+ * `requestTimeout`), so both are done here. Returns the sessions it tracks.
  */
-export function closeIdleSessions(h2: http2.Http2Server, idleMs: number, headersDeadlineMs: number): Set<http2.ServerHttp2Session> {
+export function limitSessions(h2: http2.Http2Server, deadlines: SessionDeadlines): Set<http2.ServerHttp2Session> {
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on('session', (session: http2.ServerHttp2Session) => {
     sessions.add(session);
@@ -112,14 +121,23 @@ export function closeIdleSessions(h2: http2.Http2Server, idleMs: number, headers
       timer = setTimeout(() => closeSession(session), ms);
       timer.unref();
     };
-    arm(headersDeadlineMs);
+    arm(deadlines.headersMs);
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       open++;
       clearTimeout(timer);
       timer = undefined;
+      // A request whose body never ends would hold the stream (and what its handler allocated)
+      // until the client leaves. 'end' comes once the handler has read the whole body.
+      let request: NodeJS.Timeout | undefined;
+      if (!stream.endAfterHeaders) {
+        request = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), deadlines.requestMs);
+        request.unref();
+        stream.once('end', () => clearTimeout(request));
+      }
       stream.once('close', () => {
+        clearTimeout(request);
         open--;
-        if (open === 0 && !session.closed && !session.destroyed) arm(idleMs);
+        if (open === 0 && !session.closed && !session.destroyed) arm(deadlines.idleMs);
       });
     });
     session.once('close', () => {

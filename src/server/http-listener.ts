@@ -15,10 +15,10 @@ import { type PeerInfo, peerKey, principalKey } from './auth/principal.js';
 import type { Authenticate } from './grpc-listener.js';
 import { createConnectHandler } from './connect-handler.js';
 import {
-  closeIdleSessions,
   type ConnectionLimits,
   defaultConnectionLimits,
   headersDeadlineOf,
+  limitSessions,
   listenLimited,
   maxSessionMemoryMb,
   requestTimeoutMs,
@@ -64,6 +64,8 @@ export interface HttpListenerOptions {
   authenticate?: Authenticate;
   /** Connection, idle and stream limits; default {@link defaultConnectionLimits}. */
   limits?: ConnectionLimits;
+  /** Longest time a started request has to arrive whole, ms. Default {@link requestTimeoutMs} (300000). */
+  requestTimeoutMs?: number;
 }
 
 /** A started HTTP listener. */
@@ -148,13 +150,14 @@ export async function startHttpListener(
   const limits = opts.limits ?? defaultConnectionLimits;
   const idleMs = limits.idleConnectionTimeoutMs;
   const headersMs = headersDeadlineOf(limits);
+  const requestMs = Math.max(opts.requestTimeoutMs ?? requestTimeoutMs, headersMs);
   const h1 = http.createServer(
     {
       maxHeaderSize: 16 * 1024,
       // Slow-header protection: the headers of each request within headersMs, the whole request
-      // within requestTimeoutMs (Node checks both every connectionsCheckingInterval).
+      // within requestMs (Node checks both every connectionsCheckingInterval).
       headersTimeout: headersMs,
-      requestTimeout: Math.max(requestTimeoutMs, headersMs),
+      requestTimeout: requestMs,
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersMs / 2))),
       // A keep-alive connection between requests is idle.
       keepAliveTimeout: idleMs,
@@ -169,7 +172,7 @@ export async function startHttpListener(
     { maxHeaderListPairs: 128, maxSessionMemory: maxSessionMemoryMb, settings: { maxConcurrentStreams: limits.maxConcurrentStreams } },
     handler as never,
   );
-  const h2Sessions = closeIdleSessions(h2, idleMs, headersMs);
+  const h2Sessions = limitSessions(h2, { idleMs, headersMs, requestMs });
   h2.on('sessionError', (err) => log.debug({ err }, 'HTTP/2 session error'));
   const preface = Buffer.from('PRI * HTTP/2.0');
   // TLS: a tls.Server that never listens itself; it is handed the sockets accepted below, and its
