@@ -15,8 +15,11 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from '../gen/grpc/health/v1/health_pb.js';
 import { createHealthService, HealthState } from '../src/server/health-service.js';
-import { startHttpListener } from '../src/server/http-listener.js';
+import { type LimitedGrpcServer, startGrpcListener } from '../src/server/grpc-listener.js';
+import { type HttpListener, startHttpListener } from '../src/server/http-listener.js';
+import { grpcServerCredentials, loadServerTls } from '../src/server/tls.js';
 import { grpcFrame, h1Post, h2Session, rawH2Flood, silentSocket, type SilentSocket, waitFor, watchStream, type WatchStream } from './helpers/h2-clients.js';
+import { makeTestCerts, type TestCerts } from './helpers/certs.js';
 import { type LimitsServer, type ServerStats, startLimitsServer } from './helpers/limits-server.js';
 
 const idleMs = 1000;
@@ -37,9 +40,10 @@ async function statsWhen(server: LimitsServer, ok: (s: ServerStats) => boolean, 
   return s;
 }
 
-/** Health/Check over grpc-js on its own connection: the status code (0 when served). */
-function grpcCheck(port: number): Promise<number> {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+/** Health/Check over grpc-js on its own connection (TLS when given a CA): the status code (0 when served). */
+function grpcCheck(port: number, ca?: string): Promise<number> {
+  const credentials = ca ? grpc.credentials.createSsl(Buffer.from(ca)) : grpc.credentials.createInsecure();
+  const client = new grpc.Client(`127.0.0.1:${port}`, credentials, { 'grpc.use_local_subchannel_pool': 1 });
   const request = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema));
   return new Promise((resolve) => {
     client.makeUnaryRequest(
@@ -56,9 +60,12 @@ function grpcCheck(port: number): Promise<number> {
   });
 }
 
-/** Health/Check with the Connect protocol over HTTP/1.1: the Connect code (0 when served). */
-async function connectCheck(port: number): Promise<number> {
-  const client = createClient(Health, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: '1.1' }));
+/** Health/Check with the Connect protocol over HTTP/1.1 (TLS when given a CA): the Connect code (0 when served). */
+async function connectCheck(port: number, ca?: string): Promise<number> {
+  const transport = ca
+    ? createConnectTransport({ baseUrl: `https://127.0.0.1:${port}`, httpVersion: '1.1', nodeOptions: { ca, servername: 'localhost' } })
+    : createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: '1.1' });
+  const client = createClient(Health, transport);
   try {
     await client.check({}, { timeoutMs: 3000 });
     return 0;
@@ -75,13 +82,41 @@ function perItem(before: ServerStats, after: ServerStats, n: number): string {
   return `rss +${kib((after.rss - before.rss) / n)} KiB, heap +${kib((after.heapUsed - before.heapUsed) / n)} KiB, external +${kib((after.external - before.external) / n)} KiB each; fds ${before.fds} -> ${after.fds}`;
 }
 
+const certs: TestCerts = makeTestCerts();
 let a: LimitsServer;
 let b: LimitsServer;
+/**
+ * TLS listeners (the Health service alone, no database) whose connection cap is taken by TLS
+ * handshakes that never finish.
+ */
+const tlsMaxConnections = 4;
+let tlsGrpc: LimitedGrpcServer;
+let tlsHttp: HttpListener;
+const tlsPorts = { grpc: 0, http: 0 };
+const tlsHeld: SilentSocket[] = [];
+const tlsOver: SilentSocket[] = [];
 before(async () => {
+  const log = pino({ level: 'silent' });
+  const serverTls = loadServerTls({ tlsCert: certs.server.certFile, tlsKey: certs.server.keyFile })!;
+  const limits = { ...large, maxConnections: tlsMaxConnections };
+  const services = [{ service: Health, impl: createHealthService(new HealthState(new Set())) }];
+  const common = { host: '127.0.0.1', port: 0, maxMessageBytes: 1 << 20, limits };
+  ({ server: tlsGrpc, port: tlsPorts.grpc } = await startGrpcListener({ ...common, credentials: grpcServerCredentials(serverTls) }, services, log));
+  tlsHttp = await startHttpListener({ ...common, corsOrigins: [], tls: serverTls }, services, log);
+  tlsPorts.http = tlsHttp.port;
+  // The 10 s handshake limit runs while the other tests do; the last test looks at the outcome.
+  for (const port of [tlsPorts.grpc, tlsPorts.http]) {
+    tlsHeld.push(...(await Promise.all(Array.from({ length: tlsMaxConnections }, () => silentSocket(port)))));
+  }
+  await waitFor(() => tlsGrpc.connectionCount === tlsMaxConnections, 5000, 'the TLS listener to accept the held connections');
+  await new Promise((r) => setTimeout(r, 50));
+  for (const port of [tlsPorts.grpc, tlsPorts.http, tlsPorts.grpc, tlsPorts.http]) tlsOver.push(await silentSocket(port));
   [a, b] = await Promise.all([startLimitsServer(small), startLimitsServer(large)]);
 });
 after(async () => {
-  await Promise.all([a?.close(), b?.close()]);
+  tlsGrpc?.forceShutdown();
+  await Promise.all([a?.close(), b?.close(), tlsHttp?.close(0)]);
+  certs.cleanup();
 });
 
 describe('idle and slow-header timeouts', () => {
@@ -276,5 +311,17 @@ describe('request deadline', () => {
       health.shutDown();
       await listener.close(100);
     }
+  });
+});
+
+describe('TLS', () => {
+  test('TLS connections count toward the cap; a handshake that never finishes is dropped after 10 s on both listeners', async () => {
+    assert.ok(tlsOver.every((s) => s.closedAt !== undefined && s.closedAt - s.openedAt < 1000 && s.bytesReceived === 0), 'over the cap: closed at once');
+    await waitFor(() => tlsHeld.every((s) => s.closedAt !== undefined), 15_000, 'the TLS handshakes to time out');
+    const ms = tlsHeld.map((s) => s.closedAt! - s.openedAt);
+    console.log(`TLS handshakes that never finish dropped after ${Math.min(...ms)}-${Math.max(...ms)} ms (gRPC and HTTP listeners)`);
+    for (const m of ms) assert.ok(m >= 9500 && m < 12_500, `dropped after ${m} ms`);
+    assert.equal(await grpcCheck(tlsPorts.grpc, certs.ca.cert), 0, 'grpc-js over TLS is served');
+    assert.equal(await connectCheck(tlsPorts.http, certs.ca.cert), 0, 'Connect over TLS is served');
   });
 });

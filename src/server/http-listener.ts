@@ -184,7 +184,12 @@ export async function startHttpListener(
       if (secure.alpnProtocol === 'h2') h2.emit('connection', secure);
       else h1.emit('connection', secure);
     });
-    tlsServer.on('tlsClientError', (err) => log.debug({ err }, 'TLS handshake failed'));
+    // A tls.Server leaves the failed socket to this listener (Http2SecureServer destroys it, a
+    // bare tls.Server does not): without destroy() a handshake timeout would only be logged.
+    tlsServer.on('tlsClientError', (err, socket) => {
+      log.debug({ err }, 'TLS handshake failed');
+      socket.destroy();
+    });
   }
   // One port for both: h2c clients open with the HTTP/2 preface, everyone else speaks HTTP/1.1.
   // With TLS, ALPN chooses instead; a client certificate is required when there is a client CA.
