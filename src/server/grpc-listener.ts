@@ -5,7 +5,6 @@
  * @packageDocumentation
  */
 import { once } from 'node:events';
-import type net from 'node:net';
 import { create, type DescMessage, type DescService, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyPack } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -270,7 +269,7 @@ export class LimitedGrpcServer extends grpc.Server {
   }
 
   private destroySockets(): void {
-    for (const s of this.listener?.sockets ?? []) (s as net.Socket).destroy();
+    for (const s of this.listener?.sockets ?? []) s.destroy();
   }
 }
 
