@@ -14,6 +14,7 @@ import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import type { CallInfo } from './auth/authenticator.js';
 import type { PeerInfo, Principal } from './auth/principal.js';
 import type { CallContext } from './call-context.js';
+import { type ConnectionLimits, defaultConnectionLimits, type LimitedListener, listenLimited, maxSessionMemoryMb } from './connection-limits.js';
 import { commonNameOf } from './tls.js';
 
 type AnyImpl = Record<string, (req: unknown, ctx: CallContext) => unknown>;
@@ -237,6 +238,61 @@ export interface GrpcListenerOptions {
   credentials?: grpc.ServerCredentials;
   /** Authenticates every call; default none (every call anonymous). */
   authenticate?: Authenticate;
+  /** Connection, idle and stream limits; default {@link defaultConnectionLimits}. */
+  limits?: ConnectionLimits;
+}
+
+/**
+ * The grpc-js options that hold before a call is authenticated: streams per connection, the idle
+ * timeout (grpc-js counts a connection with an open stream as busy) and nghttp2's memory per
+ * connection (grpc-js's default is unlimited).
+ */
+export function grpcLimitOptions(limits: ConnectionLimits): grpc.ServerOptions {
+  return {
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+    'grpc.max_connection_idle_ms': limits.idleConnectionTimeoutMs,
+    'grpc-node.max_session_memory': maxSessionMemoryMb,
+  };
+}
+
+/**
+ * A grpc-js server whose connections come from a listener of ours. grpc-js has no option capping
+ * its connections, so the listener is a `net.Server` with `maxConnections` (see
+ * ./connection-limits.ts) and its sockets are handed to grpc-js through its public
+ * `createConnectionInjector` (TLS, when the credentials have it, is still done by grpc-js's own
+ * HTTP/2 server). Shutting down stops that listener too, and ends connections still in their TLS
+ * handshake, which grpc-js does not know of yet.
+ */
+export class LimitedGrpcServer extends grpc.Server {
+  private listener: LimitedListener | undefined;
+
+  /** Serves the connections `listener` accepts from now on. */
+  attach(listener: LimitedListener): void {
+    this.listener = listener;
+  }
+
+  /** Client connections open now, counted by the listener (grpc-js keeps no public count). */
+  get connectionCount(): number {
+    return this.listener?.sockets.size ?? 0;
+  }
+
+  override tryShutdown(callback: (error?: Error) => void): void {
+    this.listener?.server.close();
+    super.tryShutdown((err) => {
+      this.destroySockets();
+      callback(err);
+    });
+  }
+
+  override forceShutdown(): void {
+    this.listener?.server.close();
+    super.forceShutdown();
+    this.destroySockets();
+  }
+
+  private destroySockets(): void {
+    for (const s of this.listener?.sockets ?? []) s.destroy();
+  }
 }
 
 /** Starts a grpc-js server with the given services; resolves to it and its bound port. */
@@ -244,8 +300,9 @@ export async function startGrpcListener(
   opts: GrpcListenerOptions,
   services: { service: DescService; impl: object }[],
   log: Logger,
-): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({
+): Promise<{ server: LimitedGrpcServer; port: number }> {
+  const limits = opts.limits ?? defaultConnectionLimits;
+  const server = new LimitedGrpcServer({
     'grpc.max_receive_message_length': opts.maxMessageBytes,
     'grpc.max_send_message_length': opts.maxMessageBytes,
     'grpc.max_metadata_size': 16 * 1024,
@@ -253,14 +310,17 @@ export async function startGrpcListener(
     'grpc.http2.min_ping_interval_without_data_ms': 1000,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    ...grpcLimitOptions(limits),
   });
+  const credentials = opts.credentials ?? grpc.ServerCredentials.createInsecure();
   const authenticate = opts.authenticate
-    ? Object.assign((c: CallInfo) => opts.authenticate!(c), { encrypted: opts.credentials?._isSecure() === true })
+    ? Object.assign((c: CallInfo) => opts.authenticate!(c), { encrypted: credentials._isSecure() })
     : undefined;
   for (const s of services) addService(server, s.service, s.impl, log, authenticate);
-  const port = await new Promise<number>((resolve, reject) => {
-    const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    server.bindAsync(`${host}:${opts.port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-  });
-  return { server, port };
+  const injector = server.createConnectionInjector(credentials);
+  const listener = await listenLimited({ host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'grpc', log }, (socket) =>
+    injector.injectConnection(socket),
+  );
+  server.attach(listener);
+  return { server, port: listener.port };
 }

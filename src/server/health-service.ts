@@ -1,6 +1,8 @@
 /**
  * The standard grpc.health.v1.Health service: SERVING while the server accepts work, NOT_SERVING
- * while it shuts down or its database is unreachable.
+ * while it shuts down or its database is unreachable. Health calls need no credentials, and a Watch
+ * stays open for as long as its client likes, so Watch streams are capped per server
+ * ({@link maxWatchStreams}); per connection, the listeners' stream limit caps them.
  * @packageDocumentation
  */
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
@@ -51,20 +53,45 @@ export class HealthState {
   }
 }
 
+/**
+ * Most Watch streams open at once on one server (both listeners together); one more is answered
+ * RESOURCE_EXHAUSTED at once. A fixed number, not derived from the connection and stream limits
+ * (whose product is 100,000 by default): a Watch costs the server about 10 KiB of heap on the
+ * gRPC listener and about 36 KiB of heap (some 90 KiB of RSS) through connect-node on the HTTP
+ * listener (test/security-limits.test.ts), so 1000 of them stay under about 90 MiB, while a load
+ * balancer, orchestrator or client-side health check needs one per connection.
+ */
+export const maxWatchStreams = 1000;
+
+/** Options of {@link createHealthService}. */
+export interface HealthServiceOptions {
+  /** Most Watch streams open at once. Default {@link maxWatchStreams}. */
+  maxWatches?: number;
+}
+
 /** Builds the Health service on `state`. */
-export function createHealthService(state: HealthState): ServiceImpl<typeof Health> {
+export function createHealthService(state: HealthState, options: HealthServiceOptions = {}): ServiceImpl<typeof Health> {
+  const maxWatches = options.maxWatches ?? maxWatchStreams;
+  let watches = 0;
   return {
     async check(req) {
       if (!state.knows(req.service)) throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
       return { status: state.status };
     },
     async *watch(req, ctx) {
-      if (!state.knows(req.service)) {
-        yield { status: Status.SERVICE_UNKNOWN };
+      if (watches >= maxWatches) {
+        throw new ConnectError(`too many health Watch streams (at most ${maxWatches} per server); use Check or retry later`, Code.ResourceExhausted);
       }
+      watches++;
       let changed: (() => void) | undefined;
       const unsubscribe = state.subscribe(() => changed?.());
+      // One abort listener for the whole stream (one per wait would pile up on the signal).
+      const onAbort = () => changed?.();
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {
+        if (!state.knows(req.service)) {
+          yield { status: Status.SERVICE_UNKNOWN };
+        }
         let last: Status | undefined;
         while (!ctx.signal.aborted) {
           if (state.knows(req.service) && state.status !== last) {
@@ -74,11 +101,13 @@ export function createHealthService(state: HealthState): ServiceImpl<typeof Heal
           if (state.isShutDown) return;
           await new Promise<void>((resolve) => {
             changed = resolve;
-            ctx.signal.addEventListener('abort', () => resolve(), { once: true });
           });
+          changed = undefined;
         }
       } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
         unsubscribe();
+        watches--;
       }
     },
   };

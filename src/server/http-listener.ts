@@ -14,6 +14,15 @@ import type { Logger } from 'pino';
 import { type PeerInfo, peerKey, principalKey } from './auth/principal.js';
 import type { Authenticate } from './grpc-listener.js';
 import { createConnectHandler } from './connect-handler.js';
+import {
+  type ConnectionLimits,
+  defaultConnectionLimits,
+  headersDeadlineOf,
+  limitSessions,
+  listenLimited,
+  maxSessionMemoryMb,
+  requestTimeoutMs,
+} from './connection-limits.js';
 import { commonNameOf, httpTlsOptions, type ServerTls } from './tls.js';
 
 /** Headers a browser client may send. */
@@ -53,6 +62,10 @@ export interface HttpListenerOptions {
   tls?: ServerTls;
   /** Authenticates every call (a server-side Connect interceptor); default none. */
   authenticate?: Authenticate;
+  /** Connection, idle and stream limits; default {@link defaultConnectionLimits}. */
+  limits?: ConnectionLimits;
+  /** Longest time a started request has to arrive whole, ms. Default {@link requestTimeoutMs} (300000). */
+  requestTimeoutMs?: number;
 }
 
 /** A started HTTP listener. */
@@ -134,35 +147,65 @@ export async function startHttpListener(
     grpcWeb: true,
   }, log) as NodeHandler;
   const handler = withCors(opts.corsOrigins, adapter);
-  const h1 = http.createServer({ maxHeaderSize: 16 * 1024 }, handler as http.RequestListener);
+  const limits = opts.limits ?? defaultConnectionLimits;
+  const idleMs = limits.idleConnectionTimeoutMs;
+  const headersMs = headersDeadlineOf(limits);
+  const requestMs = Math.max(opts.requestTimeoutMs ?? requestTimeoutMs, headersMs);
+  const h1 = http.createServer(
+    {
+      maxHeaderSize: 16 * 1024,
+      // Slow-header protection: the headers of each request within headersMs, the whole request
+      // within requestMs (Node checks both every connectionsCheckingInterval).
+      headersTimeout: headersMs,
+      requestTimeout: requestMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersMs / 2))),
+      // A keep-alive connection between requests is idle.
+      keepAliveTimeout: idleMs,
+    },
+    handler as http.RequestListener,
+  );
   // h1 never listens itself (the net server below hands it sockets), and Node starts an HTTP
   // server's connection tracking on 'listening': without it closeIdleConnections() does nothing
   // (close would wait out every keep-alive timeout) and headersTimeout/requestTimeout never fire.
   h1.emit('listening');
-  const h2 = http2.createServer({ maxHeaderListPairs: 128, maxSessionMemory: 64 }, handler as never);
-  const sockets = new Set<net.Socket>();
+  const h2 = http2.createServer(
+    { maxHeaderListPairs: 128, maxSessionMemory: maxSessionMemoryMb, settings: { maxConcurrentStreams: limits.maxConcurrentStreams } },
+    handler as never,
+  );
+  const h2Sessions = limitSessions(h2, { idleMs, headersMs, requestMs });
+  h2.on('sessionError', (err) => log.debug({ err }, 'HTTP/2 session error'));
   const preface = Buffer.from('PRI * HTTP/2.0');
   // TLS: a tls.Server that never listens itself; it is handed the sockets accepted below, and its
-  // server-side TLSSockets go to h2 or h1 by ALPN (it also enforces the client certificate).
+  // server-side TLSSockets go to h2 or h1 by ALPN (it also enforces the client certificate and
+  // the 10 s handshake limit).
   let tlsServer: tls.Server | undefined;
   if (opts.tls) {
     tlsServer = tls.createServer(httpTlsOptions(opts.tls), (secure) => {
       if (secure.alpnProtocol === 'h2') h2.emit('connection', secure);
       else h1.emit('connection', secure);
     });
-    tlsServer.on('tlsClientError', (err) => log.debug({ err }, 'TLS handshake failed'));
+    // A tls.Server leaves the failed socket to this listener (Http2SecureServer destroys it, a
+    // bare tls.Server does not): without destroy() a handshake timeout would only be logged.
+    tlsServer.on('tlsClientError', (err, socket) => {
+      log.debug({ err }, 'TLS handshake failed');
+      socket.destroy();
+    });
   }
   // One port for both: h2c clients open with the HTTP/2 preface, everyone else speaks HTTP/1.1.
   // With TLS, ALPN chooses instead; a client certificate is required when there is a client CA.
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
+  // The cap on connections counts raw sockets, so it holds for TLS and cleartext alike.
+  const listener = await listenLimited({ host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'http', log }, (socket) => {
     if (tlsServer) {
       tlsServer.emit('connection', socket);
       return;
     }
+    // A socket that sends nothing is idle before it is HTTP/1.1 or HTTP/2 (a silent socket is
+    // neither server's yet, so neither's timeouts hold it).
+    const silent = setTimeout(() => socket.destroy(), headersMs);
+    silent.unref();
+    socket.once('close', () => clearTimeout(silent));
     socket.once('data', (chunk) => {
+      clearTimeout(silent);
       socket.pause();
       socket.unshift(chunk);
       const isH2 = chunk.subarray(0, preface.length).equals(preface.subarray(0, Math.min(preface.length, chunk.length)));
@@ -176,17 +219,7 @@ export async function startHttpListener(
       }
     });
   });
-  const h2Sessions = new Set<http2.ServerHttp2Session>();
-  h2.on('session', (session: http2.ServerHttp2Session) => {
-    h2Sessions.add(session);
-    session.on('close', () => h2Sessions.delete(session));
-  });
-  h2.on('sessionError', (err) => log.debug({ err }, 'HTTP/2 session error'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  const { server, sockets, port } = listener;
   return {
     port,
     async close(graceMs: number) {

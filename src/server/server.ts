@@ -147,7 +147,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   let httpListener: HttpListener | undefined;
   try {
     ({ server: grpcServer, port } = await startGrpcListener(
-      { host: opts.host, port: opts.port, maxMessageBytes: opts.maxMessageBytes, credentials: grpcServerCredentials(serverTls), authenticate },
+      {
+        host: opts.host,
+        port: opts.port,
+        maxMessageBytes: opts.maxMessageBytes,
+        credentials: grpcServerCredentials(serverTls),
+        authenticate,
+        limits: { maxConnections: opts.maxConnections, idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs, maxConcurrentStreams: opts.maxConcurrentStreams },
+      },
       services,
       log,
     ));
@@ -160,6 +167,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
           corsOrigins: opts.corsOrigins,
           tls: serverTls,
           authenticate,
+          limits: { maxConnections: opts.maxConnections, idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs, maxConcurrentStreams: opts.maxConcurrentStreams },
         },
         services,
         log,

@@ -43,10 +43,37 @@ export function loadServerTls(opts: { tlsCert?: string; tlsKey?: string; tlsClie
   return out;
 }
 
-/** Credentials of the native gRPC listener. */
+/** Longest TLS handshake on both listeners, ms; a client still in its handshake then is dropped. */
+export const tlsHandshakeTimeoutMs = 10_000;
+
+/**
+ * grpc-js credentials with the HTTP listener's TLS settings. `createSsl` offers no handshake
+ * limit (Node's default is 120 s) nor a minimum version, so this subclasses grpc-js's public
+ * abstract `ServerCredentials`: its first argument is what grpc-js passes to
+ * `http2.createSecureServer`, its second the secure context.
+ */
+class HeliosServerCredentials extends grpc.ServerCredentials {
+  constructor(t: ServerTls) {
+    super(
+      {
+        minVersion: 'TLSv1.2',
+        requestCert: t.clientCa !== undefined,
+        rejectUnauthorized: t.clientCa !== undefined,
+        handshakeTimeout: tlsHandshakeTimeoutMs,
+      },
+      { cert: t.cert, key: t.key, ca: t.clientCa },
+    );
+  }
+
+  override _equals(other: grpc.ServerCredentials): boolean {
+    return this === other;
+  }
+}
+
+/** Credentials of the native gRPC listener (TLS 1.2 or newer, a 10 s handshake limit). */
 export function grpcServerCredentials(t: ServerTls | undefined): grpc.ServerCredentials {
   if (!t) return grpc.ServerCredentials.createInsecure();
-  return grpc.ServerCredentials.createSsl(t.clientCa ?? null, [{ private_key: t.key, cert_chain: t.cert }], t.clientCa !== undefined);
+  return new HeliosServerCredentials(t);
 }
 
 /** Options of the HTTP listener's TLS server (h2 and HTTP/1.1 by ALPN; a 10 s handshake limit). */
@@ -59,7 +86,7 @@ export function httpTlsOptions(t: ServerTls): tls.TlsOptions {
     requestCert: t.clientCa !== undefined,
     rejectUnauthorized: t.clientCa !== undefined,
     ALPNProtocols: ['h2', 'http/1.1'],
-    handshakeTimeout: 10_000,
+    handshakeTimeout: tlsHandshakeTimeoutMs,
   };
 }
 
