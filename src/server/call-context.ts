@@ -19,6 +19,8 @@ export interface CallContext {
   peer?: PeerInfo;
   /** Connect's context values (HTTP listener: the principal and peer are kept there). */
   readonly values?: ContextValues;
+  /** Milliseconds left before the call's deadline; undefined without one (both listeners). */
+  timeoutMs?(): number | undefined;
 }
 
 /** Request header carrying the client's application name. */

@@ -75,7 +75,11 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWri
   };
   call.on('cancelled', onCancel);
   return {
-    ctx: { signal: ac.signal, requestHeader: new MetadataHeaders(call.metadata) },
+    ctx: {
+      signal: ac.signal,
+      requestHeader: new MetadataHeaders(call.metadata),
+      timeoutMs: () => (Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : undefined),
+    },
     dispose: () => {
       if (timer) clearTimeout(timer);
       call.removeListener('cancelled', onCancel);
@@ -112,7 +116,7 @@ async function authenticateCall(
 ): Promise<void> {
   const peer = peerOf(call, authenticate.encrypted === true);
   ctx.peer = peer;
-  ctx.principal = await authenticate({ service: service.typeName, method, headers: ctx.requestHeader, peer });
+  ctx.principal = await authenticate({ service: service.typeName, method, headers: ctx.requestHeader, peer, signal: ctx.signal, timeoutMs: ctx.timeoutMs });
 }
 
 /** Adds a Connect-style service implementation to a grpc-js server. */

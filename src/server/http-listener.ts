@@ -118,7 +118,7 @@ function peerOfRequest(req: http.IncomingMessage | http2.Http2ServerRequest): Pe
 function authInterceptor(authenticate: Authenticate): Interceptor {
   return (next) => async (req) => {
     const peer = req.contextValues.get(peerKey) ?? { address: '', encrypted: false };
-    const principal = await authenticate({ service: req.service.typeName, method: req.method.name, headers: req.header, peer });
+    const principal = await authenticate({ service: req.service.typeName, method: req.method.name, headers: req.header, peer, signal: req.signal });
     req.contextValues.set(principalKey, principal);
     return next(req);
   };

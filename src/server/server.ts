@@ -58,6 +58,19 @@ export interface StartServerOptions extends ServerOptions {
   logger?: Logger;
 }
 
+/** A listener that could not start, in the user's terms. */
+function listenError(e: unknown, host: string): unknown {
+  const err = e as NodeJS.ErrnoException & { port?: number };
+  if (err?.code === 'EADDRINUSE') {
+    return new Error(
+      `${host}:${err.port ?? '?'} is already in use (another heliosdb serve, or another program, listens there): stop it, or choose other ports with --port and --http-port (0 picks a free one)`,
+    );
+  }
+  if (err?.code === 'EACCES') return new Error(`not allowed to listen on ${host}:${err.port ?? '?'} (ports below 1024 need privileges): choose another with --port / --http-port`);
+  if (err?.code === 'EADDRNOTAVAIL') return new Error(`${host} is not an address of this machine: choose another --host`);
+  return e;
+}
+
 /** Whether `host` only accepts connections from this machine. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -142,7 +155,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
       }),
     },
   ];
-  let grpcServer: grpc.Server;
+  let grpcServer: grpc.Server | undefined;
   let port: number;
   let httpListener: HttpListener | undefined;
   try {
@@ -174,9 +187,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
       );
     }
   } catch (e) {
+    grpcServer?.forceShutdown();
     await authData.close();
     await backend.close();
-    throw e;
+    throw listenError(e, opts.host);
   }
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const grpcUrl = `${serverTls ? 'grpcs' : 'grpc'}://${hostForUrl}:${port}`;
