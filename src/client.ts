@@ -57,6 +57,11 @@ export interface ClientParts {
   pin?(): ConnectionPin;
   /** Closes the transport's connections. */
   close(): Promise<void>;
+  /**
+   * Why the transport cannot send a streaming request (copyFrom), when it cannot: browsers and
+   * HTTP/1.1. Default: it can.
+   */
+  noRequestStreams?: string;
 }
 
 /** Options of `client.transaction(fn, options)`: the transaction's settings and its retry policy. */
@@ -103,7 +108,7 @@ export class BaseClient implements Queryable {
     this.metrics = parts.metrics;
     this.rpc = createRpcClient(DatabaseService, parts.transport);
     this.health = createRpcClient(Health, parts.transport);
-    this.runner = new QueryRunner(this.rpc, config, '', undefined, { onStream: this.onStream });
+    this.runner = new QueryRunner(this.rpc, config, '', undefined, { onStream: this.onStream, noRequestStreams: parts.noRequestStreams });
   }
 
   private readonly onStream = (delta: 1 | -1): void => {
@@ -223,6 +228,8 @@ export class BaseClient implements Queryable {
     return copyFrom(this.runner, sql, source, options);
   }
 
+
+
   /**
    * Runs `COPY ... TO STDOUT`: an async iterable of its data's chunks as PostgreSQL sends them,
    * with backpressure; leaving the loop early cancels the COPY; `.result` has the row count once
@@ -289,6 +296,7 @@ export class BaseClient implements Queryable {
       idleTimeoutMs: res.idleTimeoutMs,
       pin,
       onStream: this.onStream,
+      noRequestStreams: this.parts.noRequestStreams,
       onEnd: (s) => this.reserved.delete(s),
     });
     this.reserved.add(session);
@@ -329,6 +337,7 @@ export class BaseClient implements Queryable {
       options: { isolationLevel: options.isolationLevel, readOnly: options.readOnly, deferrable: options.deferrable },
       pin,
       onStream: this.onStream,
+      noRequestStreams: this.parts.noRequestStreams,
       onEnd: (t, state) => {
         this.open.delete(t);
         this.counters.openTransactions--;

@@ -9,7 +9,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { CopyFromRequest } from '../gen/heliosdb/v1/database_pb.js';
 import { ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
 import { type CopyResult, type CopySource, type CopyToStream, copyMessages, isReplayable } from './copy.js';
-import { AmbiguousResultError, ConnectionError } from './errors.js';
+import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
 import type { QueryRunner } from './query-runner.js';
 import { isTransportFailure, neverSent, newIdempotencyKey } from './retry-interceptor.js';
 import type { CallOptions } from './types.js';
@@ -36,6 +36,8 @@ function mayHaveApplied(e: unknown): boolean {
 /** Runs `COPY ... FROM STDIN` with `source` as its data; see the file comment. */
 export async function copyFrom(runner: QueryRunner, sql: string, source: CopySource, options: CopyFromOptions = {}): Promise<CopyResult> {
   runner.check();
+  const why = runner.hooks.noRequestStreams;
+  if (why) throw new HeliosDBError(`copyFrom is not available here: ${why}. Use executeMany (or a multi-row INSERT) instead, or run the COPY from Node over grpc://`, 'UNSUPPORTED_IN_BROWSER');
   const t0 = performance.now();
   const retry = runner.config.retry;
   const keyed = runner.transactionId === '' && retry !== false && (retry?.idempotencyKeys ?? true);

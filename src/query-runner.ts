@@ -28,6 +28,8 @@ export interface RunnerHooks {
   onStream?(delta: 1 | -1): void;
   /** A result stream was created (a transaction cancels its unfinished streams when it ends). */
   onStreamCreated?(stream: ResultStream<unknown>): void;
+  /** Why the transport cannot send streaming requests (copyFrom), when it cannot. */
+  readonly noRequestStreams?: string;
 }
 
 /** See the file comment. */

@@ -33,6 +33,8 @@ export interface ReservedSessionInit {
   pin: ConnectionPin | undefined;
   onEnd(session: ReservedSession): void;
   onStream?(delta: 1 | -1): void;
+  /** Why the transport cannot send streaming requests (copyFrom), when it cannot. */
+  noRequestStreams?: string;
 }
 
 /** See the file comment. */
@@ -55,6 +57,7 @@ export class ReservedSession implements Queryable, AsyncDisposable {
         if (this.#released) throw new TransactionError(`reserved session ${this.id} was released`, 'TRANSACTION_FINISHED');
       },
       onStream: init.onStream,
+      noRequestStreams: init.noRequestStreams,
     });
   }
 

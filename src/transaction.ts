@@ -71,6 +71,8 @@ export interface TransactionInit {
   onEnd(tx: Transaction, state: Exclude<TransactionState, 'open'>): void;
   /** Called when a result stream of the transaction opens or ends. */
   onStream?(delta: 1 | -1): void;
+  /** Why the transport cannot send streaming requests (copyFrom), when it cannot. */
+  noRequestStreams?: string;
 }
 
 /**
@@ -125,6 +127,7 @@ export class Transaction implements Queryable, AsyncDisposable {
       check: () => this.#checkOpen(),
       onError: (e) => this.#observe(e),
       onStream: init.onStream,
+      noRequestStreams: init.noRequestStreams,
       onStreamCreated: (stream) => {
         for (const s of this.#streams) if (s.finished) this.#streams.delete(s);
         this.#streams.add(stream);

@@ -203,12 +203,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     if (loopback) log.warn('authentication is off: any local process can connect (--auth required turns it on; the default only on loopback)');
     else log.warn({ host: opts.host }, 'authentication is off on a non-loopback address (--auth none): anyone who can reach this host can connect');
   }
-  if (authMode === 'required' && authData.superuserLogin) {
-    log.warn(
-      backend.engine === 'pglite'
-        ? 'PGlite is one superuser session: roles apply to ordinary statements, but crafted SQL (RESET ROLE) can leave them; see docs/security.md'
-        : 'the server logs in to PostgreSQL as a superuser: crafted SQL can leave the principals\' roles (SET SESSION AUTHORIZATION); log in as an unprivileged NOINHERIT authenticator role',
-    );
+  // On PostgreSQL callers never run as the server's own login (each user has a login role), so
+  // its privileges are no caller's; the embedded engine is one superuser session for everyone.
+  if (authMode === 'required' && backend.engine === 'pglite') {
+    log.warn('the embedded engine is one superuser session: roles apply to ordinary statements, but they are no boundary against crafted SQL; use PostgreSQL for untrusted callers (docs/security.md)');
   }
   if (!serverTls && !loopback) log.warn({ host: opts.host }, 'TLS is off on a non-loopback address: credentials and data cross the network in clear (--tls-cert, --tls-key)');
   let closing: Promise<void> | undefined;

@@ -42,11 +42,12 @@ export function createNodeConnectParts(resolved: ResolvedConnectionConfig): Clie
   if (config.httpVersion === '1.1') {
     const agent = baseUrl.startsWith('https:') ? new https.Agent({ keepAlive: true, ...tlsOptions }) : new http.Agent({ keepAlive: true });
     const node = { httpVersion: '1.1' as const, nodeOptions: { agent }, readMaxBytes, sendCompression };
-    return createConnectParts(config, {
+    const parts = createConnectParts(config, {
       connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ ...node, baseUrl, interceptors, useBinaryFormat: binary }),
       grpcWeb: ({ baseUrl, interceptors }) => createGrpcWebTransport({ ...node, baseUrl, interceptors, useBinaryFormat: true }),
       close: () => agent.destroy(),
     });
+    return { ...parts, noRequestStreams: "HTTP/1.1 cannot carry a streaming request (httpVersion: '1.1')" };
   }
   // No HTTP/2 PINGs here (keepaliveIntervalMs is for grpc://): connect-node 2.1's session manager
   // keeps its ping timer after abort(), and the ping on the destroyed session later throws an

@@ -56,8 +56,10 @@ export function createWebParts(config: ResolvedConnectionConfig): ClientParts {
   if (mode !== undefined && mode !== 'verify-full' && mode !== 'disable') {
     throw unsupported(`sslMode ${String(mode)} is not supported in a browser: browsers always verify the server's certificate and host name (verify-full).`);
   }
-  return createConnectParts(config, {
+  const parts = createConnectParts(config, {
     connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ baseUrl, interceptors, useBinaryFormat: binary }),
     grpcWeb: ({ baseUrl, interceptors }) => createGrpcWebTransport({ baseUrl, interceptors, useBinaryFormat: true }),
   });
+  // fetch can send a request body as a stream in few browsers, and never over HTTP/1.1.
+  return { ...parts, noRequestStreams: 'browsers cannot send a streaming request body (fetch)' };
 }

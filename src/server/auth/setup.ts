@@ -25,8 +25,6 @@ export function pgRunner(db: Pick<pg.Client, 'query'>): SqlRunner {
 export interface AuthDataHandle {
   data: AuthData;
   admin: AuthAdmin;
-  /** The server's own login is a superuser (warned about with `--auth required`). */
-  superuserLogin: boolean;
   /** The key login secrets derive from (PostgreSQL; undefined until `heliosdb auth init`). */
   serverKey: string | undefined;
   /** Reads the server key again (it may be made after start-up). */
@@ -39,7 +37,6 @@ export async function openAuthData(opts: ResolvedServerOptions, backend: Backend
   const runner: SqlRunner = { query: (text, values) => backend.withServerConnection((conn) => pgRunner(conn).query(text, values)) };
   if (opts.databaseUrl) {
     const store = new SqlAuthStore(runner);
-    const [who] = await runner.query('SELECT rolsuper FROM pg_roles WHERE rolname = session_user').catch(() => []);
     const serverKey = await store.serverKey().catch(() => undefined);
     // Expired sessions accumulate otherwise; best effort (the login role may lack DELETE).
     const purge = setInterval(() => void store.purgeSessions().catch(() => {}), 60_000);
@@ -47,7 +44,6 @@ export async function openAuthData(opts: ResolvedServerOptions, backend: Backend
     return {
       data: store,
       admin: store,
-      superuserLogin: who?.rolsuper === true || who?.rolsuper === 't',
       serverKey,
       readServerKey: () => store.serverKey(),
       close: async () => clearInterval(purge),
@@ -55,5 +51,5 @@ export async function openAuthData(opts: ResolvedServerOptions, backend: Backend
   }
   const mirror = new MirroredAuthStore(new SqlAuthStore(runner, { loginRoles: false }));
   await mirror.load();
-  return { data: mirror, admin: mirror, superuserLogin: true, serverKey: undefined, readServerKey: async () => undefined, close: async () => {} };
+  return { data: mirror, admin: mirror, serverKey: undefined, readServerKey: async () => undefined, close: async () => {} };
 }
