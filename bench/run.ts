@@ -1,5 +1,5 @@
 /**
- * Side-by-side benchmarks (`npm run bench`, `npm run bench -- --quick`): the seed's four operations
+ * Side-by-side benchmarks (`npm run bench`, `npm run bench -- --quick`): the design document's four operations
  * (simple query, batch insert, streaming, pool) through the HeliosDB SDK, the raw generated stub on
  * a bare grpc-js client (the floor of our stack), node-postgres and postgres.js, in one run on one
  * machine. The HeliosDB server (on PostgreSQL, and on PGlite for the simple query) runs in a child

@@ -1,5 +1,5 @@
 /**
- * Client configuration (the seed's ConnectionConfig), its defaults, and reading it from
+ * Client configuration (the design document's ConnectionConfig), its defaults, and reading it from
  * `HELIOSDB_*` environment variables. Browser-safe.
  * @packageDocumentation
  */
@@ -97,7 +97,7 @@ export interface ConnectionConfig {
   maxStreamsPerConnection?: number;
   /** A connection is recycled (drained, then closed) after this long. Default `3600`. */
   maxLifetimeSeconds?: number;
-  /** The seed's name for `maxLifetimeSeconds`. Default `3600`. */
+  /** The design document's name for `maxLifetimeSeconds`. Default `3600`. */
   poolRecycleSeconds?: number;
   /** How often each connection is checked with grpc.health.v1. Default `60`. */
   healthCheckIntervalSeconds?: number;

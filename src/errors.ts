@@ -1,5 +1,5 @@
 /**
- * The HeliosDB error hierarchy (seed section 4), and the one seam that maps transport failures
+ * The HeliosDB error hierarchy, and the one seam that maps transport failures
  * and the server's ErrorDetail onto it. Browser-safe.
  *
  * ```

@@ -1,5 +1,5 @@
 /**
- * The connection pool's statistics shape (seed section 6), the same for the Node channel pool
+ * The connection pool's statistics shape, the same for the Node channel pool
  * and the browser's concurrency limiter. Browser-safe.
  * @packageDocumentation
  */

@@ -1,5 +1,5 @@
 /**
- * Client TLS settings (the seed's `ssl` / `sslMode`), shared by every entry point. Browser-safe:
+ * Client TLS settings (`ssl` / `sslMode`, as the design document names them), shared by every entry point. Browser-safe:
  * the Node transports turn the result into grpc-js credentials or Node TLS options; browsers only
  * accept full verification by their own certificate store.
  * @packageDocumentation

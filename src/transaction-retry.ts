@@ -1,6 +1,6 @@
 /**
  * When and how long `client.transaction` waits before running a failed transaction again:
- * exponential backoff with jitter (the seed's formula
+ * exponential backoff with jitter (the design document's formula
  * `delay = min(maxDelay, baseDelay * 2 ^ attempt)`, then a random share of it). Browser-safe.
  * @packageDocumentation
  */

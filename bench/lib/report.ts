@@ -390,7 +390,7 @@ export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['g
     }
   }
   const best = Math.max(...['c1', hi].map((c) => phaseOf(sdkSimple, c)?.perSecond ?? NaN).filter(Number.isFinite));
-  if (Number.isFinite(best)) out.push({ goal: 'simple query: SDK >= 12K q/s (seed figure)', value: `${fmtNum(best)} q/s (best concurrency)`, met: best >= 12_000 });
+  if (Number.isFinite(best)) out.push({ goal: 'simple query: SDK >= 12K q/s (design document figure)', value: `${fmtNum(best)} q/s (best concurrency)`, met: best >= 12_000 });
 
   const sdkStream = phaseOf(find(rows, 'stream', 'sdk-grpc', 'postgresql'), 'stream');
   const rawStream = phaseOf(find(rows, 'stream', 'raw', 'postgresql'), 'stream');
@@ -398,7 +398,7 @@ export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['g
     out.push({ goal: 'streaming: SDK >= 85% of the raw stub', value: `${(sdkStream.mbPerSecond / rawStream.mbPerSecond).toFixed(2)}×`, met: sdkStream.mbPerSecond >= 0.85 * rawStream.mbPerSecond });
   }
   if (sdkStream?.mbPerSecond !== undefined) {
-    out.push({ goal: 'streaming: SDK >= 450 MB/s (seed figure)', value: `${fmtNum(sdkStream.mbPerSecond)} MB/s`, met: sdkStream.mbPerSecond >= 450 });
+    out.push({ goal: 'streaming: SDK >= 450 MB/s (design document figure)', value: `${fmtNum(sdkStream.mbPerSecond)} MB/s`, met: sdkStream.mbPerSecond >= 450 });
   }
 
   const sdkBatch = phaseOf(find(rows, 'batch', 'sdk-grpc', 'postgresql'), 'insert');
