@@ -237,7 +237,7 @@ describeEachBackend('authorization boundary', (backend) => {
       await writer.query('SELECT pg_advisory_lock(770077)');
       for (const c of [writer2, writer]) assert.equal((await c.queryOne<{ ok: boolean }>('SELECT pg_try_advisory_lock(770077) AS ok')).ok, true, 'the lock was not kept');
       // Settings, search_path, prepared statements and cursors do not outlive their call.
-      await writer.execute("SET search_path = pg_catalog; SET statement_timeout = 1; SET DateStyle = 'German'; SET application_name = 'trap'");
+      await writer.execute("SET search_path = pg_catalog; SET statement_timeout = '31s'; SET DateStyle = 'German'; SET application_name = 'trap'");
       for (const c of [writer2, writer]) {
         const s = await c.queryOne<{ sp: string; ds: string; an: string; st: string }>(
           "SELECT current_setting('search_path') AS sp, current_setting('DateStyle') AS ds, current_setting('application_name') AS an, current_setting('statement_timeout') AS st",
@@ -245,7 +245,7 @@ describeEachBackend('authorization boundary', (backend) => {
         assert.notEqual(s.sp, 'pg_catalog');
         assert.equal(s.ds, 'ISO, MDY');
         assert.notEqual(s.an, 'trap');
-        assert.notEqual(s.st, '1ms');
+        assert.notEqual(s.st, '31s');
       }
       await writer.execute(`PREPARE trap_${f.id} AS SELECT 1`);
       await failure(writer.execute(`EXECUTE trap_${f.id}`), 'a prepared statement of an earlier call');

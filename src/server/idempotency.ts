@@ -384,7 +384,13 @@ export class Idempotency {
       // 3. Record the response and commit. Not cancelled by the client leaving: a repeat finds the answer.
       const response = toBinary(call.responseSchema, create(call.responseSchema, out as never));
       try {
-        await this.pipeline(conn, [{ text: doneSql, values: [owner, call.key, byteaText(response)] }, { text: 'COMMIT', values: [] }], {});
+        // The caller's own settings (a statement_timeout it set in its script) do not apply to
+        // the server's record of its outcome.
+        await this.pipeline(
+          conn,
+          [{ text: 'SET LOCAL statement_timeout = 0', values: [] }, { text: doneSql, values: [owner, call.key, byteaText(response)] }, { text: 'COMMIT', values: [] }],
+          {},
+        );
       } catch (e) {
         await this.rollback(conn);
         throw e;
