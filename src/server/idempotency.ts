@@ -413,7 +413,11 @@ export class Idempotency {
     const response = toBinary(call.responseSchema, create(call.responseSchema, {} as never));
     const inserted = new Rows();
     try {
-      await this.pipeline(conn, [{ text: recordSql, values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] }], { 0: inserted });
+      await this.pipeline(
+        conn,
+        [{ text: 'SET LOCAL statement_timeout = 0', values: [] }, { text: recordSql, values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] }],
+        { 1: inserted },
+      );
     } catch (e) {
       if (e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25006') {
         throw serverError(
