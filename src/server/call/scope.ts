@@ -43,6 +43,11 @@ export interface ScopeOptions {
   keyed?: KeyedCall;
   /** The guard of its statements, for the errors a refused write gives. */
   guard?: Guard;
+  /**
+   * Its statements may commit part of their work themselves (a script with COMMIT, CALL, DO): a
+   * failure after that is never marked safe to send again.
+   */
+  selfCommitting?: boolean;
 }
 
 /** Whether `e` left its connection unusable (not an ordinary database error). */
@@ -101,6 +106,9 @@ function callError(e: unknown, principal: Principal, opts: ScopeOptions, autocom
   }
   const ce = e instanceof ConnectError ? e : toConnectError(e);
   const detail = ce.findDetails(ErrorDetailSchema)[0];
+  if (opts.selfCommitting && detail?.retryable) {
+    return serverError(ce.code, `${ce.rawMessage} (statements before it may have committed themselves, so it is not safe to send again)`, { ...detail, retryable: false, retryAfterMs: 0 });
+  }
   if (detail?.sqlstate === '25006') {
     if (principal.readOnly) {
       return serverError(Code.PermissionDenied, `${ce.rawMessage} (the API key is read-only)`, { ...detail, reason: authReasons.readOnly });

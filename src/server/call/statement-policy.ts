@@ -58,6 +58,8 @@ export interface CallFacts {
 export interface CheckedSql {
   analysis: SqlAnalysis;
   guard: Guard;
+  /** It may commit part of its work itself (transaction control, CALL, DO), or is unparsed. */
+  selfCommitting: boolean;
 }
 
 function refuse(code: Code, reason: string, message: string): ConnectError {
@@ -139,7 +141,8 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
     }
     guard = 'read';
   }
-  return { analysis, guard };
+  const selfCommitting = !analysis.parsed || statements.some((s) => s.transactionControl !== undefined || s.outsideTransactionBlock);
+  return { analysis, guard, selfCommitting };
 }
 
 function notKeyable(s: StatementInfo, why: string): ConnectError {

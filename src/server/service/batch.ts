@@ -74,7 +74,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         for (const r of out) rowsAffected += r.result?.rowsAffected ?? 0n;
         return { results: out, rowsAffected, executionTimeMs: performance.now() - t0 };
       },
-      { keyed, guard },
+      { keyed, guard, selfCommitting: checked.some((x) => x.selfCommitting) },
     );
 
     async function runBatch(

@@ -58,7 +58,7 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
         ctx,
         req.transactionId,
         async (conn, scope) => ({ result: await collectQuery(c, conn, ctx, scope.frame, { checked, text: req.sql, values }, format, c.unaryRowCap(req.maxRows)) }),
-        { keyed, guard: checked.guard },
+        { keyed, guard: checked.guard, selfCommitting: checked.selfCommitting },
       );
     },
 
@@ -77,7 +77,7 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
           await execStatement(c, conn, ctx, scope.frame, { checked, text: req.sql, values }, sink);
           return { command: sink.command, rowsAffected: sink.rowsAffected, executionTimeMs: performance.now() - t0 };
         },
-        { keyed, guard: checked.guard },
+        { keyed, guard: checked.guard, selfCommitting: checked.selfCommitting },
       );
     },
 
@@ -143,7 +143,7 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
             return { result: await execute() };
           }
         },
-        { keyed, guard: checked.guard },
+        { keyed, guard: checked.guard, selfCommitting: checked.selfCommitting },
       );
     },
 

@@ -103,7 +103,7 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
           if (!consumerGone) await typeNames.resolve(conn, fields.map((f) => f.dataTypeID));
         }
       },
-      { guard: checked.guard },
+      { guard: checked.guard, selfCommitting: checked.selfCommitting },
     ).then(
       () => {
         header();
