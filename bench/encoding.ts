@@ -7,7 +7,7 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { FieldDef } from 'pg';
 import { type Column, RowFormat, RowsSchema } from '../gen/heliosdb/v1/value_pb.js';
-import { RowDecoder } from '../src/protocol/decode.js';
+import { RowDecoder } from '../src/client/protocol/decode.js';
 import { RowEncoder } from '../src/server/result-encoder.js';
 
 const quick = process.argv.includes('--quick');

@@ -4,7 +4,7 @@
  * (client and server together, so an upper bound for each).
  * Run: npx tsx bench/stream-flat-memory.ts [--rows N]   (PostgreSQL from HELIOSDB_TEST_POSTGRES_URL, else PGlite)
  */
-import { createClient } from '../src/index.js';
+import { createClient } from '@heliosdb/client';
 import { startServer } from '../src/server/server.js';
 
 const arg = process.argv.indexOf('--rows');

@@ -3,7 +3,7 @@
  * JSON on 7701; HELIOSDB_* variables apply), shows the SDK working against it, and keeps serving
  * until Ctrl-C.
  */
-import { createClient, UniqueViolationError } from '../src/index.js';
+import { createClient, UniqueViolationError } from '@heliosdb/client';
 import { optionsFromEnv } from '../src/server/options.js';
 import { startServer } from '../src/server/server.js';
 

@@ -109,7 +109,7 @@ export function kb(bytes: number): string {
 }
 
 async function main(): Promise<void> {
-  const bundle = await bundleForBrowser('src/web.ts');
+  const bundle = await bundleForBrowser('src/client/web.ts');
   if (bundle.nodeOnly.length) {
     console.error(`build:browser: Node-only modules in the browser bundle:\n  ${bundle.nodeOnly.join('\n  ')}`);
     process.exit(1);
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
   const out = join(repoRoot, 'dist', 'browser');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'heliosdb.min.js'), bundle.code);
-  const size = { entry: 'src/web.ts', minifiedBytes: bundle.bytes, gzipBytes: bundle.gzipBytes, modules: bundle.modules.length };
+  const size = { entry: 'src/client/web.ts', minifiedBytes: bundle.bytes, gzipBytes: bundle.gzipBytes, modules: bundle.modules.length };
   writeFileSync(join(out, 'size.json'), `${JSON.stringify(size, null, 2)}\n`);
   console.log(`dist/browser/heliosdb.min.js: ${kb(bundle.bytes)} minified, ${kb(bundle.gzipBytes)} minified+gzipped (${bundle.modules.length} modules)`);
 }

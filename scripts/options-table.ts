@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { shownDefault } from '../src/bin/serve-args.js';
+import { shownDefault } from '../src/server/bin/serve-args.js';
 import { type ServerOptionName, serverOptionTable } from '../src/server/options.js';
 
 /** The markers around the table in README.md. */

@@ -10,14 +10,14 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { optionsTable, withTable } from '../scripts/options-table.js';
-import { createClient } from '../src/index.js';
-import { prettyLine } from '../src/bin/log.js';
-import { parseServeArgs } from '../src/bin/serve-args.js';
+import { createClient } from '@heliosdb/client';
+import { prettyLine } from '../src/server/bin/log.js';
+import { parseServeArgs } from '../src/server/bin/serve-args.js';
 import { serverOptionTable } from '../src/server/options.js';
 
 function heliosdb(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/bin/heliosdb.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['--import', 'tsx', 'src/server/bin/heliosdb.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -61,7 +61,7 @@ test('logs: one readable line per entry on a terminal, with its fields', () => {
 });
 
 test('a started server logs JSON when not on a terminal, says each warning once, and a second SIGINT exits at once', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/heliosdb.ts', 'serve', '--port', '0', '--http-port', '-1', '--shutdown-grace-ms', '30000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/bin/heliosdb.ts', 'serve', '--port', '0', '--http-port', '-1', '--shutdown-grace-ms', '30000'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -5,7 +5,7 @@
  * test/client-browser.test.ts.
  */
 import { test } from 'node:test';
-import * as lib from '../src/index.js';
+import * as lib from '@heliosdb/client';
 import { cases, type ClientModule, runCase, type Runtime, skipReason } from './behaviour/suite.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { useServer } from './helpers/server.js';

@@ -42,13 +42,13 @@ function behaviourBundle(): Promise<BrowserBundle> {
 
 describe('browser bundle', () => {
   test('src/web.ts bundles for the browser without any Node-only module; its size is reported', async (t) => {
-    const bundle = await bundleForBrowser('src/web.ts');
-    checkBrowserSafe(bundle, 'src/web.ts');
-    for (const m of ['src/web.ts', 'src/client.ts', 'src/concurrency-limiter.ts', 'src/transport/web-parts.ts']) {
+    const bundle = await bundleForBrowser('src/client/web.ts');
+    checkBrowserSafe(bundle, 'src/client/web.ts');
+    for (const m of ['src/client/web.ts', 'src/client/client.ts', 'src/client/concurrency-limiter.ts', 'src/client/transport/web-parts.ts']) {
       assert.ok(bundle.modules.includes(m), `the bundle contains ${m}`);
     }
     const size = {
-      entry: 'src/web.ts',
+      entry: 'src/client/web.ts',
       minifiedBytes: bundle.bytes,
       gzipBytes: bundle.gzipBytes,
       minified: kb(bundle.bytes),
@@ -57,7 +57,7 @@ describe('browser bundle', () => {
     };
     mkdirSync(join(repoRoot, 'test-output'), { recursive: true });
     writeFileSync(join(repoRoot, 'test-output', 'browser-bundle-size.json'), `${JSON.stringify(size, null, 2)}\n`);
-    const line = `browser bundle (src/web.ts, esbuild --minify, gzip -9): ${size.minified} minified, ${size.minifiedGzipped} minified+gzipped, ${size.modules} modules`;
+    const line = `browser bundle (src/client/web.ts, esbuild --minify, gzip -9): ${size.minified} minified, ${size.minifiedGzipped} minified+gzipped, ${size.modules} modules`;
     t.diagnostic(line);
     assert.ok(bundle.gzipBytes < 80_000, `the browser bundle stays small (${size.minifiedGzipped} gzipped)`);
   });

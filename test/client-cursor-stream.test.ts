@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CancelledError, createClient, type HeliosDBClient, QueryError, type StreamStats, TimeoutError } from '../src/index.js';
+import { CancelledError, createClient, type HeliosDBClient, QueryError, type StreamStats, TimeoutError } from '@heliosdb/client';
 import { rejects } from './helpers/assert-error.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { startTestServer, type TestServer, uniqueName } from './helpers/server.js';

@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { DecodeError, HeliosDBError } from '../src/index.js';
-import { parseArrayLiteral } from '../src/protocol/array-literal.js';
+import { DecodeError, HeliosDBError } from '@heliosdb/client';
+import { parseArrayLiteral } from '../src/client/protocol/array-literal.js';
 import { decoders } from './helpers/decoder-fuzz.js';
 
 const START = Number(process.env.HELIOSDB_FUZZ_START ?? 0x48454c49);

@@ -12,8 +12,8 @@ import {
   type HeliosDBClient,
   ParameterError,
   resolveConfig,
-} from '../src/index.js';
-import { toParams } from '../src/protocol/params.js';
+} from '@heliosdb/client';
+import { toParams } from '../src/client/protocol/params.js';
 import { rejects } from './helpers/assert-error.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { startTestServer, type TestServer, uniqueName } from './helpers/server.js';

@@ -17,7 +17,7 @@ import {
   QueryError,
   TimeoutError,
   UniqueViolationError,
-} from '../src/index.js';
+} from '@heliosdb/client';
 import { type HeliosServer, startServer } from '../src/server/server.js';
 import { rejects } from './helpers/assert-error.js';
 import { makeTestCerts, type TestCerts } from './helpers/certs.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { ConnectionError, ConnectionTimeoutError, createClient, type HeliosDBClient } from '../src/index.js';
+import { ConnectionError, ConnectionTimeoutError, createClient, type HeliosDBClient } from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { freePort, ServerProcess } from './helpers/processes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -135,7 +135,7 @@ test('client.close() leaves no handle that keeps the process alive', { timeout: 
   const ts = await startTestServer({ name: 'pglite', databaseUrl: undefined }, { httpPort: -1 });
   try {
     const script = `
-      import { createClient } from './src/index.ts';
+      import { createClient } from './src/client/index.ts';
       const c = createClient({ url: process.argv[1], minConnections: 5 });
       const r = await c.query('SELECT 41 + 1 AS n');
       if (r.rows[0].n !== 42) process.exit(3);

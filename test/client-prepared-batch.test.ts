@@ -16,10 +16,10 @@ import {
   QueryError,
   TransactionError,
   UniqueViolationError,
-} from '../src/index.js';
+} from '@heliosdb/client';
 import { ExecuteBatchRequestSchema } from '../gen/heliosdb/v1/database_pb.js';
 import { ValueSchema } from '../gen/heliosdb/v1/value_pb.js';
-import { chunkParameterSets, estimateValueBytes } from '../src/batch.js';
+import { chunkParameterSets, estimateValueBytes } from '../src/client/batch.js';
 import { startServer } from '../src/server/server.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';

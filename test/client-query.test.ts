@@ -22,7 +22,7 @@ import {
   RetryableError,
   TimeoutError,
   UniqueViolationError,
-} from '../src/index.js';
+} from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
@@ -295,7 +295,7 @@ describeEachBackend('client queries', (backend) => {
 });
 
 test('the client reads HELIOSDB_URL and friends from the environment', async () => {
-  const { resolveConfig } = await import('../src/config.js');
+  const { resolveConfig } = await import('../src/client/config.js');
   const saved = { ...process.env };
   try {
     process.env.HELIOSDB_URL = 'grpc://db.example:7777';

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CircuitBreaker } from '../src/circuit-breaker.js';
-import { AmbiguousResultError, ConnectionError, createClient, type HeliosDBClient, resolveConfig, retryDefaults } from '../src/index.js';
-import { callKindOf, isKeyableSql, isReadOnlySql, newIdempotencyKey, resolveRetryOptions, RetryBudget, retryDelayFor } from '../src/retry-interceptor.js';
+import { CircuitBreaker } from '../src/client/circuit-breaker.js';
+import { AmbiguousResultError, ConnectionError, createClient, type HeliosDBClient, resolveConfig, retryDefaults } from '@heliosdb/client';
+import { callKindOf, isKeyableSql, isReadOnlySql, newIdempotencyKey, resolveRetryOptions, RetryBudget, retryDelayFor } from '../src/client/retry-interceptor.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { startTestServer, type TestServer, uniqueName } from './helpers/server.js';

@@ -17,7 +17,7 @@ import {
   resolveConfig,
   type StreamStats,
   TimeoutError,
-} from '../src/index.js';
+} from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';

@@ -19,8 +19,8 @@ import {
   TransactionError,
   transactionRetryDefaults,
   UniqueViolationError,
-} from '../src/index.js';
-import { retryDelayMs } from '../src/transaction-retry.js';
+} from '@heliosdb/client';
+import { retryDelayMs } from '../src/client/transaction-retry.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { AmbiguousResultError, createClient, type HeliosDBClient, IsolationLevel } from '../src/index.js';
+import { AmbiguousResultError, createClient, type HeliosDBClient, IsolationLevel } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
 import type { ServerProcess } from './helpers/processes.js';

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ConnectionError, type ConnectionConfig, createClient, type HeliosDBClient, TimeoutError } from '../src/index.js';
+import { ConnectionError, type ConnectionConfig, createClient, type HeliosDBClient, TimeoutError } from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';

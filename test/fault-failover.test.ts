@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { ConnectionError, createClient, type HeliosDBClient, type Transaction } from '../src/index.js';
+import { ConnectionError, createClient, type HeliosDBClient, type Transaction } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
 import type { ServerProcess } from './helpers/processes.js';

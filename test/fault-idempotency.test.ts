@@ -11,7 +11,7 @@ import { createClient as createRpcClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import pg from 'pg';
 import { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
-import { AmbiguousResultError, type ConnectionConfig, createClient, type HeliosDBClient } from '../src/index.js';
+import { AmbiguousResultError, type ConnectionConfig, createClient, type HeliosDBClient } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { freePort, ServerProcess } from './helpers/processes.js';

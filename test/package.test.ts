@@ -1,101 +1,108 @@
 /**
- * The built package: `npm run build` works, and the `exports` of package.json load from both
- * module systems (ESM `import` and CommonJS `require`), each from its own build. The package is
- * loaded by name through Node's package self-reference, in a fresh `node` without tsx, so this
- * is what a consumer gets. The full packed-tarball check (with arethetypeswrong) is
- * `npm run check:package`.
+ * The packages as consumers get them: both are built and packed, each is installed into an empty
+ * project from its tarball (its dependencies from the registry), the server is started from the
+ * server package's `heliosdb` bin, and a query runs from the client package against it, through
+ * ESM `import` and CommonJS `require`. The client's installed tree holds none of the server's
+ * dependencies. `npm run check:package` adds arethetypeswrong on the client tarball.
  * @packageDocumentation
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { before, describe, test } from 'node:test';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { VERSION } from '../src/server/version.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; version: string };
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const serverOnly = ['@electric-sql/pglite', 'pg', 'pino', 'jose', 'libpg-query', 'pg-copy-streams', 'pg-protocol', '@heliosdb/server'];
 
-interface Loaded {
-  /** The file the specifier resolved to, relative to the package root. */
-  file: string;
-  /** Export names and their `typeof`. */
-  exports: Record<string, string>;
+const run = (cmd: string, args: string[], cwd: string) =>
+  execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', npm_config_audit: 'false', npm_config_fund: 'false' } });
+
+/** Every package name installed under `dir/node_modules` (scoped ones too). */
+function installed(dir: string): Set<string> {
+  const out = new Set<string>();
+  const nm = join(dir, 'node_modules');
+  for (const name of readdirSync(nm)) {
+    if (name.startsWith('.')) continue;
+    if (name.startsWith('@')) for (const sub of readdirSync(join(nm, name))) out.add(`${name}/${sub}`);
+    else out.add(name);
+  }
+  return out;
 }
 
-/** Loads `specifier` in a fresh node process, with `import()` or `require()`. */
-function load(specifier: string, how: 'import' | 'require'): Loaded {
-  const probe =
-    how === 'import'
-      ? `const m = await import(${JSON.stringify(specifier)});
-         const file = import.meta.resolve(${JSON.stringify(specifier)});`
-      : `const { createRequire } = await import('node:module');
-         const require = createRequire(process.cwd() + '/');
-         const m = require(${JSON.stringify(specifier)});
-         const file = require.resolve(${JSON.stringify(specifier)});`;
-  const out = execFileSync(
-    process.execPath,
-    [
-      '--input-type=module',
-      '-e',
-      `${probe}
-       const exports = Object.fromEntries(Object.keys(m).filter((k) => k !== 'default' && k !== '__esModule').map((k) => [k, typeof m[k]]));
-       console.log(JSON.stringify({ file, exports }));`,
-    ],
-    { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } },
-  );
-  const result = JSON.parse(out) as Loaded;
-  return { ...result, file: relative(root, result.file.replace(/^file:\/\//, '')) };
-}
-
-describe('package', { timeout: 60_000 }, () => {
+describe('the packages, installed from their tarballs', { timeout: 240_000 }, () => {
+  let work: string;
+  let clientTgz: string;
+  let serverTgz: string;
   before(() => {
+    work = mkdtempSync(join(tmpdir(), 'heliosdb-consumer-'));
     execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'pipe' });
+    const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work, '--workspace', 'src/client', '--workspace', 'src/server'], root)) as { name: string; filename: string }[];
+    clientTgz = join(work, packed.find((p) => p.name === '@heliosdb/client')!.filename);
+    serverTgz = join(work, packed.find((p) => p.name === '@heliosdb/server')!.filename);
+  });
+  after(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  test('src/server/version.ts VERSION equals package.json version', () => {
-    assert.equal(VERSION, pkg.version);
+  test('the version is one: both packages and the server report it', () => {
+    assert.equal(VERSION, version);
+    for (const dir of ['src/client', 'src/server']) assert.equal(JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')).version, version);
   });
 
-  describe(`${pkg.name}/server`, () => {
-    const specifier = `${pkg.name}/server`;
-
-    test('ESM import loads dist/esm and exports startServer', () => {
-      const { file, exports } = load(specifier, 'import');
-      assert.equal(file, 'dist/esm/src/server/index.js');
-      assert.equal(exports.startServer, 'function');
-      assert.equal(exports.optionsFromEnv, 'function');
-      assert.equal(exports.serverDefaults, 'object');
-    });
-
-    test('CJS require loads dist/cjs with the same exports', () => {
-      const { file, exports } = load(specifier, 'require');
-      assert.equal(file, 'dist/cjs/src/server/index.js');
-      assert.equal(exports.startServer, 'function');
-      assert.deepEqual(exports, load(specifier, 'import').exports);
-    });
-  });
-
-  describe(`${pkg.name} (client entry)`, () => {
-    const present = existsSync(join(root, 'src', 'index.ts'));
-    const skip = present ? false : 'src/index.ts does not exist yet: the client entry is not checked';
-
-    for (const specifier of [pkg.name, `${pkg.name}/node`]) {
-      test(`${specifier}: ESM import and CJS require load their builds with the same exports`, { skip }, () => {
-        const esm = load(specifier, 'import');
-        const cjs = load(specifier, 'require');
-        assert.equal(esm.file, 'dist/esm/src/index.js');
-        assert.equal(cjs.file, 'dist/cjs/src/index.js');
-        assert.ok(Object.keys(esm.exports).length > 0, 'the client entry exports nothing');
-        assert.deepEqual(cjs.exports, esm.exports);
-      });
+  test('a query from @heliosdb/client (import and require) against a server started from @heliosdb/server', async () => {
+    const app = join(work, 'app');
+    const srv = join(work, 'srv');
+    for (const [dir, tgzs] of [
+      [app, [clientTgz]],
+      [srv, [serverTgz, clientTgz]],
+    ] as const) {
+      execFileSync('mkdir', ['-p', dir]);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `consumer-${dir.endsWith('app') ? 'app' : 'srv'}`, private: true, type: 'module' }));
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tgzs], dir);
     }
-  });
+    const appPackages = installed(app);
+    assert.ok(appPackages.has('@heliosdb/client'));
+    for (const p of serverOnly) assert.ok(!appPackages.has(p), `the client's tree holds ${p}`);
+    assert.ok(installed(srv).has('@electric-sql/pglite'));
 
-  test('the heliosdb bin keeps its shebang and prints the version', () => {
-    const bin = join(root, 'dist', 'esm', 'src', 'bin', 'heliosdb.js');
-    assert.ok(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n'));
-    assert.equal(execFileSync(process.execPath, [bin, '--version'], { encoding: 'utf8' }).trim(), pkg.version);
+    // The server, from its bin, on free ports.
+    const bin = join(srv, 'node_modules', '.bin', 'heliosdb');
+    assert.ok(existsSync(bin), 'the heliosdb bin is installed');
+    assert.equal(run(bin, ['--version'], srv).trim(), version);
+    const server = spawn(bin, ['serve', '--port', '0', '--http-port', '0', '--log-level', 'info'], { cwd: srv, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      server.stdout.on('data', (d) => (out += d));
+      server.stderr.on('data', (d) => (out += d));
+      const deadline = Date.now() + 60_000;
+      let listening: { grpc: string; http: string } | undefined;
+      while (!listening && Date.now() < deadline && server.exitCode === null) {
+        const line = out.split('\n').find((l) => l.includes('HeliosDB server listening'));
+        if (line) listening = JSON.parse(line) as { grpc: string; http: string };
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(listening, `the server started: ${out}`);
+      const esm = `import { createClient } from '@heliosdb/client';
+        for (const url of [${JSON.stringify(listening.grpc)}, ${JSON.stringify(listening.http)}]) {
+          const c = createClient({ url, minConnections: 0 });
+          const tx = await c.begin(); await tx.query('SELECT 1'); await tx.commit();
+          const { rows } = await c.query('SELECT $1::int + 1 AS n', [41]);
+          console.log(rows[0].n);
+          await c.close();
+        }`;
+      assert.equal(run(process.execPath, ['--input-type=module', '-e', esm], app).trim(), '42\n42');
+      const cjs = `const { createClient } = require('@heliosdb/client');
+        (async () => { const c = createClient({ url: ${JSON.stringify(listening.grpc)}, minConnections: 0 });
+          console.log((await c.queryOne('SELECT 7 AS n')).n); await c.close(); })();`;
+      assert.equal(run(process.execPath, ['--input-type=commonjs', '-e', cjs], app).trim(), '7');
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
   });
 });

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Interceptor } from '@connectrpc/connect';
-import { AuthenticationError, type ConnectionConfig, createClient, type HeliosDBClient, HeliosDBError } from '../src/index.js';
+import { AuthenticationError, type ConnectionConfig, createClient, type HeliosDBClient, HeliosDBError } from '@heliosdb/client';
 import { startServer } from '../src/server/server.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { makeTestCerts, type TestCerts } from './helpers/certs.js';

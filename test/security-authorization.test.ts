@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createClient, type HeliosDBClient, HeliosDBError, PermissionDeniedError } from '../src/index.js';
+import { createClient, type HeliosDBClient, HeliosDBError, PermissionDeniedError } from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { makeTestCerts, type TestCerts } from './helpers/certs.js';
 import { makeUser, type SecurityFixture, startSecureServer } from './helpers/security.js';

@@ -23,7 +23,7 @@ import {
   HeliosDBError,
   PermissionDeniedError,
   TimeoutError,
-} from '../src/index.js';
+} from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { makeTestCerts, type TestCerts } from './helpers/certs.js';
 import { makeUser, type SecurityFixture, startSecureServer } from './helpers/security.js';

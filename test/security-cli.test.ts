@@ -8,13 +8,13 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
-import { AuthenticationError, createClient, PermissionDeniedError } from '../src/index.js';
+import { AuthenticationError, createClient, PermissionDeniedError } from '@heliosdb/client';
 import { startServer } from '../src/server/server.js';
 import { backends } from './helpers/backends.js';
 
 function heliosdb(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/bin/heliosdb.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server/bin/heliosdb.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin?.end(stdin ?? '');

@@ -13,7 +13,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { createClient, type HeliosDBClient } from '../src/index.js';
+import { createClient, type HeliosDBClient } from '@heliosdb/client';
 import { type HeliosServer, startServer } from '../src/server/server.js';
 import { uniqueName } from './helpers/server.js';
 

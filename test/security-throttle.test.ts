@@ -16,7 +16,7 @@ import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect
 import { AuthService } from '../gen/heliosdb/v1/auth_pb.js';
 import { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
 import { ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
-import { createClient as createHeliosClient, type HeliosDBClient } from '../src/index.js';
+import { createClient as createHeliosClient, type HeliosDBClient } from '@heliosdb/client';
 import { addressKey } from '../src/server/auth/client-address.js';
 import { defaultCheckConcurrency, FairQueue, QueueFull } from '../src/server/auth/password-queue.js';
 import { FailureLimiter } from '../src/server/auth/rate-limit.js';

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { AuthenticationError, type ConnectionConfig, ConnectionError, createClient, HeliosDBError, SSLMode } from '../src/index.js';
+import { AuthenticationError, type ConnectionConfig, ConnectionError, createClient, HeliosDBError, SSLMode } from '@heliosdb/client';
 import { type HeliosServer, startServer } from '../src/server/server.js';
 import { type CertPair, makeTestCerts, type TestCerts } from './helpers/certs.js';
 

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, test } from 'node:test';
 import { analyzeSql, loadSqlParser, type SqlAnalysis } from '../src/server/sql/analyze.js';
-import { isKeyableSql as keyableViaInterceptor, isReadOnlySql as readOnlyViaInterceptor } from '../src/retry-interceptor.js';
-import { isKeyableSql, isReadOnlySql, splitStatements, tokenizeSql } from '../src/sql-classify.js';
+import { isKeyableSql as keyableViaInterceptor, isReadOnlySql as readOnlyViaInterceptor } from '../src/client/retry-interceptor.js';
+import { isKeyableSql, isReadOnlySql, splitStatements, tokenizeSql } from '../src/client/sql-classify.js';
 import { corpus } from './helpers/sql-corpus.js';
 
 before(() => loadSqlParser());
@@ -266,7 +266,7 @@ test('differential: random select lists of literals and comments, with writes be
 });
 
 test('browser-safe: the classifier imports nothing', () => {
-  const source = readFileSync(new URL('../src/sql-classify.ts', import.meta.url), 'utf8');
+  const source = readFileSync(new URL('../src/client/sql-classify.ts', import.meta.url), 'utf8');
   assert.doesNotMatch(source, /^\s*import\s/m);
   assert.doesNotMatch(source, /node:|require\(/);
 });

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ConcurrencyLimiter } from '../src/concurrency-limiter.js';
-import { toHeliosError } from '../src/errors.js';
-import * as nodeEntry from '../src/index.js';
-import { concurrencyOf, connectBaseUrl } from '../src/transport/connect-parts.js';
-import * as webEntry from '../src/web.js';
+import { ConcurrencyLimiter } from '../src/client/concurrency-limiter.js';
+import { toHeliosError } from '../src/client/errors.js';
+import * as nodeEntry from '@heliosdb/client';
+import { concurrencyOf, connectBaseUrl } from '../src/client/transport/connect-parts.js';
+import * as webEntry from '@heliosdb/client/web';
 
 const root = new URL('..', import.meta.url);
 const source = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -20,9 +20,9 @@ const source = (path: string) => readFileSync(new URL(path, root), 'utf8');
 test('the browser entry exports the same API as the Node entry', () => {
   assert.deepEqual(Object.keys(webEntry).sort(), Object.keys(nodeEntry).sort(), 'the same runtime exports');
   // Types included: both entries re-export one shared module, and add only their own client.
-  for (const entry of ['src/web.ts', 'src/index.ts']) {
+  for (const entry of ['src/client/web.ts', 'src/client/index.ts']) {
     const text = source(entry);
-    assert.match(text, /^export \* from '\.\/public-api\.js';$/m, `${entry} re-exports src/public-api.ts`);
+    assert.match(text, /^export \* from '\.\/public-api\.js';$/m, `${entry} re-exports src/client/public-api.ts`);
     const own = [...text.matchAll(/^export (?:class|function|const) (\w+)/gm)].map((m) => m[1]).sort();
     assert.deepEqual(own, ['HeliosDBClient', 'createClient'], `${entry} declares only its client`);
   }
@@ -31,9 +31,9 @@ test('the browser entry exports the same API as the Node entry', () => {
 });
 
 test('package exports: browser, workerd, edge-light and deno get the web build; ./web is a subpath', () => {
-  const pkg = JSON.parse(source('package.json')) as { exports: Record<string, Record<string, unknown>> };
+  const pkg = JSON.parse(source('src/client/package.json')) as { exports: Record<string, Record<string, unknown>> };
   const dot = pkg.exports['.'];
-  const web = { types: './dist/esm/src/web.d.ts', default: './dist/esm/src/web.js' };
+  const web = { types: './dist/esm/src/client/web.d.ts', default: './dist/esm/src/client/web.js' };
   const keys = Object.keys(dot);
   for (const condition of ['browser', 'workerd', 'edge-light', 'deno']) {
     assert.deepEqual(dot[condition], web, `"${condition}" points to the web build`);
@@ -41,8 +41,8 @@ test('package exports: browser, workerd, edge-light and deno get the web build; 
   }
   assert.deepEqual(pkg.exports['./web'], {
     import: web,
-    require: { types: './dist/cjs/src/web.d.ts', default: './dist/cjs/src/web.js' },
-    default: './dist/esm/src/web.js',
+    require: { types: './dist/cjs/src/client/web.d.ts', default: './dist/cjs/src/client/web.js' },
+    default: './dist/esm/src/client/web.js',
   });
 });
 

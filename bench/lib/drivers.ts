@@ -24,7 +24,7 @@ import {
   StreamQueryResponseSchema,
 } from '../../gen/heliosdb/v1/database_pb.js';
 import { RowFormat, type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
-import { createClient, type HeliosDBClient } from '../../src/index.js';
+import { createClient, type HeliosDBClient } from '@heliosdb/client';
 import type { CellSpec, DriverName } from './types.js';
 
 /** One row of the batch insert: id int, name text, score float8, created timestamptz. */

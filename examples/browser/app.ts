@@ -4,7 +4,7 @@
  * shows the pool and metrics statistics. A real application imports from `@heliosdb/client`: the
  * `browser` export condition gives it this same build.
  */
-import { CancelledError, createClient, type Field, HeliosDBError, QueryError, type ResultStream } from '../../src/web.js';
+import { CancelledError, createClient, type Field, HeliosDBError, QueryError, type ResultStream } from '@heliosdb/client/web';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 

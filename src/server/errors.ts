@@ -5,7 +5,7 @@
  */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema } from '@heliosdb/client/wire';
 
 type DetailInit = MessageInitShape<typeof ErrorDetailSchema>;
 
@@ -158,6 +158,15 @@ export function toConnectError(err: unknown, extra: DetailInit = {}): ConnectErr
       severity: e.severity ?? '',
       where: e.where ?? '',
       retryable: retryableSqlstate(e.code),
+      ...extra,
+    });
+  }
+  if (/not queryable/i.test(message)) {
+    // pg refuses to send on a connection it knows is dead: nothing was sent.
+    return serverError(Code.Unavailable, `the database connection was lost before the statement was sent: ${message}`, {
+      reason: reasons.backendUnavailable,
+      retryable: true,
+      retryAfterMs: 100,
       ...extra,
     });
   }

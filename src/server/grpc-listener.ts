@@ -10,7 +10,7 @@ import { anyPack } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { StatusSchema } from '@heliosdb/client/wire';
 import type { CallInfo } from './auth/authenticator.js';
 import type { PeerInfo, Principal } from './auth/principal.js';
 import type { CallContext } from './call-context.js';

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
-import { type Health, HealthCheckResponse_ServingStatus as Status } from '../../gen/grpc/health/v1/health_pb.js';
+import { type Health, HealthCheckResponse_ServingStatus as Status } from '@heliosdb/client/wire';
 
 /** Health of the server, shared by both listeners. */
 export class HealthState {

@@ -30,7 +30,7 @@ import { createHash } from 'node:crypto';
 import { create, type DescMessage, fromBinary, type Message, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ownerKeyOf, type Principal } from './auth/principal.js';
 import type { Backend, BackendConnection } from './backend.js';
 import { txStatusOf } from './backend/connection.js';

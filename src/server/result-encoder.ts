@@ -16,9 +16,9 @@ import {
   RowSchema,
   type Rows,
   RowsSchema,
-} from '../../gen/heliosdb/v1/value_pb.js';
-import { CompactWriter } from '../protocol/compact.js';
-import { Oid } from '../protocol/oids.js';
+} from '@heliosdb/client/wire';
+import { CompactWriter } from '@heliosdb/client/wire';
+import { Oid } from '@heliosdb/client/wire';
 import type { CommandSink } from './pg-command.js';
 import { reasons, serverError } from './errors.js';
 import { byteaFromText, cellToValue } from './values.js';

@@ -4,9 +4,9 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
-import { Health } from '../../gen/grpc/health/v1/health_pb.js';
-import { AuthService } from '../../gen/heliosdb/v1/auth_pb.js';
-import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
+import { Health } from '@heliosdb/client/wire';
+import { AuthService } from '@heliosdb/client/wire';
+import { DatabaseService } from '@heliosdb/client/wire';
 import { createAuthService } from './auth/auth-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { JwtVerifier } from './auth/jwt.js';

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import type { Backend, BackendConnection, BackendLogin } from './backend.js';
-import { stateOf, txStatusOf } from './backend/connection.js';
+import { isUsable, stateOf, txStatusOf } from './backend/connection.js';
 import { recycle } from './backend/recycle.js';
 import { abortError } from './call-context.js';
 import { reasons, serverError } from './errors.js';
@@ -54,6 +54,8 @@ export class SessionManager {
   private readonly perOwner = new Map<string, number>();
   /** Ids ended by the idle timeout, remembered so their next call says so. */
   private readonly expired = new Map<string, number>();
+  /** Ids whose database connection broke, remembered so their next call says so. */
+  private readonly lost = new Map<string, number>();
 
   constructor(
     private readonly backend: Backend,
@@ -110,6 +112,16 @@ export class SessionManager {
     };
     this.sessions.set(id, session);
     this.arm(session);
+    // A session whose database connection breaks is over at once: its transaction is gone, and
+    // its pool slot goes back instead of waiting for the idle timeout.
+    const lost = () => {
+      if (session.closed || session.active > 0) return;
+      this.log.info({ transactionId: id }, 'a session lost its database connection');
+      remember(this.lost, id);
+      this.close(session, true);
+    };
+    conn.once('error', lost);
+    conn.once('end', lost);
     return session;
   }
 
@@ -141,6 +153,11 @@ export class SessionManager {
         }
         session.active--;
         done();
+        if (!session.closed && !isUsable(session.conn)) {
+          // Its connection broke during this call: the session is over.
+          remember(this.lost, id);
+          this.close(session, true);
+        }
         if (!session.closed) this.arm(session);
       }
     })();
@@ -252,6 +269,11 @@ export class SessionManager {
 
   private gone(id: string, kind: SessionKind) {
     const what = kind === 'reserved' ? 'reserved session' : 'transaction';
+    if (this.lost.has(id)) {
+      return serverError(Code.NotFound, `${what} ${JSON.stringify(id)} lost its database connection, so it is over${kind === 'transaction' ? ' (rolled back: it did not commit)' : ''}`, {
+        reason: reasons.transactionNotFound,
+      });
+    }
     if (this.expired.has(id)) {
       return serverError(
         Code.FailedPrecondition,
@@ -275,11 +297,7 @@ export class SessionManager {
   private expire(session: Session): void {
     if (session.closed || session.active > 0) return;
     this.log.info({ transactionId: session.id, kind: session.kind }, session.kind === 'reserved' ? 'releasing idle reserved session' : 'rolling back idle transaction');
-    this.expired.set(session.id, Date.now());
-    if (this.expired.size > 10_000) {
-      const oldest = this.expired.keys().next().value;
-      if (oldest !== undefined) this.expired.delete(oldest);
-    }
+    remember(this.expired, session.id);
     this.close(session, false);
   }
 
@@ -291,6 +309,15 @@ export class SessionManager {
     this.sessions.delete(session.id);
     this.count(session.owner, -1);
     void recycle(this.backend, session.conn, { destroy });
+  }
+}
+
+/** Remembers an ended id (bounded: the oldest are forgotten first). */
+function remember(map: Map<string, number>, id: string): void {
+  map.set(id, Date.now());
+  if (map.size > 10_000) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
   }
 }
 

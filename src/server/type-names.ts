@@ -3,7 +3,7 @@
  * domains, extension types) looked up once in pg_type and cached.
  * @packageDocumentation
  */
-import { builtinTypeName } from '../protocol/oids.js';
+import { builtinTypeName } from '@heliosdb/client/wire';
 import type { BackendConnection } from './backend.js';
 
 /** See the file comment. */

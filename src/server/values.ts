@@ -6,8 +6,8 @@
 import { create } from '@bufbuild/protobuf';
 import { NullValue } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
-import { type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
-import { arrayElementOid, Oid } from '../protocol/oids.js';
+import { type Value, ValueSchema } from '@heliosdb/client/wire';
+import { arrayElementOid, Oid } from '@heliosdb/client/wire';
 import {
   formatInterval,
   INFINITY_MICROS,
@@ -15,8 +15,8 @@ import {
   formatTimestampMicros,
   parseInterval,
   parseTimestampMicros,
-} from '../protocol/datetime.js';
-import { type ArrayItems, parseArrayLiteral } from '../protocol/array-literal.js';
+} from '@heliosdb/client/wire';
+import { type ArrayItems, parseArrayLiteral } from '@heliosdb/client/wire';
 import { reasons, serverError } from './errors.js';
 
 function floatText(n: number): string {

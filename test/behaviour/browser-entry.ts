@@ -3,7 +3,7 @@
  * the cases, exposed to the test driver as `globalThis.heliosdbSuite`.
  * @packageDocumentation
  */
-import * as lib from '../../src/web.js';
+import * as lib from '@heliosdb/client/web';
 import { type CaseResult, cases, runAll } from './suite.js';
 
 /** What the page offers the test driver. */

@@ -8,7 +8,7 @@
  * exist yet names it in `requires` and is skipped (with the reason) until it does.
  * @packageDocumentation
  */
-import type * as WebEntry from '../../src/web.js';
+import type * as WebEntry from '@heliosdb/client/web';
 import * as assert from './assert.js';
 
 /** The entry module under test: `src/index.ts` in Node, `src/web.ts` in the browser (same API). */

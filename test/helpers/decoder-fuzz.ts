@@ -8,12 +8,12 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { NullValue } from '@bufbuild/protobuf/wkt';
 import { type Column, ColumnSchema, type Rows, RowsSchema, type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
-import { HeliosDBError } from '../../src/errors.js';
-import { parseArrayLiteral } from '../../src/protocol/array-literal.js';
-import { CompactWriter } from '../../src/protocol/compact.js';
-import { parseInterval, parseTimestampMicros, parseTimestampMs } from '../../src/protocol/datetime.js';
-import { type Int8Mode, RowDecoder } from '../../src/protocol/decode.js';
-import { Oid } from '../../src/protocol/oids.js';
+import { HeliosDBError } from '../../src/client/errors.js';
+import { parseArrayLiteral } from '../../src/client/protocol/array-literal.js';
+import { CompactWriter } from '../../src/client/protocol/compact.js';
+import { parseInterval, parseTimestampMicros, parseTimestampMs } from '../../src/client/protocol/datetime.js';
+import { type Int8Mode, RowDecoder } from '../../src/client/protocol/decode.js';
+import { Oid } from '../../src/client/protocol/oids.js';
 import { arrayText, hexText, intervalParts, jsonText, mutate, numberText, randomTree, type Rng, timestampText, tricky, variant } from './fuzz-text.js';
 
 /** One fuzz case: what it decodes (shown on failure) and the decoding. */

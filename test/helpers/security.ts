@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createClient, type HeliosDBClient } from '../../src/index.js';
+import { createClient, type HeliosDBClient } from '@heliosdb/client';
 import { pgRunner } from '../../src/server/auth/setup.js';
 import { type AuthAdmin, SqlAuthStore } from '../../src/server/auth/store.js';
 import type { ServerOptions } from '../../src/server/options.js';

@@ -12,7 +12,7 @@ import {
   type Value,
   ValueSchema,
 } from '../../gen/heliosdb/v1/value_pb.js';
-import { CompactReader } from '../../src/protocol/compact.js';
+import { CompactReader } from '../../src/client/protocol/compact.js';
 
 type Kind = Exclude<Value['kind']['case'], undefined>;
 

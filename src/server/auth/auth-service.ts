@@ -8,7 +8,7 @@
  */
 import { Code, type ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import type { AuthService } from '../../../gen/heliosdb/v1/auth_pb.js';
+import type { AuthService } from '@heliosdb/client/wire';
 import type { CallContext } from '../call-context.js';
 import { serverError } from '../errors.js';
 import { type Authenticator, authReasons } from './authenticator.js';

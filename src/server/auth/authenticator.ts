@@ -12,8 +12,8 @@
  */
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { AuthService } from '../../../gen/heliosdb/v1/auth_pb.js';
-import { Health } from '../../../gen/grpc/health/v1/health_pb.js';
+import { AuthService } from '@heliosdb/client/wire';
+import { Health } from '@heliosdb/client/wire';
 import { serverError } from '../errors.js';
 import { JwksUnavailable, JwtRejected, type JwtVerifier } from './jwt.js';
 import { anonymous, type PeerInfo, type Principal } from './principal.js';

@@ -27,6 +27,8 @@ export interface ConnectionState {
   role: string;
   /** Calls may have left session state on it: it is reset before it is reused. */
   dirty: boolean;
+  /** It failed or ended (its 'error' or 'end'): never reused. */
+  broken: boolean;
   /** When it was opened (ms since the epoch). */
   readonly openedAt: number;
 }
@@ -35,7 +37,7 @@ const states = new WeakMap<BackendConnection, ConnectionState>();
 
 /** Records a new connection's state. */
 export function trackConnection(conn: BackendConnection, login: BackendLogin): ConnectionState {
-  const s: ConnectionState = { login, appName: '', role: '', dirty: false, openedAt: Date.now() };
+  const s: ConnectionState = { login, appName: '', role: '', dirty: false, broken: false, openedAt: Date.now() };
   states.set(conn, s);
   return s;
 }
@@ -45,6 +47,18 @@ export function stateOf(conn: BackendConnection): ConnectionState {
   const s = states.get(conn);
   if (!s) throw new Error('not a backend connection');
   return s;
+}
+
+/** Whether `conn` can take another statement (pg marks a client it saw fail as not queryable). */
+export function isUsable(conn: BackendConnection): boolean {
+  const s = states.get(conn);
+  return !s?.broken && (conn as unknown as { _queryable?: boolean })._queryable !== false;
+}
+
+/** Marks a connection broken (it must not be reused). */
+export function markBroken(conn: BackendConnection): void {
+  const s = states.get(conn);
+  if (s) s.broken = true;
 }
 
 /** pg's private view of a client. */

@@ -16,7 +16,7 @@
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { reasons, serverError } from '../errors.js';
-import type { BackendConnection } from './connection.js';
+import { type BackendConnection, isUsable } from './connection.js';
 import type { BackendLogin } from './login.js';
 
 /** Options of {@link KeyedPool}. */
@@ -269,6 +269,15 @@ export class KeyedPool {
     const list = this.idle.get(key);
     const e = list?.pop();
     if (!e) return undefined;
+    if (!isUsable(e.conn)) {
+      // Broke while idle, its 'error' not seen yet: drop it and look again.
+      if (list!.length === 0) this.idle.delete(key);
+      this.idleCount--;
+      e.isIdle = false;
+      if (e.timer) clearTimeout(e.timer);
+      this.discard(e);
+      return this.takeIdle(key);
+    }
     if (list!.length === 0) this.idle.delete(key);
     this.idleCount--;
     e.isIdle = false;

@@ -11,7 +11,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend.js';
 import type { ResolvedServerOptions } from '../options.js';
-import { type BackendConnection, trackConnection } from './connection.js';
+import { type BackendConnection, markBroken, trackConnection } from './connection.js';
 import { KeyedPool } from './keyed-pool.js';
 import { type BackendLogin, serverLogin } from './login.js';
 import { quoteLiteral } from '../sql-quote.js';
@@ -53,6 +53,7 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
     // without a listener it would crash the process. Its next query fails and discards it.
     conn.on('error', (err) => {
       log.warn({ err }, 'PGlite connection failed');
+      markBroken(conn);
       pool.forget(conn);
     });
     trackConnection(conn, login);

@@ -10,7 +10,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend.js';
 import type { ResolvedServerOptions } from '../options.js';
-import { backendKeyOf, type BackendConnection, stateOf, trackConnection } from './connection.js';
+import { backendKeyOf, type BackendConnection, markBroken, stateOf, trackConnection } from './connection.js';
 import { KeyedPool } from './keyed-pool.js';
 import type { BackendLogin } from './login.js';
 
@@ -72,9 +72,13 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
     // emits it as 'error', which would crash the process without a listener.
     client.on('error', (err) => {
       log.warn({ err, login: login.user ?? '(server)' }, 'database connection failed');
+      markBroken(client);
       pool.forget(client);
     });
-    client.on('end', () => pool.forget(client));
+    client.on('end', () => {
+      markBroken(client);
+      pool.forget(client);
+    });
     try {
       await client.connect();
     } catch (e) {

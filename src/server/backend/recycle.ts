@@ -6,12 +6,12 @@
  * @packageDocumentation
  */
 import type { Backend } from '../backend.js';
-import { type BackendConnection, forgetParsedStatements, stateOf, txStatusOf } from './connection.js';
+import { type BackendConnection, forgetParsedStatements, isUsable, stateOf, txStatusOf } from './connection.js';
 
 /** Clears `conn` and returns it to the backend's pool; never throws. */
 export async function recycle(backend: Backend, conn: BackendConnection, opts: { destroy?: boolean } = {}): Promise<void> {
   const state = stateOf(conn);
-  let destroy = opts.destroy === true;
+  let destroy = opts.destroy === true || !isUsable(conn);
   if (!destroy) {
     try {
       if (txStatusOf(conn) !== 'I') await conn.query('ROLLBACK');
@@ -24,7 +24,8 @@ export async function recycle(backend: Backend, conn: BackendConnection, opts: {
       destroy = true;
     }
   }
-  // A cancel sent for a statement on it may still hit whatever runs next.
-  if (state.cancel) destroy = true;
+  // A cancel sent for a statement on it may still hit whatever runs next; and a connection that
+  // broke while it was being cleared (the reset's answer and the end can arrive together) is gone.
+  if (state.cancel || !isUsable(conn)) destroy = true;
   backend.release(conn, destroy);
 }

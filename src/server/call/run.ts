@@ -6,8 +6,9 @@
  */
 import type { Backend, BackendConnection } from '../backend.js';
 import { abortError } from '../call-context.js';
+import { ConnectError } from '@connectrpc/connect';
 import { toConnectError } from '../errors.js';
-import { type CommandSink, PgCommand, type PgCommandOptions } from '../pg-command.js';
+import { type CommandSink, isDatabaseError, PgCommand, type PgCommandOptions } from '../pg-command.js';
 import { PgPipeline, type PipelineOutcome, type PipelineStatement } from '../pg-pipeline.js';
 import type { CallFrame, Guard } from './statement-policy.js';
 
@@ -45,7 +46,9 @@ export async function runSubmittable<T>(backend: Backend, conn: BackendConnectio
     return await cmd.done;
   } catch (e) {
     if (signal.aborted) throw abortError(signal);
-    throw toConnectError(e);
+    // A database error is mapped here; a broken connection goes up as it is, so that the call's
+    // scope can tell "never sent" from "sent, outcome unknown" (./scope.ts).
+    throw isDatabaseError(e) || e instanceof ConnectError ? toConnectError(e) : e;
   } finally {
     signal.removeEventListener('abort', onAbort);
   }

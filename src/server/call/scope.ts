@@ -8,7 +8,7 @@
  */
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { ErrorDetailSchema } from '../../../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { authReasons } from '../auth/authenticator.js';
 import { ownerKeyOf, type Principal, principalOf } from '../auth/principal.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';

@@ -12,9 +12,9 @@ import {
   type DatabaseService,
   ExecuteBatchRequestSchema,
   ExecuteBatchResponseSchema,
-} from '../../../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../../../gen/heliosdb/v1/error_pb.js';
-import { ResultSetSchema, RowFormat } from '../../../gen/heliosdb/v1/value_pb.js';
+} from '@heliosdb/client/wire';
+import { ErrorDetailSchema } from '@heliosdb/client/wire';
+import { ResultSetSchema, RowFormat } from '@heliosdb/client/wire';
 import type { BackendConnection } from '../backend.js';
 import type { CallContext } from '../call-context.js';
 import { type GuardSteps, guardSteps, runCommand, runPipeline } from '../call/run.js';

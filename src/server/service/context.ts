@@ -7,7 +7,7 @@
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import type { Value } from '../../../gen/heliosdb/v1/value_pb.js';
+import type { Value } from '@heliosdb/client/wire';
 import { principalOf } from '../auth/principal.js';
 import type { Backend } from '../backend.js';
 import type { LoginResolver } from '../backend/logins.js';

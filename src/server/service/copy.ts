@@ -18,7 +18,7 @@ import {
   type CopyToResponse,
   CopyToResponseSchema,
   type DatabaseService,
-} from '../../../gen/heliosdb/v1/database_pb.js';
+} from '@heliosdb/client/wire';
 import { principalOf } from '../auth/principal.js';
 import type { BackendConnection } from '../backend.js';
 import { type CallScope, withConnection } from '../call/scope.js';

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { ServiceImpl } from '@connectrpc/connect';
-import type { DatabaseService } from '../../../gen/heliosdb/v1/database_pb.js';
+import type { DatabaseService } from '@heliosdb/client/wire';
 import type { NotificationHub } from '../notifications.js';
 import { VERSION } from '../version.js';
 import { executeBatchHandler } from './batch.js';

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { Code } from '@connectrpc/connect';
-import type { RowFormat } from '../../../gen/heliosdb/v1/value_pb.js';
+import type { RowFormat } from '@heliosdb/client/wire';
 import type { BackendConnection } from '../backend.js';
 import type { CallContext } from '../call-context.js';
 import { guardSteps, isGuarded, runCommand, runPipeline } from '../call/run.js';

@@ -6,7 +6,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
-import { type DatabaseService, type ListenResponse, ListenResponseSchema } from '../../../gen/heliosdb/v1/database_pb.js';
+import { type DatabaseService, type ListenResponse, ListenResponseSchema } from '@heliosdb/client/wire';
 import { principalOf } from '../auth/principal.js';
 import { abortError } from '../call-context.js';
 import { reasons, serverError, toConnectError } from '../errors.js';

@@ -13,9 +13,9 @@ import {
   ExecuteResponseSchema,
   QueryRequestSchema,
   QueryResponseSchema,
-} from '../../../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../../../gen/heliosdb/v1/error_pb.js';
-import { RowFormat } from '../../../gen/heliosdb/v1/value_pb.js';
+} from '@heliosdb/client/wire';
+import { ErrorDetailSchema } from '@heliosdb/client/wire';
+import { RowFormat } from '@heliosdb/client/wire';
 import { ownerKeyOf, principalOf } from '../auth/principal.js';
 import { runSubmittable } from '../call/run.js';
 import { withConnection } from '../call/scope.js';

@@ -8,8 +8,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
-import { type DatabaseService, type StreamQueryResponse, StreamQueryResponseSchema } from '../../../gen/heliosdb/v1/database_pb.js';
-import { RowFormat } from '../../../gen/heliosdb/v1/value_pb.js';
+import { type DatabaseService, type StreamQueryResponse, StreamQueryResponseSchema } from '@heliosdb/client/wire';
+import { RowFormat } from '@heliosdb/client/wire';
 import { guardSteps } from '../call/run.js';
 import { runSubmittable } from '../call/run.js';
 import { withConnection } from '../call/scope.js';

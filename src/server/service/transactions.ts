@@ -5,8 +5,8 @@
  * @packageDocumentation
  */
 import { Code, type ServiceImpl } from '@connectrpc/connect';
-import { CommitRequestSchema, CommitResponseSchema, type DatabaseService, IsolationLevel } from '../../../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../../../gen/heliosdb/v1/error_pb.js';
+import { CommitRequestSchema, CommitResponseSchema, type DatabaseService, IsolationLevel } from '@heliosdb/client/wire';
+import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ownerKeyOf, principalOf } from '../auth/principal.js';
 import type { BackendConnection } from '../backend.js';
 import { abortError, applicationNameHeader } from '../call-context.js';

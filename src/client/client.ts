@@ -4,8 +4,8 @@
  * @packageDocumentation
  */
 import { type Client as RpcClient, type ContextValues, createClient as createRpcClient, type Transport } from '@connectrpc/connect';
-import { HealthCheckResponse_ServingStatus, Health } from '../gen/grpc/health/v1/health_pb.js';
-import { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
+import { HealthCheckResponse_ServingStatus, Health } from '../../gen/grpc/health/v1/health_pb.js';
+import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import {
   type BatchOptions,
   type BatchResult,

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { parseArgs } from 'node:util';
-import { optionsFromEnv, parseOption, type ServerOptionName, type ServerOptions, serverOptionTable, suggestion } from '../server/options.js';
+import { optionsFromEnv, parseOption, type ServerOptionName, type ServerOptions, serverOptionTable, suggestion } from '../options.js';
 
 /** A flag error the CLI prints with the usage. */
 export class UsageError extends Error {}

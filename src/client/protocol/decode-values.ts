@@ -5,7 +5,7 @@
  * Browser-safe.
  * @packageDocumentation
  */
-import type { Value } from '../../gen/heliosdb/v1/value_pb.js';
+import type { Value } from '../../../gen/heliosdb/v1/value_pb.js';
 import { DecodeError, ParameterError } from '../errors.js';
 import { formatTimestampMicros, INFINITY_MICROS, NEG_INFINITY_MICROS } from './datetime.js';
 import { arrayElementOid, Oid } from './oids.js';

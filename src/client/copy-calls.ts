@@ -6,8 +6,8 @@
  * @packageDocumentation
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { CopyFromRequest } from '../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
+import type { CopyFromRequest } from '../../gen/heliosdb/v1/database_pb.js';
+import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { type CopyResult, type CopySource, type CopyToStream, copyMessages, isReplayable } from './copy.js';
 import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
 import type { QueryRunner } from './query-runner.js';

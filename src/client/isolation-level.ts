@@ -2,7 +2,7 @@
  * Transaction isolation levels. Browser-safe.
  * @packageDocumentation
  */
-import { IsolationLevel as ProtoIsolationLevel } from '../gen/heliosdb/v1/database_pb.js';
+import { IsolationLevel as ProtoIsolationLevel } from '../../gen/heliosdb/v1/database_pb.js';
 
 /**
  * Transaction isolation levels, as the SQL standard names them.

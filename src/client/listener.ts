@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { Client as RpcClient } from '@connectrpc/connect';
-import type { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
+import type { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import { type HeliosDBError, toHeliosError } from './errors.js';
 
 /** One event a listener's callback receives. */

@@ -17,7 +17,7 @@
  * | one-dimensional arrays | arrays of the element mapping |
  * @packageDocumentation
  */
-import type { Column, Rows } from '../../gen/heliosdb/v1/value_pb.js';
+import type { Column, Rows } from '../../../gen/heliosdb/v1/value_pb.js';
 import { DecodeError, HeliosDBError, ParameterError } from '../errors.js';
 import { type ArrayItems, parseArrayLiteral } from './array-literal.js';
 import { CompactReader, decodeUtf8 } from './compact.js';

@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import type { Client as RpcClient } from '@connectrpc/connect';
-import type { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
+import type { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import type { BatchOptions, BatchResult, BatchStatementInput, ExecuteManyOptions, ExecuteManyResult } from './batch.js';
 import { executeChunks, chunksOf, emptyExecuteManyResult } from './batch.js';
 import type { ConnectionPin } from './client.js';

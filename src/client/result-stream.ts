@@ -3,8 +3,8 @@
  * backpressure, so a result of any size runs in bounded memory. Browser-safe.
  * @packageDocumentation
  */
-import type { Column, Rows } from '../gen/heliosdb/v1/value_pb.js';
-import type { StreamQueryResponse } from '../gen/heliosdb/v1/database_pb.js';
+import type { Column, Rows } from '../../gen/heliosdb/v1/value_pb.js';
+import type { StreamQueryResponse } from '../../gen/heliosdb/v1/database_pb.js';
 import { CancelledError, HeliosDBError } from './errors.js';
 import type { CallOptions, Field } from './types.js';
 

@@ -5,8 +5,8 @@
  * and `heliosdb auth init` manage users and API keys in a PostgreSQL database (see ./admin.ts).
  * @packageDocumentation
  */
-import { startServer } from '../server/server.js';
-import { VERSION } from '../server/version.js';
+import { startServer } from '../server.js';
+import { VERSION } from '../version.js';
 import { adminCommand, adminUsage } from './admin.js';
 import { createLogger } from './log.js';
 import { flagsHelp, parseServeArgs, UsageError } from './serve-args.js';

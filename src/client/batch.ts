@@ -4,7 +4,7 @@
  * limit. Browser-safe.
  * @packageDocumentation
  */
-import type { Value } from '../gen/heliosdb/v1/value_pb.js';
+import type { Value } from '../../gen/heliosdb/v1/value_pb.js';
 import { type HeliosDBError, QueryError } from './errors.js';
 import { toParams } from './protocol/params.js';
 import type { QueryRunner } from './query-runner.js';

@@ -6,9 +6,9 @@
  */
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Client as RpcClient, type ContextValues } from '@connectrpc/connect';
-import type { BatchResult as WireBatchResult, DatabaseService, ExecuteBatchRequestSchema } from '../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
-import { type Column, type ResultSet, type Rows, RowFormat } from '../gen/heliosdb/v1/value_pb.js';
+import type { BatchResult as WireBatchResult, DatabaseService, ExecuteBatchRequestSchema } from '../../gen/heliosdb/v1/database_pb.js';
+import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
+import { type Column, type ResultSet, type Rows, RowFormat } from '../../gen/heliosdb/v1/value_pb.js';
 import type { BatchItemResult, BatchOptions, BatchResult, BatchStatementInput, ParameterChunk } from './batch.js';
 import type { ResolvedConnectionConfig } from './config.js';
 import { HeliosDBError, QueryError, toHeliosError } from './errors.js';

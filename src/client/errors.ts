@@ -23,7 +23,7 @@
  * @packageDocumentation
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { type ErrorDetail, ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
+import { type ErrorDetail, ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { explainTls } from './connection-messages.js';
 import { errorFields, inspectError } from './error-format.js';
 

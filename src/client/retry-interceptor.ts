@@ -22,7 +22,7 @@
  * @packageDocumentation
  */
 import { Code, ConnectError, createContextKey, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest } from '@connectrpc/connect';
-import { ErrorDetailSchema, type ErrorDetail } from '../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema, type ErrorDetail } from '../../gen/heliosdb/v1/error_pb.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitStats } from './circuit-breaker.js';
 import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
 import { isKeyableSql, isReadOnlySql } from './sql-classify.js';

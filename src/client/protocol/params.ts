@@ -17,7 +17,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { NullValue } from '@bufbuild/protobuf/wkt';
-import { type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
+import { type Value, ValueSchema } from '../../../gen/heliosdb/v1/value_pb.js';
 import { ParameterError } from '../errors.js';
 
 const INT64_MIN = -(2n ** 63n);

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { Client as RpcClient } from '@connectrpc/connect';
-import type { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
+import type { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import {
   type BatchOptions,
   type BatchResult,

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from '@connectrpc/connect';
-import { AuthService } from '../gen/heliosdb/v1/auth_pb.js';
+import { AuthService } from '../../gen/heliosdb/v1/auth_pb.js';
 import { AuthenticationError, HeliosDBError, toHeliosError } from './errors.js';
 
 /** A token and, when known, how long it stays valid. */

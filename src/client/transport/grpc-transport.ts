@@ -21,7 +21,7 @@ import {
 } from '@connectrpc/connect';
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { StatusSchema } from '../../../gen/google/rpc/status_pb.js';
 import { ConnectionError, HeliosDBError } from '../errors.js';
 import { annotateAttempt, avoidEndpoint, isTransportFailure } from '../retry-interceptor.js';
 import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';

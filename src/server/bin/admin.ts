@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { pgRunner } from '../server/auth/setup.js';
-import { SqlAuthStore } from '../server/auth/store.js';
+import { pgRunner } from '../auth/setup.js';
+import { SqlAuthStore } from '../auth/store.js';
 
 /** The commands' usage lines. */
 export const adminUsage = `  heliosdb auth init [--grant-to LOGIN_ROLE]

@@ -1,0 +1,29 @@
+/**
+ * `@heliosdb/client/wire`: the wire contract and the row codec the client and the server share,
+ * for the server package and for tools that speak HeliosDB's protocol directly: the generated
+ * Protobuf messages and services (`heliosdb.v1`, `grpc.health.v1`, `google.rpc.Status`), the
+ * compact row format, PostgreSQL type OIDs, the date/time and array text formats, and the request
+ * header names. Not a stable API for applications: use the package's main entry.
+ * @packageDocumentation
+ */
+export * from '../../gen/google/rpc/status_pb.js';
+export * from '../../gen/grpc/health/v1/health_pb.js';
+export * from '../../gen/heliosdb/v1/auth_pb.js';
+export * from '../../gen/heliosdb/v1/database_pb.js';
+export * from '../../gen/heliosdb/v1/error_pb.js';
+export * from '../../gen/heliosdb/v1/value_pb.js';
+export { type ArrayItems, parseArrayLiteral } from './protocol/array-literal.js';
+export { CompactReader, CompactWriter, decodeUtf8 } from './protocol/compact.js';
+export {
+  civilFromDays,
+  daysFromCivil,
+  formatInterval,
+  formatTimestampMicros,
+  INFINITY_MICROS,
+  type IntervalParts,
+  NEG_INFINITY_MICROS,
+  parseInterval,
+  parseTimestampMicros,
+  parseTimestampMs,
+} from './protocol/datetime.js';
+export { arrayElementOid, builtinTypeName, Oid } from './protocol/oids.js';
