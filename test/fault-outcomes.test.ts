@@ -4,7 +4,8 @@
  * a function that writes), with and without idempotency keys, through a proxy that loses the
  * answer to a chosen attempt (test/helpers/marker-tap.ts); a transaction made read-only from
  * inside (its commit cannot be recorded with its key); and an auto-commit script that commits
- * part of itself before a retryable error. Every write is counted in the table by its marker: a
+ * part of itself before a retryable error (test/fault-database-answers.test.ts loses answers
+ * between the server and PostgreSQL). Every write is counted in the table by its marker: a
  * success is there exactly once (and its RETURNING id is the stored one), an
  * AmbiguousResultError at most once, any other failure not at all. PostgreSQL only (the
  * embedded engine answers in the same process, where no answer is lost on the way).
