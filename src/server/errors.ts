@@ -11,7 +11,7 @@ type DetailInit = MessageInitShape<typeof ErrorDetailSchema>;
 
 /** Builds a ConnectError carrying an ErrorDetail. */
 export function serverError(code: Code, message: string, detail: DetailInit = {}): ConnectError {
-  const value = create(ErrorDetailSchema, { message, ...detail });
+  const value = create(ErrorDetailSchema, { ...detail, message });
   return new ConnectError(message, code, undefined, [{ desc: ErrorDetailSchema, value }]);
 }
 

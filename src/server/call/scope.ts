@@ -106,8 +106,13 @@ function callError(e: unknown, principal: Principal, opts: ScopeOptions, autocom
   }
   const ce = e instanceof ConnectError ? e : toConnectError(e);
   const detail = ce.findDetails(ErrorDetailSchema)[0];
-  if (opts.selfCommitting && detail?.retryable) {
-    return serverError(ce.code, `${ce.rawMessage} (statements before it may have committed themselves, so it is not safe to send again)`, { ...detail, retryable: false, retryAfterMs: 0 });
+  if (opts.selfCommitting && detail && !detail.reason) {
+    // What the script committed itself before the failure stays committed, as in PostgreSQL.
+    return serverError(ce.code, `${ce.rawMessage} (the call commits or runs outside a transaction block itself: what it committed before this error stays committed, so do not send it again as it is)`, {
+      ...detail,
+      retryable: false,
+      retryAfterMs: 0,
+    });
   }
   if (detail?.sqlstate === '25006') {
     if (principal.readOnly) {
