@@ -41,7 +41,7 @@ async function startExample(): Promise<{ child: ChildProcess; pageUrl: string; o
   return { child, pageUrl, output: () => out };
 }
 
-const text = (page: Page, selector: string) => page.locator(selector).innerText();
+const text = async (page: Page, selector: string) => (await page.locator(selector).textContent()) ?? '';
 
 describeWithChromium('browser example (examples/browser)', (executablePath) => {
   let browser: Browser;

@@ -57,7 +57,7 @@ test("the README's flag table is the option table", () => {
 
 test('logs: one readable line per entry on a terminal, with its fields', () => {
   const line = prettyLine({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), msg: 'authentication is off', host: '127.0.0.1', n: 3 }, false);
-  assert.match(line, /^\d\d:\d\d:\d\d WARN  authentication is off {2}host=127\.0\.0\.1 n=3\n$/);
+  assert.match(line, /^\d\d:\d\d:\d\d WARN {2}authentication is off {2}host=127\.0\.0\.1 n=3\n$/);
 });
 
 test('a started server logs JSON when not on a terminal, says each warning once, and a second SIGINT exits at once', async () => {

@@ -21,14 +21,16 @@ describeEachBackend('client pool', (backend) => {
   });
   after(async () => ts?.close());
 
-  test('10,000 calls in flight complete inside maxConnections, and the stats add up', async () => {
+  // The embedded engine runs one statement at a time: a smaller flood saturates the pool as well.
+  const calls = backend.name === 'pglite' ? 4000 : 10_000;
+  test(`${calls.toLocaleString('en')} calls in flight complete inside maxConnections, and the stats add up`, async () => {
     const client = createClient({ url: ts.server.grpcUrl, minConnections: 2, maxConnections: 8, maxStreamsPerConnection: 100, acquisitionTimeoutMs: 60_000 });
     try {
       let peak = 0;
       const sampler = setInterval(() => (peak = Math.max(peak, client.pool.getStats().totalConnections)), 5);
-      const results = await Promise.all(Array.from({ length: 10_000 }, (_, i) => client.query<{ n: number }>('SELECT $1::int AS n', [i])));
+      const results = await Promise.all(Array.from({ length: calls }, (_, i) => client.query<{ n: number }>('SELECT $1::int AS n', [i])));
       clearInterval(sampler);
-      results.forEach((r, i) => assert.equal(r.rows[0].n, i));
+      for (const [i, r] of results.entries()) assert.equal(r.rows[0].n, i);
       const s = client.pool.getStats();
       assert.ok(peak <= 8 && s.totalConnections <= 8, `pool stayed within maxConnections (peak ${peak})`);
       assert.ok(s.created > 2, 'the pool grew under load');
@@ -37,8 +39,8 @@ describeEachBackend('client pool', (backend) => {
       assert.equal(s.created - s.closed, s.totalConnections);
       assert.equal(s.activeConnections + s.idleConnections, s.totalConnections);
       assert.ok(s.poolMisses > 0, 'saturation was seen');
-      assert.ok(s.poolHits + s.poolMisses >= 10_000, `every acquisition counted (${s.poolHits} + ${s.poolMisses})`);
-      assert.equal(client.metrics.snapshot().Query.count, 10_000);
+      assert.ok(s.poolHits + s.poolMisses >= calls, `every acquisition counted (${s.poolHits} + ${s.poolMisses})`);
+      assert.equal(client.metrics.snapshot().Query.count, calls);
     } finally {
       await client.close();
     }

@@ -12,7 +12,7 @@ import {
   ConstraintViolationError,
   createClient,
   ForeignKeyViolationError,
-  HeliosDBClient,
+  type HeliosDBClient,
   HeliosDBError,
   NotNullViolationError,
   ParameterError,

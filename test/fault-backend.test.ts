@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { AmbiguousResultError, createClient, type HeliosDBClient } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import { startTestServer, type TestServer, uniqueName, waitFor } from './helpers/server.js';

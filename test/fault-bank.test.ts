@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { AmbiguousResultError, createClient, type HeliosDBClient, IsolationLevel } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
@@ -36,7 +36,6 @@ if (!postgres) {
     const databaseUrl = postgres.databaseUrl!;
     let pair: ServerPair | undefined;
     let a: ServerProcess;
-    let b: ServerProcess;
     let pa: FaultProxy;
     let pb: FaultProxy;
     let admin: pg.Client;
@@ -46,7 +45,7 @@ if (!postgres) {
 
     before(async () => {
       pair = await startServerPair(databaseUrl);
-      ({ a, b, pa, pb, admin } = pair);
+      ({ a, pa, pb, admin } = pair);
       accounts = uniqueName('accounts');
       ledger = uniqueName('ledger');
       await admin.query(`CREATE TABLE ${accounts} (id int PRIMARY KEY, balance int NOT NULL)`);

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { AmbiguousResultError, createClient, type HeliosDBClient, type Transaction } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import { startTestServer, type TestServer, uniqueName, waitFor } from './helpers/server.js';

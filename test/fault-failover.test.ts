@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { ConnectionError, createClient, type HeliosDBClient, type Transaction } from '@heliosdb/client';
 import { backends, postgresSkipReason } from './helpers/backends.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
@@ -24,7 +24,6 @@ if (!postgres) {
     const databaseUrl = postgres.databaseUrl!;
     let pair: ServerPair | undefined;
     let a: ServerProcess;
-    let b: ServerProcess;
     let pa: FaultProxy;
     let pb: FaultProxy;
     let admin: pg.Client;
@@ -33,7 +32,7 @@ if (!postgres) {
 
     before(async () => {
       pair = await startServerPair(databaseUrl);
-      ({ a, b, pa, pb, admin } = pair);
+      ({ a, pa, pb, admin } = pair);
       table = uniqueName('failover');
       await admin.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, v text NOT NULL)`);
       client = createClient({

@@ -71,7 +71,7 @@ if (!postgres) {
       t.diagnostic(`lost answer: settled after ${ms.toFixed(0)} ms and ${s.retries} retr${s.retries === 1 ? 'y' : 'ies'}`);
     });
 
-    test('the same fault without an idempotency key: AmbiguousResultError, and the row is there once', async (t) => {
+    test('the same fault without an idempotency key: AmbiguousResultError, and the row is there once', async (_t) => {
       const c = client({ retry: { idempotencyKeys: false } });
       await c.query('SELECT 1');
       proxy.loseNextResponse(300);
@@ -87,7 +87,7 @@ if (!postgres) {
       assert.equal(c.pool.getStats().ambiguousResults, 1);
     });
 
-    test('a commit whose answer is lost is retried with its key and reported committed, once', async (t) => {
+    test('a commit whose answer is lost is retried with its key and reported committed, once', async (_t) => {
       const c = client();
       const tx = await c.begin();
       await tx.execute(`INSERT INTO ${table} (v) VALUES ($1)`, ['lost-commit']);
@@ -117,7 +117,7 @@ if (!postgres) {
       assert.equal(await count('commit-restart'), 1);
     });
 
-    test('a repeated key is answered from the database after a restart, and by another server on the same database', async (t) => {
+    test('a repeated key is answered from the database after a restart, and by another server on the same database', async (_t) => {
       const rpc = (url: string) => createRpcClient(DatabaseService, createGrpcTransport({ baseUrl: url.replace(/^grpc:/, 'http:') }));
       const key = `k-${Date.now()}`;
       const req = { sql: `INSERT INTO ${table} (v) VALUES ('durable') RETURNING id`, idempotencyKey: key };

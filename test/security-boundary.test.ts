@@ -103,15 +103,15 @@ describeEachBackend('authorization boundary', (backend) => {
       `DO $$ BEGIN PERFORM set_config('role', '${f.loginRole}', false); END $$`,
       'DISCARD ALL',
     ];
-    for (const escape of escapes) {
+    for (const attempt of escapes) {
       // The escape itself fails or gains nothing: every read of what the principal may not read
       // fails after it, in the same call (a script) and in the next call.
       for (const target of [secret, ...serverTables]) {
-        await failure(writer.query(`${escape}; SELECT * FROM ${target}`), `${escape} then ${target}`);
-        await writer.execute(escape).catch(() => {});
-        await failure(writer.query(`SELECT * FROM ${target}`), `${target} after ${escape}`);
+        await failure(writer.query(`${attempt}; SELECT * FROM ${target}`), `${attempt} then ${target}`);
+        await writer.execute(attempt).catch(() => {});
+        await failure(writer.query(`SELECT * FROM ${target}`), `${target} after ${attempt}`);
       }
-      await failure(writer.execute(`${escape}; INSERT INTO heliosdb.sessions (token_hash, user_name, expires_at) VALUES ('forged', '${writerName}', now() + interval '1 day')`), `${escape}: forge a session`);
+      await failure(writer.execute(`${attempt}; INSERT INTO heliosdb.sessions (token_hash, user_name, expires_at) VALUES ('forged', '${writerName}', now() + interval '1 day')`), `${attempt}: forge a session`);
     }
     // A temporary function or a procedure that changes the role gains nothing either.
     await writer.execute(`CREATE FUNCTION pg_temp.up() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('role', 'postgres', true); RETURN 1; END $$`).catch(() => {});
@@ -205,7 +205,7 @@ describeEachBackend('authorization boundary', (backend) => {
         if (!(r instanceof Error)) {
           // A non-atomic batch answers per statement: each must have failed.
           const results = (r as { results?: { ok: boolean }[] }).results;
-          assert.ok(results && results.every((x) => !x.ok), `${what}: refused`);
+          assert.ok(results?.every((x) => !x.ok), `${what}: refused`);
         }
         assert.equal(await rows(), before, `${what}: nothing was written`);
       }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Code } from '@connectrpc/connect';
-import { type Value } from '../gen/heliosdb/v1/value_pb.js';
+import type { Value } from '../gen/heliosdb/v1/value_pb.js';
 import { backends, describeEachBackend } from './helpers/backends.js';
 import { expectDetail } from './helpers/errors.js';
 import { countRows, createTable, startTestServer, uniqueName, useServer } from './helpers/server.js';

@@ -37,7 +37,7 @@ describeEachBackend('prepared statements', (backend) => {
           .executePrepared({ statementId: p.statementId, params: [V.int32(i), V.int64(10n ** 15n), V.text(`n${i}`), V.timestamptz(BigInt(i) * 1_000_000n)] }),
       ),
     );
-    runs.forEach((r, i) => assert.deepEqual(plainRows(r.result), [[BigInt(i) + 10n ** 15n, `N${i}`, BigInt(i) * 1_000_000n]]));
+    for (const [i, r] of runs.entries()) assert.deepEqual(plainRows(r.result), [[BigInt(i) + 10n ** 15n, `N${i}`, BigInt(i) * 1_000_000n]]);
     const compact = await db.executePrepared({ statementId: p.statementId, params: [V.int32(1), V.int64(2n), V.text('x'), V.null()], rowFormat: RowFormat.COMPACT });
     assert.deepEqual(compactRows(compact.result!.rows, compact.result!.columns), [['3', 'X', null]]);
   });

@@ -205,7 +205,12 @@ test('differential: the corpus of every SQL command, alone and in scripts', () =
   ]);
   // Scripts: each statement before and after a few others (reads and writes).
   const others = ['SELECT 1', 'DELETE FROM t', 'COMMIT', "SELECT '--;'"];
-  for (const row of corpus) for (const o of others) (assertNeverLooser(`${row.sql}; ${o}`), assertNeverLooser(`${o};\n${row.sql}`));
+  for (const row of corpus) {
+    for (const o of others) {
+      assertNeverLooser(`${row.sql}; ${o}`);
+      assertNeverLooser(`${o};\n${row.sql}`);
+    }
+  }
 });
 
 /** xorshift32: the same "random" texts on every run. */

@@ -142,7 +142,7 @@ function de<T>(desc: DescMessage) {
 
 const service = '/heliosdb.v1.DatabaseService/';
 
-function valueOf(v: number | string | Date): Value {
+function toValue(v: number | string | Date): Value {
   if (typeof v === 'number') {
     return create(ValueSchema, { kind: Number.isInteger(v) ? { case: 'int32', value: v } : { case: 'float64', value: v } });
   }
@@ -181,7 +181,7 @@ function rawDriver(grpcUrl: string): BenchDriver {
     insert(rows) {
       const req = create(ExecuteBatchRequestSchema, {
         sql: singleInsertSql,
-        parameterSets: rows.map((r) => ({ values: r.map(valueOf) })),
+        parameterSets: rows.map((r) => ({ values: r.map(toValue) })),
         atomic: true,
       });
       return new Promise((resolve, reject) => {
@@ -257,6 +257,7 @@ function postgresJsDriver(url: string, poolSize: number): BenchDriver {
   return {
     notes: {
       all: `postgres(url, { max: ${poolSize} }), its defaults (named prepared statements)`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the label names postgres.js's template
       batch: 'sql`INSERT INTO t ${sql(rows)}` per chunk',
       stream: '.cursor(2000)',
     },

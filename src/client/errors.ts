@@ -214,6 +214,7 @@ export class RetryableError extends HeliosDBError {
   }
 
   static override [Symbol.hasInstance](x: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was asked about (a subclass keeps the plain check)
     if (this !== RetryableError) return Function.prototype[Symbol.hasInstance].call(this, x);
     return x instanceof HeliosDBError && x.retryable;
   }

@@ -124,7 +124,14 @@ export class Listener implements AsyncDisposable {
         if (signal.aborted) break;
         await new Promise<void>((r) => {
           const t = setTimeout(r, delay);
-          signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+          signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              r();
+            },
+            { once: true },
+          );
         });
         delay = Math.min(max, delay * 2);
       }

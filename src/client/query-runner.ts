@@ -11,7 +11,7 @@ import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { type Column, type ResultSet, type Rows, RowFormat } from '../../gen/heliosdb/v1/value_pb.js';
 import type { BatchItemResult, BatchOptions, BatchResult, BatchStatementInput, ParameterChunk } from './batch.js';
 import type { ResolvedConnectionConfig } from './config.js';
-import { HeliosDBError, QueryError, toHeliosError } from './errors.js';
+import { type HeliosDBError, QueryError, toHeliosError } from './errors.js';
 import { PreparedStatement } from './prepared-statement.js';
 import { RowDecoder } from './protocol/decode.js';
 import { toParams } from './protocol/params.js';

@@ -99,9 +99,13 @@ export function tokenizeSql(sql: string, options: TokenizeOptions = {}): SqlToke
       let depth = 1;
       i += 2;
       while (i < n && depth > 0) {
-        if (sql.charCodeAt(i) === 47 && sql.charCodeAt(i + 1) === 42) (depth++, (i += 2));
-        else if (sql.charCodeAt(i) === 42 && sql.charCodeAt(i + 1) === 47) (depth--, (i += 2));
-        else i++;
+        if (sql.charCodeAt(i) === 47 && sql.charCodeAt(i + 1) === 42) {
+          depth++;
+          i += 2;
+        } else if (sql.charCodeAt(i) === 42 && sql.charCodeAt(i + 1) === 47) {
+          depth--;
+          i += 2;
+        } else i++;
       }
       if (depth > 0) unterminated = true;
     } else if (c === 39) {

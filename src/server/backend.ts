@@ -34,6 +34,11 @@ export interface Backend {
    * connection's start-up settings. Runs outside a transaction block.
    */
   readonly resetSql: string;
+  /**
+   * Runs {@link resetSql} on `conn` without waiting for it, when the engine can do that in order
+   * (the embedded one: the worker runs it before the connection's next message).
+   */
+  resetConnection?(conn: BackendConnection): void;
   /** The application_name connections start with (and return to after each call). */
   readonly defaultApplicationName: string;
   /**

@@ -264,7 +264,7 @@ export const cases: readonly BehaviourCase[] = [
   {
     name: 'pool: getStats has the PoolStats shape and calls wait for a free slot',
     async run(ctx) {
-      const { lib } = ctx;
+      void ctx;
       const keys = [
         'acquisitionTimeouts',
         'activeConnections',

@@ -91,7 +91,7 @@ export class MarkerTap {
   /** Whether some fault of the armed plan has not fired yet. */
   get pending(): boolean {
     const a = this.armed;
-    return a !== undefined && a.plan.slice(a.seen).some((f) => f !== null);
+    return a?.plan.slice(a.seen).some((f) => f !== null) ?? false;
   }
 
   /** Forgets the armed plan. */

@@ -65,7 +65,7 @@ function parseInteger(s: string): number {
 function parseFloatText(s: string): number {
   const n = Number(s);
   // NaN only from 'NaN'; Number('') is 0.
-  if ((n !== n && s !== 'NaN') || s.length === 0) throw bad('a floating-point number', s);
+  if ((Number.isNaN(n) && s !== 'NaN') || s.length === 0) throw bad('a floating-point number', s);
   return n;
 }
 

@@ -256,7 +256,7 @@ export class GrpcChannelPool {
   private circuitOpen(): ConnectionError {
     const eps = this.active();
     const wait = Math.min(...eps.map((e) => e.breaker.retryInMs()));
-    eps.forEach((e) => e.breaker.tryAcquire()); // counted as rejected
+    for (const e of eps) e.breaker.tryAcquire(); // counted as rejected
     const name = eps.length === 1 ? eps[0].url : `all ${eps.length} endpoints (${eps.map((e) => e.url).join(', ')})`;
     return annotateAttempt(circuitOpenError(name, wait), { sent: false, endpoint: eps.length === 1 ? eps[0].url : undefined });
   }
@@ -365,7 +365,10 @@ export class GrpcChannelPool {
    */
   report(ch: PooledChannel, error?: unknown): void {
     const b = ch.endpoint.breaker;
-    if (error === undefined) return b.onSuccess();
+    if (error === undefined) {
+      b.onSuccess();
+      return;
+    }
     const code = (error as { code?: unknown }).code;
     if (code === Code.Canceled || code === Code.DeadlineExceeded) b.onNeutral();
     else if (isTransportFailure(error)) b.onFailure();

@@ -154,7 +154,9 @@ function metadataFromInit(init: HeadersInit | undefined): grpc.Metadata {
   const md = new grpc.Metadata();
   if (init === undefined) return md;
   if (init instanceof Headers) {
-    init.forEach((v, k) => md.add(k, v));
+    init.forEach((v, k) => {
+      md.add(k, v);
+    });
   } else if (Array.isArray(init)) {
     for (const [k, v] of init) md.add(k.toLowerCase(), v);
   } else {
@@ -174,7 +176,9 @@ function metadataToHeaders(md: grpc.Metadata | undefined): Headers {
 
 function headersToMetadata(h: Headers): grpc.Metadata {
   const md = new grpc.Metadata();
-  h.forEach((v, k) => md.add(k, v));
+  h.forEach((v, k) => {
+    md.add(k, v);
+  });
   return md;
 }
 

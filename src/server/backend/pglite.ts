@@ -78,6 +78,7 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
     // Nothing can interrupt a statement running in PGlite.
     cancel: async () => {},
     resetSql: resetSqlFor(opts.databaseApplicationName),
+    resetConnection: () => engine.resetSession(resetSqlFor(opts.databaseApplicationName)),
     defaultApplicationName: opts.databaseApplicationName,
     async withServerConnection(fn) {
       const conn = await pool.acquire(serverLogin);

@@ -15,7 +15,8 @@ export async function recycle(backend: Backend, conn: BackendConnection, opts: {
   if (!destroy) {
     try {
       if (txStatusOf(conn) !== 'I') await conn.query('ROLLBACK');
-      await conn.query(backend.resetSql);
+      if (backend.resetConnection) backend.resetConnection(conn);
+      else await conn.query(backend.resetSql);
       forgetParsedStatements(conn);
       state.role = '';
       state.appName = '';

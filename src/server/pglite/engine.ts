@@ -234,6 +234,17 @@ export class PgliteEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
+   * Clears the open connection's session with `sql` (a script without results) in the worker,
+   * before anything posted later, without waiting for it: call it between two of the
+   * connection's exchanges (after its ReadyForQuery).
+   */
+  resetSession(sql: string): void {
+    const run = (): void => this.post({ t: 'reset', sql });
+    if (this.current) this.current.socket.betweenMessages({ run, abort: () => {} });
+    else run();
+  }
+
+  /**
    * Stops the worker if it runs and starts a fresh one on the same data directory (in memory:
    * an empty database). The open connection, if any, fails.
    */

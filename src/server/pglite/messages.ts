@@ -39,6 +39,11 @@ export type ToWorker =
   | { t: 'proto'; conn: number; data: Uint8Array }
   /** End of a connection: end any open exchange, roll back, reset the session. */
   | { t: 'close'; conn: number }
+  /**
+   * Clear the session (`sql`, the backend's reset script) before whatever is posted next: no
+   * answer, so a call's clean-up costs the main thread no round trip.
+   */
+  | { t: 'reset'; sql: string }
   /** Run `COPY ... FROM '/dev/blob'` with `data` as the blob. */
   | { t: 'copyFrom'; id: number; sql: string; data: Uint8Array }
   /** Close the database and exit. */

@@ -124,6 +124,15 @@ async function main(): Promise<void> {
         return reset();
       case 'copyFrom':
         return copyFrom(msg.id, msg.sql, msg.data);
+      case 'reset':
+        try {
+          await db.exec(msg.sql);
+        } catch (err) {
+          // The script only clears session state: it cannot fail in a sound session.
+          process.stderr.write(`embedded engine: the session reset failed: ${err instanceof Error ? err.message : inspect(err)}\n`);
+          await reset();
+        }
+        return;
       case 'shutdown':
         await db.close();
         process.exit(0);

@@ -110,7 +110,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
       if (o.atomic) {
         const list = o.inTx ? [sp, ...statements, release] : statements;
         const offset = o.inTx ? 1 : 0;
-        statements.forEach((_, i) => fresh(i));
+        for (let i = 0; i < statements.length; i++) fresh(i);
         const outcomes = await pipeline(list, (i) => collectors[i - offset]);
         const f = failedAt(outcomes);
         if (f !== -1) {

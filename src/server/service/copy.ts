@@ -149,7 +149,14 @@ export function copyHandlers(c: ServiceContext): Handlers {
                 pendingBytes += chunk.length;
                 if (pendingBytes >= chunkBytes) {
                   flush();
-                  if (queue.length > 2) await new Promise<void>((r) => (queue.onEmpty = () => ((queue.onEmpty = undefined), r())));
+                  if (queue.length > 2) {
+                    await new Promise<void>((r) => {
+                      queue.onEmpty = () => {
+                        queue.onEmpty = undefined;
+                        r();
+                      };
+                    });
+                  }
                 }
               }
               flush();

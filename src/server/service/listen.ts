@@ -20,7 +20,7 @@ const maxChannels = 100;
 const maxQueued = 10_000;
 
 /** The Listen handler. */
-export function listenHandler(c: ServiceContext, hub: NotificationHub): ServiceImpl<typeof DatabaseService>['listen'] {
+export function listenHandler(_c: ServiceContext, hub: NotificationHub): ServiceImpl<typeof DatabaseService>['listen'] {
   return async function* listen(req, ctx) {
     if (req.channels.length === 0 || req.channels.length > maxChannels) {
       throw serverError(Code.InvalidArgument, `Listen needs 1 to ${maxChannels} channels`, { reason: reasons.invalidRequest });
