@@ -41,10 +41,18 @@ export async function copyFrom(runner: QueryRunner, sql: string, source: CopySou
   const t0 = performance.now();
   const retry = runner.config.retry;
   const keyed = runner.transactionId === '' && retry !== false && (retry?.idempotencyKeys ?? true);
+  /** The source's own failure (it threw): nothing was applied, and it is the caller's error to see. */
+  let sourceError: { error: unknown } | undefined;
   const send = async (key: string): Promise<CopyResult> => {
+    sourceError = undefined;
     async function* requests(): AsyncGenerator<Partial<CopyFromRequest>> {
       yield { sql, transactionId: runner.transactionId, idempotencyKey: key };
-      for await (const data of copyMessages(source, options.chunkBytes)) yield { data };
+      try {
+        for await (const data of copyMessages(source, options.chunkBytes)) yield { data };
+      } catch (e) {
+        sourceError = { error: e };
+        throw e;
+      }
     }
     const r = await runner.rpc.copyFrom(requests() as never, runner.callOptions(options));
     return { rowCount: Number(r.rowsAffected), executionTimeMs: r.executionTimeMs };
@@ -57,13 +65,19 @@ export async function copyFrom(runner: QueryRunner, sql: string, source: CopySou
         runner.emit('copyFrom', sql, undefined, t0, result.rowCount);
         return result;
       } catch (e) {
+        if (sourceError) throw sourceError.error;
         if (attempt > 0 || options.signal?.aborted) throw e;
         if (neverSent(e) && isReplayable(source)) continue;
         if (!keyed || !mayHaveApplied(e)) throw e;
         // The answer was lost: settle it by its key, without the data.
         let settled: { rowsAffected: bigint; executionTimeMs: number };
         try {
-          settled = await runner.rpc.copyFrom([{ sql, idempotencyKey: key, resolveOnly: true }] as never, runner.callOptions({ ...options, timeoutMs: options.timeoutMs }));
+          async function* settle(): AsyncGenerator<Partial<CopyFromRequest>> {
+            yield { sql, idempotencyKey: key, resolveOnly: true };
+          }
+          // Bookkeeping after the call's own deadline: a deadline of its own.
+          const timeoutMs = options.timeoutMs ? Math.max(options.timeoutMs, 5000) : undefined;
+          settled = await runner.rpc.copyFrom(settle() as AsyncIterable<CopyFromRequest>, runner.callOptions({ ...options, timeoutMs }));
         } catch (s) {
           const detail = s instanceof ConnectError ? s.findDetails(ErrorDetailSchema)[0] : undefined;
           if (detail?.reason === 'NOT_APPLIED') {

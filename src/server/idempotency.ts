@@ -34,6 +34,7 @@ import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ownerKeyOf, type Principal } from './auth/principal.js';
 import type { Backend, BackendConnection } from './backend.js';
 import { txStatusOf } from './backend/connection.js';
+import { abortError } from './call-context.js';
 import { reasons, serverError, toConnectError } from './errors.js';
 import type { CommandSink } from './pg-command.js';
 import { PgPipeline, type PipelineStatement } from './pg-pipeline.js';
@@ -287,6 +288,7 @@ export class Idempotency {
 
   /** Runs a pipeline; throws the first failure as a ConnectError. */
   private async pipeline(conn: BackendConnection, statements: PipelineStatement[], sinks: Record<number, CommandSink>, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw abortError(signal);
     const p = new PgPipeline(statements, (i) => sinks[i]);
     const onAbort = () => void this.backend.cancel(conn);
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -143,6 +143,8 @@ export class SessionManager {
       try {
         await prev;
         if (session.closed) throw this.gone(id, session.kind);
+        // The caller left while the call waited its turn: it must not run.
+        if (signal?.aborted) throw abortError(signal);
         return await fn(session.conn, session);
       } finally {
         // A cancel sent during this call must land before the session's next statement starts.

@@ -39,6 +39,8 @@ export function isGuarded(steps: GuardSteps): boolean {
 
 /** Sends `cmd` on `conn` and waits for it, cancelling it in the database if `signal` aborts. */
 export async function runSubmittable<T>(backend: Backend, conn: BackendConnection, cmd: { done: Promise<T> }, signal: AbortSignal): Promise<T> {
+  // A call answered already (its deadline passed while it waited) never starts.
+  if (signal.aborted) throw abortError(signal);
   const onAbort = () => void backend.cancel(conn);
   signal.addEventListener('abort', onAbort, { once: true });
   try {

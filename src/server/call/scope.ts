@@ -171,7 +171,9 @@ export async function withConnection<T>(
   }
   let started = false;
   const work = (async () => {
+    if (ctx.signal.aborted) throw abortError(ctx.signal);
     await prepareConnection(deps.backend, conn, login, appName);
+    if (ctx.signal.aborted) throw abortError(ctx.signal);
     stateOf(conn).dirty = true;
     started = true;
     const scope: CallScope = { frame: 'autocommit', principal };
