@@ -73,7 +73,7 @@ describeEachBackend('calls given up on', (backend) => {
             assert.ok(r instanceof HeliosDBError && ['NOT_APPLIED', 'TIMEOUT', 'AMBIGUOUS_RESULT'].includes(r.code), `a clear outcome (${String(r)})`);
             if (r.code !== 'AMBIGUOUS_RESULT') assert.equal(n, 0, 'a definite failure wrote nothing');
           } else {
-            assert.equal(r.rowCount, 1);
+            assert.equal((r as { rowCount: number }).rowCount, 1);
             assert.equal(n, 1, 'settled: applied once');
           }
         }

@@ -21,7 +21,7 @@
 import assert from 'node:assert/strict';
 import { after, test, type TestContext } from 'node:test';
 import type pg from 'pg';
-import { type HeliosDBClient, type Notification, PermissionDeniedError } from '../src/index.js';
+import { type HeliosDBClient, type Notification, PermissionDeniedError } from '@heliosdb/client';
 import { pgRunner } from '../src/server/auth/setup.js';
 import { SqlAuthStore } from '../src/server/auth/store.js';
 import { describeEachBackend, type TestBackend } from './helpers/backends.js';

@@ -17,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, test, type TestContext } from 'node:test';
-import type { ConnectionConfig, HeliosDBClient } from '../src/index.js';
+import type { ConnectionConfig, HeliosDBClient } from '@heliosdb/client';
 import { describeEachBackend, type TestBackend } from './helpers/backends.js';
 import { freshServer, freshTestOptions, type FreshTransport, keyRecords, methodsOf, removeFreshScratch, within } from './helpers/fresh.js';
 

@@ -22,7 +22,7 @@ import type { TestContext } from 'node:test';
 import type { Interceptor } from '@connectrpc/connect';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { type ConnectionConfig, createClient, type HeliosDBClient } from '../../src/index.js';
+import { type ConnectionConfig, createClient, type HeliosDBClient } from '@heliosdb/client';
 import { type HeliosServer, type StartServerOptions, startServer } from '../../src/server/server.js';
 import type { TestBackend } from './backends.js';
 
