@@ -76,7 +76,7 @@ export interface FreshOptions {
   /** More server options (on top of port 0, httpPort 0, silent logs, the backend's URL). */
   server?: StartServerOptions;
   /** Runs on the fresh database before the server starts (PostgreSQL only); its result is passed on. */
-  beforeStart?: (admin: pg.Client, databaseUrl: string) => Promise<StartServerOptions | void>;
+  beforeStart?: (admin: pg.Client, databaseUrl: string) => Promise<StartServerOptions | undefined>;
   /**
    * A server on the same database before this one: started, given a client for `fn`, closed; the
    * server under test then starts on what it left (PGlite: a data directory, empty or with the
