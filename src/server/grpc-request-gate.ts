@@ -39,6 +39,11 @@ export interface GrpcRequestGate {
 
 type Key = string | symbol;
 
+/** The listener a grpc-js intercepting call delivers a call's events to (grpc-js does not export its name). */
+type ServerListener = Parameters<grpc.ServerInterceptingCallInterface['start']>[0];
+/** A status a call ends with. */
+type Status = Parameters<grpc.ServerInterceptingCallInterface['sendStatus']>[0];
+
 /** How long a unary call over the cap has to arrive whole before it is refused, ms. */
 const wholeRequestGraceMs = 100;
 
@@ -46,19 +51,40 @@ function keyOf(address: string | undefined, port: number | undefined): Key {
   return address !== undefined && port !== undefined ? `${address}|${port}` : Symbol('unknown peer');
 }
 
-/** The request side of one admitted call: counted until it ends, timed while the server waits for it. */
-class CallRequest {
+/** What the calls of one gate share. */
+interface GateState {
+  readonly requests: IncompleteRequests<Key>;
+  abandon(key: Key): void;
+}
+
+/**
+ * One call's request side, and the listener between grpc-js and the call's handler: it counts
+ * the call until its request ends and times it while the handler waits for request data. (Its
+ * methods, not closures, so that a call costs a few objects more, not a dozen.)
+ */
+class CallRequest implements ServerListener {
   private open = true;
   private waiting = false;
   private timer: NodeJS.Timeout | undefined;
-  /** Ends the call (set once the call exists). */
-  cut: () => void = () => {};
+  /** The handler's listener. */
+  downstream: ServerListener | undefined;
 
+  /**
+   * @param counted Whether the call counts towards the cap (a unary call over it does not; it
+   *   only has `stallMs` to arrive whole).
+   */
   constructor(
-    private readonly release: () => void,
+    private readonly gate: GateState,
+    private readonly key: Key,
+    private readonly counted: boolean,
     private readonly stallMs: number,
-    private readonly abandon: () => void,
+    private readonly call: GatedCall,
+    private readonly stalledStatus: Status,
   ) {}
+
+  private static fire(self: CallRequest): void {
+    if (self.open && self.waiting) self.call.sendStatus(self.stalledStatus);
+  }
 
   /** The handler asked for the next message (or the half-close). */
   wait(): void {
@@ -67,58 +93,64 @@ class CallRequest {
     // One timer per call, restarted rather than replaced on every message of a long stream.
     if (this.timer) this.timer.refresh();
     else {
-      this.timer = setTimeout(() => {
-        if (this.open && this.waiting) this.cut();
-      }, this.stallMs);
+      this.timer = setTimeout(CallRequest.fire, this.stallMs, this);
       this.timer.unref();
     }
   }
 
-  /** A message came. */
-  received(): void {
-    this.waiting = false;
-  }
-
   /** The request ended (half-close): the call is no longer counted. */
-  finished(): void {
+  private finish(): void {
     if (!this.open) return;
     this.open = false;
     clearTimeout(this.timer);
-    this.release();
+    this.timer = undefined;
+    if (this.counted) this.gate.requests.release(this.key);
   }
 
   /** The call ended (status sent, cancelled): if its request had not ended, it is charged to its connection. */
   ended(): void {
     if (!this.open) return;
-    this.finished();
-    this.abandon();
+    this.finish();
+    this.gate.abandon(this.key);
+  }
+
+  onReceiveMetadata(metadata: grpc.Metadata): void {
+    this.downstream?.onReceiveMetadata(metadata);
+  }
+
+  onReceiveMessage(message: unknown): void {
+    this.waiting = false;
+    this.downstream?.onReceiveMessage(message);
+  }
+
+  onReceiveHalfClose(): void {
+    this.finish();
+    this.downstream?.onReceiveHalfClose();
+  }
+
+  onCancel(): void {
+    this.ended();
+    this.downstream?.onCancel();
   }
 }
 
-/** An admitted call: the gate learns when the handler waits for request data. */
+/** An admitted call: its request side is followed by a {@link CallRequest}. */
 class GatedCall extends grpc.ServerInterceptingCall {
-  constructor(
-    next: grpc.ServerInterceptingCallInterface,
-    private readonly request: CallRequest,
-  ) {
-    super(next, {
-      start: (go) =>
-        go({
-          onReceiveMessage: (message, pass) => {
-            request.received();
-            pass(message);
-          },
-          onReceiveHalfClose: (pass) => {
-            request.finished();
-            pass();
-          },
-          onCancel: () => request.ended(),
-        }),
-      sendStatus: (status, pass) => {
-        request.ended();
-        pass(status);
-      },
-    });
+  private readonly request: CallRequest;
+
+  constructor(next: grpc.ServerInterceptingCallInterface, gate: GateState, key: Key, counted: boolean, stallMs: number, stalledStatus: Status) {
+    super(next);
+    this.request = new CallRequest(gate, key, counted, stallMs, this, stalledStatus);
+  }
+
+  override start(listener: ServerListener): void {
+    this.request.downstream = listener;
+    super.start(this.request);
+  }
+
+  override sendStatus(status: Status): void {
+    this.request.ended();
+    super.sendStatus(status);
   }
 
   override startRead(): void {
@@ -134,7 +166,7 @@ export function grpcRequestGate(opts: GrpcRequestGateOptions): GrpcRequestGate {
   const abandoned = new Map<Key, number>();
   let lastLog = 0;
 
-  const abandon = (key: Key) => {
+  const abandon = (key: Key): void => {
     const n = (abandoned.get(key) ?? 0) + 1;
     abandoned.set(key, n);
     const socket = sockets.get(key);
@@ -151,11 +183,12 @@ export function grpcRequestGate(opts: GrpcRequestGateOptions): GrpcRequestGate {
   const stalledStatus = { code: grpc.status.CANCELLED, details: `no request data for ${opts.stallMs} ms` };
   const refusedStatus = { code: grpc.status.UNAVAILABLE, details: 'too many requests in progress; retry later' };
 
+  const state: GateState = { requests, abandon };
   const interceptor: grpc.ServerInterceptor = (method, call) => {
     const info = call.getConnectionInfo();
     const key = keyOf(info.remoteAddress, info.remotePort);
-    const release = requests.admit(key);
-    if (!release && method.requestStream) {
+    const admitted = requests.admit(key);
+    if (!admitted && method.requestStream) {
       // The handler's listener is never started, so no handler runs for the call.
       return new grpc.ServerInterceptingCall(call, {
         start: () => {
@@ -167,13 +200,9 @@ export function grpcRequestGate(opts: GrpcRequestGateOptions): GrpcRequestGate {
     // Over the cap, a unary call (whose handler runs only once its request has ended) is given
     // wholeRequestGraceMs to arrive whole, uncounted: clients that send several whole requests at
     // once are served; one that does not arrive whole in time is refused.
-    const request = release
-      ? new CallRequest(release, opts.stallMs, () => abandon(key))
-      : new CallRequest(() => {}, wholeRequestGraceMs, () => abandon(key));
-    const gated = new GatedCall(call, request);
-    const status = release ? stalledStatus : refusedStatus;
-    request.cut = () => gated.sendStatus(status);
-    return gated;
+    return admitted
+      ? new GatedCall(call, state, key, true, opts.stallMs, stalledStatus)
+      : new GatedCall(call, state, key, false, wholeRequestGraceMs, refusedStatus);
   };
 
   return {

@@ -51,13 +51,18 @@ export function httpRequestGate(opts: HttpRequestGateOptions): HttpRequestGate {
     },
 
     h1: (next) => (req, res) => {
-      const release = requests.admit(req.socket);
-      if (!release) {
+      const socket = req.socket;
+      if (!requests.admit(socket)) {
         res.writeHead(503, { 'Content-Type': 'text/plain', Connection: 'close', 'Retry-After': '1' });
         res.end('too many requests in progress');
         return;
       }
       // Node's requestTimeout (the listener's) bounds how long the body may take.
+      let counted = true;
+      const release = () => {
+        if (counted) requests.release(socket);
+        counted = false;
+      };
       req.once('end', release);
       req.once('close', release);
       next(req, res);
@@ -70,12 +75,12 @@ export function httpRequestGate(opts: HttpRequestGateOptions): HttpRequestGate {
         next(req, res);
         return;
       }
-      let release = requests.admit(session);
-      if (!release) {
+      let admitted = requests.admit(session);
+      if (!admitted) {
         sweep(session);
-        release = requests.admit(session);
+        admitted = requests.admit(session);
       }
-      if (!release) {
+      if (!admitted) {
         // A client sending several requests at once writes their HEADERS before their bodies:
         // the rest of what has arrived is read first, and a request found whole then is served
         // (not counted: it receives nothing more). Otherwise it is refused before the handler
@@ -90,8 +95,8 @@ export function httpRequestGate(opts: HttpRequestGateOptions): HttpRequestGate {
       let streams = counted.get(session);
       if (!streams) counted.set(session, (streams = new Map()));
       const done = () => {
-        release();
-        streams.delete(stream);
+        if (!streams.delete(stream)) return;
+        requests.release(session);
         stream.removeListener('timeout', onStall);
         stream.setTimeout(0);
       };

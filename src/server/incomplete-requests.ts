@@ -42,11 +42,11 @@ export class IncompleteRequests<K> {
   }
 
   /**
-   * Counts a new request of `connection` and returns the function that stops counting it
-   * (idempotent); or undefined, counting nothing, when the cap is reached and `connection`
-   * already has a request receiving its body. The refusals are logged as one warning per 10 s.
+   * Counts a new request of `connection` and returns true; or returns false, counting nothing,
+   * when the cap is reached and `connection` already has a request receiving its body. The
+   * refusals are logged as one warning per 10 s.
    */
-  admit(connection: K): (() => void) | undefined {
+  admit(connection: K): boolean {
     const mine = this.perConnection.get(connection) ?? 0;
     if (this.total >= this.max && mine > 0) {
       this.refused++;
@@ -58,18 +58,19 @@ export class IncompleteRequests<K> {
           'too many requests still receiving their body: new ones on connections that have one are refused unless they arrive whole',
         );
       }
-      return undefined;
+      return false;
     }
     this.total++;
     this.perConnection.set(connection, mine + 1);
-    let counted = true;
-    return () => {
-      if (!counted) return;
-      counted = false;
-      this.total--;
-      const left = (this.perConnection.get(connection) ?? 1) - 1;
-      if (left > 0) this.perConnection.set(connection, left);
-      else this.perConnection.delete(connection);
-    };
+    return true;
+  }
+
+  /** Stops counting one admitted request of `connection` (once per admitted request). */
+  release(connection: K): void {
+    const mine = this.perConnection.get(connection);
+    if (mine === undefined) return;
+    this.total--;
+    if (mine > 1) this.perConnection.set(connection, mine - 1);
+    else this.perConnection.delete(connection);
   }
 }
