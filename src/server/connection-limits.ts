@@ -47,8 +47,10 @@ export const requestTimeoutMs = 300_000;
  * Most requests one listener receives at once that have not arrived whole (headers sent, body
  * not yet ended). Over it, a connection that already has such a request is refused new ones
  * (HTTP/2: RST_STREAM REFUSED_STREAM; gRPC listener: UNAVAILABLE; HTTP/1.1: 503) before any
- * handler runs; a connection without one may always start one, so the count passes it by at most
- * one per connection and clients that send their requests whole keep being served.
+ * handler runs, unless they turn out to have arrived whole right away (HTTP/2: with what was read
+ * with them; gRPC unary calls: within 100 ms). A connection without one may always start one, so
+ * the count passes the cap by at most one per connection, and clients that send their requests
+ * whole keep being served while others hold it.
  */
 export const maxIncompleteRequests = 2000;
 
