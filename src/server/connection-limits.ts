@@ -5,7 +5,7 @@
  * hold.
  * @packageDocumentation
  */
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { serverDefaults } from './options.js';
@@ -34,8 +34,33 @@ export const defaultConnectionLimits: ConnectionLimits = {
  */
 export const headersTimeoutMs = 10_000;
 
-/** Longest time a request has to arrive whole once it started (HTTP/1.1 `requestTimeout`, HTTP/2 per stream), ms. */
+/**
+ * How long a started request may take, ms. HTTP/1.1: the longest time its whole request may take
+ * (Node's `requestTimeout`; HTTP/1.1 carries unary calls only). HTTP/2 and gRPC: the longest time
+ * a request may send nothing while the server waits for it: the timer restarts with every byte
+ * (gRPC listener: every message), and does not run while the handler is not reading, so a
+ * client-streaming call that keeps sending (a long CopyFrom) is never cut.
+ */
 export const requestTimeoutMs = 300_000;
+
+/**
+ * Most requests one listener receives at once that have not arrived whole (headers sent, body
+ * not yet ended). Over it, a connection that already has such a request is refused new ones
+ * (HTTP/2: RST_STREAM REFUSED_STREAM; gRPC listener: UNAVAILABLE; HTTP/1.1: 503) before any
+ * handler runs, unless they turn out to have arrived whole right away (HTTP/2: with what was read
+ * with them; gRPC unary calls: within 100 ms). A connection without one may always start one, so
+ * the count passes the cap by at most one per connection, and clients that send their requests
+ * whole keep being served while others hold it.
+ */
+export const maxIncompleteRequests = 2000;
+
+/**
+ * gRPC listener: most calls one connection may leave unfinished (the server ended them before
+ * their request ended: refused over {@link maxIncompleteRequests}, cut for sending nothing,
+ * cancelled mid-request) before the connection is closed. grpc-js cannot reset one stream, so
+ * such a stream stays open until the client closes it.
+ */
+export const maxAbandonedStreams = 8;
 
 /** Memory nghttp2 may hold for one HTTP/2 connection (headers, queued frames), MB; both listeners. */
 export const maxSessionMemoryMb = 64;
@@ -100,15 +125,13 @@ export interface SessionDeadlines {
   idleMs: number;
   /** A new session has this long to open its first stream (a complete HEADERS block). */
   headersMs: number;
-  /** A stream has this long to send its whole request (END_STREAM); it is then reset (CANCEL). */
-  requestMs: number;
 }
 
 /**
  * Applies `deadlines` to the HTTP/2 sessions of `h2`: pings and SETTINGS do not keep a session
  * busy, an open stream (such as a health Watch) does. Node's `Http2Session.setTimeout` counts any
- * frame as activity and Node has no per-stream request timeout for HTTP/2 (HTTP/1.1 has
- * `requestTimeout`), so both are done here. Returns the sessions it tracks.
+ * frame as activity, so this is done here (requests that stop sending: ./http-request-gate.ts).
+ * Returns the sessions it tracks.
  */
 export function limitSessions(h2: http2.Http2Server, deadlines: SessionDeadlines): Set<http2.ServerHttp2Session> {
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -126,16 +149,7 @@ export function limitSessions(h2: http2.Http2Server, deadlines: SessionDeadlines
       open++;
       clearTimeout(timer);
       timer = undefined;
-      // A request whose body never ends would hold the stream (and what its handler allocated)
-      // until the client leaves. 'end' comes once the handler has read the whole body.
-      let request: NodeJS.Timeout | undefined;
-      if (!stream.endAfterHeaders) {
-        request = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), deadlines.requestMs);
-        request.unref();
-        stream.once('end', () => clearTimeout(request));
-      }
       stream.once('close', () => {
-        clearTimeout(request);
         open--;
         if (open === 0 && !session.closed && !session.destroyed) arm(deadlines.idleMs);
       });

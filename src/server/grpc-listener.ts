@@ -14,7 +14,17 @@ import { StatusSchema } from '@heliosdb/client/wire';
 import type { CallInfo } from './auth/authenticator.js';
 import type { PeerInfo, Principal } from './auth/principal.js';
 import type { CallContext } from './call-context.js';
-import { type ConnectionLimits, defaultConnectionLimits, type LimitedListener, listenLimited, maxSessionMemoryMb } from './connection-limits.js';
+import {
+  type ConnectionLimits,
+  defaultConnectionLimits,
+  type LimitedListener,
+  listenLimited,
+  maxAbandonedStreams,
+  maxIncompleteRequests,
+  maxSessionMemoryMb,
+  requestTimeoutMs,
+} from './connection-limits.js';
+import { type GrpcRequestGate, grpcRequestGate } from './grpc-request-gate.js';
 import { commonNameOf } from './tls.js';
 
 type AnyImpl = Record<string, (req: unknown, ctx: CallContext) => unknown>;
@@ -244,6 +254,13 @@ export interface GrpcListenerOptions {
   authenticate?: Authenticate;
   /** Connection, idle and stream limits; default {@link defaultConnectionLimits}. */
   limits?: ConnectionLimits;
+  /**
+   * Longest time a call may send no request message while the server waits for one (then it
+   * ends with CANCELLED), ms. Default {@link requestTimeoutMs} (300000).
+   */
+  requestTimeoutMs?: number;
+  /** Calls receiving their request at once before more are refused. Default {@link maxIncompleteRequests} (2000). */
+  maxIncompleteRequests?: number;
 }
 
 /**
@@ -269,15 +286,22 @@ export function grpcLimitOptions(limits: ConnectionLimits): grpc.ServerOptions {
  */
 export class LimitedGrpcServer extends grpc.Server {
   private listener: LimitedListener | undefined;
+  private gate: GrpcRequestGate | undefined;
 
-  /** Serves the connections `listener` accepts from now on. */
-  attach(listener: LimitedListener): void {
+  /** Serves the connections `listener` accepts from now on; `gate` is the one in its interceptors. */
+  attach(listener: LimitedListener, gate?: GrpcRequestGate): void {
     this.listener = listener;
+    this.gate = gate;
   }
 
   /** Client connections open now, counted by the listener (grpc-js keeps no public count). */
   get connectionCount(): number {
     return this.listener?.sockets.size ?? 0;
+  }
+
+  /** Calls receiving their request now (see {@link maxIncompleteRequests}). */
+  get incompleteRequests(): number {
+    return this.gate?.incomplete ?? 0;
   }
 
   override tryShutdown(callback: (error?: Error) => void): void {
@@ -306,7 +330,15 @@ export async function startGrpcListener(
   log: Logger,
 ): Promise<{ server: LimitedGrpcServer; port: number }> {
   const limits = opts.limits ?? defaultConnectionLimits;
+  const gate = grpcRequestGate({
+    maxIncompleteRequests: opts.maxIncompleteRequests ?? maxIncompleteRequests,
+    stallMs: opts.requestTimeoutMs ?? requestTimeoutMs,
+    maxAbandonedStreams,
+    log,
+  });
   const server = new LimitedGrpcServer({
+    // Counts and limits calls still receiving their request, before their handler runs.
+    interceptors: [gate.interceptor],
     'grpc.max_receive_message_length': opts.maxMessageBytes,
     'grpc.max_send_message_length': opts.maxMessageBytes,
     'grpc.max_metadata_size': 16 * 1024,
@@ -322,9 +354,10 @@ export async function startGrpcListener(
     : undefined;
   for (const s of services) addService(server, s.service, s.impl, log, authenticate);
   const injector = server.createConnectionInjector(credentials);
-  const listener = await listenLimited({ host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'grpc', log }, (socket) =>
-    injector.injectConnection(socket),
-  );
-  server.attach(listener);
+  const listener = await listenLimited({ host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'grpc', log }, (socket) => {
+    gate.connection(socket);
+    injector.injectConnection(socket);
+  });
+  server.attach(listener, gate);
   return { server, port: listener.port };
 }

@@ -20,9 +20,11 @@ import {
   headersDeadlineOf,
   limitSessions,
   listenLimited,
+  maxIncompleteRequests,
   maxSessionMemoryMb,
   requestTimeoutMs,
 } from './connection-limits.js';
+import { httpRequestGate } from './http-request-gate.js';
 import { commonNameOf, httpTlsOptions, type ServerTls } from './tls.js';
 
 /** Headers a browser client may send. */
@@ -64,13 +66,21 @@ export interface HttpListenerOptions {
   authenticate?: Authenticate;
   /** Connection, idle and stream limits; default {@link defaultConnectionLimits}. */
   limits?: ConnectionLimits;
-  /** Longest time a started request has to arrive whole, ms. Default {@link requestTimeoutMs} (300000). */
+  /**
+   * HTTP/1.1: longest time a started request has to arrive whole; HTTP/2: longest time a request
+   * may send nothing while the server waits for it (then its stream is reset), ms. Default
+   * {@link requestTimeoutMs} (300000).
+   */
   requestTimeoutMs?: number;
+  /** Requests receiving their body at once before more are refused. Default {@link maxIncompleteRequests} (2000). */
+  maxIncompleteRequests?: number;
 }
 
 /** A started HTTP listener. */
 export interface HttpListener {
   port: number;
+  /** Requests receiving their body now (see {@link maxIncompleteRequests}). */
+  readonly incompleteRequests: number;
   /** Stops accepting; waits for open requests up to `graceMs`, then cuts connections. */
   close(graceMs: number): Promise<void>;
 }
@@ -150,7 +160,11 @@ export async function startHttpListener(
   const limits = opts.limits ?? defaultConnectionLimits;
   const idleMs = limits.idleConnectionTimeoutMs;
   const headersMs = headersDeadlineOf(limits);
-  const requestMs = Math.max(opts.requestTimeoutMs ?? requestTimeoutMs, headersMs);
+  const stallMs = opts.requestTimeoutMs ?? requestTimeoutMs;
+  // Node wants an HTTP/1.1 request's deadline no shorter than its headers' one.
+  const requestMs = Math.max(stallMs, headersMs);
+  // Counts and limits requests still receiving their body, before the handler runs.
+  const gate = httpRequestGate({ maxIncompleteRequests: opts.maxIncompleteRequests ?? maxIncompleteRequests, stallMs, log });
   const h1 = http.createServer(
     {
       maxHeaderSize: 16 * 1024,
@@ -162,7 +176,7 @@ export async function startHttpListener(
       // A keep-alive connection between requests is idle.
       keepAliveTimeout: idleMs,
     },
-    handler as http.RequestListener,
+    gate.h1(handler as http.RequestListener),
   );
   // h1 never listens itself (the net server below hands it sockets), and Node starts an HTTP
   // server's connection tracking on 'listening': without it closeIdleConnections() does nothing
@@ -170,9 +184,9 @@ export async function startHttpListener(
   h1.emit('listening');
   const h2 = http2.createServer(
     { maxHeaderListPairs: 128, maxSessionMemory: maxSessionMemoryMb, settings: { maxConcurrentStreams: limits.maxConcurrentStreams } },
-    handler as never,
+    gate.h2(handler as never),
   );
-  const h2Sessions = limitSessions(h2, { idleMs, headersMs, requestMs });
+  const h2Sessions = limitSessions(h2, { idleMs, headersMs });
   h2.on('sessionError', (err) => log.debug({ err }, 'HTTP/2 session error'));
   const preface = Buffer.from('PRI * HTTP/2.0');
   // TLS: a tls.Server that never listens itself; it is handed the sockets accepted below, and its
@@ -222,6 +236,9 @@ export async function startHttpListener(
   const { server, sockets, port } = listener;
   return {
     port,
+    get incompleteRequests() {
+      return gate.incomplete;
+    },
     async close(graceMs: number) {
       server.close();
       h1.close(); // closes idle keep-alive connections and stops the connection checker
