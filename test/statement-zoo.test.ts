@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { createClient, type HeliosDBClient, type Notification, QueryError } from '../src/index.js';
+import { createClient, type HeliosDBClient, type Notification, QueryError } from '@heliosdb/client';
 import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { pg15Commands } from './helpers/pg15-commands.js';

@@ -6,7 +6,7 @@
  * ./zoo-commands-*.ts; ./zoo-runner.ts runs them; test/statement-zoo.test.ts declares the tests.
  * @packageDocumentation
  */
-import { type HeliosDBError, QueryError, TransactionError } from '../../src/index.js';
+import { type HeliosDBError, QueryError, TransactionError } from '@heliosdb/client';
 
 /**
  * The ways a statement is sent: the five statement calls of the client in auto-commit

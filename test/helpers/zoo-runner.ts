@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { Code } from '@connectrpc/connect';
 import type pg from 'pg';
-import { type HeliosDBClient, HeliosDBError, type PreparedStatement } from '../../src/index.js';
+import { type HeliosDBClient, HeliosDBError, type PreparedStatement } from '@heliosdb/client';
 import type { Column, Expect, ResolvedRow, Setup } from './statement-zoo.js';
 
 /** What a row runs against. */
