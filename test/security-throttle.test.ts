@@ -15,7 +15,7 @@ import { Code, ConnectError, createClient, type Transport } from '@connectrpc/co
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { AuthService } from '../gen/heliosdb/v1/auth_pb.js';
 import { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema, ErrorReason } from '../gen/heliosdb/v1/error_pb.js';
 import { createClient as createHeliosClient, type HeliosDBClient } from '@heliosdb/client';
 import { addressKey } from '../src/server/auth/client-address.js';
 import { defaultCheckConcurrency, FairQueue, QueueFull } from '../src/server/auth/password-queue.js';
@@ -55,7 +55,7 @@ function detailOf(e: unknown) {
 }
 
 function isRateLimited(e: unknown): boolean {
-  return ConnectError.from(e).code === Code.ResourceExhausted && detailOf(e)?.reason === 'AUTH_RATE_LIMITED' && Number(detailOf(e)?.retryAfterMs) > 0;
+  return ConnectError.from(e).code === Code.ResourceExhausted && detailOf(e)?.reason === ErrorReason.AUTH_RATE_LIMITED && Number(detailOf(e)?.retryAfterMs) > 0;
 }
 
 describe('FailureLimiter (fake clock)', () => {

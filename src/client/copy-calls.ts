@@ -7,7 +7,7 @@
  */
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { CopyFromRequest } from '../../gen/heliosdb/v1/database_pb.js';
-import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema, ErrorReason } from '../../gen/heliosdb/v1/error_pb.js';
 import { type CopyResult, type CopySource, type CopyToStream, copyMessages, isReplayable } from './copy.js';
 import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
 import type { QueryRunner } from './query-runner.js';
@@ -30,7 +30,7 @@ function mayHaveApplied(e: unknown): boolean {
   if (neverSent(e)) return false;
   const ce = e instanceof ConnectError ? e : undefined;
   const reason = ce?.findDetails(ErrorDetailSchema)[0]?.reason;
-  return isTransportFailure(e) || reason === 'BACKEND_CONNECTION_LOST' || ce?.code === Code.DeadlineExceeded;
+  return isTransportFailure(e) || reason === ErrorReason.BACKEND_CONNECTION_LOST || ce?.code === Code.DeadlineExceeded;
 }
 
 /** Runs `COPY ... FROM STDIN` with `source` as its data; see the file comment. */
@@ -80,7 +80,7 @@ export async function copyFrom(runner: QueryRunner, sql: string, source: CopySou
           settled = await runner.rpc.copyFrom(settle() as AsyncIterable<CopyFromRequest>, runner.callOptions({ ...options, timeoutMs }));
         } catch (s) {
           const detail = s instanceof ConnectError ? s.findDetails(ErrorDetailSchema)[0] : undefined;
-          if (detail?.reason === 'NOT_APPLIED') {
+          if (detail?.reason === ErrorReason.NOT_APPLIED) {
             if (isReplayable(source)) {
               key = newIdempotencyKey();
               continue;

@@ -23,7 +23,7 @@
  * @packageDocumentation
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { type ErrorDetail, ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
+import { type ErrorDetail, ErrorDetailSchema, ErrorReason } from '../../gen/heliosdb/v1/error_pb.js';
 import { explainTls } from './connection-messages.js';
 import { errorFields, inspectError } from './error-format.js';
 
@@ -64,7 +64,7 @@ export class HeliosDBError extends Error {
     this.retryable = options.retryable ?? false;
     this.retryAfterMs = options.retryAfterMs;
     this.sqlstate = options.detail?.sqlstate || undefined;
-    this.reason = options.detail?.reason || undefined;
+    this.reason = reasonName(options.detail?.reason);
     Object.setPrototypeOf(this, new.target.prototype);
   }
 
@@ -286,7 +286,7 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
     if (sqlstate.startsWith('08') && ce.code === Code.Unavailable) return new ConnectionError(message, 'CONNECTION_ERROR', base);
     return new QueryError(message, 'QUERY_ERROR', base);
   }
-  const reason = detail?.reason ?? '';
+  const reason = reasonName(detail?.reason) ?? '';
   if (reason.startsWith('TRANSACTION_')) return new TransactionError(message, reason, base);
   const tlsCode = tlsErrorCodeOf(ce.cause);
   if (tlsCode) {
@@ -312,6 +312,15 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
   }
   if (base.retryable) return new RetryableError(message, reason || codeName(ce.code), base);
   return new HeliosDBError(message, reason || codeName(ce.code), base);
+}
+
+/**
+ * The name of an {@link ErrorReason} (`TRANSACTION_EXPIRED`), what {@link HeliosDBError.reason}
+ * holds; `undefined` for none, and `REASON_<n>` for a reason newer than this client.
+ */
+export function reasonName(reason: ErrorReason | undefined): string | undefined {
+  if (!reason) return undefined;
+  return (ErrorReason[reason] as string | undefined) ?? `REASON_${reason}`;
 }
 
 /** `Code.ResourceExhausted` -> `RESOURCE_EXHAUSTED`, the gRPC spelling. */

@@ -22,7 +22,7 @@
  * @packageDocumentation
  */
 import { Code, ConnectError, createContextKey, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest } from '@connectrpc/connect';
-import { ErrorDetailSchema, type ErrorDetail } from '../../gen/heliosdb/v1/error_pb.js';
+import { type ErrorDetail, ErrorDetailSchema, ErrorReason } from '../../gen/heliosdb/v1/error_pb.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitStats } from './circuit-breaker.js';
 import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
 import { isKeyableSql, isReadOnlySql } from './sql-classify.js';
@@ -226,12 +226,12 @@ const claimingMethods = new Set(['Query', 'Execute', 'ExecuteBatch', 'ExecutePre
 
 /** The server refused a call sent as a read: it writes (see {@link claimRead}). */
 function isNotARead(e: unknown): boolean {
-  return detailOf(e)?.reason === 'NOT_A_READ';
+  return detailOf(e)?.reason === ErrorReason.NOT_A_READ;
 }
 
 /** The server refused the call's idempotency key: the statement cannot carry one. */
 function isNotKeyable(e: unknown): boolean {
-  return detailOf(e)?.reason === 'NOT_KEYABLE';
+  return detailOf(e)?.reason === ErrorReason.NOT_KEYABLE;
 }
 
 function keyableMessage(method: string, m: SqlMessage): boolean {
@@ -312,7 +312,7 @@ export function normalizeFailure(req: UnaryRequest | StreamRequest, e: unknown):
 
 /** The server says the database connection broke mid-statement: not applied, or applied; unknown. */
 function lostMidStatement(e: unknown): boolean {
-  return detailOf(e)?.reason === 'BACKEND_CONNECTION_LOST';
+  return detailOf(e)?.reason === ErrorReason.BACKEND_CONNECTION_LOST;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
     if (durable && !never && (transport || lostMidStatement(e) || code === Code.DeadlineExceeded)) state.maybeApplied = true;
     if (code === Code.Canceled || code === Code.DeadlineExceeded) return { retry: false };
     // Failed logins slowed down on purpose are for the caller to see, never retried here.
-    if (detail?.reason === 'AUTH_RATE_LIMITED') return { retry: false };
+    if (detail?.reason === ErrorReason.AUTH_RATE_LIMITED) return { retry: false };
     const transient = never || transport || detail?.retryable === true || lostMidStatement(e);
     if (!transient) return { retry: false };
     let resend: boolean;

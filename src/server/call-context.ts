@@ -3,9 +3,10 @@
  * HandlerContext has these fields, and the native gRPC listener builds the same.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { Code, ConnectError, type ContextValues } from '@connectrpc/connect';
 import type { PeerInfo, Principal } from './auth/principal.js';
-import { reasons, serverError } from './errors.js';
+import { serverError } from './errors.js';
 
 /** See the file comment. */
 export interface CallContext {
@@ -31,12 +32,12 @@ export function abortError(signal: AbortSignal): ConnectError {
   const reason: unknown = signal.reason;
   if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) {
     return serverError(Code.DeadlineExceeded, 'the deadline passed; the statement was cancelled in the database', {
-      reason: reasons.deadlineExceeded,
+      reason: ErrorReason.DEADLINE_EXCEEDED,
       sqlstate: '57014',
     });
   }
   return serverError(Code.Canceled, 'the call was cancelled; the statement was cancelled in the database', {
-    reason: reasons.cancelled,
+    reason: ErrorReason.CANCELLED,
     sqlstate: '57014',
   });
 }

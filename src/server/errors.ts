@@ -5,7 +5,7 @@
  */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ErrorDetailSchema } from '@heliosdb/client/wire';
+import { ErrorDetailSchema, ErrorReason } from '@heliosdb/client/wire';
 
 type DetailInit = MessageInitShape<typeof ErrorDetailSchema>;
 
@@ -15,36 +15,17 @@ export function serverError(code: Code, message: string, detail: DetailInit = {}
   return new ConnectError(message, code, undefined, [{ desc: ErrorDetailSchema, value }]);
 }
 
-/** Errors outside the database, by reason. */
-export const reasons = {
-  transactionNotFound: 'TRANSACTION_NOT_FOUND',
-  transactionExpired: 'TRANSACTION_EXPIRED',
-  transactionBusy: 'TRANSACTION_BUSY',
-  tooManyTransactions: 'TOO_MANY_TRANSACTIONS',
-  rowLimitExceeded: 'ROW_LIMIT_EXCEEDED',
-  rowTooLarge: 'ROW_TOO_LARGE',
-  backendUnavailable: 'BACKEND_UNAVAILABLE',
-  acquireTimeout: 'ACQUIRE_TIMEOUT',
-  invalidParameter: 'INVALID_PARAMETER',
-  invalidRequest: 'INVALID_REQUEST',
-  statementNotFound: 'STATEMENT_NOT_FOUND',
-  transactionControl: 'TRANSACTION_CONTROL_OUTSIDE_SESSION',
-  cancelled: 'CANCELLED',
-  deadlineExceeded: 'DEADLINE_EXCEEDED',
-  statementTimeout: 'STATEMENT_TIMEOUT',
-  shuttingDown: 'SHUTTING_DOWN',
-  /** The database connection broke while a statement or COMMIT ran: its outcome is unknown. */
-  backendConnectionLost: 'BACKEND_CONNECTION_LOST',
-  /** The server could not log in to the database as the principal's login role. */
-  backendLoginFailed: 'BACKEND_LOGIN_FAILED',
-} as const;
-
-/** The status code a SQLSTATE maps to. */
-export function codeForSqlstate(sqlstate: string): Code {
-  const cls = sqlstate.slice(0, 2);
+/**
+ * The status code a SQLSTATE maps to (every class of PostgreSQL's Appendix A has one, so no
+ * database error reaches a client as UNKNOWN). `severity` is the error's: a connection exception
+ * (class 08) that PostgreSQL reports as an ordinary ERROR came from the statement itself (a
+ * subscription that cannot reach its publisher) on a connection that still works.
+ */
+export function codeForSqlstate(sqlstate: string, severity = 'ERROR'): Code {
   switch (sqlstate) {
     case '40001': // serialization_failure
     case '40P01': // deadlock_detected
+    case '55P03': // lock_not_available
       return Code.Aborted;
     case '23505': // unique_violation
       return Code.AlreadyExists;
@@ -52,58 +33,83 @@ export function codeForSqlstate(sqlstate: string): Code {
       return Code.PermissionDenied;
     case '57014': // query_canceled
       return Code.Canceled;
-    case '42P01': // undefined_table
-    case '42883': // undefined_function
-    case '42703': // undefined_column
-      return Code.InvalidArgument;
     case '53300': // too_many_connections
     case '57P01': // admin_shutdown
     case '57P02': // crash_shutdown
     case '57P03': // cannot_connect_now
       return Code.Unavailable;
-    case '55P03': // lock_not_available
-      return Code.Aborted;
     case '08P01': // protocol_violation: a malformed request (e.g. the wrong number of parameters)
       return Code.InvalidArgument;
   }
-  switch (cls) {
-    case '23': // integrity constraint violation
-      return Code.FailedPrecondition;
-    case '22': // data exception (bad value, overflow, bad text representation)
-    case '42': // syntax error or access rule violation
-    case '2F':
-    case '0A': // feature not supported
-      return Code.InvalidArgument;
-    case '25': // invalid transaction state
-    case '0B': // invalid transaction initiation
-    case '2D': // invalid transaction termination
-    case '3B': // savepoint exception (e.g. no such savepoint)
-    case '2B': // dependent privilege descriptors / objects still exist (e.g. DROP without CASCADE)
-      return Code.FailedPrecondition;
+  switch (sqlstate.slice(0, 2)) {
+    case '08': // connection exception
+      return statementOwn08(severity) ? Code.FailedPrecondition : Code.Unavailable;
     case '28': // invalid authorization
       return Code.Unauthenticated;
-    case '08': // connection exception
-      return Code.Unavailable;
+    case '03': // SQL statement not yet complete
+    case '0F': // locator exception
+    case '0L': // invalid grantor
+    case '0P': // invalid role specification
+    case '0A': // feature not supported
+    case '21': // cardinality violation
+    case '22': // data exception (bad value, overflow, bad text representation)
+    case '26': // invalid SQL statement name (no such prepared statement)
+    case '2F': // SQL routine exception
+    case '34': // invalid cursor name
+    case '3D': // invalid catalog name
+    case '3F': // invalid schema name
+    case '42': // syntax error or access rule violation
+      return Code.InvalidArgument;
+    case '09': // triggered action exception
+    case '0B': // invalid transaction initiation
+    case '0Z': // diagnostics exception
+    case '20': // case not found
+    case '23': // integrity constraint violation
+    case '24': // invalid cursor state
+    case '25': // invalid transaction state
+    case '27': // triggered data change violation
+    case '2B': // dependent privilege descriptors still exist
+    case '2D': // invalid transaction termination
+    case '38': // external routine exception
+    case '39': // external routine invocation exception
+    case '3B': // savepoint exception
+    case '44': // WITH CHECK OPTION violation
+    case '55': // object not in prerequisite state
+    case '57': // operator intervention (the others: a dropped database, ...)
+    case 'HV': // foreign data wrapper error
+    case 'P0': // PL/pgSQL error, RAISE EXCEPTION among them
+      return Code.FailedPrecondition;
+    case '40': // transaction rollback
+    case '72': // snapshot too old
+      return Code.Aborted;
     case '53': // insufficient resources
-      return Code.ResourceExhausted;
     case '54': // program limit exceeded
       return Code.ResourceExhausted;
-    case '40':
-      return Code.Aborted;
-    case 'XX':
+    case '58': // system error (a missing file, I/O)
+    case 'F0': // configuration file error
+    case 'XX': // internal error
       return Code.Internal;
   }
   return Code.Unknown;
 }
 
+/**
+ * A class 08 error below FATAL is the statement's own, not a broken connection (severity is
+ * PostgreSQL's possibly translated word; FATAL stays untranslated in most of its catalogs, so with
+ * lc_messages in Russian a lost connection's 08 error is taken for the statement's, not retried).
+ */
+function statementOwn08(severity: string): boolean {
+  return severity !== 'FATAL' && severity !== 'PANIC';
+}
+
 /** Whether a failure with this SQLSTATE may succeed when sent again (as a whole transaction). */
-function retryableSqlstate(sqlstate: string): boolean {
+function retryableSqlstate(sqlstate: string, severity: string): boolean {
   return (
     sqlstate === '40001' ||
     sqlstate === '40P01' ||
     sqlstate === '55P03' ||
     sqlstate === '53300' ||
-    (sqlstate.startsWith('08') && sqlstate !== '08P01') ||
+    (sqlstate.startsWith('08') && sqlstate !== '08P01' && !statementOwn08(severity)) ||
     sqlstate === '57P01' ||
     sqlstate === '57P02' ||
     sqlstate === '57P03'
@@ -137,12 +143,12 @@ export function toConnectError(err: unknown, extra: DetailInit = {}): ConnectErr
   const e = (err ?? {}) as PgErrorLike & { code?: string };
   const message = e.message || String(err);
   if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.severity) {
-    let code = codeForSqlstate(e.code);
-    let reason = '';
+    let code = codeForSqlstate(e.code, e.severity);
+    let reason = ErrorReason.UNSPECIFIED;
     if (e.code === '57014' && /statement timeout/.test(message)) {
       // statement_timeout, not a cancellation by anyone: the server's own deadline passed.
       code = Code.DeadlineExceeded;
-      reason = reasons.statementTimeout;
+      reason = ErrorReason.STATEMENT_TIMEOUT;
     }
     return serverError(code, message, {
       reason,
@@ -157,14 +163,14 @@ export function toConnectError(err: unknown, extra: DetailInit = {}): ConnectErr
       dataType: e.dataType ?? '',
       severity: e.severity ?? '',
       where: e.where ?? '',
-      retryable: retryableSqlstate(e.code),
+      retryable: retryableSqlstate(e.code, e.severity),
       ...extra,
     });
   }
   if (/not queryable/i.test(message)) {
     // pg refuses to send on a connection it knows is dead: nothing was sent.
     return serverError(Code.Unavailable, `the database connection was lost before the statement was sent: ${message}`, {
-      reason: reasons.backendUnavailable,
+      reason: ErrorReason.BACKEND_UNAVAILABLE,
       retryable: true,
       retryAfterMs: 100,
       ...extra,
@@ -172,17 +178,17 @@ export function toConnectError(err: unknown, extra: DetailInit = {}): ConnectErr
   }
   if ((typeof e.code === 'string' && networkCodes.has(e.code)) || /Connection terminated|connection.*(closed|ended)/i.test(message)) {
     return serverError(Code.Unavailable, `database unavailable: ${message}`, {
-      reason: reasons.backendUnavailable,
+      reason: ErrorReason.BACKEND_UNAVAILABLE,
       retryable: true,
       retryAfterMs: 1000,
       ...extra,
     });
   }
   const heliosReason = (err as { heliosReason?: unknown } | null)?.heliosReason;
-  if (heliosReason === 'USE_COPY_API') return serverError(Code.InvalidArgument, message, { reason: 'USE_COPY_API', ...extra });
+  if (heliosReason === 'USE_COPY_API') return serverError(Code.InvalidArgument, message, { reason: ErrorReason.USE_COPY_API, ...extra });
   if (/timeout exceeded when trying to connect/i.test(message)) {
     return serverError(Code.Unavailable, 'timed out waiting for a free database connection', {
-      reason: reasons.acquireTimeout,
+      reason: ErrorReason.ACQUIRE_TIMEOUT,
       retryable: true,
       retryAfterMs: 1000,
       ...extra,

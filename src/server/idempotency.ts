@@ -30,25 +30,18 @@ import { createHash } from 'node:crypto';
 import { create, type DescMessage, fromBinary, type Message, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { ErrorDetailSchema } from '@heliosdb/client/wire';
+import { ErrorDetailSchema, ErrorReason } from '@heliosdb/client/wire';
 import { ownerKeyOf, type Principal } from './auth/principal.js';
 import type { Backend, BackendConnection } from './backend.js';
 import { txStatusOf } from './backend/connection.js';
 import { abortError } from './call-context.js';
-import { reasons, serverError, toConnectError } from './errors.js';
+import { serverError, toConnectError } from './errors.js';
 import type { CommandSink } from './pg-command.js';
 import { PgPipeline, type PipelineStatement } from './pg-pipeline.js';
 import type { Session } from './sessions.js';
 
 /** The table idempotency records are kept in. */
 export const idempotencyTable = 'heliosdb.idempotency_keys';
-
-/** Reasons of errors this module returns. */
-export const idempotencyReasons = {
-  keyReused: 'IDEMPOTENCY_KEY_REUSED',
-  invalidKey: 'INVALID_IDEMPOTENCY_KEY',
-  unavailable: 'IDEMPOTENCY_UNAVAILABLE',
-} as const;
 
 const keyPattern = /^[A-Za-z0-9_.:~-]{1,200}$/;
 
@@ -210,7 +203,7 @@ export class Idempotency {
   applies(key: string, principal: Principal): boolean {
     if (!key) return false;
     if (!keyPattern.test(key)) {
-      throw serverError(Code.InvalidArgument, 'idempotency_key must be 1 to 200 characters of A-Z a-z 0-9 _ . : ~ -', { reason: idempotencyReasons.invalidKey });
+      throw serverError(Code.InvalidArgument, 'idempotency_key must be 1 to 200 characters of A-Z a-z 0-9 _ . : ~ -', { reason: ErrorReason.INVALID_IDEMPOTENCY_KEY });
     }
     return !principal.readOnly && this.usable();
   }
@@ -312,17 +305,17 @@ export class Idempotency {
   private replay(row: Row, fingerprint: string, schema: DescMessage, what: string): Message {
     if (row.fingerprint !== fingerprint) {
       throw serverError(Code.InvalidArgument, `the idempotency key was already used for a different request (within the server's ${this.windowMs} ms window); use a new key for each request`, {
-        reason: idempotencyReasons.keyReused,
+        reason: ErrorReason.IDEMPOTENCY_KEY_REUSED,
       });
     }
     if (row.state === 'done' && row.response) return fromBinary(schema, row.response);
     if (row.state === 'abandoned') {
       throw serverError(Code.NotFound, `${what} was not committed: a retry of its Commit found it no longer open and recorded that it never committed`, {
-        reason: reasons.transactionNotFound,
+        reason: ErrorReason.TRANSACTION_NOT_FOUND,
       });
     }
     throw serverError(Code.Aborted, `an earlier request with this idempotency key is in an unknown state; retry later`, {
-      reason: idempotencyReasons.unavailable,
+      reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
       retryable: true,
       retryAfterMs: 1000,
     });
@@ -354,7 +347,7 @@ export class Idempotency {
         await this.rollback(conn);
         const row = claimFailed ? undefined : rowOf(cells?.slice(1));
         if (row) return this.replay(row, fingerprint, call.responseSchema, 'the request');
-        if (attempt >= 3) throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', { reason: idempotencyReasons.unavailable, retryable: true });
+        if (attempt >= 3) throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', { reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE, retryable: true });
         continue; // the attempt holding it rolled back meanwhile
       }
       // 2b. Ours: run the call in the transaction.
@@ -366,7 +359,7 @@ export class Idempotency {
         if (attempt === 0 && call.retryIf?.(e)) continue;
         if (cannotRunInBlock(e)) {
           throw serverError(Code.InvalidArgument, `${e instanceof ConnectError ? e.rawMessage : String(e)}: it cannot carry an idempotency key; send it without one`, {
-            reason: 'NOT_KEYABLE',
+            reason: ErrorReason.NOT_KEYABLE,
             sqlstate: '25001',
           });
         }
@@ -374,7 +367,7 @@ export class Idempotency {
       }
       if (txStatusOf(conn) === 'E') {
         await this.rollback(conn);
-        throw serverError(Code.Internal, 'the statement left its transaction failed; it was rolled back', { reason: idempotencyReasons.unavailable });
+        throw serverError(Code.Internal, 'the statement left its transaction failed; it was rolled back', { reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE });
       }
       if (txStatusOf(conn) !== 'T') {
         // The statement ended the transaction itself (a procedure that commits, say): its outcome
@@ -425,14 +418,14 @@ export class Idempotency {
         throw serverError(
           Code.Aborted,
           'the transaction was made read-only after it began (transaction_read_only), so its commit could not be recorded with its idempotency key; it was rolled back',
-          { reason: 'TRANSACTION_ABORTED', sqlstate: '25006' },
+          { reason: ErrorReason.TRANSACTION_ABORTED, sqlstate: '25006' },
         );
       }
       throw e;
     }
     if (inserted.rows[0]?.[0] !== 't') {
       throw serverError(Code.Aborted, 'the transaction was rolled back: a retry of this Commit elsewhere already recorded that it did not commit', {
-        reason: 'TRANSACTION_ABORTED',
+        reason: ErrorReason.TRANSACTION_ABORTED,
         sqlstate: '25P02',
       });
     }
@@ -447,7 +440,7 @@ export class Idempotency {
       serverError(
         Code.NotFound,
         `transaction ${JSON.stringify(transactionId)} was not committed: it is not open on this server (the server restarted, or the connection to it was lost) and it never committed`,
-        { reason: reasons.transactionNotFound },
+        { reason: ErrorReason.TRANSACTION_NOT_FOUND },
       ),
     );
   }
@@ -485,7 +478,7 @@ export class Idempotency {
         throw toConnectError(e);
       });
     if (result.tombstoned) throw notApplied();
-    if (!result.row) throw serverError(Code.Aborted, 'the outcome could not be read; retry', { reason: idempotencyReasons.unavailable, retryable: true });
+    if (!result.row) throw serverError(Code.Aborted, 'the outcome could not be read; retry', { reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE, retryable: true });
     return this.replay(result.row, fingerprint, call.responseSchema, what);
   }
 }

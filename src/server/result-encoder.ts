@@ -6,21 +6,11 @@
 import { create } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
-import {
-  type Column,
-  ColumnSchema,
-  type ResultSet,
-  ResultSetSchema,
-  type Row,
-  RowFormat,
-  RowSchema,
-  type Rows,
-  RowsSchema,
-} from '@heliosdb/client/wire';
+import { type Column, ColumnSchema, type ResultSet, ResultSetSchema, type Row, RowFormat, RowSchema, type Rows, RowsSchema, ErrorReason } from '@heliosdb/client/wire';
 import { CompactWriter } from '@heliosdb/client/wire';
 import { Oid } from '@heliosdb/client/wire';
 import type { CommandSink } from './pg-command.js';
-import { reasons, serverError } from './errors.js';
+import { serverError } from './errors.js';
 import { byteaFromText, cellToValue } from './values.js';
 
 /** A parsed command tag. */
@@ -158,7 +148,7 @@ export class ResultCollector implements CommandSink {
       this.overflow = true;
       this.onOverflow?.();
     }
-    throw serverError(Code.ResourceExhausted, message, { reason: reasons.rowLimitExceeded });
+    throw serverError(Code.ResourceExhausted, message, { reason: ErrorReason.ROW_LIMIT_EXCEEDED });
   }
 
   onComplete(tag: string): void {

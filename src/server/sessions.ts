@@ -7,6 +7,7 @@
  * cleared of everything the caller left on it before it is reused.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { randomBytes } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
@@ -14,7 +15,7 @@ import type { Backend, BackendConnection, BackendLogin } from './backend.js';
 import { isUsable, stateOf, txStatusOf } from './backend/connection.js';
 import { recycle } from './backend/recycle.js';
 import { abortError } from './call-context.js';
-import { reasons, serverError } from './errors.js';
+import { serverError } from './errors.js';
 
 /** What a session is. */
 export type SessionKind = 'transaction' | 'reserved';
@@ -201,7 +202,7 @@ export class SessionManager {
               throw serverError(
                 Code.Unavailable,
                 `the database connection was lost while the transaction committed, so whether it committed is unknown: ${e instanceof Error ? e.message : String(e)}`,
-                { reason: reasons.backendConnectionLost, retryable: false },
+                { reason: ErrorReason.BACKEND_CONNECTION_LOST, retryable: false },
               );
             }
             throw e;
@@ -242,7 +243,7 @@ export class SessionManager {
   private checkLimits(owner: string): void {
     if (this.sessions.size >= this.limits.maxOpen) {
       throw serverError(Code.ResourceExhausted, `too many open transactions and sessions (limit ${this.limits.maxOpen})`, {
-        reason: reasons.tooManyTransactions,
+        reason: ErrorReason.TOO_MANY_TRANSACTIONS,
         retryable: true,
         retryAfterMs: 1000,
       });
@@ -251,7 +252,7 @@ export class SessionManager {
       throw serverError(
         Code.ResourceExhausted,
         `this principal already holds ${this.limits.maxPerPrincipal} open transactions and reserved sessions, its limit (--max-transactions-per-principal); end one first`,
-        { reason: reasons.tooManyTransactions, retryable: true, retryAfterMs: 1000 },
+        { reason: ErrorReason.TOO_MANY_TRANSACTIONS, retryable: true, retryAfterMs: 1000 },
       );
     }
   }
@@ -273,7 +274,7 @@ export class SessionManager {
     const what = kind === 'reserved' ? 'reserved session' : 'transaction';
     if (this.lost.has(id)) {
       return serverError(Code.NotFound, `${what} ${JSON.stringify(id)} lost its database connection, so it is over${kind === 'transaction' ? ' (rolled back: it did not commit)' : ''}`, {
-        reason: reasons.transactionNotFound,
+        reason: ErrorReason.TRANSACTION_NOT_FOUND,
       });
     }
     if (this.expired.has(id)) {
@@ -282,11 +283,11 @@ export class SessionManager {
         kind === 'reserved'
           ? `reserved session ${id} was released after ${this.limits.idleTimeoutMs} ms without a call (the server's idle timeout)`
           : `transaction ${id} was rolled back after ${this.limits.idleTimeoutMs} ms without a call (the server's transaction idle timeout)`,
-        { reason: reasons.transactionExpired },
+        { reason: ErrorReason.TRANSACTION_EXPIRED },
       );
     }
     return serverError(Code.NotFound, `${what} ${JSON.stringify(id)} is not open on this server (never begun, already finished, or the server restarted)`, {
-      reason: reasons.transactionNotFound,
+      reason: ErrorReason.TRANSACTION_NOT_FOUND,
     });
   }
 

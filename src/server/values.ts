@@ -6,18 +6,11 @@
 import { create } from '@bufbuild/protobuf';
 import { NullValue } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
-import { type Value, ValueSchema } from '@heliosdb/client/wire';
+import { type Value, ValueSchema, ErrorReason } from '@heliosdb/client/wire';
 import { arrayElementOid, Oid } from '@heliosdb/client/wire';
-import {
-  formatInterval,
-  INFINITY_MICROS,
-  NEG_INFINITY_MICROS,
-  formatTimestampMicros,
-  parseInterval,
-  parseTimestampMicros,
-} from '@heliosdb/client/wire';
+import { formatInterval, INFINITY_MICROS, NEG_INFINITY_MICROS, formatTimestampMicros, parseInterval, parseTimestampMicros } from '@heliosdb/client/wire';
 import { type ArrayItems, parseArrayLiteral } from '@heliosdb/client/wire';
-import { reasons, serverError } from './errors.js';
+import { serverError } from './errors.js';
 
 function floatText(n: number): string {
   if (Number.isNaN(n)) return 'NaN';
@@ -54,7 +47,7 @@ export function paramToText(v: Value, index: number): string | null {
     case 'json':
       if (k.value.includes('\0')) {
         throw serverError(Code.InvalidArgument, `parameter $${index + 1} contains a NUL character, which PostgreSQL text cannot hold`, {
-          reason: reasons.invalidParameter,
+          reason: ErrorReason.INVALID_PARAMETER,
         });
       }
       return k.value;

@@ -11,9 +11,6 @@ const exists = (name: string) => `to_regclass('${name}') IS NOT NULL`;
 const noWalReceiver = pgError(['58P01', 'XX000'], /libpqwalreceiver/);
 /** PostgreSQL cannot reach the publisher: a statement error (08006) on a working connection. */
 const noPublisher = pgError('08006', /could not connect to the publisher/);
-const publisherAsConnectionError =
-  'the server sends 08006 from the statement as UNAVAILABLE and retryable, so the client throws ConnectionError (CONNECTION_ERROR, retryable) ' +
-  'as if the database could not be reached, and retries the statement (the first call takes about 1 s: 4 attempts)';
 
 /** The rows. */
 export function createRows(p: string): ZooRow[] {
@@ -237,7 +234,6 @@ export function createRows(p: string): ZooRow[] {
       postgresql: {
         why: 'the publisher cannot be reached: PostgreSQL fails the statement with 08006, a statement error on a working connection',
         expect: { query: noPublisher, execute: noPublisher, prepared: noPublisher },
-        todo: { query: publisherAsConnectionError, execute: publisherAsConnectionError, prepared: publisherAsConnectionError },
       },
       pglite: {
         why: 'PGlite has no logical replication (see above)',

@@ -2,15 +2,15 @@
 // @generated from file heliosdb/v1/error.proto (package heliosdb.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file heliosdb/v1/error.proto.
  */
 export const file_heliosdb_v1_error: GenFile = /*@__PURE__*/
-  fileDesc("ChdoZWxpb3NkYi92MS9lcnJvci5wcm90bxILaGVsaW9zZGIudjEixAIKC0Vycm9yRGV0YWlsEhAKCHNxbHN0YXRlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDgoGZGV0YWlsGAMgASgJEgwKBGhpbnQYBCABKAkSEAoIcG9zaXRpb24YBSABKA0SDgoGc2NoZW1hGAYgASgJEg0KBXRhYmxlGAcgASgJEg4KBmNvbHVtbhgIIAEoCRISCgpjb25zdHJhaW50GAkgASgJEhEKCWRhdGFfdHlwZRgKIAEoCRIQCghzZXZlcml0eRgLIAEoCRINCgV3aGVyZRgMIAEoCRIOCgZyZWFzb24YDSABKAkSEQoJcmV0cnlhYmxlGA4gASgIEhYKDnJldHJ5X2FmdGVyX21zGA8gASgNEhwKD3N0YXRlbWVudF9pbmRleBgQIAEoDUgAiAEBQhIKEF9zdGF0ZW1lbnRfaW5kZXhiBnByb3RvMw");
+  fileDesc("ChdoZWxpb3NkYi92MS9lcnJvci5wcm90bxILaGVsaW9zZGIudjEi3gIKC0Vycm9yRGV0YWlsEhAKCHNxbHN0YXRlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDgoGZGV0YWlsGAMgASgJEgwKBGhpbnQYBCABKAkSEAoIcG9zaXRpb24YBSABKA0SDgoGc2NoZW1hGAYgASgJEg0KBXRhYmxlGAcgASgJEg4KBmNvbHVtbhgIIAEoCRISCgpjb25zdHJhaW50GAkgASgJEhEKCWRhdGFfdHlwZRgKIAEoCRIQCghzZXZlcml0eRgLIAEoCRINCgV3aGVyZRgMIAEoCRIoCgZyZWFzb24YDSABKA4yGC5oZWxpb3NkYi52MS5FcnJvclJlYXNvbhIRCglyZXRyeWFibGUYDiABKAgSFgoOcmV0cnlfYWZ0ZXJfbXMYDyABKA0SHAoPc3RhdGVtZW50X2luZGV4GBAgASgNSACIAQFCEgoQX3N0YXRlbWVudF9pbmRleCqXCwoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASJgoiRVJST1JfUkVBU09OX1RSQU5TQUNUSU9OX05PVF9GT1VORBABEiQKIEVSUk9SX1JFQVNPTl9UUkFOU0FDVElPTl9FWFBJUkVEEAISIQodRVJST1JfUkVBU09OX1RSQU5TQUNUSU9OX0JVU1kQAxIkCiBFUlJPUl9SRUFTT05fVFJBTlNBQ1RJT05fQUJPUlRFRBAEEjQKMEVSUk9SX1JFQVNPTl9UUkFOU0FDVElPTl9DT05UUk9MX09VVFNJREVfU0VTU0lPThAFEisKJ0VSUk9SX1JFQVNPTl9UUkFOU0FDVElPTl9DT05UUk9MX0lOX1NRTBAGEiYKIkVSUk9SX1JFQVNPTl9UT09fTUFOWV9UUkFOU0FDVElPTlMQBxIjCh9FUlJPUl9SRUFTT05fUk9XX0xJTUlUX0VYQ0VFREVEEAgSHgoaRVJST1JfUkVBU09OX1JPV19UT09fTEFSR0UQCRIkCiBFUlJPUl9SRUFTT05fQkFDS0VORF9VTkFWQUlMQUJMRRAKEigKJEVSUk9SX1JFQVNPTl9CQUNLRU5EX0NPTk5FQ1RJT05fTE9TVBALEiUKIUVSUk9SX1JFQVNPTl9CQUNLRU5EX0xPR0lOX0ZBSUxFRBAMEiMKH0VSUk9SX1JFQVNPTl9MT0dJTl9ST0xFX01JU1NJTkcQDRIgChxFUlJPUl9SRUFTT05fQUNRVUlSRV9USU1FT1VUEA4SIgoeRVJST1JfUkVBU09OX0lOVkFMSURfUEFSQU1FVEVSEA8SIAocRVJST1JfUkVBU09OX0lOVkFMSURfUkVRVUVTVBAQEiQKIEVSUk9SX1JFQVNPTl9TVEFURU1FTlRfTk9UX0ZPVU5EEBESGgoWRVJST1JfUkVBU09OX0NBTkNFTExFRBASEiIKHkVSUk9SX1JFQVNPTl9ERUFETElORV9FWENFRURFRBATEiIKHkVSUk9SX1JFQVNPTl9TVEFURU1FTlRfVElNRU9VVBAUEh4KGkVSUk9SX1JFQVNPTl9TSFVUVElOR19ET1dOEBUSIAocRVJST1JfUkVBU09OX1VOQVVUSEVOVElDQVRFRBAWEiIKHkVSUk9SX1JFQVNPTl9BVVRIX1JBVEVfTElNSVRFRBAXEiMKH0VSUk9SX1JFQVNPTl9JTlNFQ1VSRV9UUkFOU1BPUlQQGBIkCiBFUlJPUl9SRUFTT05fUkVBRF9PTkxZX1BSSU5DSVBBTBAZEiEKHUVSUk9SX1JFQVNPTl9BVVRIX1VOQVZBSUxBQkxFEBoSJwojRVJST1JfUkVBU09OX0lERU1QT1RFTkNZX0tFWV9SRVVTRUQQGxIoCiRFUlJPUl9SRUFTT05fSU5WQUxJRF9JREVNUE9URU5DWV9LRVkQHBIoCiRFUlJPUl9SRUFTT05fSURFTVBPVEVOQ1lfVU5BVkFJTEFCTEUQHRIbChdFUlJPUl9SRUFTT05fTk9UX0FfUkVBRBAeEhwKGEVSUk9SX1JFQVNPTl9OT1RfS0VZQUJMRRAfEhwKGEVSUk9SX1JFQVNPTl9OT1RfQVBQTElFRBAgEh0KGUVSUk9SX1JFQVNPTl9VU0VfQ09QWV9BUEkQIRIfChtFUlJPUl9SRUFTT05fVVNFX0xJU1RFTl9BUEkQIhIfChtFUlJPUl9SRUFTT05fTVVTVF9SVU5fQUxPTkUQIxIoCiRFUlJPUl9SRUFTT05fSURFTlRJVFlfQ0hBTkdFX1JFRlVTRUQQJBIfChtFUlJPUl9SRUFTT05fQ09QWV9UT09fTEFSR0UQJRIfChtFUlJPUl9SRUFTT05fUkVTT1VSQ0VfTElNSVQQJmIGcHJvdG8z");
 
 /**
  * The typed detail of every error the server returns, carried in google.rpc.Status details
@@ -92,12 +92,11 @@ export type ErrorDetail = Message<"heliosdb.v1.ErrorDetail"> & {
   where: string;
 
   /**
-   * A stable machine-readable reason for errors outside the database, e.g.
-   * "TRANSACTION_NOT_FOUND", "TRANSACTION_EXPIRED", "ROW_LIMIT_EXCEEDED", "BACKEND_UNAVAILABLE".
+   * A stable machine-readable reason for errors outside the database.
    *
-   * @generated from field: string reason = 13;
+   * @generated from field: heliosdb.v1.ErrorReason reason = 13;
    */
-  reason: string;
+  reason: ErrorReason;
 
   /**
    * Whether sending the same request again is safe and may succeed (a serialization failure,
@@ -129,4 +128,290 @@ export type ErrorDetail = Message<"heliosdb.v1.ErrorDetail"> & {
  */
 export const ErrorDetailSchema: GenMessage<ErrorDetail> = /*@__PURE__*/
   messageDesc(file_heliosdb_v1_error, 0);
+
+/**
+ * Why a call failed, for failures outside the database itself (ErrorDetail.reason).
+ *
+ * @generated from enum heliosdb.v1.ErrorReason
+ */
+export enum ErrorReason {
+  /**
+   * No reason: a database error (see sqlstate) or none given.
+   *
+   * @generated from enum value: ERROR_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The transaction or reserved session is not open on this server (never begun, already ended, the server restarted, or another principal's).
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_NOT_FOUND = 1;
+   */
+  TRANSACTION_NOT_FOUND = 1,
+
+  /**
+   * The transaction or reserved session was ended by the server's idle timeout.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_EXPIRED = 2;
+   */
+  TRANSACTION_EXPIRED = 2,
+
+  /**
+   * The transaction is busy with another call.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_BUSY = 3;
+   */
+  TRANSACTION_BUSY = 3,
+
+  /**
+   * The transaction was rolled back instead of committed.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_ABORTED = 4;
+   */
+  TRANSACTION_ABORTED = 4,
+
+  /**
+   * An auto-commit call left a transaction block open; it was rolled back.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_CONTROL_OUTSIDE_SESSION = 5;
+   */
+  TRANSACTION_CONTROL_OUTSIDE_SESSION = 5,
+
+  /**
+   * Transaction control in SQL text where it would end or change the caller's transaction.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_CONTROL_IN_SQL = 6;
+   */
+  TRANSACTION_CONTROL_IN_SQL = 6,
+
+  /**
+   * The server's, or the principal's, limit of open transactions and reserved sessions.
+   *
+   * @generated from enum value: ERROR_REASON_TOO_MANY_TRANSACTIONS = 7;
+   */
+  TOO_MANY_TRANSACTIONS = 7,
+
+  /**
+   * A unary result over the row or size limit: stream it.
+   *
+   * @generated from enum value: ERROR_REASON_ROW_LIMIT_EXCEEDED = 8;
+   */
+  ROW_LIMIT_EXCEEDED = 8,
+
+  /**
+   * One row does not fit in a message.
+   *
+   * @generated from enum value: ERROR_REASON_ROW_TOO_LARGE = 9;
+   */
+  ROW_TOO_LARGE = 9,
+
+  /**
+   * The database cannot be reached; nothing was applied.
+   *
+   * @generated from enum value: ERROR_REASON_BACKEND_UNAVAILABLE = 10;
+   */
+  BACKEND_UNAVAILABLE = 10,
+
+  /**
+   * The database connection broke while a statement or COMMIT ran: its outcome is unknown.
+   *
+   * @generated from enum value: ERROR_REASON_BACKEND_CONNECTION_LOST = 11;
+   */
+  BACKEND_CONNECTION_LOST = 11,
+
+  /**
+   * The server could not log in to the database as the principal's login role.
+   *
+   * @generated from enum value: ERROR_REASON_BACKEND_LOGIN_FAILED = 12;
+   */
+  BACKEND_LOGIN_FAILED = 12,
+
+  /**
+   * The user has no login role (run heliosdb auth init).
+   *
+   * @generated from enum value: ERROR_REASON_LOGIN_ROLE_MISSING = 13;
+   */
+  LOGIN_ROLE_MISSING = 13,
+
+  /**
+   * No database connection became free in time.
+   *
+   * @generated from enum value: ERROR_REASON_ACQUIRE_TIMEOUT = 14;
+   */
+  ACQUIRE_TIMEOUT = 14,
+
+  /**
+   * A parameter value cannot be sent.
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_PARAMETER = 15;
+   */
+  INVALID_PARAMETER = 15,
+
+  /**
+   * The request itself is malformed.
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_REQUEST = 16;
+   */
+  INVALID_REQUEST = 16,
+
+  /**
+   * A prepared statement id this server does not know (send its SQL).
+   *
+   * @generated from enum value: ERROR_REASON_STATEMENT_NOT_FOUND = 17;
+   */
+  STATEMENT_NOT_FOUND = 17,
+
+  /**
+   * The caller cancelled the call.
+   *
+   * @generated from enum value: ERROR_REASON_CANCELLED = 18;
+   */
+  CANCELLED = 18,
+
+  /**
+   * The call's deadline passed.
+   *
+   * @generated from enum value: ERROR_REASON_DEADLINE_EXCEEDED = 19;
+   */
+  DEADLINE_EXCEEDED = 19,
+
+  /**
+   * The server's statement timeout passed.
+   *
+   * @generated from enum value: ERROR_REASON_STATEMENT_TIMEOUT = 20;
+   */
+  STATEMENT_TIMEOUT = 20,
+
+  /**
+   * The server is shutting down.
+   *
+   * @generated from enum value: ERROR_REASON_SHUTTING_DOWN = 21;
+   */
+  SHUTTING_DOWN = 21,
+
+  /**
+   * Missing or invalid credentials.
+   *
+   * @generated from enum value: ERROR_REASON_UNAUTHENTICATED = 22;
+   */
+  UNAUTHENTICATED = 22,
+
+  /**
+   * Authentication attempts are being slowed down after failures.
+   *
+   * @generated from enum value: ERROR_REASON_AUTH_RATE_LIMITED = 23;
+   */
+  AUTH_RATE_LIMITED = 23,
+
+  /**
+   * A password over a connection without TLS.
+   *
+   * @generated from enum value: ERROR_REASON_INSECURE_TRANSPORT = 24;
+   */
+  INSECURE_TRANSPORT = 24,
+
+  /**
+   * A write refused for a read-only API key.
+   *
+   * @generated from enum value: ERROR_REASON_READ_ONLY_PRINCIPAL = 25;
+   */
+  READ_ONLY_PRINCIPAL = 25,
+
+  /**
+   * Credentials cannot be checked right now (the store or the identity provider).
+   *
+   * @generated from enum value: ERROR_REASON_AUTH_UNAVAILABLE = 26;
+   */
+  AUTH_UNAVAILABLE = 26,
+
+  /**
+   * An idempotency key sent with a different request.
+   *
+   * @generated from enum value: ERROR_REASON_IDEMPOTENCY_KEY_REUSED = 27;
+   */
+  IDEMPOTENCY_KEY_REUSED = 27,
+
+  /**
+   * A malformed idempotency key.
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_IDEMPOTENCY_KEY = 28;
+   */
+  INVALID_IDEMPOTENCY_KEY = 28,
+
+  /**
+   * An idempotency record is in an unknown state right now: retry.
+   *
+   * @generated from enum value: ERROR_REASON_IDEMPOTENCY_UNAVAILABLE = 29;
+   */
+  IDEMPOTENCY_UNAVAILABLE = 29,
+
+  /**
+   * A call sent as a read is not one; nothing ran.
+   *
+   * @generated from enum value: ERROR_REASON_NOT_A_READ = 30;
+   */
+  NOT_A_READ = 30,
+
+  /**
+   * A statement that cannot carry an idempotency key was sent with one; nothing ran.
+   *
+   * @generated from enum value: ERROR_REASON_NOT_KEYABLE = 31;
+   */
+  NOT_KEYABLE = 31,
+
+  /**
+   * A keyed write whose answer was lost was not applied, and now never will be.
+   *
+   * @generated from enum value: ERROR_REASON_NOT_APPLIED = 32;
+   */
+  NOT_APPLIED = 32,
+
+  /**
+   * COPY with the client in an ordinary call: use CopyFrom / CopyTo.
+   *
+   * @generated from enum value: ERROR_REASON_USE_COPY_API = 33;
+   */
+  USE_COPY_API = 33,
+
+  /**
+   * LISTEN / UNLISTEN in SQL text: use Listen.
+   *
+   * @generated from enum value: ERROR_REASON_USE_LISTEN_API = 34;
+   */
+  USE_LISTEN_API = 34,
+
+  /**
+   * A command that cannot run in a transaction block must be alone in its call.
+   *
+   * @generated from enum value: ERROR_REASON_MUST_RUN_ALONE = 35;
+   */
+  MUST_RUN_ALONE = 35,
+
+  /**
+   * A role change refused on the embedded engine.
+   *
+   * @generated from enum value: ERROR_REASON_IDENTITY_CHANGE_REFUSED = 36;
+   */
+  IDENTITY_CHANGE_REFUSED = 36,
+
+  /**
+   * A COPY FROM over the embedded engine's limit.
+   *
+   * @generated from enum value: ERROR_REASON_COPY_TOO_LARGE = 37;
+   */
+  COPY_TOO_LARGE = 37,
+
+  /**
+   * A limit of the listener (streams, health watchers) was reached.
+   *
+   * @generated from enum value: ERROR_REASON_RESOURCE_LIMIT = 38;
+   */
+  RESOURCE_LIMIT = 38,
+}
+
+/**
+ * Describes the enum heliosdb.v1.ErrorReason.
+ */
+export const ErrorReasonSchema: GenEnum<ErrorReason> = /*@__PURE__*/
+  enumDesc(file_heliosdb_v1_error, 0);
 

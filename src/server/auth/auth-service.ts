@@ -6,12 +6,13 @@
  * the user name, and verified a few at a time, fairly between client addresses.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import type { AuthService } from '@heliosdb/client/wire';
 import type { CallContext } from '../call-context.js';
 import { serverError } from '../errors.js';
-import { type Authenticator, authReasons } from './authenticator.js';
+import { type Authenticator } from './authenticator.js';
 import { dummyPasswordHash, verifyPassword } from './passwords.js';
 import { peerKey, principalOf } from './principal.js';
 import { type AuthData, digest, newSessionToken } from './store.js';
@@ -42,7 +43,7 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
         throw serverError(
           Code.FailedPrecondition,
           'passwords are refused over a connection without TLS: connect with grpcs:// or https:// (the server needs --tls-cert and --tls-key), or use an API key; --allow-insecure-password permits it for local development',
-          { reason: authReasons.insecureTransport },
+          { reason: ErrorReason.INSECURE_TRANSPORT },
         );
       }
       const malformed = !req.user || Buffer.byteLength(req.user) > maxUserBytes || Buffer.byteLength(req.password) > maxPasswordBytes;
@@ -59,7 +60,7 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
       );
       if (!ok || !user) {
         log.info({ user: req.user.slice(0, maxUserBytes), address: peer.address }, 'failed login');
-        throw serverError(Code.Unauthenticated, 'wrong user name or password', { reason: authReasons.unauthenticated });
+        throw serverError(Code.Unauthenticated, 'wrong user name or password', { reason: ErrorReason.UNAUTHENTICATED });
       }
       const token = newSessionToken();
       const expiresAt = Date.now() + deps.sessionTtlMs;

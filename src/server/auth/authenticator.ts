@@ -12,22 +12,13 @@
  */
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { AuthService } from '@heliosdb/client/wire';
+import { AuthService, ErrorReason } from '@heliosdb/client/wire';
 import { Health } from '@heliosdb/client/wire';
 import { serverError } from '../errors.js';
 import { JwksUnavailable, JwtRejected, type JwtVerifier } from './jwt.js';
 import { anonymous, type PeerInfo, type Principal } from './principal.js';
-import { type AuthThrottle, rateLimitedReason } from './throttle.js';
+import { type AuthThrottle } from './throttle.js';
 import { type AuthData, apiKeyIdOf, digest, sameDigest, sessionTokenPrefix } from './store.js';
-
-/** Reasons of authentication errors (ErrorDetail.reason). */
-export const authReasons = {
-  unauthenticated: 'UNAUTHENTICATED',
-  rateLimited: rateLimitedReason,
-  insecureTransport: 'INSECURE_TRANSPORT',
-  readOnly: 'READ_ONLY_PRINCIPAL',
-  authUnavailable: 'AUTH_UNAVAILABLE',
-} as const;
 
 /** What a listener tells the authenticator about a call. */
 export interface CallInfo {
@@ -136,10 +127,10 @@ export class Authenticator {
       if (e instanceof JwtRejected) why = e.message;
       else if (e instanceof JwksUnavailable) {
         this.o.log.warn({ err: e }, 'JWKS unavailable');
-        throw serverError(Code.Unavailable, e.message, { reason: authReasons.authUnavailable, retryable: true, retryAfterMs: 1000 });
+        throw serverError(Code.Unavailable, e.message, { reason: ErrorReason.AUTH_UNAVAILABLE, retryable: true, retryAfterMs: 1000 });
       } else {
         this.o.log.error({ err: e }, 'credential lookup failed');
-        throw serverError(Code.Unavailable, 'credentials cannot be checked right now', { reason: authReasons.authUnavailable, retryable: true, retryAfterMs: 1000 });
+        throw serverError(Code.Unavailable, 'credentials cannot be checked right now', { reason: ErrorReason.AUTH_UNAVAILABLE, retryable: true, retryAfterMs: 1000 });
       }
     }
     if (!principal) {
@@ -156,6 +147,6 @@ export class Authenticator {
   }
 
   private unauthenticated(message: string) {
-    return serverError(Code.Unauthenticated, message, { reason: authReasons.unauthenticated });
+    return serverError(Code.Unauthenticated, message, { reason: ErrorReason.UNAUTHENTICATED });
   }
 }

@@ -22,6 +22,7 @@
  * Every check of a password is published on the diagnostics channel {@link authChannel}.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { createHash } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,9 +33,6 @@ import { type DeadlineSource, remainingMs } from './call-deadline.js';
 import { addressKey } from './client-address.js';
 import { defaultCheckConcurrency, FairQueue, QueueFull } from './password-queue.js';
 import { type AttemptOutcome, FailureLimiter } from './rate-limit.js';
-
-/** ErrorDetail.reason of every throttling refusal. */
-export const rateLimitedReason = 'AUTH_RATE_LIMITED';
 
 /**
  * The diagnostics channel `heliosdb:auth`: a {@link PasswordCheckEvent} when a password check
@@ -275,7 +273,7 @@ function seconds(ms: number): string {
 /** RESOURCE_EXHAUSTED, reason `AUTH_RATE_LIMITED`: "<what>; try again in N s" (or `what` alone when `whole`). */
 function limited(what: string, retryAfterMs: number, whole = false): ConnectError {
   return serverError(Code.ResourceExhausted, whole ? what : `${what}; try again in ${seconds(retryAfterMs)}`, {
-    reason: rateLimitedReason,
+    reason: ErrorReason.AUTH_RATE_LIMITED,
     retryable: true,
     retryAfterMs: Math.ceil(retryAfterMs),
   });

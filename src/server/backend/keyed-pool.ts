@@ -13,9 +13,10 @@
  * pg-pool keeps one pool per configuration and has no global cap across pools, hence this file.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { reasons, serverError } from '../errors.js';
+import { serverError } from '../errors.js';
 import { type BackendConnection, isUsable } from './connection.js';
 import type { BackendLogin } from './login.js';
 
@@ -83,7 +84,7 @@ export class KeyedPool {
 
   /** Waits for a connection of `login`; fails after `acquireTimeoutMs` or when `signal` aborts. */
   acquire(login: BackendLogin, signal?: AbortSignal): Promise<BackendConnection> {
-    if (this.closed) return Promise.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: reasons.shuttingDown }));
+    if (this.closed) return Promise.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN }));
     if (signal?.aborted) return Promise.reject(signal.reason);
     const idle = this.takeIdle(this.keyOf(login));
     if (idle) return Promise.resolve(this.handOut(idle, login));
@@ -102,7 +103,7 @@ export class KeyedPool {
           w.cleanup();
           reject(
             serverError(Code.Unavailable, `timed out after ${this.o.acquireTimeoutMs} ms waiting for a free database connection (all ${this.o.max} are busy)`, {
-              reason: reasons.acquireTimeout,
+              reason: ErrorReason.ACQUIRE_TIMEOUT,
               retryable: true,
               retryAfterMs: 1000,
             }),
@@ -186,7 +187,7 @@ export class KeyedPool {
     for (const q of [...this.waiters.values()]) {
       for (const w of [...q]) {
         w.cleanup();
-        w.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: reasons.shuttingDown }));
+        w.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN }));
       }
     }
     const all = [...this.idle.values()].flat();
@@ -229,7 +230,7 @@ export class KeyedPool {
     this.entries.set(conn, entry);
     if (this.closed) {
       this.discard(entry);
-      throw serverError(Code.Unavailable, 'the server is shutting down', { reason: reasons.shuttingDown });
+      throw serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN });
     }
     return this.handOut(entry, login);
   }

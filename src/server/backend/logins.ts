@@ -4,6 +4,7 @@
  * the embedded engine, which has one session, the principal's role switched per call.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { Code } from '@connectrpc/connect';
 import { ownerKeyOf, type Principal } from '../auth/principal.js';
 import type { Engine } from '../backend.js';
@@ -55,7 +56,7 @@ export class LoginResolver {
         throw serverError(
           Code.FailedPrecondition,
           `the HeliosDB user ${JSON.stringify(p.user)} has no PostgreSQL login role yet: run \`heliosdb auth init\` again (as an administrator) to create the login roles of existing users`,
-          { reason: 'LOGIN_ROLE_MISSING' },
+          { reason: ErrorReason.LOGIN_ROLE_MISSING },
         );
       }
       return p.readOnly ? serverReadOnlyLogin : serverLogin;
@@ -64,7 +65,7 @@ export class LoginResolver {
     const key = `${role}:${generation}${p.readOnly ? ':ro' : ''}`;
     return this.cached(key, () => {
       if (!this.serverKey) {
-        throw serverError(Code.FailedPrecondition, 'the server key is missing (heliosdb.server_key): run `heliosdb auth init`', { reason: 'LOGIN_ROLE_MISSING' });
+        throw serverError(Code.FailedPrecondition, 'the server key is missing (heliosdb.server_key): run `heliosdb auth init`', { reason: ErrorReason.LOGIN_ROLE_MISSING });
       }
       return { key, user: role, password: loginSecret(this.serverKey, role, generation), readOnly: p.readOnly };
     });

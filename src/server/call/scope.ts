@@ -8,8 +8,8 @@
  */
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { ErrorDetailSchema } from '@heliosdb/client/wire';
-import { authReasons } from '../auth/authenticator.js';
+import { ErrorDetailSchema, ErrorReason } from '@heliosdb/client/wire';
+
 import { ownerKeyOf, type Principal, principalOf } from '../auth/principal.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';
 import type { Backend, BackendConnection, BackendLogin } from '../backend.js';
@@ -17,10 +17,10 @@ import { stateOf, txStatusOf } from '../backend/connection.js';
 import type { LoginResolver } from '../backend/logins.js';
 import { recycle } from '../backend/recycle.js';
 import { abortError, applicationNameHeader, type CallContext } from '../call-context.js';
-import { reasons, serverError, toConnectError } from '../errors.js';
+import { serverError, toConnectError } from '../errors.js';
 import type { Idempotency, KeyedCall } from '../idempotency.js';
 import { raceAbort, type SessionManager } from '../sessions.js';
-import { type CallFrame, type Guard, policyReasons } from './statement-policy.js';
+import { type CallFrame, type Guard } from './statement-policy.js';
 
 /** What a scope needs. */
 export interface ScopeDeps {
@@ -94,13 +94,13 @@ function callError(e: unknown, principal: Principal, opts: ScopeOptions, autocom
     // pg refuses to send on a connection it already knows is dead: nothing ran, send it again.
     if (/not queryable/i.test(message)) {
       return serverError(Code.Unavailable, `the database connection was lost before the statement was sent: ${message}`, {
-        reason: reasons.backendUnavailable,
+        reason: ErrorReason.BACKEND_UNAVAILABLE,
         retryable: true,
         retryAfterMs: 100,
       });
     }
     return serverError(Code.Unavailable, `the database connection was lost while the statement ran, so it may or may not have been applied: ${message}`, {
-      reason: reasons.backendConnectionLost,
+      reason: ErrorReason.BACKEND_CONNECTION_LOST,
       retryable: false,
     });
   }
@@ -116,12 +116,12 @@ function callError(e: unknown, principal: Principal, opts: ScopeOptions, autocom
   }
   if (detail?.sqlstate === '25006') {
     if (principal.readOnly) {
-      return serverError(Code.PermissionDenied, `${ce.rawMessage} (the API key is read-only)`, { ...detail, reason: authReasons.readOnly });
+      return serverError(Code.PermissionDenied, `${ce.rawMessage} (the API key is read-only)`, { ...detail, reason: ErrorReason.READ_ONLY_PRINCIPAL });
     }
     if (opts.guard === 'read') {
       return serverError(Code.FailedPrecondition, `the call was sent as a read, but it writes: ${ce.rawMessage}; nothing was applied (the client sends it again as a write)`, {
         ...detail,
-        reason: policyReasons.notARead,
+        reason: ErrorReason.NOT_A_READ,
         retryable: false,
       });
     }
@@ -197,7 +197,7 @@ export async function withConnection<T>(
     throw serverError(
       Code.FailedPrecondition,
       'the statement left a transaction block open outside a transaction session, so it was rolled back; use BeginTransaction (client.begin / client.transaction) for transactions',
-      { reason: reasons.transactionControl },
+      { reason: ErrorReason.TRANSACTION_CONTROL_OUTSIDE_SESSION },
     );
   }
   return out;
@@ -216,7 +216,7 @@ export function loginError(e: unknown, principal: Principal): ConnectError {
     return serverError(
       Code.FailedPrecondition,
       `the server could not log in to PostgreSQL as ${principal.user ? `the login role of user ${JSON.stringify(principal.user)}` : 'its own login'}: ${(e as Error).message} (an administrator can repair it with \`heliosdb user create ${principal.user || 'NAME'} --role ROLE --replace\`)`,
-      { reason: reasons.backendLoginFailed },
+      { reason: ErrorReason.BACKEND_LOGIN_FAILED },
     );
   }
   return toConnectError(e);

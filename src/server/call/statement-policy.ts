@@ -15,22 +15,12 @@
  *   and no procedure or `DO` block can commit it; transaction control in their text is refused.
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import { Code, type ConnectError } from '@connectrpc/connect';
 import type { Principal } from '../auth/principal.js';
-import { authReasons } from '../auth/authenticator.js';
-import { reasons, serverError } from '../errors.js';
-import { analyzeSql, type SqlAnalysis, type StatementInfo } from '../sql/analyze.js';
 
-/** Reasons of the refusals below (ErrorDetail.reason). */
-export const policyReasons = {
-  notARead: 'NOT_A_READ',
-  notKeyable: 'NOT_KEYABLE',
-  useCopyApi: 'USE_COPY_API',
-  useListenApi: 'USE_LISTEN_API',
-  transactionControlInSql: 'TRANSACTION_CONTROL_IN_SQL',
-  mustRunAlone: 'MUST_RUN_ALONE',
-  identityChange: 'IDENTITY_CHANGE_REFUSED',
-} as const;
+import { serverError } from '../errors.js';
+import { analyzeSql, type SqlAnalysis, type StatementInfo } from '../sql/analyze.js';
 
 /** Where a call runs. */
 export type CallFrame = 'autocommit' | 'transaction' | 'session';
@@ -62,13 +52,13 @@ export interface CheckedSql {
   selfCommitting: boolean;
 }
 
-function refuse(code: Code, reason: string, message: string): ConnectError {
+function refuse(code: Code, reason: ErrorReason, message: string): ConnectError {
   return serverError(code, message, { reason });
 }
 
 function copyRefusal(s: StatementInfo): ConnectError {
   const api = s.copy!.from ? 'client.copyFrom(sql, source)' : 'client.copyTo(sql)';
-  return refuse(Code.InvalidArgument, policyReasons.useCopyApi, `${s.command} ${s.copy!.from ? 'FROM STDIN' : 'TO STDOUT'} streams data between the client and the database: run it with ${api}`);
+  return refuse(Code.InvalidArgument, ErrorReason.USE_COPY_API, `${s.command} ${s.copy!.from ? 'FROM STDIN' : 'TO STDOUT'} streams data between the client and the database: run it with ${api}`);
 }
 
 /**
@@ -98,14 +88,14 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
     if (s.listen) {
       throw refuse(
         Code.InvalidArgument,
-        policyReasons.useListenApi,
+        ErrorReason.USE_LISTEN_API,
         `${s.listen.toUpperCase()} in SQL text has no channel to deliver notifications on: use client.listen(channel, onNotification), which listens on a connection of its own (NOTIFY and pg_notify work in any call)`,
       );
     }
     if (s.identityChange && f.engine === 'pglite' && f.authRequired) {
       throw refuse(
         Code.PermissionDenied,
-        policyReasons.identityChange,
+        ErrorReason.IDENTITY_CHANGE_REFUSED,
         `${s.command} is refused on the embedded engine: it is one superuser session, so changing the role there could leave the principal's own (use PostgreSQL for separate identities; see docs/security.md)`,
       );
     }
@@ -114,7 +104,7 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
       if (statements.length > 1 || inBatch || f.rpc === 'stream' || f.rpc === 'batch') {
         throw refuse(
           Code.InvalidArgument,
-          policyReasons.mustRunAlone,
+          ErrorReason.MUST_RUN_ALONE,
           `${s.command} cannot run inside a transaction block, so it must be the only statement of its call (send it alone with execute or query)`,
         );
       }
@@ -125,7 +115,7 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
     throw serverError(
       Code.InvalidArgument,
       f.rpc === 'copyFrom' ? 'copyFrom needs exactly one COPY ... FROM STDIN statement' : 'copyTo needs exactly one COPY ... TO STDOUT statement',
-      { reason: reasons.invalidRequest },
+      { reason: ErrorReason.INVALID_REQUEST },
     );
   }
   let guard: Guard = 'none';
@@ -135,7 +125,7 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
     if (analysis.parsed && writer) {
       throw refuse(
         Code.FailedPrecondition,
-        policyReasons.notARead,
+        ErrorReason.NOT_A_READ,
         `the call was sent as a read, but ${writer.command} is not one; it was not run (the client sends it again as a write)`,
       );
     }
@@ -146,7 +136,7 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
 }
 
 function notKeyable(s: StatementInfo, why: string): ConnectError {
-  return refuse(Code.InvalidArgument, policyReasons.notKeyable, `${s.command} cannot carry an idempotency key: ${why}; send it without one`);
+  return refuse(Code.InvalidArgument, ErrorReason.NOT_KEYABLE, `${s.command} cannot carry an idempotency key: ${why}; send it without one`);
 }
 
 function checkTransactionControl(s: StatementInfo, f: CallFacts, inBatch: boolean): void {
@@ -155,7 +145,7 @@ function checkTransactionControl(s: StatementInfo, f: CallFacts, inBatch: boolea
   if (f.principal.readOnly) {
     throw refuse(
       Code.PermissionDenied,
-      authReasons.readOnly,
+      ErrorReason.READ_ONLY_PRINCIPAL,
       `${s.command} is refused for a read-only API key: its statements run in a READ ONLY transaction the server controls (use client.begin({ readOnly: true }) for a transaction of your own)`,
     );
   }
@@ -163,7 +153,7 @@ function checkTransactionControl(s: StatementInfo, f: CallFacts, inBatch: boolea
   if (inBatch || f.rpc === 'batch') {
     throw refuse(
       Code.FailedPrecondition,
-      policyReasons.transactionControlInSql,
+      ErrorReason.TRANSACTION_CONTROL_IN_SQL,
       `${s.command} cannot be part of a batch: a batch runs in a transaction of its own (atomic) or statement by statement; use client.transaction() to group statements`,
     );
   }
@@ -171,7 +161,7 @@ function checkTransactionControl(s: StatementInfo, f: CallFacts, inBatch: boolea
     if (savepoints) return;
     throw refuse(
       Code.FailedPrecondition,
-      policyReasons.transactionControlInSql,
+      ErrorReason.TRANSACTION_CONTROL_IN_SQL,
       `${s.command} in SQL text would end or change the transaction behind the client's back: use tx.commit(), tx.rollback(), tx.savepoint(), and client.begin({ isolationLevel, readOnly }) for its settings`,
     );
   }
@@ -179,7 +169,7 @@ function checkTransactionControl(s: StatementInfo, f: CallFacts, inBatch: boolea
   if (kind === 'prepareTransaction') {
     throw refuse(
       Code.FailedPrecondition,
-      policyReasons.transactionControlInSql,
+      ErrorReason.TRANSACTION_CONTROL_IN_SQL,
       'PREPARE TRANSACTION needs a transaction of its own that the server does not end: run BEGIN; ...; PREPARE TRANSACTION in a reserved session (client.reserve()), then COMMIT PREPARED from any call',
     );
   }

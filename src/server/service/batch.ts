@@ -6,13 +6,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
-import {
-  type BatchResult,
-  BatchResultSchema,
-  type DatabaseService,
-  ExecuteBatchRequestSchema,
-  ExecuteBatchResponseSchema,
-} from '@heliosdb/client/wire';
+import { type BatchResult, BatchResultSchema, type DatabaseService, ExecuteBatchRequestSchema, ExecuteBatchResponseSchema, ErrorReason } from '@heliosdb/client/wire';
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ResultSetSchema, RowFormat } from '@heliosdb/client/wire';
 import type { BackendConnection } from '../backend.js';
@@ -20,7 +14,7 @@ import type { CallContext } from '../call-context.js';
 import { type GuardSteps, guardSteps, runCommand, runPipeline } from '../call/run.js';
 import { withConnection } from '../call/scope.js';
 import type { Guard } from '../call/statement-policy.js';
-import { reasons, serverError, toConnectError } from '../errors.js';
+import { serverError, toConnectError } from '../errors.js';
 import type { CommandSink } from '../pg-command.js';
 import type { PipelineOutcome, PipelineStatement } from '../pg-pipeline.js';
 import { ResultCollector } from '../result-encoder.js';
@@ -43,7 +37,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
   const { options, typeNames, backend } = c.deps;
   return async function executeBatch(req, ctx) {
     if (req.statements.length > 0 && (req.sql || req.parameterSets.length > 0)) {
-      throw serverError(Code.InvalidArgument, 'send either statements or sql with parameter_sets, not both', { reason: reasons.invalidRequest });
+      throw serverError(Code.InvalidArgument, 'send either statements or sql with parameter_sets, not both', { reason: ErrorReason.INVALID_REQUEST });
     }
     const statements: PipelineStatement[] =
       req.statements.length > 0

@@ -4,6 +4,7 @@
  * idempotency keys).
  * @packageDocumentation
  */
+import { ErrorReason } from '@heliosdb/client/wire';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
@@ -14,7 +15,7 @@ import type { LoginResolver } from '../backend/logins.js';
 import type { CallContext } from '../call-context.js';
 import { type ScopeDeps, frameOf } from '../call/scope.js';
 import { type CallFacts, type CheckedSql, checkSql } from '../call/statement-policy.js';
-import { reasons, serverError } from '../errors.js';
+import { serverError } from '../errors.js';
 import type { Idempotency, KeyedCall } from '../idempotency.js';
 import type { ResolvedServerOptions } from '../options.js';
 import type { SessionManager } from '../sessions.js';
@@ -56,7 +57,7 @@ export class ServiceContext {
 
   /** Refuses an empty statement. */
   requireSql(sql: string): void {
-    if (!sql.trim()) throw serverError(Code.InvalidArgument, 'sql is empty', { reason: reasons.invalidRequest });
+    if (!sql.trim()) throw serverError(Code.InvalidArgument, 'sql is empty', { reason: ErrorReason.INVALID_REQUEST });
   }
 
   /** Applies the statement policy (../call/statement-policy.ts) to a call's SQL. */
@@ -96,7 +97,7 @@ export class ServiceContext {
 
   /** A required transaction or session id. */
   transactionId(id: string): string {
-    if (!id) throw serverError(Code.InvalidArgument, 'transaction_id is required', { reason: reasons.invalidRequest });
+    if (!id) throw serverError(Code.InvalidArgument, 'transaction_id is required', { reason: ErrorReason.INVALID_REQUEST });
     return id;
   }
 }

@@ -6,10 +6,10 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
-import { type DatabaseService, type ListenResponse, ListenResponseSchema } from '@heliosdb/client/wire';
+import { type DatabaseService, type ListenResponse, ListenResponseSchema, ErrorReason } from '@heliosdb/client/wire';
 import { principalOf } from '../auth/principal.js';
 import { abortError } from '../call-context.js';
-import { reasons, serverError, toConnectError } from '../errors.js';
+import { serverError, toConnectError } from '../errors.js';
 import type { NotificationHub } from '../notifications.js';
 import type { ServiceContext } from './context.js';
 import { PushQueue } from './push-queue.js';
@@ -23,11 +23,11 @@ const maxQueued = 10_000;
 export function listenHandler(_c: ServiceContext, hub: NotificationHub): ServiceImpl<typeof DatabaseService>['listen'] {
   return async function* listen(req, ctx) {
     if (req.channels.length === 0 || req.channels.length > maxChannels) {
-      throw serverError(Code.InvalidArgument, `Listen needs 1 to ${maxChannels} channels`, { reason: reasons.invalidRequest });
+      throw serverError(Code.InvalidArgument, `Listen needs 1 to ${maxChannels} channels`, { reason: ErrorReason.INVALID_REQUEST });
     }
     for (const ch of req.channels) {
       if (!ch || Buffer.byteLength(ch) > 63 || ch.includes('\u0000')) {
-        throw serverError(Code.InvalidArgument, `invalid channel name ${JSON.stringify(ch)}: 1 to 63 bytes`, { reason: reasons.invalidRequest });
+        throw serverError(Code.InvalidArgument, `invalid channel name ${JSON.stringify(ch)}: 1 to 63 bytes`, { reason: ErrorReason.INVALID_REQUEST });
       }
     }
     if (ctx.signal.aborted) throw abortError(ctx.signal);

@@ -5,21 +5,13 @@
 import { createHash } from 'node:crypto';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
-import {
-  type DatabaseService,
-  ExecutePreparedRequestSchema,
-  ExecutePreparedResponseSchema,
-  ExecuteRequestSchema,
-  ExecuteResponseSchema,
-  QueryRequestSchema,
-  QueryResponseSchema,
-} from '@heliosdb/client/wire';
+import { type DatabaseService, ExecutePreparedRequestSchema, ExecutePreparedResponseSchema, ExecuteRequestSchema, ExecuteResponseSchema, QueryRequestSchema, QueryResponseSchema, ErrorReason } from '@heliosdb/client/wire';
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { RowFormat } from '@heliosdb/client/wire';
 import { ownerKeyOf, principalOf } from '../auth/principal.js';
 import { runSubmittable } from '../call/run.js';
 import { withConnection } from '../call/scope.js';
-import { reasons, serverError } from '../errors.js';
+import { serverError } from '../errors.js';
 import { PgCloseStatement } from '../pg-close-statement.js';
 import { PgCommand } from '../pg-command.js';
 import { columnsOf } from '../result-encoder.js';
@@ -111,7 +103,7 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
       if (sql === undefined) {
         if (!req.sql || statementIdOf(req.sql) !== req.statementId) {
           throw serverError(Code.NotFound, `prepared statement ${JSON.stringify(req.statementId)} is unknown here; send its sql to prepare it again`, {
-            reason: reasons.statementNotFound,
+            reason: ErrorReason.STATEMENT_NOT_FOUND,
           });
         }
         sql = req.sql;

@@ -8,12 +8,12 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
-import { type DatabaseService, type StreamQueryResponse, StreamQueryResponseSchema } from '@heliosdb/client/wire';
+import { type DatabaseService, type StreamQueryResponse, StreamQueryResponseSchema, ErrorReason } from '@heliosdb/client/wire';
 import { RowFormat } from '@heliosdb/client/wire';
 import { guardSteps } from '../call/run.js';
 import { runSubmittable } from '../call/run.js';
 import { withConnection } from '../call/scope.js';
-import { reasons, serverError } from '../errors.js';
+import { serverError } from '../errors.js';
 import { type CommandSink, PgCommand } from '../pg-command.js';
 import { columnsOf, parseCommandTag, RowEncoder } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
@@ -58,7 +58,7 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
           throw serverError(
             Code.ResourceExhausted,
             `a row of ${size} bytes does not fit in one message (limit ${options.maxMessageBytes} bytes); raise --max-message-bytes`,
-            { reason: reasons.rowTooLarge },
+            { reason: ErrorReason.ROW_TOO_LARGE },
           );
         }
         if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows) queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));

@@ -5,14 +5,14 @@
  * @packageDocumentation
  */
 import { Code, type ServiceImpl } from '@connectrpc/connect';
-import { CommitRequestSchema, CommitResponseSchema, type DatabaseService, IsolationLevel } from '@heliosdb/client/wire';
+import { CommitRequestSchema, CommitResponseSchema, type DatabaseService, IsolationLevel, ErrorReason } from '@heliosdb/client/wire';
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ownerKeyOf, principalOf } from '../auth/principal.js';
 import type { BackendConnection } from '../backend.js';
 import { abortError, applicationNameHeader } from '../call-context.js';
 import { runCommand } from '../call/run.js';
 import { loginError, prepareConnection } from '../call/scope.js';
-import { reasons, serverError, toConnectError } from '../errors.js';
+import { serverError, toConnectError } from '../errors.js';
 import type { KeyedCall } from '../idempotency.js';
 import type { Session } from '../sessions.js';
 import type { ServiceContext } from './context.js';
@@ -71,7 +71,7 @@ export function transactionHandlers(c: ServiceContext): Handlers {
   }
 
   const savepointCall = (sql: string) => async (req: { transactionId: string; name: string }, ctx: Parameters<Handlers['savepoint']>[1]) => {
-    if (!savepointName.test(req.name)) throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(req.name)}`, { reason: reasons.invalidRequest });
+    if (!savepointName.test(req.name)) throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(req.name)}`, { reason: ErrorReason.INVALID_REQUEST });
     await sessions.use(
       c.transactionId(req.transactionId),
       (conn) => runCommand(backend, conn, { text: `${sql} "${req.name}"`, sink: new CountingSink() }, { prelude: [], postlude: [] }, ctx.signal),
@@ -112,13 +112,13 @@ export function transactionHandlers(c: ServiceContext): Handlers {
       } catch (e) {
         const err = toConnectError(e);
         // Not open here (finished, or the server restarted): the key's record says how it ended.
-        if (call && err.findDetails(ErrorDetailSchema)[0]?.reason === reasons.transactionNotFound) return idempotency.resolveCommit(ctx.signal, id, call);
+        if (call && err.findDetails(ErrorDetailSchema)[0]?.reason === ErrorReason.TRANSACTION_NOT_FOUND) return idempotency.resolveCommit(ctx.signal, id, call);
         throw err;
       }
       if (result.command === 'ROLLBACK') {
         throw serverError(Code.Aborted, 'the transaction was rolled back instead of committed, because a statement in it failed', {
           sqlstate: '25P02',
-          reason: 'TRANSACTION_ABORTED',
+          reason: ErrorReason.TRANSACTION_ABORTED,
         });
       }
       return {};
@@ -134,7 +134,7 @@ export function transactionHandlers(c: ServiceContext): Handlers {
     async savepoint(req, ctx) {
       const name = req.name || `sp_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`;
       if (!savepointName.test(name)) {
-        throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(name)}: use letters, digits and _`, { reason: reasons.invalidRequest });
+        throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(name)}: use letters, digits and _`, { reason: ErrorReason.INVALID_REQUEST });
       }
       await savepointCall('SAVEPOINT')({ transactionId: req.transactionId, name }, ctx);
       return { name };
@@ -151,7 +151,7 @@ export function transactionHandlers(c: ServiceContext): Handlers {
     },
 
     async releaseSession(req, ctx) {
-      if (!req.sessionId) throw serverError(Code.InvalidArgument, 'session_id is required', { reason: reasons.invalidRequest });
+      if (!req.sessionId) throw serverError(Code.InvalidArgument, 'session_id is required', { reason: ErrorReason.INVALID_REQUEST });
       await sessions.release(req.sessionId, ownerKeyOf(principalOf(ctx))).catch((e) => {
         throw toConnectError(e);
       });
