@@ -47,6 +47,14 @@ export interface Backend {
    * session: never call it while holding a connection.
    */
   withServerConnection<T>(fn: (conn: BackendConnection) => Promise<T>): Promise<T>;
+  /**
+   * PostgreSQL only: opens a connection of `login` outside the pool, for a session that lasts
+   * (the listeners of ../notifications.ts), so that it never takes a connection calls wait for.
+   * Close it with {@link closeDedicated}.
+   */
+  openDedicated?(login: BackendLogin): Promise<BackendConnection>;
+  /** Closes a connection from {@link openDedicated}. */
+  closeDedicated?(conn: BackendConnection): void;
   /** Closes the idle connections of one login (after its credentials changed). */
   closeLogin(key: string): void;
   /**

@@ -1,6 +1,7 @@
 /**
  * LISTEN / NOTIFY for callers: the server holds one listening database connection per login (per
- * principal's login role under authentication; the embedded engine's one session) and fans each
+ * principal's login role under authentication, opened outside the pool of --pool-size; the
+ * embedded engine's one session) and fans each
  * notification out to the Listen streams that asked for its channel. A connection that breaks is
  * replaced, its channels listened to again, and every subscriber told that notifications may
  * have been missed in between (a gap). A subscriber that does not keep up loses notifications
@@ -11,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Principal } from './auth/principal.js';
 import type { Backend, BackendConnection, BackendLogin } from './backend.js';
 import type { LoginResolver } from './backend/logins.js';
+import { onCommandTag } from './backend/connection.js';
 import { recycle } from './backend/recycle.js';
 import { quoteIdent } from './sql-quote.js';
 
@@ -131,12 +133,15 @@ export class NotificationHub {
   /** The listener's connection, opened (and attached) when it has none. */
   private async connection(l: Listener): Promise<BackendConnection> {
     if (l.conn) return l.conn;
-    const conn = await this.backend.acquire(l.login);
+    // PostgreSQL: a connection of its own, outside the pool, so that listening never starves calls.
+    const conn = this.backend.openDedicated ? await this.backend.openDedicated(l.login) : await this.backend.acquire(l.login);
     if (!this.attached.has(conn)) {
       this.attached.add(conn);
       conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(msg));
       conn.on('error', () => this.lost(l, conn));
       conn.on('end', () => this.lost(l, conn));
+      // The one shared session: a caller's DISCARD ALL ends its listens too.
+      if (this.backend.engine === 'pglite') onCommandTag(conn, (tag) => tag === 'DISCARD ALL' && this.discarded(l));
     }
     if (this.backend.engine === 'pglite') {
       // One shared session: the LISTEN stays on it between calls (its reset keeps listens).
@@ -182,7 +187,9 @@ export class NotificationHub {
   private async drop(l: Listener, shuttingDown: boolean): Promise<void> {
     const conn = l.conn;
     l.conn = undefined;
-    if (conn) await recycle(this.backend, conn, { destroy: shuttingDown });
+    if (!conn) return;
+    if (this.backend.closeDedicated) this.backend.closeDedicated(conn);
+    else await recycle(this.backend, conn, { destroy: shuttingDown });
   }
 
   private deliver(msg: { channel: string; payload?: string; processId: number }): void {
@@ -195,11 +202,20 @@ export class NotificationHub {
     }
   }
 
+  /** A caller's DISCARD ALL on the embedded engine's session ended its listens: listen again. */
+  private discarded(l: Listener): void {
+    if (l.closed || this.closed || l.channels.size === 0) return;
+    const reason = "a call's DISCARD ALL ended the listens of the embedded engine's session; the server listens again: notifications sent meanwhile may be missing";
+    for (const set of l.channels.values()) for (const s of set) s.onGap(reason);
+    void this.serial(l, () => this.listen(l, [...l.channels.keys()])).catch((e) => this.log.warn({ err: e }, 'listening again after DISCARD ALL failed'));
+  }
+
   /** The listener's connection broke: listen again on a new one, telling every subscriber. */
   private lost(l: Listener, conn: BackendConnection): void {
     if (l.conn !== conn || l.closed || this.closed) return;
     l.conn = undefined;
-    this.backend.release(conn, true);
+    if (this.backend.closeDedicated) this.backend.closeDedicated(conn);
+    else this.backend.release(conn, true);
     const reason = 'the server lost its database connection and listens again: notifications sent meanwhile may be missing';
     for (const set of l.channels.values()) for (const s of set) s.onGap(reason);
     const retry = () => {

@@ -16,6 +16,16 @@ export interface CommandSink {
   onComplete(tag: string): void;
 }
 
+/**
+ * After a caller's `DEALLOCATE [ALL]` or `DISCARD ALL` (its command tag), pg's record of the
+ * statements it parsed on the connection is wrong: forgotten, so the next execution of a
+ * prepared statement parses it again instead of binding a name that is gone (26000). A
+ * DEALLOCATE run by dynamic SQL inside a function sends no tag and is not seen.
+ */
+export function forgetDeallocated(tag: string, con: { parsedStatements?: Record<string, string> }): void {
+  if ((tag === 'DEALLOCATE' || tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') && con.parsedStatements) con.parsedStatements = {};
+}
+
 /** Minimal view of pg's Connection that a submittable drives. */
 interface PgConnection {
   stream: { cork?: () => void; uncork?: () => void };
@@ -239,6 +249,7 @@ export class PgCommand {
   }
 
   handleCommandComplete(msg: { text: string }, con: PgConnection): void {
+    forgetDeallocated(msg.text, con);
     if (this.preludeLeft > 0) {
       this.preludeLeft--;
       return;

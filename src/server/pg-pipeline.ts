@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { FieldDef } from 'pg';
-import { afterReadyForQuery, type CommandSink, copyRefused, isDatabaseError } from './pg-command.js';
+import { afterReadyForQuery, type CommandSink, copyRefused, forgetDeallocated, isDatabaseError } from './pg-command.js';
 
 /** One statement of a pipeline. */
 export interface PipelineStatement {
@@ -85,7 +85,8 @@ export class PgPipeline {
     }
   }
 
-  handleCommandComplete(msg: { text: string }): void {
+  handleCommandComplete(msg: { text: string }, con: { parsedStatements?: Record<string, string> }): void {
+    forgetDeallocated(msg.text, con);
     this.sinkFor(this.index)?.onComplete(msg.text);
     if (!('error' in this.outcomes[this.index])) this.outcomes[this.index] = { ok: true };
     this.index++;

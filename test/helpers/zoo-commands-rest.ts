@@ -6,9 +6,6 @@ import { type ZooRow, ok, pgError, refusal } from './statement-zoo.js';
 
 const table = (name: string) => `CREATE TABLE ${name} (a int, b text)`;
 
-const sessionAuthorizationStays =
-  'on PGlite the session stays the new role after the call, for every later call of every caller (current_user and session_user); ' +
-  "the server's reset runs SET SESSION AUTHORIZATION DEFAULT, which PGlite leaves at the role that was set";
 
 /** The rows. */
 export function restRows(p: string): ZooRow[] {
@@ -262,12 +259,6 @@ export function restRows(p: string): ZooRow[] {
       tag: 'SET',
       setup: [`CREATE ROLE ${p}ssa`],
       cleanup: [`DROP ROLE IF EXISTS ${p}ssa`],
-      pglite: {
-        // The engine's superuser is postgres. Setting it explicitly is what brings the session back
-        // (it persists, which is the bug), so that the rows after this one run as the superuser.
-        cleanup: ['SET SESSION AUTHORIZATION postgres', `DROP ROLE IF EXISTS ${p}ssa`],
-        todo: Object.fromEntries(['query', 'execute', 'batch', 'stream', 'prepared', 'tx'].map((c) => [c, sessionAuthorizationStays])),
-      },
     },
     {
       command: 'SET TRANSACTION',

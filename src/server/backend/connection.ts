@@ -66,7 +66,7 @@ interface PgPrivate {
   _txStatus?: string | null;
   processID?: number;
   secretKey?: number;
-  connection?: { parsedStatements?: Record<string, string> };
+  connection?: { parsedStatements?: Record<string, string>; on?(event: 'commandComplete', fn: (msg: { text: string }) => void): void };
 }
 
 /**
@@ -88,4 +88,9 @@ export function backendKeyOf(conn: BackendConnection): { processID: number; secr
 export function forgetParsedStatements(conn: BackendConnection): void {
   const c = (conn as unknown as PgPrivate).connection;
   if (c?.parsedStatements) c.parsedStatements = {};
+}
+
+/** Calls `fn` with the tag of every statement that completes on `conn` (any caller's). */
+export function onCommandTag(conn: BackendConnection, fn: (tag: string) => void): void {
+  (conn as unknown as PgPrivate).connection?.on?.('commandComplete', (msg) => fn(msg.text));
 }

@@ -22,10 +22,11 @@ const startup = '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_d
 
 /**
  * DISCARD ALL without its UNLISTEN * (the server's own LISTENs share the one session), then the
- * start-up settings again: the engine applies them with SET, which RESET ALL reverts.
+ * start-up settings again: the engine applies them with SET, which RESET ALL reverts. The session
+ * user is named: after a caller's `SET SESSION AUTHORIZATION`, PGlite ignores `... DEFAULT`.
  */
 const resetSqlFor = (appName: string) =>
-  'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; ' +
+  'CLOSE ALL; SET SESSION AUTHORIZATION postgres; RESET ALL; DEALLOCATE ALL; SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; ' +
   `SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET application_name = ${quoteLiteral(appName)}`;
 
 /** Opens the embedded engine. */

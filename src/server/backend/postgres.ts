@@ -124,6 +124,11 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
         conn.release(destroy ? true : undefined);
       }
     },
+    openDedicated: (login) => open(login),
+    closeDedicated: (conn) => {
+      markBroken(conn);
+      void conn.end().catch(() => {});
+    },
     closeLogin: (key) => pool.closeIdle(key),
     version: async () => (await own.query('SELECT version() AS v')).rows[0].v as string,
     stats: () => {
