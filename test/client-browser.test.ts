@@ -44,7 +44,7 @@ describe('browser bundle', () => {
   test('src/web.ts bundles for the browser without any Node-only module; its size is reported', async (t) => {
     const bundle = await bundleForBrowser('src/client/web.ts');
     checkBrowserSafe(bundle, 'src/client/web.ts');
-    for (const m of ['src/client/web.ts', 'src/client/client.ts', 'src/client/concurrency-limiter.ts', 'src/client/transport/web-parts.ts']) {
+    for (const m of ['src/client/web.ts', 'src/client/client.ts', 'src/client/transport/concurrency-limiter.ts', 'src/client/transport/web-parts.ts']) {
       assert.ok(bundle.modules.includes(m), `the bundle contains ${m}`);
     }
     const size = {

@@ -38,7 +38,7 @@ describe('parameters', () => {
     for (const [given, message] of cases) {
       assert.throws(
         () => toParams(given as never),
-        (err: unknown) => err instanceof ParameterError && err.code === 'INVALID_PARAMETERS' && message.test(err.message),
+        (err: unknown) => err instanceof ParameterError && err.code === 'INVALID_PARAMETER' && message.test(err.message),
         String(given),
       );
     }

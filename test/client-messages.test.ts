@@ -187,8 +187,8 @@ describe('console.log(err) and JSON.stringify(err)', () => {
     const json = e.toJSON();
     assert.equal(json.sqlstate, '42601');
     assert.equal(typeof json.position, 'number');
-    const plainError = new HeliosDBError('plain', 'SOMETHING');
-    assert.equal(util.inspect(plainError).split('\n')[0], 'HeliosDBError [SOMETHING]: plain');
-    assert.deepEqual(plainError.toJSON(), { name: 'HeliosDBError', code: 'SOMETHING', message: 'plain' });
+    const plainError = new HeliosDBError('plain', 'INTERNAL');
+    assert.equal(util.inspect(plainError).split('\n')[0], 'HeliosDBError [INTERNAL]: plain');
+    assert.deepEqual(plainError.toJSON(), { name: 'HeliosDBError', code: 'INTERNAL', message: 'plain' });
   });
 });

@@ -197,7 +197,7 @@ describeEachBackend('client queries', (backend) => {
   });
 
   test('RetryableError matches retryable errors through instanceof', async () => {
-    const e = new HeliosDBError('x', 'X', { retryable: true, retryAfterMs: 50 });
+    const e = new HeliosDBError('x', 'UNAVAILABLE', { retryable: true, retryAfterMs: 50 });
     assert.ok(e instanceof RetryableError);
     assert.equal(e.retryAfterMs, 50);
     assert.ok(!(new QueryError('y') instanceof RetryableError));

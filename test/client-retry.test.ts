@@ -1,5 +1,5 @@
 /**
- * The retry policy's parts (src/retry-interceptor.ts, src/circuit-breaker.ts): which statements
+ * The retry policy's parts (src/client/interceptors/, src/client/call-kind.ts, src/client/circuit-breaker.ts): which statements
  * are reads and which can carry an idempotency key, the backoff formula, the retry budget, the
  * circuit breaker's states, the options; and the interceptor on the Connect transports (http://)
  * and against deadlines.
@@ -8,7 +8,14 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CircuitBreaker } from '../src/client/circuit-breaker.js';
 import { AmbiguousResultError, ConnectionError, createClient, type HeliosDBClient, resolveConfig, retryDefaults } from '@heliosdb/client';
-import { callKindOf, isKeyableSql, isReadOnlySql, newIdempotencyKey, resolveRetryOptions, RetryBudget, retryDelayFor } from '../src/client/retry-interceptor.js';
+import { DatabaseService } from '../gen/heliosdb/v1/database_pb.js';
+import { AuthService } from '../gen/heliosdb/v1/auth_pb.js';
+import { Health } from '../gen/grpc/health/v1/health_pb.js';
+import { callKindOf } from '../src/client/call-kind.js';
+import { newIdempotencyKey } from '../src/client/idempotency-key.js';
+import { RetryBudget } from '../src/client/interceptors/retry-budget.js';
+import { resolveRetryOptions, retryDelayFor } from '../src/client/interceptors/retry-options.js';
+import { isKeyableSql, isReadOnlySql } from '../src/client/sql-classify.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { startTestServer, type TestServer, uniqueName } from './helpers/server.js';
@@ -48,13 +55,18 @@ test('reads are told from writes, conservatively', () => {
   for (const sql of ['BEGIN', 'COMMIT', 'INSERT INTO t VALUES (1); COMMIT', 'VACUUM t', 'CREATE INDEX CONCURRENTLY i ON t (a)', 'LOCK t', 'CREATE DATABASE d']) {
     assert.equal(isKeyableSql(sql), false, sql);
   }
-  assert.equal(callKindOf('Query', { sql: 'SELECT 1', transactionId: '' }), 'safe');
-  assert.equal(callKindOf('Query', { sql: 'INSERT INTO t VALUES (1)', transactionId: '' }), 'write');
-  assert.equal(callKindOf('Execute', { sql: 'INSERT INTO t VALUES (1)', transactionId: 'tx' }), 'other', 'inside a transaction: only when never sent');
-  assert.equal(callKindOf('ExecuteBatch', { statements: [{ sql: 'SELECT 1' }, { sql: 'DELETE FROM t' }], transactionId: '' }), 'write');
-  assert.equal(callKindOf('Commit', {}), 'commit');
-  assert.equal(callKindOf('Rollback', {}), 'safe');
-  assert.equal(callKindOf('Savepoint', {}), 'other');
+  const m = DatabaseService.method;
+  assert.equal(callKindOf(m.query, { sql: 'SELECT 1', transactionId: '' }), 'safe');
+  assert.equal(callKindOf(m.query, { sql: 'INSERT INTO t VALUES (1)', transactionId: '' }), 'write');
+  assert.equal(callKindOf(m.execute, { sql: 'INSERT INTO t VALUES (1)', transactionId: 'tx' }), 'other', 'inside a transaction: only when never sent');
+  assert.equal(callKindOf(m.executeBatch, { statements: [{ sql: 'SELECT 1' }, { sql: 'DELETE FROM t' }], transactionId: '' }), 'write');
+  assert.equal(callKindOf(m.commit, {}), 'commit', 'IDEMPOTENT with an idempotency key');
+  assert.equal(callKindOf(m.rollback, {}), 'safe', 'IDEMPOTENT');
+  assert.equal(callKindOf(m.getServerInfo, {}), 'safe', 'NO_SIDE_EFFECTS');
+  assert.equal(callKindOf(m.savepoint, { transactionId: 'tx' }), 'other');
+  assert.equal(callKindOf(m.copyFrom, {}), 'other');
+  assert.equal(callKindOf(AuthService.method.whoAmI, {}), 'safe');
+  assert.equal(callKindOf(Health.method.check, {}), 'safe');
   assert.match(newIdempotencyKey(), /^[A-Za-z0-9_-]{22}$/);
 });
 

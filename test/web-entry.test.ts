@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ConcurrencyLimiter } from '../src/client/concurrency-limiter.js';
+import { ConcurrencyLimiter } from '../src/client/transport/concurrency-limiter.js';
 import { toHeliosError } from '../src/client/errors.js';
 import * as nodeEntry from '@heliosdb/client';
 import { concurrencyOf, connectBaseUrl } from '../src/client/transport/connect-parts.js';

@@ -3,7 +3,7 @@
  * supplies the transport and the pool. Browser-safe.
  * @packageDocumentation
  */
-import { type Client as RpcClient, type ContextValues, createClient as createRpcClient, type Transport } from '@connectrpc/connect';
+import { type Client as RpcClient, createClient as createRpcClient } from '@connectrpc/connect';
 import { HealthCheckResponse_ServingStatus, Health } from '../../gen/grpc/health/v1/health_pb.js';
 import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import {
@@ -33,36 +33,8 @@ import type { ResultStream, StreamOptions } from './result-stream.js';
 import { sqlTemplate } from './sql-template.js';
 import { type BeginOptions, Transaction, type TransactionOptions } from './transaction.js';
 import { isTransactionConflict, retryDelayMs, type TransactionRetryOptions, transactionRetryDefaults } from './transaction-retry.js';
+import type { ClientParts } from './transport/client-parts.js';
 import type { CallOptions, ExecuteResult, QueryOptions, QueryResult } from './types.js';
-
-/**
- * One client connection reserved for a transaction: its context values route calls to that
- * connection until `release()` (idempotent).
- */
-export interface ConnectionPin {
-  readonly contextValues: ContextValues;
-  release(): void;
-}
-
-/** What an entry point gives the client: a transport and its pool. */
-export interface ClientParts {
-  transport: Transport;
-  pool: PoolHandle;
-  metrics: QueryMetrics;
-  /**
-   * Pins one connection for a transaction (Node: one pooled HTTP/2 channel). Optional: without it
-   * (e.g. a browser transport, where the browser owns connections) transaction calls go wherever
-   * the transport sends them.
-   */
-  pin?(): ConnectionPin;
-  /** Closes the transport's connections. */
-  close(): Promise<void>;
-  /**
-   * Why the transport cannot send a streaming request (copyFrom), when it cannot: browsers and
-   * HTTP/1.1. Default: it can.
-   */
-  noRequestStreams?: string;
-}
 
 /** Options of `client.transaction(fn, options)`: the transaction's settings and its retry policy. */
 export interface TransactionRunOptions extends TransactionOptions, TransactionRetryOptions {}

@@ -4,9 +4,9 @@
  * @packageDocumentation
  */
 import type { Interceptor } from '@connectrpc/connect';
-import type { OAuthOptions } from './auth-interceptor.js';
+import type { OAuthOptions } from './interceptors/auth-interceptor.js';
 import type { CircuitBreakerOptions } from './circuit-breaker.js';
-import type { RetryOptions } from './retry-interceptor.js';
+import type { RetryOptions } from './interceptors/retry-options.js';
 import type { Int8Mode } from './protocol/decode.js';
 import type { SSLMode, SSLModeName, SslOptions } from './tls-options.js';
 import { checkOptionNames, platformOptionNames } from './config-keys.js';

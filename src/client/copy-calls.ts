@@ -11,7 +11,8 @@ import { ErrorDetailSchema, ErrorReason } from '../../gen/heliosdb/v1/error_pb.j
 import { type CopyResult, type CopySource, type CopyToStream, copyMessages, isReplayable } from './copy.js';
 import { AmbiguousResultError, ConnectionError, HeliosDBError } from './errors.js';
 import type { QueryRunner } from './query-runner.js';
-import { isTransportFailure, neverSent, newIdempotencyKey } from './retry-interceptor.js';
+import { newIdempotencyKey } from './idempotency-key.js';
+import { isTransportFailure, neverSent } from './interceptors/failure.js';
 import type { CallOptions } from './types.js';
 
 /** Options of `copyFrom`. */

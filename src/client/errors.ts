@@ -25,6 +25,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { type ErrorDetail, ErrorDetailSchema, ErrorReason } from '../../gen/heliosdb/v1/error_pb.js';
 import { explainTls } from './connection-messages.js';
+import type { ErrorReasonName, GrpcStatusName, HeliosDBErrorCode } from './error-codes.js';
 import { errorFields, inspectError } from './error-format.js';
 
 /** Fields every HeliosDB error can carry. */
@@ -43,8 +44,8 @@ export interface HeliosDBErrorOptions {
 
 /** Root of every error the SDK throws. `code` is a stable machine-readable name. */
 export class HeliosDBError extends Error {
-  /** Stable error code, e.g. `UNIQUE_VIOLATION`, `CONNECTION_TIMEOUT`. */
-  readonly code: string;
+  /** Stable error code, e.g. `UNIQUE_VIOLATION`, `CONNECT_TIMEOUT` (every value: {@link HeliosDBErrorCode}). */
+  readonly code: HeliosDBErrorCode;
   /** The transport status code (Connect `Code`, equal to the gRPC status number). */
   readonly grpcCode: Code;
   /** Whether retrying the operation (for transactions: the whole transaction) may succeed. */
@@ -56,7 +57,7 @@ export class HeliosDBError extends Error {
   /** Machine-readable reason of server errors outside the database (e.g. `TRANSACTION_EXPIRED`). */
   readonly reason: string | undefined;
 
-  constructor(message: string, code = 'HELIOSDB_ERROR', options: HeliosDBErrorOptions = {}) {
+  constructor(message: string, code: HeliosDBErrorCode = 'HELIOSDB_ERROR', options: HeliosDBErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -136,7 +137,7 @@ export class QueryError extends HeliosDBError {
   /** Index of the failing statement in a batch. */
   readonly statementIndex: number | undefined;
 
-  constructor(message: string, code = 'QUERY_ERROR', options: QueryErrorOptions = {}) {
+  constructor(message: string, code: HeliosDBErrorCode = 'QUERY_ERROR', options: QueryErrorOptions = {}) {
     super(message, code, options);
     const d = options.detail;
     this.query = options.query;
@@ -187,7 +188,7 @@ export class ParameterError extends HeliosDBError {}
  * e.g. `connectionString` -> `url`). `code` is `INVALID_CONFIG`. Thrown by `createClient`.
  */
 export class ConfigurationError extends HeliosDBError {
-  constructor(message: string, code = 'INVALID_CONFIG', options: HeliosDBErrorOptions = {}) {
+  constructor(message: string, code: HeliosDBErrorCode = 'INVALID_CONFIG', options: HeliosDBErrorOptions = {}) {
     super(message, code, options);
   }
 }
@@ -198,7 +199,7 @@ export class ConfigurationError extends HeliosDBError {
  * `DECODE_ERROR`. It points at a broken server or proxy; it is never retryable.
  */
 export class DecodeError extends HeliosDBError {
-  constructor(message: string, code = 'DECODE_ERROR', options: HeliosDBErrorOptions = {}) {
+  constructor(message: string, code: HeliosDBErrorCode = 'DECODE_ERROR', options: HeliosDBErrorOptions = {}) {
     super(message, code, options);
   }
 }
@@ -209,7 +210,7 @@ export class DecodeError extends HeliosDBError {
  * deadlocks, an unreachable database), so one check covers them all.
  */
 export class RetryableError extends HeliosDBError {
-  constructor(message: string, code = 'RETRYABLE', options: HeliosDBErrorOptions = {}) {
+  constructor(message: string, code: HeliosDBErrorCode = 'RETRYABLE', options: HeliosDBErrorOptions = {}) {
     super(message, code, { ...options, retryable: true });
   }
 
@@ -228,7 +229,7 @@ export interface ErrorContext {
   logParameters?: boolean;
 }
 
-const constraintClasses: Record<string, [typeof ConstraintViolationError, string]> = {
+const constraintClasses: Record<string, [typeof ConstraintViolationError, HeliosDBErrorCode]> = {
   '23505': [UniqueViolationError, 'UNIQUE_VIOLATION'],
   '23503': [ForeignKeyViolationError, 'FOREIGN_KEY_VIOLATION'],
   '23502': [NotNullViolationError, 'NOT_NULL_VIOLATION'],
@@ -286,8 +287,8 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
     if (sqlstate.startsWith('08') && ce.code === Code.Unavailable) return new ConnectionError(message, 'CONNECTION_ERROR', base);
     return new QueryError(message, 'QUERY_ERROR', base);
   }
-  const reason = reasonName(detail?.reason) ?? '';
-  if (reason.startsWith('TRANSACTION_')) return new TransactionError(message, reason, base);
+  const reason = reasonName(detail?.reason);
+  if (reason?.startsWith('TRANSACTION_')) return new TransactionError(message, reason, base);
   const tlsCode = tlsErrorCodeOf(ce.cause);
   if (tlsCode) {
     const why = explainTls(`${tlsCode} ${message}`);
@@ -318,13 +319,13 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
  * The name of an {@link ErrorReason} (`TRANSACTION_EXPIRED`), what {@link HeliosDBError.reason}
  * holds; `undefined` for none, and `REASON_<n>` for a reason newer than this client.
  */
-export function reasonName(reason: ErrorReason | undefined): string | undefined {
+export function reasonName(reason: ErrorReason | undefined): ErrorReasonName | undefined {
   if (!reason) return undefined;
-  return (ErrorReason[reason] as string | undefined) ?? `REASON_${reason}`;
+  return (ErrorReason[reason] as ErrorReasonName | undefined) ?? `REASON_${reason}`;
 }
 
 /** `Code.ResourceExhausted` -> `RESOURCE_EXHAUSTED`, the gRPC spelling. */
-function codeName(code: Code): string {
+function codeName(code: Code): GrpcStatusName {
   const name = Code[code] as string | undefined;
-  return name ? name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() : 'UNKNOWN';
+  return name ? (name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() as GrpcStatusName) : 'UNKNOWN';
 }

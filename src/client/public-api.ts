@@ -3,7 +3,8 @@
  * `./web.ts` for browsers), so the two always offer the same names. Browser-safe.
  * @packageDocumentation
  */
-export { BaseClient, type ClientParts, type ConnectionPin, type ServerInfo, type TransactionRunOptions } from './client.js';
+export { BaseClient, type ServerInfo, type TransactionRunOptions } from './client.js';
+export type { ClientParts, ConnectionPin } from './transport/client-parts.js';
 export {
   type BatchItemResult,
   type BatchOptions,
@@ -29,11 +30,12 @@ export { Transaction, type BeginOptions, type TransactionOptions, type Transacti
 export { transactionRetryDefaults, type TransactionRetryOptions } from './transaction-retry.js';
 export { clientDefaults, configFromEnv, resolveConfig, type ConnectionConfig, type QueryEvent, type ResolvedConnectionConfig } from './config.js';
 export * from './errors.js';
+export type { ClientErrorCode, DatabaseErrorCode, ErrorReasonName, GrpcStatusName, HeliosDBErrorCode } from './error-codes.js';
 export { SSLMode, type Pem, type SSLModeName, type SslOptions } from './tls-options.js';
-export type { AccessToken, ClientCredentialsOptions, OAuthOptions, TokenProvider } from './auth-interceptor.js';
+export type { AccessToken, ClientCredentialsOptions, OAuthOptions, TokenProvider } from './interceptors/auth-interceptor.js';
 export { QueryMetrics, metricsInterceptor, type OperationMetrics } from './metrics.js';
 export type { EndpointStats, PoolHandle, PoolStats } from './pool-stats.js';
-export { retryDefaults, type RetryOptions } from './retry-interceptor.js';
+export { retryDefaults, type RetryOptions } from './interceptors/retry-options.js';
 export { circuitBreakerDefaults, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
 export type { Int8Mode, Interval } from './protocol/decode.js';
 export { sqlTemplate, type SqlStatement } from './sql-template.js';

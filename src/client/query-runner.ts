@@ -4,6 +4,7 @@
  * bound to their transaction id and channel. Browser-safe.
  * @packageDocumentation
  */
+import { headers } from './protocol/headers.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Client as RpcClient, type ContextValues } from '@connectrpc/connect';
 import type { BatchResult as WireBatchResult, DatabaseService, ExecuteBatchRequestSchema } from '../../gen/heliosdb/v1/database_pb.js';
@@ -45,7 +46,7 @@ export class QueryRunner {
     readonly contextValues: ContextValues | undefined,
     readonly hooks: RunnerHooks = {},
   ) {
-    this.headers = config.applicationName ? { 'x-heliosdb-application-name': config.applicationName } : undefined;
+    this.headers = config.applicationName ? { [headers.applicationName]: config.applicationName } : undefined;
   }
 
   /** Throws when the runner's transaction finished (no round trip). */

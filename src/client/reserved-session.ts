@@ -12,7 +12,7 @@ import type { Client as RpcClient } from '@connectrpc/connect';
 import type { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import type { BatchOptions, BatchResult, BatchStatementInput, ExecuteManyOptions, ExecuteManyResult } from './batch.js';
 import { executeChunks, chunksOf, emptyExecuteManyResult } from './batch.js';
-import type { ConnectionPin } from './client.js';
+import type { ConnectionPin } from './transport/client-parts.js';
 import type { ResolvedConnectionConfig } from './config.js';
 import type { CopyResult, CopySource, CopyToStream } from './copy.js';
 import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './copy-calls.js';

@@ -16,7 +16,7 @@ import {
   executeChunks,
   type ParameterChunk,
 } from './batch.js';
-import type { ConnectionPin } from './client.js';
+import type { ConnectionPin } from './transport/client-parts.js';
 import type { ResolvedConnectionConfig } from './config.js';
 import { checkCursorName, Cursor, type CursorOptions, cursorName } from './cursor.js';
 import { ConnectionError, type HeliosDBError, TransactionError, toHeliosError } from './errors.js';

@@ -26,4 +26,5 @@ export {
   parseTimestampMicros,
   parseTimestampMs,
 } from './protocol/datetime.js';
+export { headers } from './protocol/headers.js';
 export { arrayElementOid, builtinTypeName, Oid } from './protocol/oids.js';

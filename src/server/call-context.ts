@@ -3,6 +3,7 @@
  * HandlerContext has these fields, and the native gRPC listener builds the same.
  * @packageDocumentation
  */
+import { headers } from '@heliosdb/client/wire';
 import { ErrorReason } from '@heliosdb/client/wire';
 import { Code, ConnectError, type ContextValues } from '@connectrpc/connect';
 import type { PeerInfo, Principal } from './auth/principal.js';
@@ -25,7 +26,7 @@ export interface CallContext {
 }
 
 /** Request header carrying the client's application name. */
-export const applicationNameHeader = 'x-heliosdb-application-name';
+export const applicationNameHeader = headers.applicationName;
 
 /** The error for a call whose signal aborted: a deadline, or a cancellation by the client. */
 export function abortError(signal: AbortSignal): ConnectError {

@@ -184,7 +184,7 @@ export function toParams(values: readonly unknown[] | undefined): Value[] {
         : typeof values === 'object'
           ? ' (named parameters are not supported: write $1, $2, ... in the SQL and pass [value1, value2, ...])'
           : ` (to send one value, wrap it: [${typeof values === 'string' ? JSON.stringify(values) : typeof values === 'number' || typeof values === 'boolean' ? String(values) : 'value'}])`;
-    throw new ParameterError(`parameters must be an array (or left out), got ${describeValue(values)}${hint}`, 'INVALID_PARAMETERS');
+    throw new ParameterError(`parameters must be an array (or left out), got ${describeValue(values)}${hint}`, 'INVALID_PARAMETER');
   }
   if (values.length === 0) return [];
   const out = new Array<Value>(values.length);

@@ -7,14 +7,16 @@
  * @packageDocumentation
  */
 import type { Interceptor, Transport } from '@connectrpc/connect';
-import { createClientAuth } from '../auth-interceptor.js';
-import type { ClientParts } from '../client.js';
-import { ConcurrencyLimiter, limitTransport } from '../concurrency-limiter.js';
+import { createClientAuth } from '../interceptors/auth-interceptor.js';
+import type { ClientParts } from './client-parts.js';
+import { ConcurrencyLimiter, limitTransport } from './concurrency-limiter.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import type { PoolStats } from '../pool-stats.js';
-import { createBreakerInterceptor, createRetryInterceptor, resolveRetryOptions } from '../retry-interceptor.js';
+import { createBreakerInterceptor } from '../interceptors/breaker-interceptor.js';
+import { createRetryInterceptor } from '../interceptors/retry-interceptor.js';
+import { resolveRetryOptions } from '../interceptors/retry-options.js';
 import { isLoopbackHostname } from '../tls-options.js';
 import { explainDeadlines, explainInterceptor } from './explain-failures.js';
 

@@ -16,6 +16,7 @@ import {
   type UnaryResponse,
 } from '@connectrpc/connect';
 import { explainHttpToGrpcPort, explainTls } from '../connection-messages.js';
+import type { HeliosDBErrorCode } from '../error-codes.js';
 import { ConnectionError } from '../errors.js';
 
 /** The code of a TLS failure in an error's cause chain (`ERR_SSL_WRONG_VERSION_NUMBER`, a certificate code). */
@@ -31,7 +32,7 @@ function tlsCodeOf(err: unknown): string | undefined {
  * A failure that no retry can fix, as a ConnectError FAILED_PRECONDITION (so the retry
  * interceptor does not send the call again) carrying the ConnectionError the caller gets.
  */
-function permanent(message: string, code: string, ce: ConnectError): ConnectError {
+function permanent(message: string, code: HeliosDBErrorCode, ce: ConnectError): ConnectError {
   const user = new ConnectionError(message, code, { cause: ce, grpcCode: ce.code });
   return new ConnectError(message, Code.FailedPrecondition, ce.metadata, undefined, user);
 }

@@ -16,33 +16,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { Code } from '@connectrpc/connect';
 import { CircuitBreaker, type CircuitBreakerOptions, circuitBreakerDefaults } from '../circuit-breaker.js';
-import { ConnectionError, ConnectionTimeoutError, HeliosDBError } from '../errors.js';
+import { type ConnectionError, ConnectionTimeoutError, HeliosDBError } from '../errors.js';
+import { circuitOpenError } from '../interceptors/breaker-interceptor.js';
+import { isTransportFailure } from '../interceptors/failure.js';
 import type { EndpointStats, PoolCounters } from '../pool-stats.js';
-import { explainConnectFailure } from '../connection-messages.js';
-import { annotateAttempt, circuitOpenError, isTransportFailure } from '../retry-interceptor.js';
-
-/** One server of the pool. */
-export interface EndpointSpec {
-  /** The endpoint's URL, as shown in stats and errors (`grpc://host:port`). */
-  url: string;
-  /** grpc-js `host:port` target. */
-  target: string;
-  /** Channel options of this endpoint only (e.g. the TLS name of a DNS address). */
-  channelOptions?: grpc.ChannelOptions;
-}
-
-/** A server endpoint and its circuit breaker. */
-export class Endpoint {
-  /** No longer part of the pool (DNS changed): its channels drain. */
-  retired = false;
-  constructor(
-    readonly spec: EndpointSpec,
-    readonly breaker: CircuitBreaker,
-  ) {}
-  get url(): string {
-    return this.spec.url;
-  }
-}
+import { annotateAttempt } from './attempt-info.js';
+import { checkHealth, waitReady } from './channel-health.js';
+import { endpointForNewChannel, pickForCall, pickForPin } from './channel-picking.js';
+import { Endpoint, type EndpointSpec, PooledChannel } from './pooled-channel.js';
 
 /** Pool settings (all required here; defaults live in the client config). */
 export interface GrpcPoolOptions {
@@ -64,31 +45,11 @@ export interface GrpcPoolOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
-/** One pooled channel. */
-export class PooledChannel {
-  inFlight = 0;
-  /** Pinned transactions using this channel. */
-  pins = 0;
-  draining = false;
-  closed = false;
-  lastUsed = Date.now();
-  readonly createdAt = Date.now();
-  constructor(
-    readonly id: number,
-    readonly client: grpc.Client,
-    readonly endpoint: Endpoint,
-  ) {}
-}
-
 interface Waiter {
   resolve: (ch: PooledChannel) => void;
   reject: (e: unknown) => void;
   timer: NodeJS.Timeout;
 }
-
-const healthCheckPath = '/grpc.health.v1.Health/Check';
-// HealthCheckRequest{service: ""} encodes to zero bytes; the response's field 1 is the status.
-const emptyRequest = Buffer.alloc(0);
 
 /** See the file comment. */
 export class GrpcChannelPool {
@@ -155,26 +116,13 @@ export class GrpcChannelPool {
     for (const ep of this.endpoints) {
       if (next.includes(ep)) continue;
       ep.retired = true;
-      for (const ch of [...this.channels]) {
-        if (ch.endpoint !== ep) continue;
-        ch.draining = true;
-        if (ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
-      }
+      for (const ch of [...this.channels]) if (ch.endpoint === ep) this.drain(ch);
     }
     this.endpoints = [...next, ...this.endpoints.filter((e) => e.retired && this.channels.some((c) => c.endpoint === e))];
     this.fill();
   }
 
-  /** The endpoint a new channel goes to: the usable one with the fewest channels (any, when none is usable). */
-  private endpointForNewChannel(): Endpoint {
-    const active = this.active();
-    const usable = active.filter((e) => e.breaker.available());
-    let best: Endpoint | undefined;
-    for (const ep of usable.length > 0 ? usable : active) if (!best || this.liveOn(ep) < this.liveOn(best)) best = ep;
-    return best!;
-  }
-
-  private open(endpoint: Endpoint = this.endpointForNewChannel()): PooledChannel {
+  private open(endpoint: Endpoint = endpointForNewChannel(this.active(), (ep) => this.liveOn(ep))): PooledChannel {
     const client = new grpc.Client(endpoint.spec.target, this.opts.credentials, {
       // Each channel its own subchannel, so its own TCP connection.
       'grpc.use_local_subchannel_pool': 1,
@@ -195,6 +143,12 @@ export class GrpcChannelPool {
     return ch;
   }
 
+  /** Takes `ch` out of service: it closes once unused (at once if it is). */
+  private drain(ch: PooledChannel): void {
+    ch.draining = true;
+    if (ch.unused) this.closeChannel(ch);
+  }
+
   private closeChannel(ch: PooledChannel): void {
     if (ch.closed) return;
     ch.closed = true;
@@ -205,47 +159,13 @@ export class GrpcChannelPool {
   }
 
   /**
-   * The least-loaded channel with a free call slot, on an endpoint whose circuit lets calls
-   * through (taking a half-open circuit's probe slot). With several endpoints the choice rotates
-   * between them and avoids `avoid` (where the call's previous attempt failed) when it can.
+   * The least-loaded channel with a free call slot (./channel-picking.ts), taking its circuit's
+   * slot (a half-open circuit's probe).
    */
   private leastLoaded(avoid?: string): PooledChannel | undefined {
-    const max = this.opts.maxStreamsPerConnection;
-    if (this.endpoints.length === 1) {
-      const ep = this.endpoints[0];
-      if (!ep.breaker.available()) return undefined;
-      let best: PooledChannel | undefined;
-      for (const ch of this.channels) {
-        if (ch.draining) continue;
-        if (!best || ch.inFlight < best.inFlight) best = ch;
-        if (ch.inFlight === 0) break;
-      }
-      if (!best || best.inFlight >= max || !ep.breaker.tryAcquire()) return undefined;
-      return best;
-    }
-    const n = this.endpoints.length;
-    const start = this.rotation++ % n;
-    let pick: PooledChannel | undefined;
-    let fallback: PooledChannel | undefined;
-    for (let i = 0; i < n; i++) {
-      const ep = this.endpoints[(start + i) % n];
-      if (ep.retired || !ep.breaker.available()) continue;
-      let best: PooledChannel | undefined;
-      for (const ch of this.channels) {
-        if (ch.endpoint !== ep || ch.draining) continue;
-        if (!best || ch.inFlight < best.inFlight) best = ch;
-        if (ch.inFlight === 0) break;
-      }
-      if (!best || best.inFlight >= max) continue;
-      if (ep.url === avoid) {
-        fallback ??= best;
-        continue;
-      }
-      if (!pick || best.inFlight < pick.inFlight) pick = best;
-    }
-    const chosen = pick ?? fallback;
-    if (chosen && !chosen.endpoint.breaker.tryAcquire()) return undefined;
-    return chosen;
+    const start = this.endpoints.length > 1 ? this.rotation++ % this.endpoints.length : 0;
+    const chosen = pickForCall(this.endpoints, this.channels, this.opts.maxStreamsPerConnection, start, avoid);
+    return chosen?.endpoint.breaker.tryAcquire() ? chosen : undefined;
   }
 
   /** Whether every endpoint's circuit is open: calls fail fast. */
@@ -321,7 +241,7 @@ export class GrpcChannelPool {
       w.resolve(this.take(ch));
       return;
     }
-    if (ch.draining && ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
+    if (ch.draining && ch.unused) this.closeChannel(ch);
   }
 
   /**
@@ -334,17 +254,8 @@ export class GrpcChannelPool {
   pin(): PooledChannel {
     if (this.closing) throw new HeliosDBError('the client is closed', 'CLIENT_CLOSED');
     if (this.allOpen()) throw this.circuitOpen();
-    let best: PooledChannel | undefined;
     const n = this.endpoints.length;
-    const start = n > 1 ? this.rotation++ % n : 0;
-    for (let i = 0; i < n; i++) {
-      const ep = this.endpoints[(start + i) % n];
-      if (ep.retired || !ep.breaker.available()) continue;
-      for (const ch of this.channels) {
-        if (ch.endpoint !== ep || ch.draining) continue;
-        if (!best || ch.inFlight + ch.pins < best.inFlight + best.pins) best = ch;
-      }
-    }
+    let best = pickForPin(this.endpoints, this.channels, n > 1 ? this.rotation++ % n : 0);
     if (!best || (best.inFlight >= this.opts.maxStreamsPerConnection && this.liveCount() < this.opts.maxConnections)) best = this.open();
     best.pins++;
     best.lastUsed = Date.now();
@@ -355,7 +266,7 @@ export class GrpcChannelPool {
   unpin(ch: PooledChannel): void {
     if (ch.pins > 0) ch.pins--;
     ch.lastUsed = Date.now();
-    if (ch.draining && ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
+    if (ch.draining && ch.unused) this.closeChannel(ch);
   }
 
   /**
@@ -375,91 +286,30 @@ export class GrpcChannelPool {
     else b.onSuccess();
   }
 
-  /**
-   * Waits until the channel is connected, at most `connectTimeoutMs`; fails at once when the
-   * channel's connection attempt failed (connection refused: the server is down), so that calls
-   * move on instead of waiting.
-   */
+  /** Waits until the channel is connected (./channel-health.ts); undefined when it is. */
   ready(ch: PooledChannel): Promise<void> | undefined {
-    const channel = ch.client.getChannel();
-    const state = channel.getConnectivityState(true);
-    if (state === grpc.connectivityState.READY) return undefined;
-    const failed = async (): Promise<HeliosDBError> => {
-      const { why, code } = explainConnectFailure(await this.lastConnectError(ch), this.opts.credentials._isSecure());
-      // The circuit breaker counts it as the connection failure it is, whatever it is called.
-      this.report(ch, new ConnectionError(why, 'CONNECTION_FAILED', { retryable: true, grpcCode: Code.Unavailable }));
-      // A TLS mismatch or a refused certificate does not go away by retrying: FAILED_PRECONDITION,
-      // which the retry interceptor does not send again.
-      const tlsFailure = code === 'TLS_ERROR';
-      const err = new ConnectionError(`could not connect to ${ch.endpoint.url}: ${why}`, code, {
-        retryable: !tlsFailure,
-        grpcCode: tlsFailure ? Code.FailedPrecondition : Code.Unavailable,
-      });
-      return annotateAttempt(err, { sent: false, endpoint: ch.endpoint.url });
-    };
-    if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) {
-      return failed().then((e) => Promise.reject(e));
-    }
-    const deadline = Date.now() + this.opts.connectTimeoutMs;
-    return new Promise((resolve, reject) => {
-      const watch = (current: grpc.connectivityState) => {
-        channel.watchConnectivityState(current, deadline, (err) => {
-          if (err) {
-            const message = `could not connect to ${ch.endpoint.url}: no connection within ${this.opts.connectTimeoutMs} ms (connectTimeoutMs)`;
-            this.report(ch, new ConnectionError(message, 'CONNECT_TIMEOUT', { retryable: true, grpcCode: Code.Unavailable }));
-            const e = new ConnectionTimeoutError(message, 'CONNECT_TIMEOUT', { cause: err, retryable: true, grpcCode: Code.Unavailable });
-            return reject(annotateAttempt(e, { sent: false, endpoint: ch.endpoint.url }));
-          }
-          const now = channel.getConnectivityState(true);
-          if (now === grpc.connectivityState.READY) resolve();
-          else if (now === grpc.connectivityState.TRANSIENT_FAILURE || now === grpc.connectivityState.SHUTDOWN) {
-            failed().then(reject, reject);
-          } else watch(now);
-        });
-      };
-      watch(state);
-    });
-  }
-
-  /**
-   * Why the channel's last connection attempt failed, as grpc-js words it (`No connection
-   * established. Last error: ...`): a call on a channel in TRANSIENT_FAILURE fails at once with it.
-   * Made only after a failure, to explain it (TLS spoken to a plaintext port, a refused certificate).
-   */
-  private lastConnectError(ch: PooledChannel): Promise<string | undefined> {
-    return new Promise((resolve) => {
-      try {
-        ch.client.makeUnaryRequest(healthCheckPath, (b: Buffer) => b, (b: Buffer) => b, emptyRequest, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err) =>
-          resolve(err && err.code === grpc.status.UNAVAILABLE ? err.details : undefined),
-        );
-      } catch {
-        resolve(undefined); // A closed channel.
-      }
-    });
+    return waitReady(ch, this.opts.connectTimeoutMs, this.opts.credentials._isSecure(), (e) => this.report(ch, e));
   }
 
   private maintain(): void {
     if (this.closing) return;
     const now = Date.now();
     for (const ch of [...this.channels]) {
-      if (!ch.draining && now - ch.createdAt > this.opts.maxLifetimeSeconds * 1000) {
-        ch.draining = true;
-        if (ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
-      }
+      if (!ch.draining && now - ch.createdAt > this.opts.maxLifetimeSeconds * 1000) this.drain(ch);
     }
     // Shrink idle channels above the minimum.
     let live = this.liveCount();
     for (const ch of [...this.channels]) {
       if (live <= this.opts.minConnections) break;
-      if (!ch.draining && ch.inFlight === 0 && ch.pins === 0 && now - ch.lastUsed > this.opts.idleTimeoutSeconds * 1000) {
+      if (!ch.draining && ch.unused && now - ch.lastUsed > this.opts.idleTimeoutSeconds * 1000) {
         this.closeChannel(ch);
         live--;
       }
     }
     this.fill();
     for (const ch of this.channels) {
-      if (!ch.draining && now - ((ch as { lastCheck?: number }).lastCheck ?? ch.createdAt) >= this.opts.healthCheckIntervalSeconds * 1000) {
-        (ch as { lastCheck?: number }).lastCheck = now;
+      if (!ch.draining && now - ch.lastCheck >= this.opts.healthCheckIntervalSeconds * 1000) {
+        ch.lastCheck = now;
         this.check(ch);
       }
     }
@@ -475,30 +325,16 @@ export class GrpcChannelPool {
    * Runs grpc.health.v1 Check on a channel; an unhealthy channel is replaced. The outcome feeds
    * the endpoint's circuit breaker (`probe`: it holds the half-open probe slot).
    */
-  check(ch: PooledChannel, probe = false): Promise<boolean> {
-    return new Promise((resolve) => {
-      ch.client.makeUnaryRequest(
-        healthCheckPath,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        emptyRequest,
-        new grpc.Metadata(),
-        { deadline: Date.now() + this.opts.connectTimeoutMs },
-        (err, res) => {
-          // SERVING is status 1: bytes 0x08 0x01.
-          const healthy = !err && !!res && res.length >= 2 && res[0] === 0x08 && res[1] === 0x01;
-          if (healthy) ch.endpoint.breaker.onSuccess();
-          else if (probe || ch.endpoint.breaker.current === 'closed') ch.endpoint.breaker.onFailure();
-          if (!healthy && !ch.closed && !this.closing) {
-            this.stats.healthCheckFailures++;
-            ch.draining = true;
-            if (ch.inFlight === 0 && ch.pins === 0) this.closeChannel(ch);
-            this.fill();
-          }
-          resolve(healthy);
-        },
-      );
-    });
+  async check(ch: PooledChannel, probe = false): Promise<boolean> {
+    const healthy = await checkHealth(ch, this.opts.connectTimeoutMs);
+    if (healthy) ch.endpoint.breaker.onSuccess();
+    else if (probe || ch.endpoint.breaker.current === 'closed') ch.endpoint.breaker.onFailure();
+    if (!healthy && !ch.closed && !this.closing) {
+      this.stats.healthCheckFailures++;
+      this.drain(ch);
+      this.fill();
+    }
+    return healthy;
   }
 
   /** Runs a health check on every channel now; resolves to how many were healthy. */

@@ -5,7 +5,7 @@
  * (transactions do this).
  * @packageDocumentation
  */
-import { create, type DescMessage, type DescMethod, fromBinary, isMessage, toBinary } from '@bufbuild/protobuf';
+import { create, isMessage } from '@bufbuild/protobuf';
 import {
   Code,
   ConnectError,
@@ -20,245 +20,18 @@ import {
   type UnaryResponse,
 } from '@connectrpc/connect';
 import { once } from 'node:events';
-import * as grpc from '@grpc/grpc-js';
-import { StatusSchema } from '../../../gen/google/rpc/status_pb.js';
+import type * as grpc from '@grpc/grpc-js';
 import { ConnectionError, HeliosDBError } from '../errors.js';
-import { annotateAttempt, avoidEndpoint, isTransportFailure } from '../retry-interceptor.js';
-import type { GrpcChannelPool, PooledChannel } from './grpc-pool.js';
+import { callKindOf } from '../call-kind.js';
+import { isTransportFailure } from '../interceptors/failure.js';
+import { annotateAttempt, avoidEndpoint } from './attempt-info.js';
+import { LazyCall, localDeadline } from './grpc-call-state.js';
+import { codecOf, connectErrorFromGrpc, metadataToHeaders, normalizeIterable } from './grpc-codec.js';
+import type { GrpcChannelPool } from './grpc-pool.js';
+import type { PooledChannel } from './pooled-channel.js';
 
 /** Context value naming the channel a call must use (a `PooledChannel` from `GrpcChannelPool.pin`). */
 export const pinnedChannel = createContextKey<unknown>(undefined, { description: 'heliosdb pinned channel' });
-
-function serializer(desc: DescMessage) {
-  return (msg: never): Buffer => {
-    const bytes = toBinary(desc, msg);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  };
-}
-
-function deserializer(desc: DescMessage) {
-  return (buf: Buffer) => fromBinary(desc, buf);
-}
-
-const codecs = new WeakMap<DescMethod, { ser: (m: never) => Buffer; de: (b: Buffer) => unknown; path: string }>();
-
-function codecOf(method: DescMethod) {
-  let c = codecs.get(method);
-  if (!c) {
-    c = { ser: serializer(method.input), de: deserializer(method.output), path: `/${method.parent.typeName}/${method.name}` };
-    codecs.set(method, c);
-  }
-  return c;
-}
-
-/** What a passed deadline says: the call, and the `timeoutMs` it was given (not grpc-js's internals). */
-function deadlineMessage(method: string, timeoutMs: number | undefined): string {
-  return `the ${method} call did not finish within its timeoutMs of ${timeoutMs ?? 0} ms`;
-}
-
-/** The error of a call whose deadline passed before it was sent, or while it waited to be. */
-function deadlineError(method: string, timeoutMs: number | undefined): ConnectError {
-  return new ConnectError(deadlineMessage(method, timeoutMs), Code.DeadlineExceeded);
-}
-
-/**
- * grpc-js's own DEADLINE_EXCEEDED (`Deadline exceeded after 0.004s,name resolution: ...`) in the
- * user's terms; a deadline error the server sent (with its ErrorDetail) is kept as it is.
- */
-function localDeadline(ce: ConnectError, method: string, timeoutMs: number | undefined): ConnectError {
-  if (ce.code !== Code.DeadlineExceeded || ce.details.length > 0 || !timeoutMs) return ce;
-  return new ConnectError(deadlineMessage(method, timeoutMs), Code.DeadlineExceeded, ce.metadata, undefined, ce);
-}
-
-/**
- * A unary call's AbortSignal as Connect's runUnaryCall defines it (aborted by the caller's signal,
- * by the deadline, and when the call ends), made only when something reads it.
- */
-class CallSignal {
-  private controller: AbortController | undefined;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private onCallerAbort: (() => void) | undefined;
-  private readonly startedAt = Date.now();
-
-  constructor(
-    private readonly caller: AbortSignal | undefined,
-    private readonly timeoutMs: number | undefined,
-    private readonly method: string,
-  ) {}
-
-  /** Whether the signal was made. */
-  get materialized(): boolean {
-    return this.controller !== undefined;
-  }
-
-  get signal(): AbortSignal {
-    if (this.controller) return this.controller.signal;
-    const c = (this.controller = new AbortController());
-    const caller = this.caller;
-    if (caller?.aborted) c.abort(caller.reason);
-    else if (caller) {
-      this.onCallerAbort = () => c.abort(caller.reason);
-      caller.addEventListener('abort', this.onCallerAbort, { once: true });
-    }
-    if (this.timeoutMs !== undefined && !c.signal.aborted) {
-      // Made late (a retry after a failure): the deadline still counts from the call's start.
-      const left = this.timeoutMs - (Date.now() - this.startedAt);
-      if (this.timeoutMs <= 0 || left <= 0) c.abort(deadlineError(this.method, this.timeoutMs));
-      else this.timer = setTimeout(() => c.abort(deadlineError(this.method, this.timeoutMs)), left);
-    }
-    return c.signal;
-  }
-
-  private cleanup(): void {
-    clearTimeout(this.timer);
-    if (this.onCallerAbort) this.caller!.removeEventListener('abort', this.onCallerAbort);
-  }
-
-  /** The call succeeded. */
-  done(): void {
-    if (!this.controller) return;
-    this.cleanup();
-    this.controller.abort();
-  }
-
-  /** The call failed with `e`: the error to report (Canceled with the reason once aborted). */
-  fail(e: unknown): ConnectError {
-    const aborted = this.controller ? this.controller.signal : this.caller?.aborted ? this.caller : undefined;
-    const err = aborted?.aborted ? ConnectError.from(aborted.reason, Code.Canceled) : ConnectError.from(e);
-    if (this.controller) {
-      this.cleanup();
-      if (!this.controller.signal.aborted) this.controller.abort(err);
-    }
-    return err;
-  }
-}
-
-/** The request messages as full messages (Connect's normalizeIterable, which it does not export). */
-function normalizeIterable(desc: DescMessage, input: AsyncIterable<unknown>): AsyncIterable<any> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = input[Symbol.asyncIterator]();
-      const normalized = (r: IteratorResult<unknown>): IteratorResult<unknown> =>
-        r.done ? r : { done: false, value: isMessage(r.value, desc) ? r.value : create(desc, r.value as never) };
-      return {
-        next: () => it.next().then(normalized),
-        ...(it.throw ? { throw: (e?: unknown) => it.throw!(e).then(normalized) } : {}),
-        ...(it.return ? { return: (v?: unknown) => it.return!(v).then(normalized) } : {}),
-      };
-    },
-  };
-}
-
-/** gRPC metadata straight from the caller's HeadersInit (no Headers object in between). */
-function metadataFromInit(init: HeadersInit | undefined): grpc.Metadata {
-  const md = new grpc.Metadata();
-  if (init === undefined) return md;
-  if (init instanceof Headers) {
-    init.forEach((v, k) => {
-      md.add(k, v);
-    });
-  } else if (Array.isArray(init)) {
-    for (const [k, v] of init) md.add(k.toLowerCase(), v);
-  } else {
-    for (const k of Object.keys(init)) md.add(k.toLowerCase(), (init as Record<string, string>)[k]);
-  }
-  return md;
-}
-
-function metadataToHeaders(md: grpc.Metadata | undefined): Headers {
-  const h = new Headers();
-  if (!md) return h;
-  for (const [k, v] of Object.entries(md.getMap())) {
-    if (typeof v === 'string') h.append(k, v);
-  }
-  return h;
-}
-
-function headersToMetadata(h: Headers): grpc.Metadata {
-  const md = new grpc.Metadata();
-  h.forEach((v, k) => {
-    md.add(k, v);
-  });
-  return md;
-}
-
-/**
- * The per-call request state both call kinds share: the request object interceptors see, whose
- * header, context values and signal are made only when something reads them, and what each
- * attempt needs from it (the signal to honour, the context values, the metadata to send).
- */
-class LazyCall {
-  readonly cs: CallSignal;
-  private header: Headers | undefined;
-  private values: ContextValues | undefined;
-  private base: object | undefined;
-
-  constructor(
-    private readonly callerSignal: AbortSignal | undefined,
-    private readonly timeoutMs: number | undefined,
-    private readonly headerInit: HeadersInit | undefined,
-    contextValues: ContextValues | undefined,
-    private readonly method: string,
-  ) {
-    this.cs = new CallSignal(callerSignal, timeoutMs, method);
-    this.values = contextValues;
-  }
-
-  /** The request the interceptor chain starts from. */
-  request<R extends UnaryRequest<any, any> | StreamRequest<any, any>>(stream: R['stream'], method: DescMethod, url: string, message: R['message']): R {
-    const self = this;
-    const req = {
-      stream,
-      service: method.parent,
-      method,
-      requestMethod: 'POST',
-      url,
-      get header() {
-        return (self.header ??= new Headers(self.headerInit));
-      },
-      get contextValues() {
-        return (self.values ??= createContextValues());
-      },
-      get signal() {
-        return self.cs.signal;
-      },
-      message,
-    };
-    this.base = req;
-    return req as unknown as R;
-  }
-
-  /** For one attempt of `req`: the signal to honour (checked now) and the context values. */
-  attempt(req: UnaryRequest<any, any> | StreamRequest<any, any>): { ours: boolean; abortSignal: AbortSignal | undefined; values: ContextValues | undefined } {
-    const ours = req === this.base;
-    const abortSignal = ours && !this.cs.materialized ? this.callerSignal : req.signal;
-    abortSignal?.throwIfAborted();
-    if (ours && !this.cs.materialized && this.timeoutMs !== undefined && this.timeoutMs <= 0) throw deadlineError(this.method, this.timeoutMs);
-    return { ours, abortSignal, values: ours ? this.values : req.contextValues };
-  }
-
-  /** The gRPC metadata for `req` (straight from the caller's init when nobody touched the headers). */
-  metadata(req: UnaryRequest<any, any> | StreamRequest<any, any>, ours: boolean): grpc.Metadata {
-    return ours && this.header === undefined ? metadataFromInit(this.headerInit) : headersToMetadata(req.header);
-  }
-}
-
-/** A grpc-js error as a ConnectError, with google.rpc.Status details decoded. */
-export function connectErrorFromGrpc(err: grpc.ServiceError | Error): ConnectError {
-  const se = err as Partial<grpc.ServiceError>;
-  if (typeof se.code !== 'number') return ConnectError.from(err, Code.Unavailable);
-  const ce = new ConnectError(se.details ?? err.message, se.code as number as Code, metadataToHeaders(se.metadata), undefined, err);
-  const raw = se.metadata?.get('grpc-status-details-bin')[0];
-  if (raw instanceof Uint8Array) {
-    try {
-      const status = fromBinary(StatusSchema, raw);
-      ce.details = status.details.map((d) => ({ type: d.typeUrl.slice(d.typeUrl.lastIndexOf('/') + 1), value: d.value }));
-    } catch {
-      // Malformed details: keep the status alone.
-    }
-  }
-  return ce;
-}
 
 /**
  * A transaction's call failed on its connection: when the connection itself failed, say that the
@@ -348,7 +121,9 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         const { ours, abortSignal, values } = lazy.attempt(req);
         let ch: PooledChannel;
         try {
-          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), method.name === 'Commit' && !!(req.message as { idempotencyKey?: string }).idempotencyKey);
+          // A keyed commit settles on any server (its key is in the database), even when its channel closed.
+          const keyedCommit = callKindOf(method, req.message) === 'commit' && !!(req.message as { idempotencyKey?: string }).idempotencyKey;
+          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), keyedCommit);
         } catch (e) {
           throw annotateAttempt(e, { sent: false, deadline });
         }

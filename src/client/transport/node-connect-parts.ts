@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { compressionGzip, createConnectTransport, createGrpcWebTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import type { ClientParts } from '../client.js';
+import type { ClientParts } from './client-parts.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 import { connectBaseUrl, createConnectParts } from './connect-parts.js';

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web';
-import type { ClientParts } from '../client.js';
+import type { ClientParts } from './client-parts.js';
 import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { createConnectParts } from './connect-parts.js';

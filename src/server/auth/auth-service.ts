@@ -6,6 +6,7 @@
  * the user name, and verified a few at a time, fairly between client addresses.
  * @packageDocumentation
  */
+import { headers } from '@heliosdb/client/wire';
 import { ErrorReason } from '@heliosdb/client/wire';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
@@ -72,7 +73,7 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
       const p = principalOf(ctx);
       if (p.sessionTokenHash) {
         await data.deleteSession(p.sessionTokenHash);
-        const token = /^Bearer[ ]+(\S+)/i.exec(ctx.requestHeader.get('authorization') ?? '')?.[1];
+        const token = /^Bearer[ ]+(\S+)/i.exec(ctx.requestHeader.get(headers.authorization) ?? '')?.[1];
         if (token) authenticator.evict(token);
       }
       return {};

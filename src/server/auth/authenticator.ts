@@ -10,6 +10,7 @@
  * ./throttle.ts).
  * @packageDocumentation
  */
+import { headers } from '@heliosdb/client/wire';
 import { Code } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { AuthService, ErrorReason } from '@heliosdb/client/wire';
@@ -70,7 +71,7 @@ export class Authenticator {
   async authenticate(call: CallInfo): Promise<Principal> {
     if (call.service === Health.typeName) return anonymous;
     if (call.service === AuthService.typeName && call.method === 'Login') return anonymous;
-    const header = call.headers.get('authorization');
+    const header = call.headers.get(headers.authorization);
     if (header !== null) {
       const m = /^Bearer[ ]+([^\s,]+)\s*$/i.exec(header);
       if (!m) throw this.unauthenticated('the authorization header must be "Bearer <token>"');

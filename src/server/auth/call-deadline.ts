@@ -8,6 +8,7 @@
  * the formats are tiny: milliseconds, or up to 8 digits and a unit (H M S m u n).
  * @packageDocumentation
  */
+import { headers } from '@heliosdb/client/wire';
 
 /** What a deadline can be read from. */
 export interface DeadlineSource {
@@ -23,8 +24,8 @@ const grpcUnits: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m:
 export function remainingMs(source: DeadlineSource): number | undefined {
   const fromContext = source.timeoutMs?.();
   if (typeof fromContext === 'number' && Number.isFinite(fromContext)) return fromContext;
-  const connect = source.headers?.get('connect-timeout-ms');
+  const connect = source.headers?.get(headers.connectTimeout);
   if (connect && /^\d{1,10}$/.test(connect)) return Number(connect);
-  const m = /^(\d{1,8})([HMSmun])$/.exec(source.headers?.get('grpc-timeout') ?? '');
+  const m = /^(\d{1,8})([HMSmun])$/.exec(source.headers?.get(headers.grpcTimeout) ?? '');
   return m ? Number(m[1]) * grpcUnits[m[2]] : undefined;
 }

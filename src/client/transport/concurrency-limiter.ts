@@ -7,8 +7,8 @@
  * @packageDocumentation
  */
 import { Code, ConnectError, type StreamResponse, type Transport, type UnaryResponse } from '@connectrpc/connect';
-import { ConnectionTimeoutError, HeliosDBError } from './errors.js';
-import type { PoolCounters } from './pool-stats.js';
+import { ConnectionTimeoutError, HeliosDBError } from '../errors.js';
+import type { PoolCounters } from '../pool-stats.js';
 
 /** Settings of a {@link ConcurrencyLimiter}. */
 export interface ConcurrencyLimiterOptions {

@@ -5,9 +5,10 @@
  * renewed before they do, and once more when the server answers UNAUTHENTICATED. Browser-safe.
  * @packageDocumentation
  */
+import { headers } from '../protocol/headers.js';
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from '@connectrpc/connect';
-import { AuthService } from '../../gen/heliosdb/v1/auth_pb.js';
-import { AuthenticationError, HeliosDBError, toHeliosError } from './errors.js';
+import { AuthService } from '../../../gen/heliosdb/v1/auth_pb.js';
+import { AuthenticationError, HeliosDBError, toHeliosError } from '../errors.js';
 
 /** A token and, when known, how long it stays valid. */
 export interface AccessToken {
@@ -218,7 +219,7 @@ export function createClientAuth(options: CredentialOptions, secure: boolean, lo
   const interceptor: Interceptor = (next) => async (req) => {
     if (req.service.typeName === AuthService.typeName && req.method.name === 'Login') return next(req);
     const token = await source.get();
-    req.header.set('authorization', `Bearer ${token}`);
+    req.header.set(headers.authorization, `Bearer ${token}`);
     try {
       return await next(req);
     } catch (e) {
@@ -227,7 +228,7 @@ export function createClientAuth(options: CredentialOptions, secure: boolean, lo
       source.invalidate(token);
       const fresh = await source.get();
       if (fresh === token) throw e;
-      req.header.set('authorization', `Bearer ${fresh}`);
+      req.header.set(headers.authorization, `Bearer ${fresh}`);
       return await next(req);
     }
   };
