@@ -32,7 +32,7 @@ import type { Queryable } from './queryable.js';
 import type { ResultStream, StreamOptions } from './result-stream.js';
 import { sqlTemplate } from './sql-template.js';
 import { type BeginOptions, Transaction, type TransactionOptions } from './transaction.js';
-import { isTransactionConflict, retryDelayMs, type TransactionRetryOptions, transactionRetryDefaults } from './transaction-retry.js';
+import { runTransaction, type TransactionRetryOptions } from './transaction-retry.js';
 import type { ClientParts } from './transport/client-parts.js';
 import type { CallOptions, ExecuteResult, QueryOptions, QueryResult } from './types.js';
 
@@ -343,37 +343,8 @@ export class BaseClient implements Queryable {
    * }, { isolationLevel: IsolationLevel.Serializable });
    * ```
    */
-  async transaction<R>(fn: (tx: Transaction) => Promise<R> | R, options: TransactionRunOptions = {}): Promise<R> {
-    if (typeof fn !== 'function') {
-      throw new TypeError('client.transaction(fn, options) needs a callback; use client.begin(options) for a transaction object');
-    }
-    const maxRetries = options.maxRetries ?? transactionRetryDefaults.maxRetries;
-    if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new RangeError(`maxRetries must be a non-negative integer, got ${maxRetries}`);
-    const base = options.retryBaseDelayMs ?? transactionRetryDefaults.retryBaseDelayMs;
-    const max = options.retryMaxDelayMs ?? transactionRetryDefaults.retryMaxDelayMs;
-    for (let attempt = 0; ; attempt++) {
-      const tx = await this.begin(options);
-      try {
-        const result = await fn(tx);
-        if (!tx.finished) await tx.commit();
-        return result;
-      } catch (e) {
-        if (!tx.finished) await tx.rollback().catch(() => {});
-        // A conflict the callback caught still dooms the transaction: its later statements (or the
-        // commit) fail with "transaction aborted".
-        const conflict = isTransactionConflict(e) ? e : e instanceof TransactionError && e.code === 'TRANSACTION_ABORTED' ? tx.conflict : undefined;
-        if (!conflict || attempt >= maxRetries) throw e;
-        const retry = attempt + 1;
-        const delay = retryDelayMs(retry, base, max, conflict.retryAfterMs);
-        this.counters.transactionRetries++;
-        try {
-          options.onRetry?.(conflict, retry, delay);
-        } catch {
-          // A failing hook must not stop the retry.
-        }
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-    }
+  transaction<R>(fn: (tx: Transaction) => Promise<R> | R, options: TransactionRunOptions = {}): Promise<R> {
+    return runTransaction(() => this.begin(options), fn, options, () => this.counters.transactionRetries++);
   }
 
   /** Transaction and stream counters of this client (see {@link ClientStats}). */

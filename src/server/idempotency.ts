@@ -39,85 +39,20 @@ import { serverError, toConnectError } from './errors.js';
 import type { CommandSink } from './pg-command.js';
 import { PgPipeline, type PipelineStatement } from './pg-pipeline.js';
 import type { Session } from './sessions.js';
-
-/** The table idempotency records are kept in. */
-export const idempotencyTable = 'heliosdb.idempotency_keys';
+import {
+  claimSql,
+  doneSql,
+  forgetSql,
+  idempotencyGrantsSql,
+  idempotencySchemaSql,
+  idempotencyTable,
+  lookupSql,
+  recordSql,
+  sweepSql,
+  tombstoneSql,
+} from './idempotency-sql.js';
 
 const keyPattern = /^[A-Za-z0-9_.:~-]{1,200}$/;
-
-/**
- * Creates the idempotency table and the functions through which callers' own login roles record
- * keys (safe to run concurrently and repeatedly). Callers never touch the table: each function is
- * SECURITY DEFINER and prefixes the owner with `session_user`, the caller's login role, which no
- * SQL can change; so a caller can read or write only records of its own login.
- */
-export const idempotencySchemaSql = `
-BEGIN;
-SELECT pg_advisory_xact_lock(7700772);
-CREATE SCHEMA IF NOT EXISTS heliosdb;
-CREATE TABLE IF NOT EXISTS ${idempotencyTable} (
-  owner text NOT NULL,
-  key text NOT NULL,
-  fingerprint text NOT NULL,
-  state text NOT NULL CHECK (state IN ('running', 'done', 'abandoned')),
-  response bytea,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (owner, key)
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON ${idempotencyTable} (created_at);
-REVOKE ALL ON ${idempotencyTable} FROM PUBLIC;
-CREATE OR REPLACE FUNCTION heliosdb.idempotency_claim(p_owner text, p_key text, p_fingerprint text, p_window_ms float8)
-RETURNS TABLE (claimed boolean, state text, fingerprint text, response bytea)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-DECLARE o text := session_user || '/' || p_owner; n int;
-BEGIN
-  INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES (o, p_key, p_fingerprint, 'running')
-  ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running', response = NULL, created_at = now()
-  WHERE k.created_at < now() - p_window_ms * interval '1 millisecond';
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN QUERY SELECT n > 0, k.state, k.fingerprint, k.response FROM ${idempotencyTable} k WHERE k.owner = o AND k.key = p_key;
-END $f$;
-CREATE OR REPLACE FUNCTION heliosdb.idempotency_done(p_owner text, p_key text, p_response bytea) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-  UPDATE ${idempotencyTable} SET state = 'done', response = p_response WHERE owner = session_user || '/' || p_owner AND key = p_key
-$f$;
-CREATE OR REPLACE FUNCTION heliosdb.idempotency_forget(p_owner text, p_key text) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-  DELETE FROM ${idempotencyTable} WHERE owner = session_user || '/' || p_owner AND key = p_key AND state = 'running'
-$f$;
-CREATE OR REPLACE FUNCTION heliosdb.idempotency_record(p_owner text, p_key text, p_fingerprint text, p_window_ms float8, p_response bytea) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-DECLARE n int;
-BEGIN
-  INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state, response) VALUES (session_user || '/' || p_owner, p_key, p_fingerprint, 'done', p_response)
-  ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = EXCLUDED.response, created_at = now()
-  WHERE k.created_at < now() - p_window_ms * interval '1 millisecond';
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN n > 0;
-END $f$;
-COMMIT;
-`;
-
-/**
- * Every role may call the functions: each sees only the records of its own login
- * (`session_user`), and callers' statements run as the user's role (`current_user`), whichever
- * that is. The tables stay private.
- */
-export const idempotencyGrantsSql = `GRANT USAGE ON SCHEMA heliosdb TO PUBLIC;
-GRANT EXECUTE ON FUNCTION heliosdb.idempotency_claim(text, text, text, float8), heliosdb.idempotency_done(text, text, bytea),
-  heliosdb.idempotency_forget(text, text), heliosdb.idempotency_record(text, text, text, float8, bytea) TO PUBLIC`;
-
-// Through the functions, on the caller's connection: $1 owner, $2 key, ...
-const claimSql = 'SELECT claimed, state, fingerprint, response FROM heliosdb.idempotency_claim($1, $2, $3, $4::float8)';
-const doneSql = 'SELECT heliosdb.idempotency_done($1, $2, $3::bytea)';
-const forgetSql = 'SELECT heliosdb.idempotency_forget($1, $2)';
-const recordSql = 'SELECT heliosdb.idempotency_record($1, $2, $3, $4::float8, $5::bytea)';
-// Directly, on the server's own connection, with the full owner (login role/principal).
-const lookupSql = `SELECT state, fingerprint, response FROM ${idempotencyTable} WHERE owner = $1 AND key = $2`;
-const tombstoneSql = `INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES ($1, $2, $3, 'abandoned')
-ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = NULL, created_at = now()
-WHERE k.created_at < now() - $4::float8 * interval '1 millisecond' RETURNING 1`;
-const sweepSql = `DELETE FROM ${idempotencyTable} WHERE created_at < now() - $1::float8 * interval '1 millisecond'`;
 
 /** One keyed call. */
 export interface KeyedCall {

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { AuthService } from '@heliosdb/client/wire';
 import type { CallContext } from '../call-context.js';
 import { serverError } from '../errors.js';
-import { type Authenticator } from './authenticator.js';
+import type { Authenticator } from './authenticator.js';
 import { dummyPasswordHash, verifyPassword } from './passwords.js';
 import { peerKey, principalOf } from './principal.js';
 import { type AuthData, digest, newSessionToken } from './store.js';

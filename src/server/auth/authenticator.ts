@@ -18,7 +18,7 @@ import { Health } from '@heliosdb/client/wire';
 import { serverError } from '../errors.js';
 import { JwksUnavailable, JwtRejected, type JwtVerifier } from './jwt.js';
 import { anonymous, type PeerInfo, type Principal } from './principal.js';
-import { type AuthThrottle } from './throttle.js';
+import type { AuthThrottle } from './throttle.js';
 import { type AuthData, apiKeyIdOf, digest, sameDigest, sessionTokenPrefix } from './store.js';
 
 /** What a listener tells the authenticator about a call. */

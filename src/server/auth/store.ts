@@ -7,79 +7,22 @@
  * apikey` commands (writes), each through its own {@link SqlRunner}.
  * @packageDocumentation
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { loginRoleName, loginSecret, newServerKey, scramVerifier } from '../backend/login.js';
-import { idempotencyGrantsSql, idempotencySchemaSql } from '../idempotency.js';
+import { idempotencyGrantsSql, idempotencySchemaSql } from '../idempotency-sql.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';
 import { hashPassword } from './passwords.js';
+import type { ApiKeyRecord, LoginRecord, SessionRecord, UserRecord } from './records.js';
+import { apiKeyPrefix, digest } from './tokens.js';
+
+// The store's parts, where callers have always found them.
+export type { ApiKeyRecord, AuthAdmin, AuthData, LoginRecord, SessionRecord, UserRecord } from './records.js';
+export { apiKeyIdOf, apiKeyPrefix, digest, newSessionToken, sameDigest, sessionTokenPrefix } from './tokens.js';
+export { MirroredAuthStore } from './mirrored-store.js';
 
 /** Runs one SQL statement (or, without values, a script) and returns its rows. */
 export interface SqlRunner {
   query(text: string, values?: unknown[]): Promise<Record<string, unknown>[]>;
-}
-
-/** A user's own PostgreSQL login role (PostgreSQL only) and the generation of its secret. */
-export interface LoginRecord {
-  role: string;
-  generation: number;
-}
-
-/** A stored user. */
-export interface UserRecord {
-  name: string;
-  /** PostgreSQL role the user's statements run as. */
-  role: string;
-  /** scrypt hash; undefined when the user has no password (API keys, OAuth, certificates only). */
-  passwordHash: string | undefined;
-  /** The login role its statements run under (PostgreSQL); undefined on the embedded engine. */
-  login?: LoginRecord;
-}
-
-/** A stored API key (its secret only as a digest). */
-export interface ApiKeyRecord {
-  id: string;
-  user: string;
-  role: string;
-  login?: LoginRecord;
-  keyHash: string;
-  readOnly: boolean;
-  revoked: boolean;
-}
-
-/** A password session. */
-export interface SessionRecord {
-  user: string;
-  role: string;
-  login?: LoginRecord;
-  expiresAtMs: number;
-}
-
-/** The prefix of API keys (`hdb_<16 hex id>_<secret>`). */
-export const apiKeyPrefix = 'hdb_';
-/** The prefix of session tokens. */
-export const sessionTokenPrefix = 'hdbs_';
-
-/** SHA-256 of a high-entropy secret (API key, session token), hex. */
-export function digest(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
-
-/** Constant-time equality of two hex digests. */
-export function sameDigest(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
-}
-
-/** Splits an API key into its public id; undefined when it does not look like one. */
-export function apiKeyIdOf(key: string): string | undefined {
-  const m = /^hdb_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/.exec(key);
-  return m?.[1];
-}
-
-/** A new random session token. */
-export function newSessionToken(): string {
-  return sessionTokenPrefix + randomBytes(32).toString('base64url');
 }
 
 function bool(v: unknown): boolean {
@@ -376,89 +319,3 @@ export class SqlAuthStore {
   }
 }
 
-/** What the authenticator reads and writes. */
-export interface AuthData {
-  findUser(name: string): Promise<UserRecord | undefined>;
-  findApiKey(id: string): Promise<ApiKeyRecord | undefined>;
-  findSession(tokenHash: string): Promise<SessionRecord | undefined>;
-  createSession(tokenHash: string, user: string, expiresAtMs: number): Promise<void>;
-  deleteSession(tokenHash: string): Promise<void>;
-}
-
-/** Administration of users and keys, as `server.auth` exposes it. */
-export interface AuthAdmin {
-  createUser(opts: { name: string; role: string; password?: string; replace?: boolean }): Promise<void>;
-  deleteUser(name: string): Promise<boolean>;
-  createApiKey(opts: { user: string; readOnly?: boolean }): Promise<{ id: string; key: string }>;
-  revokeApiKey(id: string): Promise<boolean>;
-}
-
-/**
- * The embedded engine is one database session that callers queue for, and an open transaction
- * holds it: reading credentials through it could wait behind the caller being authenticated. So
- * there users and keys are mirrored in memory (loaded at start, written through on every change,
- * which only this server can make), and password sessions live in memory only.
- */
-export class MirroredAuthStore implements AuthData, AuthAdmin {
-  private users = new Map<string, UserRecord>();
-  private keys = new Map<string, ApiKeyRecord>();
-  private readonly sessions = new Map<string, SessionRecord>();
-
-  constructor(private readonly store: SqlAuthStore) {}
-
-  /** Loads users and keys. */
-  async load(): Promise<void> {
-    const users = new Map((await this.store.allUsers()).map((u) => [u.name, u]));
-    const keys = new Map<string, ApiKeyRecord>();
-    for (const id of await this.store.allApiKeyIds()) {
-      const k = await this.store.findApiKey(id);
-      if (k) keys.set(id, k);
-    }
-    this.users = users;
-    this.keys = keys;
-  }
-
-  async findUser(name: string) {
-    return this.users.get(name);
-  }
-  async findApiKey(id: string) {
-    return this.keys.get(id);
-  }
-  async findSession(tokenHash: string) {
-    const s = this.sessions.get(tokenHash);
-    if (s && s.expiresAtMs <= Date.now()) this.sessions.delete(tokenHash);
-    return s;
-  }
-  async createSession(tokenHash: string, user: string, expiresAtMs: number) {
-    const u = this.users.get(user);
-    if (!u) throw new Error(`no user ${user}`);
-    for (const [h, s] of this.sessions) if (s.expiresAtMs <= Date.now()) this.sessions.delete(h);
-    this.sessions.set(tokenHash, { user, role: u.role, expiresAtMs });
-  }
-  async deleteSession(tokenHash: string) {
-    this.sessions.delete(tokenHash);
-  }
-
-  async createUser(opts: { name: string; role: string; password?: string; replace?: boolean }) {
-    await this.store.createUser(opts);
-    // A changed password or role ends the user's sessions.
-    if (opts.replace) for (const [h, s] of this.sessions) if (s.user === opts.name) this.sessions.delete(h);
-    await this.load();
-  }
-  async deleteUser(name: string) {
-    const ok = await this.store.deleteUser(name);
-    for (const [h, s] of this.sessions) if (s.user === name) this.sessions.delete(h);
-    await this.load();
-    return ok;
-  }
-  async createApiKey(opts: { user: string; readOnly?: boolean }) {
-    const out = await this.store.createApiKey(opts);
-    await this.load();
-    return out;
-  }
-  async revokeApiKey(id: string) {
-    const ok = await this.store.revokeApiKey(id);
-    await this.load();
-    return ok;
-  }
-}

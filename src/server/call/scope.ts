@@ -20,7 +20,7 @@ import { abortError, applicationNameHeader, type CallContext } from '../call-con
 import { serverError, toConnectError } from '../errors.js';
 import type { Idempotency, KeyedCall } from '../idempotency.js';
 import { raceAbort, type SessionManager } from '../sessions.js';
-import { type CallFrame, type Guard } from './statement-policy.js';
+import type { CallFrame, Guard } from './statement-policy.js';
 
 /** What a scope needs. */
 export interface ScopeDeps {
