@@ -22,7 +22,7 @@ import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './co
 import { type ListenOptions, Listener, type Notification } from './listener.js';
 import { ReservedSession } from './reserved-session.js';
 import type { ResolvedConnectionConfig } from './config.js';
-import { toHeliosError, TransactionError } from './errors.js';
+import { toHeliosError, } from './errors.js';
 import { isolationLevelToProto } from './isolation-level.js';
 import type { QueryMetrics } from './metrics.js';
 import type { PoolHandle } from './pool-stats.js';

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, type ConnectError } from '@connectrpc/connect';
 import { ErrorDetailSchema } from '../../gen/heliosdb/v1/error_pb.js';
 import { codeForSqlstate, toConnectError } from '../../src/server/errors.js';
 

@@ -9,9 +9,7 @@ import { create, isMessage } from '@bufbuild/protobuf';
 import {
   Code,
   ConnectError,
-  type ContextValues,
   createContextKey,
-  createContextValues,
   type Interceptor,
   type StreamRequest,
   type StreamResponse,
