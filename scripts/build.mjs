@@ -51,6 +51,9 @@ async function staged(pkgDir, build) {
   }
 }
 
+// Each package ships the repository's license (copied here, not kept twice in git).
+for (const dir of ['client', 'server']) copyFileSync(join(root, 'LICENSE'), join(root, 'src', dir, 'LICENSE'));
+
 const writeJson = (file, value) => writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 
 try {

@@ -22,6 +22,11 @@ const serverOnly = ['@electric-sql/pglite', 'pg', 'pino', 'jose', 'libpg-query',
 const run = (cmd: string, args: string[], cwd: string) =>
   execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', npm_config_audit: 'false', npm_config_fund: 'false' } });
 
+/** Every file under `dir`. */
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
 /** Every package name installed under `dir/node_modules` (scoped ones too). */
 function installed(dir: string): Set<string> {
   const out = new Set<string>();
@@ -65,6 +70,22 @@ describe('the packages, installed from their tarballs', { timeout: 240_000 }, ()
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `consumer-${dir.endsWith('app') ? 'app' : 'srv'}`, private: true, type: 'module' }));
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tgzs], dir);
     }
+    // Each package ships its license and readme; its declaration maps point at sources it ships.
+    for (const dir of [join(app, 'node_modules', '@heliosdb', 'client'), join(srv, 'node_modules', '@heliosdb', 'server')]) {
+      for (const f of ['LICENSE', 'README.md']) assert.ok(existsSync(join(dir, f)), `${dir} has ${f}`);
+      assert.match(readFileSync(join(dir, 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
+      const unresolved: string[] = [];
+      let maps = 0;
+      for (const file of walk(join(dir, 'dist'))) {
+        if (!file.endsWith('.d.ts.map')) continue;
+        maps++;
+        for (const source of (JSON.parse(readFileSync(file, 'utf8')) as { sources: string[] }).sources) {
+          if (!existsSync(join(dirname(file), source))) unresolved.push(`${file.slice(dir.length)} -> ${source}`);
+        }
+      }
+      assert.ok(maps > 10, `${dir} ships declaration maps (${maps})`);
+      assert.deepEqual(unresolved.slice(0, 5), [], `declaration maps of ${dir} resolve to shipped sources`);
+    }
     const appPackages = installed(app);
     assert.ok(appPackages.has('@heliosdb/client'));
     for (const p of serverOnly) assert.ok(!appPackages.has(p), `the client's tree holds ${p}`);
@@ -74,6 +95,7 @@ describe('the packages, installed from their tarballs', { timeout: 240_000 }, ()
     const bin = join(srv, 'node_modules', '.bin', 'heliosdb');
     assert.ok(existsSync(bin), 'the heliosdb bin is installed');
     assert.equal(run(bin, ['--version'], srv).trim(), version);
+    assert.equal(run('npx', ['--no-install', '@heliosdb/server', '--version'], srv).trim(), version, 'npx @heliosdb/server runs the heliosdb command');
     const server = spawn(bin, ['serve', '--port', '0', '--http-port', '0', '--log-level', 'info'], { cwd: srv, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let out = '';
