@@ -9,6 +9,7 @@ import { CircuitBreaker, type CircuitBreakerOptions, type CircuitStats } from '.
 import { ConnectionError } from '../errors.js';
 import { annotateAttempt } from '../transport/attempt-info.js';
 import { codeOf, isTransportFailure, normalizeFailure } from './failure.js';
+import { onStreamError } from './response-errors.js';
 
 /** The error of a call refused because the endpoint's circuit is open. */
 export function circuitOpenError(endpoint: string, retryInMs: number): ConnectionError {
@@ -38,19 +39,10 @@ export function createBreakerInterceptor(endpoint: string, options: CircuitBreak
       throw e;
     }
     breaker.onSuccess();
-    if (!res.stream) return res;
-    const inner = res.message;
-    return {
-      ...res,
-      message: (async function* () {
-        try {
-          yield* inner;
-        } catch (e) {
-          observe(req, e);
-          throw e;
-        }
-      })(),
-    };
+    return onStreamError(res, (e) => {
+      observe(req, e);
+      return e;
+    });
   };
   return { interceptor, stats: () => breaker.stats() };
 }

@@ -18,6 +18,7 @@ import {
 import { explainHttpToGrpcPort, explainTls } from '../connection-messages.js';
 import type { HeliosDBErrorCode } from '../error-codes.js';
 import { ConnectionError } from '../errors.js';
+import { onStreamError } from '../interceptors/response-errors.js';
 
 /** The code of a TLS failure in an error's cause chain (`ERR_SSL_WRONG_VERSION_NUMBER`, a certificate code). */
 function tlsCodeOf(err: unknown): string | undefined {
@@ -59,18 +60,7 @@ export function explainInterceptor(baseUrl: string): Interceptor {
     } catch (e) {
       throw explainFailure(e, baseUrl);
     }
-    if (!res.stream) return res;
-    const inner = res.message;
-    return {
-      ...res,
-      message: (async function* () {
-        try {
-          yield* inner;
-        } catch (e) {
-          throw explainFailure(e, baseUrl);
-        }
-      })(),
-    };
+    return onStreamError(res, (e) => explainFailure(e, baseUrl));
   };
 }
 
