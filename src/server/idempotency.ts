@@ -36,8 +36,8 @@ import type { Backend, BackendConnection } from './backend.js';
 import { txStatusOf } from './backend/connection.js';
 import { abortError } from './call-context.js';
 import { serverError, toConnectError } from './errors.js';
-import type { CommandSink } from './pg-command.js';
-import { PgPipeline, type PipelineStatement } from './pg-pipeline.js';
+import type { CommandSink } from './pg/pg-command.js';
+import { PgPipeline, type PipelineStatement } from './pg/pg-pipeline.js';
 import type { Session } from './sessions.js';
 import {
   claimSql,

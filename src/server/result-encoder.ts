@@ -9,7 +9,7 @@ import type { FieldDef } from 'pg';
 import { type Column, ColumnSchema, type ResultSet, ResultSetSchema, type Row, RowFormat, RowSchema, type Rows, RowsSchema, ErrorReason } from '@heliosdb/client/wire';
 import { CompactWriter } from '@heliosdb/client/wire';
 import { Oid } from '@heliosdb/client/wire';
-import type { CommandSink } from './pg-command.js';
+import type { CommandSink } from './pg/pg-command.js';
 import { serverError } from './errors.js';
 import { byteaFromText, cellToValue } from './values.js';
 

@@ -15,10 +15,10 @@ import pino from 'pino';
 import type { CopyFromRequest } from '../../gen/heliosdb/v1/database_pb.js';
 import { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import { Health } from '../../gen/grpc/health/v1/health_pb.js';
-import type { ConnectionLimits } from '../../src/server/connection-limits.js';
-import { type LimitedGrpcServer, startGrpcListener } from '../../src/server/grpc-listener.js';
+import type { ConnectionLimits } from '../../src/server/listeners/connection-limits.js';
+import { type LimitedGrpcServer, startGrpcListener } from '../../src/server/listeners/grpc-listener.js';
 import { createHealthService, HealthState } from '../../src/server/health-service.js';
-import { type HttpListener, startHttpListener } from '../../src/server/http-listener.js';
+import { type HttpListener, startHttpListener } from '../../src/server/listeners/http-listener.js';
 
 /** Options of the listeners. */
 export interface GateOptions {

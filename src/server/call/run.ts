@@ -8,8 +8,8 @@ import type { Backend, BackendConnection } from '../backend.js';
 import { abortError } from '../call-context.js';
 import { ConnectError } from '@connectrpc/connect';
 import { toConnectError } from '../errors.js';
-import { type CommandSink, isDatabaseError, PgCommand, type PgCommandOptions } from '../pg-command.js';
-import { PgPipeline, type PipelineOutcome, type PipelineStatement } from '../pg-pipeline.js';
+import { type CommandSink, isDatabaseError, PgCommand, type PgCommandOptions } from '../pg/pg-command.js';
+import { PgPipeline, type PipelineOutcome, type PipelineStatement } from '../pg/pg-pipeline.js';
 import type { CallFrame, Guard } from './statement-policy.js';
 
 /** Statements around a call's own, by guard and frame. */

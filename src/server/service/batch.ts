@@ -15,8 +15,8 @@ import { type GuardSteps, guardSteps, runCommand, runPipeline } from '../call/ru
 import { withConnection } from '../call/scope.js';
 import type { Guard } from '../call/statement-policy.js';
 import { serverError, toConnectError } from '../errors.js';
-import type { CommandSink } from '../pg-command.js';
-import type { PipelineOutcome, PipelineStatement } from '../pg-pipeline.js';
+import type { CommandSink } from '../pg/pg-command.js';
+import type { PipelineOutcome, PipelineStatement } from '../pg/pg-pipeline.js';
 import { ResultCollector } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { CountingSink } from './exec.js';

@@ -11,7 +11,7 @@ import type { CallContext } from '../call-context.js';
 import { guardSteps, isGuarded, runCommand, runPipeline } from '../call/run.js';
 import type { CallFrame, CheckedSql } from '../call/statement-policy.js';
 import { serverError, toConnectError } from '../errors.js';
-import type { CommandSink } from '../pg-command.js';
+import type { CommandSink } from '../pg/pg-command.js';
 import { parseCommandTag, ResultCollector } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 

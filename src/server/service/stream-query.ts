@@ -14,7 +14,7 @@ import { guardSteps } from '../call/run.js';
 import { runSubmittable } from '../call/run.js';
 import { withConnection } from '../call/scope.js';
 import { serverError } from '../errors.js';
-import { type CommandSink, PgCommand } from '../pg-command.js';
+import { type CommandSink, PgCommand } from '../pg/pg-command.js';
 import { columnsOf, parseCommandTag, RowEncoder } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { PushQueue } from './push-queue.js';

@@ -11,9 +11,9 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { StatusSchema } from '@heliosdb/client/wire';
-import type { CallInfo } from './auth/authenticator.js';
-import type { PeerInfo, Principal } from './auth/principal.js';
-import type { CallContext } from './call-context.js';
+import type { CallInfo } from '../auth/authenticator.js';
+import type { PeerInfo, Principal } from '../auth/principal.js';
+import type { CallContext } from '../call-context.js';
 import {
   type ConnectionLimits,
   defaultConnectionLimits,
@@ -25,7 +25,7 @@ import {
   requestTimeoutMs,
 } from './connection-limits.js';
 import { type GrpcRequestGate, grpcRequestGate } from './grpc-request-gate.js';
-import { commonNameOf } from './tls.js';
+import { commonNameOf } from '../tls.js';
 
 type AnyImpl = Record<string, (req: unknown, ctx: CallContext) => unknown>;
 

@@ -8,7 +8,7 @@
 import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { serverDefaults } from './options.js';
+import { serverDefaults } from '../options.js';
 
 /** The connection limits of one listener (the server options of the same names). */
 export interface ConnectionLimits {

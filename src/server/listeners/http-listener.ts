@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import type { DescService } from '@bufbuild/protobuf';
 import { createContextValues, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { type PeerInfo, peerKey, principalKey } from './auth/principal.js';
+import { type PeerInfo, peerKey, principalKey } from '../auth/principal.js';
 import type { Authenticate } from './grpc-listener.js';
 import { createConnectHandler } from './connect-handler.js';
 import {
@@ -25,7 +25,7 @@ import {
   requestTimeoutMs,
 } from './connection-limits.js';
 import { httpRequestGate } from './http-request-gate.js';
-import { commonNameOf, httpTlsOptions, type ServerTls } from './tls.js';
+import { commonNameOf, httpTlsOptions, type ServerTls } from '../tls.js';
 
 /** Headers a browser client may send. */
 const allowedHeaders = [
