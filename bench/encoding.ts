@@ -35,7 +35,15 @@ const shapes: Shape[] = [
 ];
 
 function fields(oids: number[]): FieldDef[] {
-  return oids.map((oid, i) => ({ name: `c${i}`, dataTypeID: oid, tableID: 0, columnID: 0, dataTypeSize: -1, dataTypeModifier: -1, format: 'text' }));
+  return oids.map((oid, i) => ({
+    name: `c${i}`,
+    dataTypeID: oid,
+    tableID: 0,
+    columnID: 0,
+    dataTypeSize: -1,
+    dataTypeModifier: -1,
+    format: 'text',
+  }));
 }
 
 function columns(oids: number[]): Column[] {
@@ -75,18 +83,24 @@ for (const shape of shapes) {
   for (const format of [RowFormat.VALUES, RowFormat.COMPACT]) {
     const label = format === RowFormat.VALUES ? 'values' : 'compact';
     let bytes = new Uint8Array();
-    const encMs = time(() => {
-      const enc = new RowEncoder(format);
-      enc.setFields(fields(shape.oids));
-      for (const c of cells) enc.add(c);
-      bytes = toBinary(RowsSchema, enc.take());
-    }, quick ? 3 : 7);
+    const encMs = time(
+      () => {
+        const enc = new RowEncoder(format);
+        enc.setFields(fields(shape.oids));
+        for (const c of cells) enc.add(c);
+        bytes = toBinary(RowsSchema, enc.take());
+      },
+      quick ? 3 : 7,
+    );
     const names = shape.oids.map((_, i) => `c${i}`);
     const decoder = new RowDecoder(columns(shape.oids), { int8: 'bigint' });
-    const decMs = time(() => {
-      if (format === RowFormat.VALUES) decodeValues(bytes, names);
-      else decoder.objects(fromBinary(RowsSchema, bytes));
-    }, quick ? 3 : 7);
+    const decMs = time(
+      () => {
+        if (format === RowFormat.VALUES) decodeValues(bytes, names);
+        else decoder.objects(fromBinary(RowsSchema, bytes));
+      },
+      quick ? 3 : 7,
+    );
     out[`${label}Bytes`] = bytes.length;
     out[`${label}EncodeMs`] = +encMs.toFixed(1);
     out[`${label}DecodeMs`] = +decMs.toFixed(1);

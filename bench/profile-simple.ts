@@ -37,16 +37,26 @@ const pglite = has('pglite');
 const streamRows = Number(arg('stream', '0'));
 /** --batch=N: insert N rows per call (executeMany for the SDK) instead (n counts rows). */
 const batchRows = Number(arg('batch', '0'));
-const batch: BenchRow[] = Array.from({ length: batchRows }, (_, i) => [i + 1, `name-${i + 1}`, (i + 1) * 0.5, new Date(Date.UTC(2026, 0, 1) + i * 1000)]);
+const batch: BenchRow[] = Array.from({ length: batchRows }, (_, i) => [
+  i + 1,
+  `name-${i + 1}`,
+  (i + 1) * 0.5,
+  new Date(Date.UTC(2026, 0, 1) + i * 1000),
+]);
 const profDir = path.join(root, '.bench-out/prof');
-const postgresUrl = process.env.HELIOSDB_BENCH_POSTGRES_URL || process.env.HELIOSDB_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
+const postgresUrl =
+  process.env.HELIOSDB_BENCH_POSTGRES_URL || process.env.HELIOSDB_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 if (prof) mkdirSync(profDir, { recursive: true });
-const child = fork(path.join(root, 'bench/lib/server-process.ts'), [JSON.stringify(pglite ? {} : { databaseUrl: postgresUrl, poolSize: 20 })], {
-  cwd: root,
-  execArgv: ['--import', 'tsx', '--expose-gc'],
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-});
+const child = fork(
+  path.join(root, 'bench/lib/server-process.ts'),
+  [JSON.stringify(pglite ? {} : { databaseUrl: postgresUrl, poolSize: 20 })],
+  {
+    cwd: root,
+    execArgv: ['--import', 'tsx', '--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  },
+);
 const ipc = new Ipc(child);
 const ready = await new Promise<{ grpcUrl: string; httpUrl?: string }>((resolve) => {
   ipc.onEvent = (name, value) => name === 'ready' && resolve(value as { grpcUrl: string; httpUrl?: string });
@@ -54,7 +64,17 @@ const ready = await new Promise<{ grpcUrl: string; httpUrl?: string }>((resolve)
 
 const d = openDriver({
   driver:
-    driver === 'raw' ? 'raw' : driver === 'connect' ? 'sdk-connect' : driver === 'pg' ? 'pg' : driver === 'postgres.js' ? 'postgres.js' : driver === 'values' ? 'sdk-values' : 'sdk-grpc',
+    driver === 'raw'
+      ? 'raw'
+      : driver === 'connect'
+        ? 'sdk-connect'
+        : driver === 'pg'
+          ? 'pg'
+          : driver === 'postgres.js'
+            ? 'postgres.js'
+            : driver === 'values'
+              ? 'sdk-values'
+              : 'sdk-grpc',
   backend: 'postgresql',
   ops: ['simple'],
   poolSize: 20,
@@ -80,12 +100,10 @@ async function loop(durationMs: number): Promise<number> {
         if (streamRows) {
           const got = await d.stream!(streamSql(streamRows, Number(arg('width', '1000'))));
           n += got;
-        }
-        else if (batchRows) {
+        } else if (batchRows) {
           await (d.insertAll ?? d.insert)!(batch);
           n += batch.length;
-        }
-        else {
+        } else {
           await d.simple!(next++);
           n++;
         }
@@ -129,7 +147,7 @@ const per = (x: number | undefined) => (x === undefined ? '?' : (x / n).toFixed(
 const sys = `syscalls/q: client ${per(s1 && s0 ? s1.reads - s0.reads : undefined)} reads ${per(s1 && s0 ? s1.writes - s0.writes : undefined)} writes; server ${per(server.readCalls)} reads ${per(server.writeCalls)} writes`;
 const qps = (n / elapsed) * 1000;
 console.log(
-  `${driver} c${concurrency}: ${qps.toFixed(0)} q/s; client CPU ${(((c1.user + c1.system) / n)).toFixed(0)} µs/q (user ${(c1.user / n).toFixed(0)}, system ${(c1.system / n).toFixed(0)}); server CPU ${((server.cpuMs * 1000) / n).toFixed(0)} µs/q; ${sys}`,
+  `${driver} c${concurrency}: ${qps.toFixed(0)} q/s; client CPU ${((c1.user + c1.system) / n).toFixed(0)} µs/q (user ${(c1.user / n).toFixed(0)}, system ${(c1.system / n).toFixed(0)}); server CPU ${((server.cpuMs * 1000) / n).toFixed(0)} µs/q; ${sys}`,
 );
 await ipc.request('stop').catch(() => {});
 await new Promise((r) => child.once('exit', r));

@@ -39,7 +39,8 @@ const allOps: Operation[] = ['simple', 'batch', 'stream', 'pool-queries', 'pool-
 const ops = (flagValue('only')?.split(',') as Operation[] | undefined) ?? allOps;
 for (const op of ops) if (!allOps.includes(op)) throw new Error(`unknown operation ${op}; expected ${allOps.join(', ')}`);
 const outDir = path.resolve(root, flagValue('out') ?? 'bench/results');
-const postgresUrl = process.env.HELIOSDB_BENCH_POSTGRES_URL || process.env.HELIOSDB_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
+const postgresUrl =
+  process.env.HELIOSDB_BENCH_POSTGRES_URL || process.env.HELIOSDB_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const poolSize = 20;
 
 const sizes: Sizes = quick
@@ -186,7 +187,10 @@ async function runCell(spec: CellSpec, server: ServerProc | undefined, timeoutMs
       clearTimeout(timer);
       ipc.close();
       const error = timedOut ? `timed out after ${timeoutMs / 1000} s` : `the cell process exited (${code ?? signal}) without a result`;
-      resolve(result ?? spec.ops.map((op) => ({ spec: { driver: spec.driver, backend: spec.backend, op, poolSize: spec.poolSize }, phases: [], error })));
+      resolve(
+        result ??
+          spec.ops.map((op) => ({ spec: { driver: spec.driver, backend: spec.backend, op, poolSize: spec.poolSize }, phases: [], error })),
+      );
     });
   });
 }
@@ -197,7 +201,7 @@ function summary(r: CellResult): string {
   return r.phases
     .map((p) => {
       const rate = (p.completed / p.elapsedMs) * 1000;
-      const extra = p.bytes ? ` ${((p.bytes / p.elapsedMs) * 1000 / 1e6).toFixed(0)} MB/s` : '';
+      const extra = p.bytes ? ` ${(((p.bytes / p.elapsedMs) * 1000) / 1e6).toFixed(0)} MB/s` : '';
       const lat = p.p50Ms !== undefined ? ` p50 ${p.p50Ms.toFixed(2)} p99 ${p.p99Ms!.toFixed(2)} ms` : '';
       const fail = p.failed ? ` ${p.failed} failed` : '';
       return `${p.phase}: ${rate.toFixed(0)}/s${extra}${lat}${fail} (${(p.elapsedMs / 1000).toFixed(2)} s)`;
@@ -266,7 +270,11 @@ async function waitForQuiet(): Promise<void> {
 function machine(pgVersion: string | undefined): Machine {
   let commit: string | undefined;
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     commit = undefined;
   }
@@ -331,7 +339,8 @@ async function main(): Promise<number> {
       if (quick) {
         const stacks: Variant[] = [];
         for (const op of ops) for (const v of variants[op]) if (!stacks.some((s) => s[0] === v[0] && s[1] === v[1])) stacks.push(v);
-        for (const [driver, backend] of stacks) jobs.push({ rep, driver, backend, ops: ops.filter((op) => variants[op].some((v) => v[0] === driver && v[1] === backend)) });
+        for (const [driver, backend] of stacks)
+          jobs.push({ rep, driver, backend, ops: ops.filter((op) => variants[op].some((v) => v[0] === driver && v[1] === backend)) });
       } else {
         for (const op of ops) {
           const list = variants[op];
@@ -379,7 +388,15 @@ async function main(): Promise<number> {
     `Batch insert: the SDK passes all rows to one executeMany call; the raw stub sends ExecuteBatch calls of ${sizes.batchChunk} parameter sets (the server pipelines one Bind/Execute per row); pg runs one multi-row INSERT ... VALUES of ${sizes.batchChunk} rows per call, postgres.js its sql(rows) bulk insert of ${sizes.batchChunk} rows; each call waits for the previous one.`,
     'Streaming and pool streams: the SDK decodes every row into a JavaScript object (as pg and postgres.js do); the raw stub leaves the compact row bytes undecoded.',
   );
-  const report: Report = { mode: quick ? 'quick' : 'full', repeats, machine: machine(pgVersion), sizes: { ...sizes }, rows, goals: goals(rows, { ...sizes }), notes };
+  const report: Report = {
+    mode: quick ? 'quick' : 'full',
+    repeats,
+    machine: machine(pgVersion),
+    sizes: { ...sizes },
+    rows,
+    goals: goals(rows, { ...sizes }),
+    notes,
+  };
   const md = markdown(report);
   mkdirSync(outDir, { recursive: true });
   const base = path.join(outDir, quick ? 'quick' : 'latest');
@@ -390,7 +407,8 @@ async function main(): Promise<number> {
   log(`bench: wrote ${path.relative(root, base)}.{md,json,svg} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const broken = rows.filter((r) => r.errors.length > 0);
   const skipped = rows.filter((r) => r.skipped).length;
-  if (broken.length > 0) log(`bench: ${broken.length} cell(s) failed: ${broken.map((r) => `${r.op} ${r.label}: ${r.errors[0]}`).join('; ')}`);
+  if (broken.length > 0)
+    log(`bench: ${broken.length} cell(s) failed: ${broken.map((r) => `${r.op} ${r.label}: ${r.errors[0]}`).join('; ')}`);
   // The plain closing line CI reads: cells that ran, broke, were skipped.
   console.log(`bench: ${rows.length - broken.length - skipped} passed, ${broken.length} failed${skipped ? `, ${skipped} skipped` : ''}`);
   return broken.length > 0 ? 1 : 0;

@@ -25,7 +25,9 @@ try {
 console.log('pool:', client.pool.getStats());
 await client.close();
 
-console.log(`\nTry it:  curl -s -X POST -H 'content-type: application/json' -d '{"sql":"SELECT * FROM users"}' ${server.httpUrl}/heliosdb.v1.DatabaseService/Query`);
+console.log(
+  `\nTry it:  curl -s -X POST -H 'content-type: application/json' -d '{"sql":"SELECT * FROM users"}' ${server.httpUrl}/heliosdb.v1.DatabaseService/Query`,
+);
 console.log('Serving until Ctrl-C.');
 const stop = () => void server.close().then(() => process.exit(0));
 process.on('SIGINT', stop);

@@ -89,7 +89,8 @@ export async function bundleForBrowser(entry: string, options: { minify?: boolea
     for (const imp of info.imports) {
       if (!imp.external) continue;
       modules.add(imp.path);
-      if (nodeOnlyPatterns.some((p) => p.test(imp.path)) || imp.path.startsWith('node:')) nodeOnly.push(`${imp.path} (imported by ${input})`);
+      if (nodeOnlyPatterns.some((p) => p.test(imp.path)) || imp.path.startsWith('node:'))
+        nodeOnly.push(`${imp.path} (imported by ${input})`);
     }
   }
   const code = js.text;
@@ -119,7 +120,9 @@ async function main(): Promise<void> {
   writeFileSync(join(out, 'heliosdb.min.js'), bundle.code);
   const size = { entry: 'src/client/web.ts', minifiedBytes: bundle.bytes, gzipBytes: bundle.gzipBytes, modules: bundle.modules.length };
   writeFileSync(join(out, 'size.json'), `${JSON.stringify(size, null, 2)}\n`);
-  console.log(`dist/browser/heliosdb.min.js: ${kb(bundle.bytes)} minified, ${kb(bundle.gzipBytes)} minified+gzipped (${bundle.modules.length} modules)`);
+  console.log(
+    `dist/browser/heliosdb.min.js: ${kb(bundle.bytes)} minified, ${kb(bundle.gzipBytes)} minified+gzipped (${bundle.modules.length} modules)`,
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -11,7 +11,18 @@
 // Each new tree is built in a staging folder beside dist/ (at the same depth, so relative map
 // paths hold) and swapped in at the end: a failed build leaves the previous dist/ intact.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -70,7 +81,9 @@ try {
     }
     const entryPoints = [join(root, 'src', 'client'), join(root, 'gen')]
       .flatMap((d) => walk(d))
-      .filter((p) => /\.[cm]?ts$/.test(p) && !/\.d\.[cm]?ts$/.test(p) && !p.includes(`${join('src', 'client')}/dist`) && !p.includes('.dist-'));
+      .filter(
+        (p) => /\.[cm]?ts$/.test(p) && !/\.d\.[cm]?ts$/.test(p) && !p.includes(`${join('src', 'client')}/dist`) && !p.includes('.dist-'),
+      );
     const result = await esbuild.build({
       absWorkingDir: root,
       entryPoints,
@@ -107,4 +120,6 @@ try {
   console.error(`build failed: ${err instanceof Error ? err.message : err}`);
   process.exit(1);
 }
-console.log(`built @heliosdb/client (src/client/dist) and @heliosdb/server (src/server/dist) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  `built @heliosdb/client (src/client/dist) and @heliosdb/server (src/server/dist) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);

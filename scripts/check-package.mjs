@@ -15,12 +15,18 @@ const work = mkdtempSync(join(tmpdir(), 'heliosdb-pack-'));
 let failed = false;
 try {
   const packed = JSON.parse(
-    execFileSync('npm', ['pack', '--json', '--pack-destination', work, '--workspace', 'src/client', '--workspace', 'src/server'], { cwd: root, encoding: 'utf8' }),
+    execFileSync('npm', ['pack', '--json', '--pack-destination', work, '--workspace', 'src/client', '--workspace', 'src/server'], {
+      cwd: root,
+      encoding: 'utf8',
+    }),
   );
   for (const p of packed) console.log(`${p.filename}: ${p.entryCount} files, ${(p.size / 1024).toFixed(0)} KiB packed`);
   const client = packed.find((p) => p.name === '@heliosdb/client');
   const attw = (format) =>
-    execFileSync(join(root, 'node_modules', '.bin', 'attw'), [join(work, client.filename), '--profile', 'node16', '--format', format], { cwd: work, encoding: 'utf8' });
+    execFileSync(join(root, 'node_modules', '.bin', 'attw'), [join(work, client.filename), '--profile', 'node16', '--format', format], {
+      cwd: work,
+      encoding: 'utf8',
+    });
   const json = (() => {
     try {
       return attw('json');

@@ -19,7 +19,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 async function startExample(): Promise<{ child: ChildProcess; pageUrl: string; output: () => string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HELIOSDB_HTTP_PORT: '0' };
   delete env.HELIOSDB_DATABASE_URL; // the embedded engine, as `npx tsx examples/browser/serve.ts` starts it
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/browser/serve.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/browser/serve.ts')], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -66,8 +70,13 @@ describeWithChromium('browser example (examples/browser)', (executablePath) => {
   });
 
   test('typing SQL and clicking Run shows the rows in a table', async () => {
-    await page.waitForFunction(() => /HeliosDB .* on pglite/.test(document.getElementById('server-info')!.textContent ?? ''), undefined, { timeout: 10_000 });
-    await page.fill('#sql', "SELECT n, n::int8 * 1000000000000 AS big, 1.50::numeric AS price, '\\x00ff'::bytea AS bytes, ARRAY['a', NULL] AS tags FROM generate_series(1, 3) AS n");
+    await page.waitForFunction(() => /HeliosDB .* on pglite/.test(document.getElementById('server-info')!.textContent ?? ''), undefined, {
+      timeout: 10_000,
+    });
+    await page.fill(
+      '#sql',
+      "SELECT n, n::int8 * 1000000000000 AS big, 1.50::numeric AS price, '\\x00ff'::bytea AS bytes, ARRAY['a', NULL] AS tags FROM generate_series(1, 3) AS n",
+    );
     await page.click('#run');
     await page.waitForSelector('#result-table');
     const headers = await page.locator('#result-table thead th').allInnerTexts();
@@ -75,7 +84,9 @@ describeWithChromium('browser example (examples/browser)', (executablePath) => {
       headers.map((h) => h.replace(/\s+/g, ' ').trim()),
       ['n int4', 'big int8', 'price numeric', 'bytes bytea', 'tags _text'],
     );
-    const rows = await page.locator('#result-table tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
+    const rows = await page
+      .locator('#result-table tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
     assert.deepEqual(rows, [
       ['1', '1000000000000', '1.50', '\\x00ff', '["a",null]'],
       ['2', '2000000000000', '1.50', '\\x00ff', '["a",null]'],
@@ -95,11 +106,16 @@ describeWithChromium('browser example (examples/browser)', (executablePath) => {
   test('streaming a large result counts rows live, and Cancel stops it', async () => {
     const counter = async () => Number((await text(page, '#row-counter')).replace(/,/g, ''));
     await page.click('#stream');
-    await page.waitForFunction(() => Number(document.getElementById('row-counter')!.textContent!.replace(/,/g, '')) >= 20_000, undefined, { polling: 20, timeout: 20_000 });
+    await page.waitForFunction(() => Number(document.getElementById('row-counter')!.textContent!.replace(/,/g, '')) >= 20_000, undefined, {
+      polling: 20,
+      timeout: 20_000,
+    });
     assert.match(await text(page, '#stream-status'), /streaming/, 'still streaming when the counter passed 20 000');
     assert.equal(await page.locator('#cancel').isEnabled(), true);
     await page.click('#cancel');
-    await page.waitForFunction(() => /cancelled|done|failed/.test(document.getElementById('stream-status')!.textContent ?? ''), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => /cancelled|done|failed/.test(document.getElementById('stream-status')!.textContent ?? ''), undefined, {
+      timeout: 10_000,
+    });
     const status = await text(page, '#stream-status');
     assert.match(status, /^cancelled after [\d,]+ rows$/);
     const rows = await counter();

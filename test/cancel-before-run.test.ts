@@ -13,7 +13,8 @@ import { uniqueName, useServer } from './helpers/server.js';
 
 describeEachBackend('calls given up on', (backend) => {
   const server = useServer(backend);
-  const count = async (c: ReturnType<typeof createClient>, table: string) => (await c.queryOne<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).n;
+  const count = async (c: ReturnType<typeof createClient>, table: string) =>
+    (await c.queryOne<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).n;
 
   test('a statement cancelled or timed out while queued in a transaction is not applied', async () => {
     const ts = server();
@@ -42,7 +43,7 @@ describeEachBackend('calls given up on', (backend) => {
     }
   });
 
-  test('copyFrom: a source that throws is the caller\'s error, nothing applied; a lost answer is settled, on both listeners', async () => {
+  test("copyFrom: a source that throws is the caller's error, nothing applied; a lost answer is settled, on both listeners", async () => {
     const ts = server();
     for (const url of [ts.server.grpcUrl, ts.server.httpUrl!]) {
       const c = createClient({ url, minConnections: 0 });
@@ -50,10 +51,13 @@ describeEachBackend('calls given up on', (backend) => {
       await c.execute(`CREATE TABLE ${table} (id int)`);
       try {
         const broken = await c
-          .copyFrom(`COPY ${table} FROM STDIN`, (async function* () {
-            yield '1\n';
-            throw new Error('source broke');
-          })())
+          .copyFrom(
+            `COPY ${table} FROM STDIN`,
+            (async function* () {
+              yield '1\n';
+              throw new Error('source broke');
+            })(),
+          )
           .then(
             () => undefined,
             (e: unknown) => e,
@@ -62,7 +66,9 @@ describeEachBackend('calls given up on', (backend) => {
         assert.equal(await count(c, table), 0);
         if (backend.name === 'postgresql') {
           // The COPY outlives its deadline (a slow trigger): its answer is lost, and settled.
-          await c.execute(`CREATE FUNCTION ${table}_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$`);
+          await c.execute(
+            `CREATE FUNCTION ${table}_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$`,
+          );
           await c.execute(`CREATE TRIGGER slow AFTER INSERT ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION ${table}_slow()`);
           const r = await c.copyFrom(`COPY ${table} FROM STDIN`, '7\n', { timeoutMs: 200 }).then(
             (v) => v,
@@ -70,7 +76,10 @@ describeEachBackend('calls given up on', (backend) => {
           );
           const n = await count(c, table);
           if (r instanceof Error) {
-            assert.ok(r instanceof HeliosDBError && ['NOT_APPLIED', 'TIMEOUT', 'AMBIGUOUS_RESULT'].includes(r.code), `a clear outcome (${String(r)})`);
+            assert.ok(
+              r instanceof HeliosDBError && ['NOT_APPLIED', 'TIMEOUT', 'AMBIGUOUS_RESULT'].includes(r.code),
+              `a clear outcome (${String(r)})`,
+            );
             if (r.code !== 'AMBIGUOUS_RESULT') assert.equal(n, 0, 'a definite failure wrote nothing');
           } else {
             assert.equal((r as { rowCount: number }).rowCount, 1);

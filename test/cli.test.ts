@@ -45,7 +45,10 @@ test('an unknown flag names the nearest one; a bad value says which flag and wha
 });
 
 test('flags win over HELIOSDB_* variables; booleans stand alone', () => {
-  const { options } = parseServeArgs(['--port', '1234', '--allow-insecure-password', '--cors-origin', 'a,b'], { HELIOSDB_PORT: '9', HELIOSDB_POOL_SIZE: '3' });
+  const { options } = parseServeArgs(['--port', '1234', '--allow-insecure-password', '--cors-origin', 'a,b'], {
+    HELIOSDB_PORT: '9',
+    HELIOSDB_POOL_SIZE: '3',
+  });
   assert.deepEqual(options, { port: 1234, poolSize: 3, allowInsecurePassword: true, corsOrigins: ['a', 'b'] });
 });
 
@@ -56,12 +59,19 @@ test("the README's flag table is the option table", () => {
 });
 
 test('logs: one readable line per entry on a terminal, with its fields', () => {
-  const line = prettyLine({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), msg: 'authentication is off', host: '127.0.0.1', n: 3 }, false);
+  const line = prettyLine(
+    { level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), msg: 'authentication is off', host: '127.0.0.1', n: 3 },
+    false,
+  );
   assert.match(line, /^\d\d:\d\d:\d\d WARN {2}authentication is off {2}host=127\.0\.0\.1 n=3\n$/);
 });
 
 test('a started server logs JSON when not on a terminal, says each warning once, and a second SIGINT exits at once', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/bin/heliosdb.ts', 'serve', '--port', '0', '--http-port', '-1', '--shutdown-grace-ms', '30000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/server/bin/heliosdb.ts', 'serve', '--port', '0', '--http-port', '-1', '--shutdown-grace-ms', '30000'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -19,7 +19,15 @@ import { backends, postgresSkipReason } from './helpers/backends.js';
 import { describeWithChromium, launchChromium, modulePage, serveStatic, type StaticServer } from './helpers/chromium.js';
 
 /** Module paths the browser bundles must never contain (besides `node:*` built-ins). */
-const forbidden = ['@grpc/grpc-js', 'node_modules/pg/', 'node_modules/pg-', '@electric-sql/pglite', '@connectrpc/connect-node', 'pino', 'src/server/'];
+const forbidden = [
+  '@grpc/grpc-js',
+  'node_modules/pg/',
+  'node_modules/pg-',
+  '@electric-sql/pglite',
+  '@connectrpc/connect-node',
+  'pino',
+  'src/server/',
+];
 
 function checkBrowserSafe(bundle: BrowserBundle, what: string): void {
   assert.deepEqual(bundle.nodeOnly, [], `${what}: Node-only modules in the browser bundle`);
@@ -44,7 +52,12 @@ describe('browser bundle', () => {
   test('src/web.ts bundles for the browser without any Node-only module; its size is reported', async (t) => {
     const bundle = await bundleForBrowser('src/client/web.ts');
     checkBrowserSafe(bundle, 'src/client/web.ts');
-    for (const m of ['src/client/web.ts', 'src/client/client.ts', 'src/client/transport/concurrency-limiter.ts', 'src/client/transport/web-parts.ts']) {
+    for (const m of [
+      'src/client/web.ts',
+      'src/client/client.ts',
+      'src/client/transport/concurrency-limiter.ts',
+      'src/client/transport/web-parts.ts',
+    ]) {
       assert.ok(bundle.modules.includes(m), `the bundle contains ${m}`);
     }
     const size = {
@@ -160,7 +173,13 @@ describeWithChromium('client behaviour [browser]', (executablePath) => {
       let results: Map<string, Omit<CaseResult, 'error'>>;
       let log: string[] = [];
       before(async () => {
-        const server = await startServer({ port: 0, httpPort: 0, logLevel: 'silent', databaseUrl: backend.databaseUrl, corsOrigins: [site.origin] });
+        const server = await startServer({
+          port: 0,
+          httpPort: 0,
+          logLevel: 'silent',
+          databaseUrl: backend.databaseUrl,
+          corsOrigins: [site.origin],
+        });
         try {
           const opened = await openSuite(browser, site);
           log = opened.log;
@@ -168,7 +187,12 @@ describeWithChromium('client behaviour [browser]', (executablePath) => {
           const run = opened.page.evaluate((e) => (globalThis as unknown as { heliosdbSuite: BrowserSuite }).heliosdbSuite.run(e), env);
           const list = await Promise.race([
             run,
-            new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the browser suite did not finish in 120 s; page log:\n${log.join('\n')}`)), 120_000).unref()),
+            new Promise<never>((_, reject) =>
+              setTimeout(
+                () => reject(new Error(`the browser suite did not finish in 120 s; page log:\n${log.join('\n')}`)),
+                120_000,
+              ).unref(),
+            ),
           ]);
           results = new Map(list.map((r) => [r.name, r]));
           await opened.page.close();
@@ -198,7 +222,10 @@ describeWithChromium('client behaviour [browser]', (executablePath) => {
   if (postgresSkipReason) test('[browser] [postgresql]', { skip: postgresSkipReason }, () => {});
 
   test('a page from an origin outside corsOrigins gets no answer from the server', async () => {
-    const other = await serveStatic({ '/': modulePage('not allowed'), '/app.js': { type: 'text/javascript; charset=utf-8', body: (await behaviourBundle()).code } });
+    const other = await serveStatic({
+      '/': modulePage('not allowed'),
+      '/app.js': { type: 'text/javascript; charset=utf-8', body: (await behaviourBundle()).code },
+    });
     // Only `site` is allowed; `other` is another port, so another origin.
     const server = await startServer({ port: 0, httpPort: 0, logLevel: 'silent', corsOrigins: [site.origin] });
     try {

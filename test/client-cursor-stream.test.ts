@@ -32,19 +32,24 @@ describeEachBackend('WHERE CURRENT OF through a cursor', (backend) => {
     await client.execute(`TRUNCATE ${orders}`);
     await client.execute(`INSERT INTO ${orders} (id) SELECT g FROM generate_series(1, ${n}) g`);
   };
-  const checked = async () => (await client.query<{ id: number }>(`SELECT id FROM ${orders} WHERE checked ORDER BY id`)).rows.map((r) => r.id);
+  const checked = async () =>
+    (await client.query<{ id: number }>(`SELECT id FROM ${orders} WHERE checked ORDER BY id`)).rows.map((r) => r.id);
 
   test("the README's example with fewer rows than the page: the fetch runs off the end, and the 24000 error says why and what to do", async () => {
     await reset(3);
     const e = await rejects(
       client.transaction(async (tx) => {
         await using cursor = await tx.cursor(`SELECT * FROM ${orders} ORDER BY id FOR UPDATE`);
-        for (const _order of await cursor.fetch(100)) await tx.execute(`UPDATE ${orders} SET checked = true WHERE CURRENT OF ${cursor.name}`);
+        for (const _order of await cursor.fetch(100))
+          await tx.execute(`UPDATE ${orders} SET checked = true WHERE CURRENT OF ${cursor.name}`);
       }),
       QueryError,
     );
     assert.equal(e.sqlstate, '24000');
-    assert.match(e.message, /is not positioned on a row: a FETCH leaves the cursor on the last row it returned, or after the last row when it returned fewer rows/);
+    assert.match(
+      e.message,
+      /is not positioned on a row: a FETCH leaves the cursor on the last row it returned, or after the last row when it returned fewer rows/,
+    );
     assert.match(e.message, /fetch one row at a time \(cursor\.fetch\(1\), or fetchSize: 1\)/);
     assert.deepEqual(await checked(), [], 'the transaction rolled back');
   });
@@ -64,7 +69,8 @@ describeEachBackend('WHERE CURRENT OF through a cursor', (backend) => {
     await reset(7);
     await client.transaction(async (tx) => {
       await using cursor = await tx.cursor(`SELECT * FROM ${orders} WHERE id <= 3 ORDER BY id FOR UPDATE`);
-      for (let rows; (rows = await cursor.fetch(1)).length > 0; ) await tx.execute(`UPDATE ${orders} SET checked = true WHERE CURRENT OF ${cursor.name}`);
+      for (let rows; (rows = await cursor.fetch(1)).length > 0; )
+        await tx.execute(`UPDATE ${orders} SET checked = true WHERE CURRENT OF ${cursor.name}`);
     });
     assert.deepEqual(await checked(), [1, 2, 3]);
     await client.transaction(async (tx) => {
@@ -120,7 +126,10 @@ describeEachBackend('a stream left early', (backend) => {
 
       const whole = client.stream('SELECT g FROM generate_series(1, 300) g', [], { batchRows: 100 });
       assert.equal((await whole.toArray()).length, 300);
-      assert.deepEqual({ ...statsOf(whole), executionTimeMs: 0, roundTripMs: 0 }, { command: 'SELECT', rowCount: 300, executionTimeMs: 0, roundTripMs: 0, complete: true });
+      assert.deepEqual(
+        { ...statsOf(whole), executionTimeMs: 0, roundTripMs: 0 },
+        { command: 'SELECT', rowCount: 300, executionTimeMs: 0, roundTripMs: 0, complete: true },
+      );
       const after = client.metrics.snapshot().StreamQuery;
       assert.deepEqual({ count: after.count, errors: after.errors, cancelled: after.cancelled }, { count: 2, errors: 0, cancelled: 1 });
     });

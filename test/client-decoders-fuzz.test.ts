@@ -36,7 +36,13 @@ interface Done {
 function runInWorker(decoder: string, start: number): Promise<Done> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./helpers/ts-worker.mjs', import.meta.url), {
-      workerData: { module: pathToFileURL(new URL('./helpers/decoder-fuzz-worker.ts', import.meta.url).pathname).href, decoder, count: CASES, start, limitMs: LIMIT_MS },
+      workerData: {
+        module: pathToFileURL(new URL('./helpers/decoder-fuzz-worker.ts', import.meta.url).pathname).href,
+        decoder,
+        count: CASES,
+        start,
+        limitMs: LIMIT_MS,
+      },
     });
     let last: { i: number; input: string } | undefined;
     let lastAt = Date.now();
@@ -44,7 +50,11 @@ function runInWorker(decoder: string, start: number): Promise<Done> {
       if (Date.now() - lastAt < HANG_MS) return;
       clearInterval(watchdog);
       void worker.terminate();
-      reject(new Error(`${decoder}: case ${last?.i ?? 0} did not return within ${HANG_MS} ms (start ${start}); input: ${last?.input ?? '(before the first case)'}`));
+      reject(
+        new Error(
+          `${decoder}: case ${last?.i ?? 0} did not return within ${HANG_MS} ms (start ${start}); input: ${last?.input ?? '(before the first case)'}`,
+        ),
+      );
     }, 100);
     worker.on('message', (m: { type: 'case'; i: number; input: string } | Done) => {
       lastAt = Date.now();
@@ -77,7 +87,11 @@ for (const decoder of Object.keys(decoders)) {
     // The generators must reach both sides: values and typed errors (except where every text is a
     // value: dates pass through, timestamps and intervals not in PostgreSQL's format come back as text).
     assert.ok((done.outcomes.value ?? 0) > 0, `${summary}: no case decoded to a value`);
-    if (!['dates', 'timestamps', 'intervals'].includes(decoder)) assert.ok(Object.keys(done.outcomes).some((k) => k.startsWith('typed:')), `${summary}: no case was refused`);
+    if (!['dates', 'timestamps', 'intervals'].includes(decoder))
+      assert.ok(
+        Object.keys(done.outcomes).some((k) => k.startsWith('typed:')),
+        `${summary}: no case was refused`,
+      );
   });
 }
 
@@ -94,5 +108,8 @@ test('the array parser: an unterminated quoted element and other malformed liter
     ['3', '4'],
   ]);
   assert.deepEqual(parseArrayLiteral('{}'), []);
-  assert.throws(() => parseArrayLiteral('{"abc'), (err: unknown) => err instanceof HeliosDBError && err.code === 'DECODE_ERROR');
+  assert.throws(
+    () => parseArrayLiteral('{"abc'),
+    (err: unknown) => err instanceof HeliosDBError && err.code === 'DECODE_ERROR',
+  );
 });

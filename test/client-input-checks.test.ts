@@ -5,14 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import {
-  ConfigurationError,
-  createClient,
-  HeliosDBError,
-  type HeliosDBClient,
-  ParameterError,
-  resolveConfig,
-} from '@heliosdb/client';
+import { ConfigurationError, createClient, HeliosDBError, type HeliosDBClient, ParameterError, resolveConfig } from '@heliosdb/client';
 import { toParams } from '../src/client/protocol/params.js';
 import { rejects } from './helpers/assert-error.js';
 import { describeEachBackend } from './helpers/backends.js';
@@ -97,7 +90,23 @@ describe('parameters', () => {
       { a: [1, { b: 2n }], d: new Date(0), u: undefined },
       Object.create(null),
     ]).map((v) => v.kind.case);
-    assert.deepEqual(kinds, ['nullValue', 'nullValue', 'bool', 'int32', 'int64', 'float64', 'numeric', 'text', 'timestamptz', 'bytes', 'bytes', 'bytes', 'array', 'json', 'json']);
+    assert.deepEqual(kinds, [
+      'nullValue',
+      'nullValue',
+      'bool',
+      'int32',
+      'int64',
+      'float64',
+      'numeric',
+      'text',
+      'timestamptz',
+      'bytes',
+      'bytes',
+      'bytes',
+      'array',
+      'json',
+      'json',
+    ]);
     const json = toParams([{ a: [1, { b: 2n }], d: new Date(0), u: undefined }])[0].kind;
     assert.equal(json.case === 'json' ? json.value : '', '{"a":[1,{"b":"2"}],"d":"1970-01-01T00:00:00.000Z"}');
     // The same object twice is not a cycle.
@@ -160,13 +169,19 @@ describe('client options', () => {
 
   test("pg's and postgres.js's option names are refused with the option to use instead", () => {
     const cases: [object, RegExp][] = [
-      [{ connectionString: 'postgres://u@db/app' }, /"connectionString": use url \(url: 'grpc:\/\/db\.example\.com:7700' is the HeliosDB server's address; the PostgreSQL URL is the server's option: heliosdb serve --database-url/],
+      [
+        { connectionString: 'postgres://u@db/app' },
+        /"connectionString": use url \(url: 'grpc:\/\/db\.example\.com:7700' is the HeliosDB server's address; the PostgreSQL URL is the server's option: heliosdb serve --database-url/,
+      ],
       [{ connectionTimeoutMillis: 5000 }, /"connectionTimeoutMillis": use connectTimeoutMs\./],
       [{ max: 20 }, /"max": use maxConnections\./],
       [{ min: 2 }, /"min": use minConnections\./],
       [{ idleTimeoutMillis: 30000 }, /"idleTimeoutMillis": use idleTimeoutSeconds \(seconds: divide by 1000\)\./],
       [{ statement_timeout: 1000 }, /"statement_timeout": use timeoutMs \(/],
-      [{ host: 'db', port: 5432, database: 'app' }, /"host", "port": use url \(url: 'grpc:\/\/.*"database": use url \(.*so the server chooses the database\)/],
+      [
+        { host: 'db', port: 5432, database: 'app' },
+        /"host", "port": use url \(url: 'grpc:\/\/.*"database": use url \(.*so the server chooses the database\)/,
+      ],
       [{ ssl: true, maxConection: 3 }, /"maxConection": use maxConnections\./],
       [{ timeoutMS: 5 }, /"timeoutMS": use timeoutMs\./],
       [{ aplicationName: 'x' }, /"aplicationName": use applicationName\./],
@@ -182,7 +197,10 @@ describe('client options', () => {
       () => createClient({ url: 'grpcs://db:7700', tls: { rejectUnauthorized: false } } as never),
       (e: unknown) => e instanceof ConfigurationError && /"tls": use ssl \(ssl: \{ ca, cert, key, servername, mode \}\)/.test(e.message),
     );
-    assert.throws(() => createClient({ ca: 'PEM' } as never), (e: unknown) => e instanceof ConfigurationError && /"ca": use ssl \(ssl: \{ ca \}\)/.test(e.message));
+    assert.throws(
+      () => createClient({ ca: 'PEM' } as never),
+      (e: unknown) => e instanceof ConfigurationError && /"ca": use ssl \(ssl: \{ ca \}\)/.test(e.message),
+    );
   });
 
   test('every documented option, a resolved config and options set to undefined are accepted', () => {

@@ -82,7 +82,11 @@ describe('connection and deadline mistakes', () => {
       const c = client({ url: `http://127.0.0.1:${port}`, ...extra });
       const e = await rejects(c.query('SELECT 1'), ConnectionError);
       assert.equal(e.code, 'WRONG_PROTOCOL', `${JSON.stringify(extra)}: ${e.message}`);
-      assert.match(e.message, new RegExp(`^http://127\\.0\\.0\\.1:${port} speaks native gRPC.*use grpc://127\\.0\\.0\\.1:${port}`), JSON.stringify(extra));
+      assert.match(
+        e.message,
+        new RegExp(`^http://127\\.0\\.0\\.1:${port} speaks native gRPC.*use grpc://127\\.0\\.0\\.1:${port}`),
+        JSON.stringify(extra),
+      );
       assert.equal(c.pool.getStats().retries, 0, 'a wrong port is not retried');
     }
   });
@@ -103,27 +107,42 @@ describe('connection and deadline mistakes', () => {
   });
 
   test('https:// to a plaintext HTTP port says the same', async () => {
-    const e = await rejects(client({ url: `https://127.0.0.1:${portOf(plain.httpUrl!)}`, ssl: { ca: certs.ca.cert } }).query('SELECT 1'), ConnectionError);
+    const e = await rejects(
+      client({ url: `https://127.0.0.1:${portOf(plain.httpUrl!)}`, ssl: { ca: certs.ca.cert } }).query('SELECT 1'),
+      ConnectionError,
+    );
     assert.equal(e.code, 'TLS_ERROR', e.message);
     assert.match(e.message, /TLS failed because the server does not speak TLS/);
     assert.doesNotMatch(e.message, /ssl3_get_record|openssl/);
   });
 
   test('grpc:// to a TLS server hints at grpcs://; grpcs:// with an unknown CA says the certificate was not accepted', async () => {
-    const plainToTls = await rejects(client({ url: `grpc://127.0.0.1:${portOf(secure.grpcUrl)}`, retry: false }).query('SELECT 1'), ConnectionError);
+    const plainToTls = await rejects(
+      client({ url: `grpc://127.0.0.1:${portOf(secure.grpcUrl)}`, retry: false }).query('SELECT 1'),
+      ConnectionError,
+    );
     assert.match(plainToTls.message, /if it uses TLS, use grpcs:\/\//);
     const untrusted = await rejects(client({ url: `grpcs://localhost:${portOf(secure.grpcUrl)}` }).query('SELECT 1'), ConnectionError);
     assert.equal(untrusted.code, 'TLS_ERROR');
-    assert.match(untrusted.message, /TLS failed: the server's certificate was not accepted \(unable to verify the first certificate\); pass the certificate authority/);
+    assert.match(
+      untrusted.message,
+      /TLS failed: the server's certificate was not accepted \(unable to verify the first certificate\); pass the certificate authority/,
+    );
     // And with the CA it works.
-    assert.equal((await client({ url: `grpcs://localhost:${portOf(secure.grpcUrl)}`, ssl: { ca: certs.ca.cert } }).query('SELECT 1')).rowCount, 1);
+    assert.equal(
+      (await client({ url: `grpcs://localhost:${portOf(secure.grpcUrl)}`, ssl: { ca: certs.ca.cert } }).query('SELECT 1')).rowCount,
+      1,
+    );
   });
 
   test('grpc:// to a port nothing listens on says so', async () => {
     const port = await closedPort();
     const e = await rejects(client({ url: `grpc://127.0.0.1:${port}`, retry: false }).query('SELECT 1'), ConnectionError);
     assert.equal(e.code, 'CONNECTION_FAILED');
-    assert.match(e.message, new RegExp(`could not connect to grpc://127\\.0\\.0\\.1:${port}: nothing accepts connections there \\(connect ECONNREFUSED`));
+    assert.match(
+      e.message,
+      new RegExp(`could not connect to grpc://127\\.0\\.0\\.1:${port}: nothing accepts connections there \\(connect ECONNREFUSED`),
+    );
   });
 });
 
@@ -177,7 +196,10 @@ describe('console.log(err) and JSON.stringify(err)', () => {
     for (const [k, v] of Object.entries(json)) assert.notEqual(v, null, `${k} is null`);
     assert.ok(!('hint' in json) && !('retryAfterMs' in json) && !('statementIndex' in json), Object.keys(json).join());
 
-    const shown = await rejects(verbose.execute(`INSERT INTO ${table} VALUES ($1, $2)`, [1n, new Uint8Array([1, 2, 3])]), UniqueViolationError);
+    const shown = await rejects(
+      verbose.execute(`INSERT INTO ${table} VALUES ($1, $2)`, [1n, new Uint8Array([1, 2, 3])]),
+      UniqueViolationError,
+    );
     assert.deepEqual(JSON.parse(JSON.stringify(shown)).params, ['1', '<3 bytes>']);
     assert.match(util.inspect(shown), /params: \[ '1', '<3 bytes>' \]/);
   });

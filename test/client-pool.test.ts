@@ -24,7 +24,13 @@ describeEachBackend('client pool', (backend) => {
   // The embedded engine runs one statement at a time: a smaller flood saturates the pool as well.
   const calls = backend.name === 'pglite' ? 4000 : 10_000;
   test(`${calls.toLocaleString('en')} calls in flight complete inside maxConnections, and the stats add up`, async () => {
-    const client = createClient({ url: ts.server.grpcUrl, minConnections: 2, maxConnections: 8, maxStreamsPerConnection: 100, acquisitionTimeoutMs: 60_000 });
+    const client = createClient({
+      url: ts.server.grpcUrl,
+      minConnections: 2,
+      maxConnections: 8,
+      maxStreamsPerConnection: 100,
+      acquisitionTimeoutMs: 60_000,
+    });
     try {
       let peak = 0;
       const sampler = setInterval(() => (peak = Math.max(peak, client.pool.getStats().totalConnections)), 5);
@@ -47,7 +53,13 @@ describeEachBackend('client pool', (backend) => {
   });
 
   test('a saturated pool at its maximum fails waiting calls with ConnectionTimeoutError', async () => {
-    const client = createClient({ url: ts.server.grpcUrl, minConnections: 1, maxConnections: 1, maxStreamsPerConnection: 1, acquisitionTimeoutMs: 200 });
+    const client = createClient({
+      url: ts.server.grpcUrl,
+      minConnections: 1,
+      maxConnections: 1,
+      maxStreamsPerConnection: 1,
+      acquisitionTimeoutMs: 200,
+    });
     try {
       // Hold the only call slot with a slow call.
       const slow = backend.name === 'postgresql' ? client.query('SELECT pg_sleep(1.5)') : holdPgliteSession(ts, client);
@@ -70,7 +82,14 @@ describeEachBackend('client pool', (backend) => {
   });
 
   test('channels past maxLifetimeSeconds are recycled without cutting calls off; idle extras shrink away', async () => {
-    const client = createClient({ url: ts.server.grpcUrl, minConnections: 1, maxConnections: 6, maxStreamsPerConnection: 2, maxLifetimeSeconds: 0.4, idleTimeoutSeconds: 0.3 });
+    const client = createClient({
+      url: ts.server.grpcUrl,
+      minConnections: 1,
+      maxConnections: 6,
+      maxStreamsPerConnection: 2,
+      maxLifetimeSeconds: 0.4,
+      idleTimeoutSeconds: 0.3,
+    });
     try {
       const deadline = Date.now() + 1500;
       let done = 0;
@@ -144,7 +163,9 @@ test('client.close() leaves no handle that keeps the process alive', { timeout: 
       await c.close();
       console.log('closed');
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ts.server.grpcUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ts.server.grpcUrl], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);

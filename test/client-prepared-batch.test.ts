@@ -25,7 +25,6 @@ import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-
 describeEachBackend('client prepared statements and batches', (backend) => {
   let ts: TestServer;
   let client: HeliosDBClient;
@@ -133,9 +132,12 @@ describeEachBackend('client prepared statements and batches', (backend) => {
       ],
     );
     assert.deepEqual(ok.results[2].result?.rows, [], 'no rows without returnRows');
-    const withRows = await client.batch<{ id: number; v: string }>([{ sql: `SELECT id, v FROM ${t}` }, { sql: 'SELECT $1::int AS id, $2::text AS v', params: [7, 'x'] }], {
-      returnRows: true,
-    });
+    const withRows = await client.batch<{ id: number; v: string }>(
+      [{ sql: `SELECT id, v FROM ${t}` }, { sql: 'SELECT $1::int AS id, $2::text AS v', params: [7, 'x'] }],
+      {
+        returnRows: true,
+      },
+    );
     assert.deepEqual(
       withRows.results.map((r) => r.result?.rows),
       [[{ id: 1, v: 'b' }], [{ id: 7, v: 'x' }]],
@@ -173,20 +175,13 @@ describeEachBackend('client prepared statements and batches', (backend) => {
     await client.transaction(async (tx) => {
       await tx.execute(`INSERT INTO ${t} VALUES (1, 'before')`);
       const err = await rejects(
-        tx.batch([
-          { sql: `INSERT INTO ${t} VALUES (2, 'x')` },
-          { sql: `INSERT INTO ${t} VALUES (1, 'dup')` },
-        ]),
+        tx.batch([{ sql: `INSERT INTO ${t} VALUES (2, 'x')` }, { sql: `INSERT INTO ${t} VALUES (1, 'dup')` }]),
         UniqueViolationError,
       );
       assert.equal(err.statementIndex, 1);
-      const r = await tx.batch(
-        [
-          { sql: `INSERT INTO ${t} VALUES (3, 'y')` },
-          { sql: `INSERT INTO ${t} VALUES (1, 'dup')` },
-        ],
-        { atomic: false },
-      );
+      const r = await tx.batch([{ sql: `INSERT INTO ${t} VALUES (3, 'y')` }, { sql: `INSERT INTO ${t} VALUES (1, 'dup')` }], {
+        atomic: false,
+      });
       assert.deepEqual(
         r.results.map((x) => x.ok),
         [true, false],
@@ -251,10 +246,7 @@ describeEachBackend('client prepared statements and batches', (backend) => {
     assert.equal(await count(), 2000n);
     // The same work as a single request is refused.
     await reset();
-    const tooBig = await rejects(
-      client.batch(sets.map((p) => ({ sql: `INSERT INTO ${t} VALUES ($1, $2)`, params: p }))),
-      HeliosDBError,
-    );
+    const tooBig = await rejects(client.batch(sets.map((p) => ({ sql: `INSERT INTO ${t} VALUES ($1, $2)`, params: p }))), HeliosDBError);
     assert.equal(tooBig.grpcCode, Code.ResourceExhausted, tooBig.message);
     assert.equal(await count(), 0n);
   });
@@ -298,7 +290,10 @@ describe('executeMany chunking (no server)', () => {
     for (const c of chunks) {
       assert.equal(c.start, next, 'chunks are contiguous');
       assert.ok(c.sets.length >= 1 && c.sets.length <= 120);
-      const actual = toBinary(ExecuteBatchRequestSchema, create(ExecuteBatchRequestSchema, { sql: 'INSERT', parameterSets: c.sets })).length;
+      const actual = toBinary(
+        ExecuteBatchRequestSchema,
+        create(ExecuteBatchRequestSchema, { sql: 'INSERT', parameterSets: c.sets }),
+      ).length;
       let estimate = 0;
       for (const set of c.sets) for (const v of set.values) estimate += estimateValueBytes(v);
       assert.ok(estimate >= actual - 10 * c.sets.length, `the estimate (${estimate}) covers the encoded size (${actual})`);
@@ -309,6 +304,8 @@ describe('executeMany chunking (no server)', () => {
     assert.deepEqual([...chunkParameterSets([], 10, 10)], []);
     // A single set larger than the limit still goes, alone.
     assert.equal([...chunkParameterSets([['y'.repeat(100)], ['z']], 10, 10)].length, 2);
-    assert.ok(estimateValueBytes(create(ValueSchema, { kind: { case: 'text', value: 'é€😀' } })) >= new TextEncoder().encode('é€😀').length);
+    assert.ok(
+      estimateValueBytes(create(ValueSchema, { kind: { case: 'text', value: 'é€😀' } })) >= new TextEncoder().encode('é€😀').length,
+    );
   });
 });

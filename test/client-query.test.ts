@@ -27,7 +27,6 @@ import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
-
 describeEachBackend('client queries', (backend) => {
   let ts: TestServer;
   let client: HeliosDBClient;
@@ -36,7 +35,12 @@ describeEachBackend('client queries', (backend) => {
 
   before(async () => {
     ts = await startTestServer(backend, { httpPort: -1 });
-    client = createClient({ url: ts.server.grpcUrl, minConnections: 2, applicationName: 'client-query-test', onQuery: (e) => events.push(e) });
+    client = createClient({
+      url: ts.server.grpcUrl,
+      minConnections: 2,
+      applicationName: 'client-query-test',
+      onQuery: (e) => events.push(e),
+    });
     await client.execute(`CREATE TABLE ${t}_parent (id int PRIMARY KEY)`);
     await client.execute(
       `CREATE TABLE ${t} (id int8 PRIMARY KEY, name text NOT NULL, parent int REFERENCES ${t}_parent(id), score int CHECK (score >= 0))`,
@@ -96,12 +100,29 @@ describeEachBackend('client queries', (backend) => {
     assert.equal(row.id, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
     assert.deepEqual(
       r.fields.map((f) => f.type),
-      ['int8', 'numeric', 'bytea', 'timestamptz', 'text', '_int4', 'jsonb', 'bool', 'float8', 'date', 'float8', '_text', 'int4', 'timestamptz', 'interval', 'uuid'],
+      [
+        'int8',
+        'numeric',
+        'bytea',
+        'timestamptz',
+        'text',
+        '_int4',
+        'jsonb',
+        'bool',
+        'float8',
+        'date',
+        'float8',
+        '_text',
+        'int4',
+        'timestamptz',
+        'interval',
+        'uuid',
+      ],
     );
   });
 
   test('int8 modes: bigint by default, string exact, number throws beyond 2^53', async () => {
-    const sql = "SELECT 9007199254740993::int8 AS v, 42::int8 AS small";
+    const sql = 'SELECT 9007199254740993::int8 AS v, 42::int8 AS small';
     assert.deepEqual((await client.query(sql)).rows[0], { v: 9007199254740993n, small: 42n });
     const asString = createClient({ url: ts.server.grpcUrl, minConnections: 1, int8: 'string' });
     const asNumber = createClient({ url: ts.server.grpcUrl, minConnections: 1, int8: 'number' });
@@ -210,7 +231,11 @@ describeEachBackend('client queries', (backend) => {
     if (ts.admin) {
       // While a call runs; afterwards the connection is back to the server's own name.
       const running = client.query('SELECT pg_sleep(0.5)');
-      const seenRunning = await waitFor(async () => (await ts.admin!.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'client-query-test'")).rows[0].n >= 1);
+      const seenRunning = await waitFor(
+        async () =>
+          (await ts.admin!.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'client-query-test'")).rows[0]
+            .n >= 1,
+      );
       await running;
       assert.ok(seenRunning, 'visible in pg_stat_activity while the call runs');
     }
@@ -251,7 +276,9 @@ describeEachBackend('client queries', (backend) => {
     }
     assert.equal(active, 0, 'no cancelled pg_sleep remains active');
     // The other, un-aborted call is still running; cancel it too so the test ends quickly.
-    await ts.admin!.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%marker_abort_test%' AND query NOT LIKE '%pg_stat_activity%'");
+    await ts.admin!.query(
+      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%marker_abort_test%' AND query NOT LIKE '%pg_stat_activity%'",
+    );
     assert.ok((await p) instanceof HeliosDBError, 'the other call ended with an SDK error once cancelled');
   });
 

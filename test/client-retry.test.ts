@@ -52,13 +52,25 @@ test('reads are told from writes, conservatively', () => {
     assert.equal(isReadOnlySql(sql), false, sql);
   }
   assert.equal(isKeyableSql('INSERT INTO t VALUES (1)'), true);
-  for (const sql of ['BEGIN', 'COMMIT', 'INSERT INTO t VALUES (1); COMMIT', 'VACUUM t', 'CREATE INDEX CONCURRENTLY i ON t (a)', 'LOCK t', 'CREATE DATABASE d']) {
+  for (const sql of [
+    'BEGIN',
+    'COMMIT',
+    'INSERT INTO t VALUES (1); COMMIT',
+    'VACUUM t',
+    'CREATE INDEX CONCURRENTLY i ON t (a)',
+    'LOCK t',
+    'CREATE DATABASE d',
+  ]) {
     assert.equal(isKeyableSql(sql), false, sql);
   }
   const m = DatabaseService.method;
   assert.equal(callKindOf(m.query, { sql: 'SELECT 1', transactionId: '' }), 'safe');
   assert.equal(callKindOf(m.query, { sql: 'INSERT INTO t VALUES (1)', transactionId: '' }), 'write');
-  assert.equal(callKindOf(m.execute, { sql: 'INSERT INTO t VALUES (1)', transactionId: 'tx' }), 'other', 'inside a transaction: only when never sent');
+  assert.equal(
+    callKindOf(m.execute, { sql: 'INSERT INTO t VALUES (1)', transactionId: 'tx' }),
+    'other',
+    'inside a transaction: only when never sent',
+  );
   assert.equal(callKindOf(m.executeBatch, { statements: [{ sql: 'SELECT 1' }, { sql: 'DELETE FROM t' }], transactionId: '' }), 'write');
   assert.equal(callKindOf(m.commit, {}), 'commit', 'IDEMPOTENT with an idempotency key');
   assert.equal(callKindOf(m.rollback, {}), 'safe', 'IDEMPOTENT');
@@ -72,9 +84,19 @@ test('reads are told from writes, conservatively', () => {
 
 test('backoff: min(maxDelay, baseDelay * base^retry) plus jitter, never sooner than the server asks', () => {
   const o = resolveRetryOptions({ baseDelayMs: 100, maxDelayMs: 1000, exponentialBase: 3, jitter: 0.5 });
-  assert.deepEqual([0, 1, 2, 3].map((r) => retryDelayFor(r, o, undefined, () => 0)), [100, 300, 900, 1000]);
-  assert.deepEqual([0, 1, 2, 3].map((r) => retryDelayFor(r, o, undefined, () => 1)), [150, 450, 1350, 1500]);
-  assert.equal(retryDelayFor(0, o, 5000, () => 0), 5000, 'retry-after wins');
+  assert.deepEqual(
+    [0, 1, 2, 3].map((r) => retryDelayFor(r, o, undefined, () => 0)),
+    [100, 300, 900, 1000],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].map((r) => retryDelayFor(r, o, undefined, () => 1)),
+    [150, 450, 1350, 1500],
+  );
+  assert.equal(
+    retryDelayFor(0, o, 5000, () => 0),
+    5000,
+    'retry-after wins',
+  );
   assert.deepEqual(resolveRetryOptions(undefined), retryDefaults);
   assert.equal(resolveRetryOptions(false).maxAttempts, 1);
   assert.equal(resolveRetryOptions(false).idempotencyKeys, false);
@@ -162,7 +184,11 @@ describeEachBackend('retries over the Connect protocol (http://)', (backend) => 
   });
 
   test('no retry past the deadline; the circuit opens and shows in getStats', async () => {
-    const c = createClient({ url: `http://127.0.0.1:${proxy.port}`, retry: { maxAttempts: 100, budget: false, baseDelayMs: 50, maxDelayMs: 50 }, circuitBreaker: { failureThreshold: 3, openMs: 5000 } });
+    const c = createClient({
+      url: `http://127.0.0.1:${proxy.port}`,
+      retry: { maxAttempts: 100, budget: false, baseDelayMs: 50, maxDelayMs: 50 },
+      circuitBreaker: { failureThreshold: 3, openMs: 5000 },
+    });
     clients.push(c);
     await c.query('SELECT 1');
     await proxy.down();

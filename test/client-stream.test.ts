@@ -22,7 +22,6 @@ import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
-
 /** Reads `stats` without the narrowing of an earlier assertion. */
 function statsOf(stream: ResultStream<unknown>): StreamStats | undefined {
   return stream.stats;
@@ -51,7 +50,12 @@ describeEachBackend('client streams', (backend) => {
   async function assertNothingOpen(what: string): Promise<void> {
     const settled = await waitFor(() => {
       const p = ts.server.poolStats();
-      return p.idle === p.total && ts.server.openTransactions() === 0 && client.stats().openStreams === 0 && client.pool.getStats().inFlight === 0;
+      return (
+        p.idle === p.total &&
+        ts.server.openTransactions() === 0 &&
+        client.stats().openStreams === 0 &&
+        client.pool.getStats().inFlight === 0
+      );
     }, 5000);
     assert.ok(
       settled,
@@ -66,14 +70,19 @@ describeEachBackend('client streams', (backend) => {
             [app],
           )
         ).rows;
-      assert.ok(await waitFor(async () => (await busy()).length === 0, 5000), `${what}: sessions still busy: ${JSON.stringify(await busy())}`);
+      assert.ok(
+        await waitFor(async () => (await busy()).length === 0, 5000),
+        `${what}: sessions still busy: ${JSON.stringify(await busy())}`,
+      );
     }
     // The connection works for the next statement.
     assert.equal((await client.queryOne<{ n: number }>('SELECT 1::int AS n')).n, 1);
   }
 
   test('rows as objects, fields, and final stats after the end', async () => {
-    const stream = client.stream<{ id: number; name: string }>(`SELECT id, name FROM ${t} WHERE id <= $1 ORDER BY id`, [300], { batchRows: 64 });
+    const stream = client.stream<{ id: number; name: string }>(`SELECT id, name FROM ${t} WHERE id <= $1 ORDER BY id`, [300], {
+      batchRows: 64,
+    });
     assert.ok(stream instanceof ResultStream);
     assert.equal(stream.stats, undefined, 'no stats before the end');
     const fields = await stream.fields;
@@ -89,7 +98,10 @@ describeEachBackend('client streams', (backend) => {
       ids.push(row.id);
       assert.equal(row.name, `n${row.id}`);
     }
-    assert.deepEqual(ids, Array.from({ length: 300 }, (_, i) => i + 1));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 300 }, (_, i) => i + 1),
+    );
     const stats = statsOf(stream);
     assert.ok(stats, 'stats after the end');
     assert.equal(stats.command, 'SELECT');
@@ -113,7 +125,10 @@ describeEachBackend('client streams', (backend) => {
       500,
     );
     assert.ok(sizes.length >= 5, `several batches (${sizes.join(',')})`);
-    assert.ok(sizes.every((n) => n <= 100), `batchRows is honoured (${sizes.join(',')})`);
+    assert.ok(
+      sizes.every((n) => n <= 100),
+      `batchRows is honoured (${sizes.join(',')})`,
+    );
     assert.equal(stream.stats?.rowCount, 500);
   });
 
@@ -188,7 +203,10 @@ describeEachBackend('client streams', (backend) => {
   });
 
   test('a deadline (timeoutMs) stops a slow stream with TimeoutError', async () => {
-    const stream = client.stream<{ g: number }>('SELECT g, pg_sleep(0.05) FROM generate_series(1, 40) g', [], { timeoutMs: 300, batchRows: 1 });
+    const stream = client.stream<{ g: number }>('SELECT g, pg_sleep(0.05) FROM generate_series(1, 40) g', [], {
+      timeoutMs: 300,
+      batchRows: 1,
+    });
     let n = 0;
     await rejects(
       (async () => {
@@ -201,9 +219,13 @@ describeEachBackend('client streams', (backend) => {
   });
 
   test('a failure in the middle of the result comes after the rows already delivered, as a typed error', async () => {
-    const stream = client.stream<{ v: number }>('SELECT CASE WHEN g < 3000 THEN g ELSE 1 / (g - g) END AS v FROM generate_series(1, 5000) g', [], {
-      batchRows: 100,
-    });
+    const stream = client.stream<{ v: number }>(
+      'SELECT CASE WHEN g < 3000 THEN g ELSE 1 / (g - g) END AS v FROM generate_series(1, 5000) g',
+      [],
+      {
+        batchRows: 100,
+      },
+    );
     const seen: number[] = [];
     const err = await rejects(
       (async () => {
@@ -214,7 +236,11 @@ describeEachBackend('client streams', (backend) => {
     assert.equal(err.sqlstate, '22012', 'division_by_zero');
     assert.ok(seen.length > 0, 'rows came before the error');
     assert.ok(seen.length < 3000);
-    assert.deepEqual(seen, Array.from({ length: seen.length }, (_, i) => i + 1), 'the delivered rows are the first ones, in order, once');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: seen.length }, (_, i) => i + 1),
+      'the delivered rows are the first ones, in order, once',
+    );
     assert.equal(stream.error, err);
     await assertNothingOpen('after a mid-stream failure');
   });

@@ -25,7 +25,6 @@ import { describeEachBackend } from './helpers/backends.js';
 import { rejects } from './helpers/assert-error.js';
 import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeEachBackend('client transactions', (backend) => {
@@ -100,7 +99,9 @@ describeEachBackend('client transactions', (backend) => {
       [IsolationLevel.Serializable, 'serializable'],
     ];
     for (const [level, shown] of levels) {
-      const got = await client.transaction(async (tx) => Object.values(await tx.queryOne('SHOW transaction_isolation')), { isolationLevel: level });
+      const got = await client.transaction(async (tx) => Object.values(await tx.queryOne('SHOW transaction_isolation')), {
+        isolationLevel: level,
+      });
       assert.deepEqual(got, [shown], level);
     }
     await using ro = await client.begin({ isolationLevel: IsolationLevel.Serializable, readOnly: true, deferrable: true });
@@ -184,7 +185,13 @@ describeEachBackend('client transactions', (backend) => {
             }
             return true;
           },
-          { isolationLevel: IsolationLevel.Serializable, maxRetries: 50, retryBaseDelayMs: 5, retryMaxDelayMs: 100, onRetry: (e) => seen.push(e) },
+          {
+            isolationLevel: IsolationLevel.Serializable,
+            maxRetries: 50,
+            retryBaseDelayMs: 5,
+            retryMaxDelayMs: 100,
+            onRetry: (e) => seen.push(e),
+          },
         );
       }),
     );
@@ -199,7 +206,9 @@ describeEachBackend('client transactions', (backend) => {
     assert.equal(ts.server.openTransactions(), 0);
   });
 
-  test('a serialization failure re-runs the whole callback (deterministic conflict)', { skip: !pg && 'PGlite has one session: a concurrent writer cannot run while a transaction is open' }, async () => {
+  test('a serialization failure re-runs the whole callback (deterministic conflict)', {
+    skip: !pg && 'PGlite has one session: a concurrent writer cannot run while a transaction is open',
+  }, async () => {
     await reset();
     await client.execute(`INSERT INTO ${t} VALUES (1, 'start')`);
     const retriesBefore = client.stats().transactionRetries;
@@ -367,14 +376,20 @@ describeEachBackend('client transactions', (backend) => {
       assert.ok(cur instanceof Cursor);
       assert.match(cur.name, /^heliosdb_cursor_/);
       assert.deepEqual(await cur.fetch(3), [{ id: 6 }, { id: 7 }, { id: 8 }]);
-      assert.deepEqual((await cur.fetch(2)).map((r) => r.id), [9, 10]);
+      assert.deepEqual(
+        (await cur.fetch(2)).map((r) => r.id),
+        [9, 10],
+      );
       await cur.close();
       assert.ok(cur.closed);
       assert.equal((await rejects(cur.fetch(1), HeliosDBError)).code, 'CURSOR_CLOSED');
 
       const seen: number[] = [];
       for await (const row of await tx.cursor<{ id: number }>(`SELECT id FROM ${t} ORDER BY id`, [], { fetchSize: 4 })) seen.push(row.id);
-      assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => i + 1));
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 25 }, (_, i) => i + 1),
+      );
 
       // Interleave with other statements: mark every even row through the cursor position.
       await using upd = await tx.cursor<{ id: number }>(`SELECT id FROM ${t} FOR UPDATE`, [], { name: 'marker' });
@@ -436,12 +451,22 @@ describe('client transactions: retry backoff (no server)', () => {
   test('exponential with jitter, capped, never below the server hint', () => {
     for (let retry = 1; retry <= 10; retry++) {
       const ceiling = Math.min(1000, 20 * 2 ** (retry - 1));
-      assert.equal(retryDelayMs(retry, 20, 1000, undefined, () => 0), Math.round(ceiling / 2));
-      assert.equal(retryDelayMs(retry, 20, 1000, undefined, () => 1), ceiling);
+      assert.equal(
+        retryDelayMs(retry, 20, 1000, undefined, () => 0),
+        Math.round(ceiling / 2),
+      );
+      assert.equal(
+        retryDelayMs(retry, 20, 1000, undefined, () => 1),
+        ceiling,
+      );
       const d = retryDelayMs(retry, 20, 1000, undefined);
       assert.ok(d >= ceiling / 2 - 1 && d <= ceiling, `${retry}: ${d}`);
     }
-    assert.equal(retryDelayMs(1, 20, 1000, 500, () => 0), 500, 'retryAfterMs wins when longer');
+    assert.equal(
+      retryDelayMs(1, 20, 1000, 500, () => 0),
+      500,
+      'retryAfterMs wins when longer',
+    );
     assert.deepEqual(transactionRetryDefaults, { maxRetries: 3, retryBaseDelayMs: 20, retryMaxDelayMs: 1000 });
   });
 });
@@ -450,7 +475,10 @@ describe('client transactions: argument checks', () => {
   test('maxRetries must be a non-negative integer', async () => {
     const c = createClient({ url: 'grpc://127.0.0.1:1', minConnections: 0 });
     try {
-      await rejects(c.transaction(async () => 1, { maxRetries: -1 }), RangeError);
+      await rejects(
+        c.transaction(async () => 1, { maxRetries: -1 }),
+        RangeError,
+      );
       await rejects(c.transaction({ isolationLevel: IsolationLevel.Serializable } as never), TypeError);
     } finally {
       await c.close();

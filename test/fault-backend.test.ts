@@ -24,7 +24,8 @@ if (!postgres) {
     let client: HeliosDBClient;
     let table: string;
 
-    const backendsOfApp = async () => Number((await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [app])).rows[0].n);
+    const backendsOfApp = async () =>
+      Number((await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [app])).rows[0].n);
     /** Uses every database connection of the server, so that each carries the client's application name. */
     const saturate = () => Promise.all(Array.from({ length: POOL * 4 }, () => client.query('SELECT pg_sleep(0.05)')));
 
@@ -52,9 +53,19 @@ if (!postgres) {
       assert.ok(err instanceof AmbiguousResultError, `the client cannot know whether it committed: AmbiguousResultError (${String(err)})`);
       assert.ok(ms < 1500, `it failed at the deadline (${ms.toFixed(0)} ms)`);
       const running = async () =>
-        Number((await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND state = 'active' AND pid <> pg_backend_pid()`)).rows[0].n);
+        Number(
+          (
+            await admin.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND state = 'active' AND pid <> pg_backend_pid()`,
+            )
+          ).rows[0].n,
+        );
       assert.ok(await waitFor(async () => (await running()) === 0, 3000), 'the statement no longer runs in PostgreSQL');
-      assert.equal(Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = $1`, [marker])).rows[0].n), 0, 'and was not applied');
+      assert.equal(
+        Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = $1`, [marker])).rows[0].n),
+        0,
+        'and was not applied',
+      );
       t.diagnostic(`deadline: the write failed after ${ms.toFixed(0)} ms (deadline 500 ms) and was cancelled in PostgreSQL`);
     });
 
@@ -69,27 +80,46 @@ if (!postgres) {
       // Statements in flight when their backends die: reads are sent again, keyed writes too.
       const slowReads = Promise.allSettled(Array.from({ length: 2 }, () => client.query('SELECT pg_sleep(0.4), 1 AS one')));
       const slowWrites = Promise.allSettled(
-        Array.from({ length: 1 }, (_, i) => client.query(`INSERT INTO ${table} (v) SELECT $1 FROM pg_sleep(0.4) RETURNING id`, [`slow${i}`])),
+        Array.from({ length: 1 }, (_, i) =>
+          client.query(`INSERT INTO ${table} (v) SELECT $1 FROM pg_sleep(0.4) RETURNING id`, [`slow${i}`]),
+        ),
       );
       await new Promise((r) => setTimeout(r, 150));
-      const killed = (await admin.query('SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [app])).rows[0].n;
+      const killed = (
+        await admin.query('SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [app])
+      ).rows[0].n;
       assert.ok(killed >= 1, `backends terminated (${killed})`);
-      for (const r of await slowReads) assert.equal(r.status, 'fulfilled', `a read in flight was sent again (${String((r as PromiseRejectedResult).reason)})`);
+      for (const r of await slowReads)
+        assert.equal(r.status, 'fulfilled', `a read in flight was sent again (${String((r as PromiseRejectedResult).reason)})`);
       for (const r of await slowWrites) {
         assert.equal(r.status, 'fulfilled', `a keyed write in flight was sent again (${String((r as PromiseRejectedResult).reason)})`);
       }
-      assert.equal(Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = 'slow0'`)).rows[0].n), 1, 'and applied once');
+      assert.equal(
+        Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = 'slow0'`)).rows[0].n),
+        1,
+        'and applied once',
+      );
 
       // Work carries on: reads (retried where needed) and keyed writes (once each).
       const reads = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => client.query('SELECT $1::int AS i', [i])));
-      const writes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => client.execute(`INSERT INTO ${table} (v) VALUES ($1)`, [`w${i}`])));
+      const writes = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => client.execute(`INSERT INTO ${table} (v) VALUES ($1)`, [`w${i}`])),
+      );
       const failedReads = reads.filter((r) => r.status === 'rejected');
-      assert.equal(failedReads.length, 0, `every read succeeded (${failedReads.map((r) => String((r as PromiseRejectedResult).reason)).join('; ')})`);
+      assert.equal(
+        failedReads.length,
+        0,
+        `every read succeeded (${failedReads.map((r) => String((r as PromiseRejectedResult).reason)).join('; ')})`,
+      );
       for (let i = 0; i < 10; i++) {
         const n = Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = $1`, [`w${i}`])).rows[0].n);
         const w = writes[i];
         if (w.status === 'fulfilled') assert.equal(n, 1, `write ${i} succeeded: applied once`);
-        else assert.ok(w.reason instanceof AmbiguousResultError ? n <= 1 : n === 0, `write ${i} failed (${String(w.reason)}): applied ${n} times`);
+        else
+          assert.ok(
+            w.reason instanceof AmbiguousResultError ? n <= 1 : n === 0,
+            `write ${i} failed (${String(w.reason)}): applied ${n} times`,
+          );
       }
 
       // The transaction lost its backend: it fails, and is gone on both sides.
@@ -100,7 +130,11 @@ if (!postgres) {
       assert.ok(err instanceof Error, 'the transaction whose backend was killed fails');
       await tx.rollback().catch(() => {});
       assert.equal(tx.finished, true);
-      assert.equal(Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = 'in-tx'`)).rows[0].n), 0, 'its insert is gone');
+      assert.equal(
+        Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = 'in-tx'`)).rows[0].n),
+        0,
+        'its insert is gone',
+      );
 
       // Back to the baseline, and everyone agrees.
       await saturate();
@@ -117,7 +151,9 @@ if (!postgres) {
       assert.equal(cs.inFlight, 0);
       assert.equal(cs.totalConnections, 2, 'the client pool is at its minimum');
       assert.equal(cs.endpoints[0].circuit, 'closed', 'a database failure does not open the circuit of a live server');
-      t.diagnostic(`backends: ${killed} terminated; ${cs.retries} client retries; server pool back to ${ts.server.poolStats().total}, PostgreSQL shows ${await backendsOfApp()}`);
+      t.diagnostic(
+        `backends: ${killed} terminated; ${cs.retries} client retries; server pool back to ${ts.server.poolStats().total}, PostgreSQL shows ${await backendsOfApp()}`,
+      );
     });
   });
 }

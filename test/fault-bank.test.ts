@@ -50,7 +50,9 @@ if (!postgres) {
       ledger = uniqueName('ledger');
       await admin.query(`CREATE TABLE ${accounts} (id int PRIMARY KEY, balance int NOT NULL)`);
       // No unique constraint on transfer_id: a transfer applied twice would show.
-      await admin.query(`CREATE TABLE ${ledger} (transfer_id text NOT NULL, from_id int NOT NULL, to_id int NOT NULL, amount int NOT NULL)`);
+      await admin.query(
+        `CREATE TABLE ${ledger} (transfer_id text NOT NULL, from_id int NOT NULL, to_id int NOT NULL, amount int NOT NULL)`,
+      );
       await admin.query(`INSERT INTO ${accounts} SELECT g, ${START} FROM generate_series(1, ${ACCOUNTS}) g`);
       client = createClient({
         urls: [pa.grpcUrl, pb.grpcUrl],
@@ -103,7 +105,10 @@ if (!postgres) {
           const to = 1 + ((from + Math.floor(Math.random() * (ACCOUNTS - 1))) % ACCOUNTS);
           const amount = 1 + Math.floor(Math.random() * 100);
           try {
-            outcomes.set(id, await ((w + i) % 2 === 0 ? transferInTransaction(id, from, to, amount) : transferInOneStatement(id, from, to, amount)));
+            outcomes.set(
+              id,
+              await ((w + i) % 2 === 0 ? transferInTransaction(id, from, to, amount) : transferInOneStatement(id, from, to, amount)),
+            );
           } catch (e) {
             outcomes.set(id, e instanceof AmbiguousResultError ? 'ambiguous' : 'failed');
             const name = `${(e as Error).constructor.name}:${(e as { code?: string }).code}`;
@@ -132,7 +137,10 @@ if (!postgres) {
       const { rows: balances } = await admin.query(`SELECT id, balance FROM ${accounts} ORDER BY id`);
       const total = balances.reduce((s, r) => s + r.balance, 0);
       assert.equal(total, ACCOUNTS * START, 'the total never changed');
-      assert.ok(balances.every((r) => r.balance >= 0), `no balance is negative: ${JSON.stringify(balances)}`);
+      assert.ok(
+        balances.every((r) => r.balance >= 0),
+        `no balance is negative: ${JSON.stringify(balances)}`,
+      );
       const { rows: flows } = await admin.query(
         `SELECT a.id, ${START} - coalesce((SELECT sum(amount) FROM ${ledger} WHERE from_id = a.id), 0) + coalesce((SELECT sum(amount) FROM ${ledger} WHERE to_id = a.id), 0) AS expected, a.balance
            FROM ${accounts} a ORDER BY a.id`,
@@ -140,13 +148,17 @@ if (!postgres) {
       for (const f of flows) assert.equal(Number(f.expected), f.balance, `account ${f.id}: balance equals its ledger`);
       const { rows: counted } = await admin.query(`SELECT transfer_id, count(*)::int AS n FROM ${ledger} GROUP BY transfer_id`);
       const inLedger = new Map(counted.map((r) => [r.transfer_id as string, r.n as number]));
-      assert.ok([...inLedger.values()].every((n) => n === 1), 'no transfer is in the ledger twice');
+      assert.ok(
+        [...inLedger.values()].every((n) => n === 1),
+        'no transfer is in the ledger twice',
+      );
       const tally: Record<Outcome, number> = { ok: 0, failed: 0, ambiguous: 0, refused: 0 };
       let ambiguousApplied = 0;
       for (const [id, o] of outcomes) {
         tally[o]++;
         if (o === 'ok') assert.equal(inLedger.get(id), 1, `transfer ${id} succeeded: it is in the ledger once`);
-        if (o === 'failed' || o === 'refused') assert.equal(inLedger.get(id), undefined, `transfer ${id} failed definitely (${o}): it is not in the ledger`);
+        if (o === 'failed' || o === 'refused')
+          assert.equal(inLedger.get(id), undefined, `transfer ${id} failed definitely (${o}): it is not in the ledger`);
         if (o === 'ambiguous' && inLedger.has(id)) ambiguousApplied++;
       }
       for (const id of inLedger.keys()) assert.ok(outcomes.has(id), 'every ledger entry is a transfer the client made');

@@ -20,8 +20,6 @@ const POOL = 6;
 
 type Outcome = 'ok' | 'ambiguous' | 'failed';
 
-
-
 /** One write and what its caller was told. */
 interface Attempt {
   marker: string;
@@ -71,16 +69,25 @@ if (!postgres) {
       let killed = 0;
       while (Date.now() < until) {
         await sleep(periodMs * (0.67 + Math.random() * 0.66));
-        const r = await admin.query('SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [app]);
+        const r = await admin.query(
+          'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()',
+          [app],
+        );
         killed += r.rows[0].n as number;
       }
       return killed;
     }
 
     /** Checks every attempt against the table; returns counts by outcome and by stage and error kind. */
-    async function check(t: TestContext, label: string, attempts: Attempt[]): Promise<{ byOutcome: Record<Outcome, number>; byKind: Record<string, number>; rows: number }> {
+    async function check(
+      t: TestContext,
+      label: string,
+      attempts: Attempt[],
+    ): Promise<{ byOutcome: Record<Outcome, number>; byKind: Record<string, number>; rows: number }> {
       const stored = new Map<string, number[]>();
-      for (const r of (await admin.query(`SELECT v, array_agg(id ORDER BY id) AS ids FROM ${table} WHERE v LIKE $1 GROUP BY v`, [`${label}-%`])).rows) {
+      for (const r of (
+        await admin.query(`SELECT v, array_agg(id ORDER BY id) AS ids FROM ${table} WHERE v LIKE $1 GROUP BY v`, [`${label}-%`])
+      ).rows) {
         stored.set(r.v as string, (r.ids as unknown[]).map(Number));
       }
       const byOutcome: Record<Outcome, number> = { ok: 0, ambiguous: 0, failed: 0 };
@@ -90,7 +97,9 @@ if (!postgres) {
         const ids = stored.get(a.marker) ?? [];
         rows += ids.length;
         byOutcome[a.outcome]++;
-        if (a.outcome !== 'ok') byKind[`${a.stage}: ${a.outcome === 'ambiguous' ? 'ambiguous' : a.error}`] = (byKind[`${a.stage}: ${a.outcome === 'ambiguous' ? 'ambiguous' : a.error}`] ?? 0) + 1;
+        if (a.outcome !== 'ok')
+          byKind[`${a.stage}: ${a.outcome === 'ambiguous' ? 'ambiguous' : a.error}`] =
+            (byKind[`${a.stage}: ${a.outcome === 'ambiguous' ? 'ambiguous' : a.error}`] ?? 0) + 1;
         const what = `${a.marker}: ${a.outcome}${a.stage ? ` at ${a.stage}` : ''}${a.error ? ` (${a.error})` : ''}, ${ids.length} row(s)`;
         if (a.outcome === 'ok') {
           assert.deepEqual(ids, a.ids, `${what}: a reported success is there exactly once, with the id it returned`);
@@ -121,8 +130,12 @@ if (!postgres) {
       slow = `${table}_slow`;
       await admin.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, v text NOT NULL)`);
       // COMMIT runs the deferred trigger: a kill during it lands inside COMMIT.
-      await admin.query(`CREATE FUNCTION ${slow}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN NULL; END $$`);
-      await admin.query(`CREATE CONSTRAINT TRIGGER ${slow} AFTER INSERT ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${slow}()`);
+      await admin.query(
+        `CREATE FUNCTION ${slow}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN NULL; END $$`,
+      );
+      await admin.query(
+        `CREATE CONSTRAINT TRIGGER ${slow} AFTER INSERT ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${slow}()`,
+      );
       // commit_delay waits inside the commit itself, after the point of no return (superusers only).
       const superuser = (await admin.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows[0]?.rolsuper === true;
       insertSql = superuser
@@ -155,13 +168,29 @@ if (!postgres) {
             await tx.commit();
             attempts.push({ marker, outcome: 'ok', stage: '', ids });
           } catch (e) {
-            attempts.push({ marker, outcome: e instanceof AmbiguousResultError ? 'ambiguous' : 'failed', stage, ids: [], error: kindOf(e) });
+            attempts.push({
+              marker,
+              outcome: e instanceof AmbiguousResultError ? 'ambiguous' : 'failed',
+              stage,
+              ids: [],
+              error: kindOf(e),
+            });
             if (tx && !tx.finished) await tx.rollback().catch(() => {});
           }
         }
       };
-      const [killed] = await Promise.all([killer(until, 300), worker(keyed, 'k'), worker(keyed, 'k'), worker(keyed, 'k'), worker(keyed, 'k'), worker(unkeyed, 'u'), worker(unkeyed, 'u')]);
-      t.diagnostic(`${killed} backends terminated; client retries: keyed ${keyed.pool.getStats().retries}, unkeyed ${unkeyed.pool.getStats().retries}`);
+      const [killed] = await Promise.all([
+        killer(until, 300),
+        worker(keyed, 'k'),
+        worker(keyed, 'k'),
+        worker(keyed, 'k'),
+        worker(keyed, 'k'),
+        worker(unkeyed, 'u'),
+        worker(unkeyed, 'u'),
+      ]);
+      t.diagnostic(
+        `${killed} backends terminated; client retries: keyed ${keyed.pool.getStats().retries}, unkeyed ${unkeyed.pool.getStats().retries}`,
+      );
       const r = await check(t, 'tx', attempts);
       assert.ok(killed >= 10, `the backends were terminated (${killed})`);
       const atCommit = attempts.filter((a) => a.stage === 'commit').length;
@@ -183,12 +212,28 @@ if (!postgres) {
             const ids = (await c.query<{ id: number }>(insertSql, [marker])).rows.map((r) => r.id);
             attempts.push({ marker, outcome: 'ok', stage: '', ids });
           } catch (e) {
-            attempts.push({ marker, outcome: e instanceof AmbiguousResultError ? 'ambiguous' : 'failed', stage: 'write', ids: [], error: kindOf(e) });
+            attempts.push({
+              marker,
+              outcome: e instanceof AmbiguousResultError ? 'ambiguous' : 'failed',
+              stage: 'write',
+              ids: [],
+              error: kindOf(e),
+            });
           }
         }
       };
-      const [killed] = await Promise.all([killer(until, 300), worker(keyed, 'k'), worker(keyed, 'k'), worker(keyed, 'k'), worker(keyed, 'k'), worker(unkeyed, 'u'), worker(unkeyed, 'u')]);
-      t.diagnostic(`${killed} backends terminated; client retries: keyed ${keyed.pool.getStats().retries}, unkeyed ${unkeyed.pool.getStats().retries}`);
+      const [killed] = await Promise.all([
+        killer(until, 300),
+        worker(keyed, 'k'),
+        worker(keyed, 'k'),
+        worker(keyed, 'k'),
+        worker(keyed, 'k'),
+        worker(unkeyed, 'u'),
+        worker(unkeyed, 'u'),
+      ]);
+      t.diagnostic(
+        `${killed} backends terminated; client retries: keyed ${keyed.pool.getStats().retries}, unkeyed ${unkeyed.pool.getStats().retries}`,
+      );
       const r = await check(t, 'w', attempts);
       assert.ok(killed >= 10, `the backends were terminated (${killed})`);
       assert.ok(keyed.pool.getStats().retries >= 1, 'keyed writes cut off by a kill were sent again');
@@ -205,7 +250,10 @@ if (!postgres) {
       for (let round = 0; round < 20; round++) {
         // Fill the pool, so that every connection the next calls get is one that was just killed.
         await Promise.all(Array.from({ length: POOL * 2 }, () => c.query('SELECT pg_sleep(0.005)')));
-        const r = await admin.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'`, [app]);
+        const r = await admin.query(
+          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'`,
+          [app],
+        );
         killed += r.rows[0].n as number;
         const markers = Array.from({ length: POOL }, (_, i) => `idle-${round}-${i}`);
         const results = await Promise.allSettled([
@@ -222,7 +270,13 @@ if (!postgres) {
             attempts.push(
               x.status === 'fulfilled'
                 ? { marker: markers[i]!, outcome: 'ok', stage: '', ids: (x.value as { rows: { id: number }[] }).rows.map((row) => row.id) }
-                : { marker: markers[i]!, outcome: x.reason instanceof AmbiguousResultError ? 'ambiguous' : 'failed', stage: 'write', ids: [], error: kindOf(x.reason) },
+                : {
+                    marker: markers[i]!,
+                    outcome: x.reason instanceof AmbiguousResultError ? 'ambiguous' : 'failed',
+                    stage: 'write',
+                    ids: [],
+                    error: kindOf(x.reason),
+                  },
             );
           }
         });
@@ -252,10 +306,23 @@ if (!postgres) {
           try {
             if (kind === 'read') await c.query('SELECT $1::text AS m', [marker]);
             else if (kind === 'begin') await (await c.begin()).rollback();
-            else attempts.push({ marker, outcome: 'ok', stage: '', ids: (await c.query<{ id: number }>(`INSERT INTO ${table} (v) VALUES ($1) RETURNING id`, [marker])).rows.map((r) => r.id) });
+            else
+              attempts.push({
+                marker,
+                outcome: 'ok',
+                stage: '',
+                ids: (await c.query<{ id: number }>(`INSERT INTO ${table} (v) VALUES ($1) RETURNING id`, [marker])).rows.map((r) => r.id),
+              });
           } catch (e) {
             failures[`${kind}: ${kindOf(e)}`] = (failures[`${kind}: ${kindOf(e)}`] ?? 0) + 1;
-            if (kind === 'write') attempts.push({ marker, outcome: e instanceof AmbiguousResultError ? 'ambiguous' : 'failed', stage: 'write', ids: [], error: kindOf(e) });
+            if (kind === 'write')
+              attempts.push({
+                marker,
+                outcome: e instanceof AmbiguousResultError ? 'ambiguous' : 'failed',
+                stage: 'write',
+                ids: [],
+                error: kindOf(e),
+              });
           }
         }
       };

@@ -99,7 +99,9 @@ describeEachBackend('faults on the connection', (backend) => {
       const recovered = performance.now() - t0;
       assert.ok(recovered < keepaliveIntervalMs + keepaliveTimeoutMs + 2000, `recovered after ${recovered.toFixed(0)} ms`);
       assert.ok(proxy.stats.accepted > acceptedBefore, 'over a new TCP connection');
-      t.diagnostic(`black hole: the call with a ${deadline} ms deadline failed after ${failedAfter.toFixed(0)} ms; the next call (no deadline) succeeded after ${recovered.toFixed(0)} ms (keepalive ${keepaliveIntervalMs} + ${keepaliveTimeoutMs} ms)`);
+      t.diagnostic(
+        `black hole: the call with a ${deadline} ms deadline failed after ${failedAfter.toFixed(0)} ms; the next call (no deadline) succeeded after ${recovered.toFixed(0)} ms (keepalive ${keepaliveIntervalMs} + ${keepaliveTimeoutMs} ms)`,
+      );
     }));
 
   test('during an outage retries stay within the retry budget, the circuit opens and calls fail fast; it closes when the server is back', (t) =>
@@ -116,7 +118,10 @@ describeEachBackend('faults on the connection', (backend) => {
         }),
       );
       const elapsed = performance.now() - t0;
-      assert.ok(results.every((r) => r.status === 'rejected' && r.reason instanceof ConnectionError), 'every call fails with a ConnectionError');
+      assert.ok(
+        results.every((r) => r.status === 'rejected' && r.reason instanceof ConnectionError),
+        'every call fails with a ConnectionError',
+      );
       const s = c.pool.getStats();
       const ep = s.endpoints[0];
       const attempts = c.metrics.snapshot().Query.count - 1;

@@ -31,7 +31,8 @@ if (!postgres) {
     let procedure: string;
     const clients: HeliosDBClient[] = [];
 
-    const count = async (marker: string) => Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = $1`, [marker])).rows[0].n);
+    const count = async (marker: string) =>
+      Number((await admin.query(`SELECT count(*)::int AS n FROM ${table} WHERE v = $1`, [marker])).rows[0].n);
     /**
      * Loses PostgreSQL's answer to the next statement the server sends (it ran, and committed
      * when it was auto-commit), then resets that connection; returns what the caller was told.
@@ -42,7 +43,10 @@ if (!postgres) {
       // Nothing else in flight (each connection idle, or held by an open transaction): the next
       // bytes from PostgreSQL answer `run`'s statement.
       const quiet = () => server.poolStats().idle + server.openTransactions() === server.poolStats().total;
-      assert.ok(await waitFor(quiet), `the server is quiet: ${JSON.stringify(server.poolStats())}, ${server.openTransactions()} transactions`);
+      assert.ok(
+        await waitFor(quiet),
+        `the server is quiet: ${JSON.stringify(server.poolStats())}, ${server.openTransactions()} transactions`,
+      );
       dbProxy.loseNextResponse(100);
       try {
         await run();
@@ -72,7 +76,9 @@ if (!postgres) {
       table = uniqueName('dblost');
       procedure = `${table}_commits`;
       await admin.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, v text NOT NULL)`);
-      await admin.query(`CREATE PROCEDURE ${procedure}(m text) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO ${table} (v) VALUES (m); COMMIT; END $$`);
+      await admin.query(
+        `CREATE PROCEDURE ${procedure}(m text) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO ${table} (v) VALUES (m); COMMIT; END $$`,
+      );
     });
     after(async () => {
       await Promise.all(clients.map((c) => c.close()));
@@ -83,7 +89,11 @@ if (!postgres) {
       await admin?.end();
     });
     const client = (idempotencyKeys: boolean) => {
-      const c = createClient({ url: server.grpcUrl, timeoutMs: 10_000, retry: { idempotencyKeys, baseDelayMs: 10, maxDelayMs: 50, budget: false } });
+      const c = createClient({
+        url: server.grpcUrl,
+        timeoutMs: 10_000,
+        retry: { idempotencyKeys, baseDelayMs: 10, maxDelayMs: 50, budget: false },
+      });
       clients.push(c);
       return c;
     };
@@ -105,29 +115,27 @@ if (!postgres) {
         await tx.execute(`INSERT INTO ${table} (v) VALUES ($1)`, [m]);
         const r = await loseDatabaseAnswer(() => tx.commit());
         t.diagnostic(agrees(name, r, await count(m)));
-        if (name === 'unkeyed commit') assert.equal(r.outcome, 'ambiguous', 'a COMMIT whose answer the database lost is ambiguous without a key');
+        if (name === 'unkeyed commit')
+          assert.equal(r.outcome, 'ambiguous', 'a COMMIT whose answer the database lost is ambiguous without a key');
       }
     });
 
-    test(
-      'writes without a key (keys off, a script that commits itself, CALL of a procedure that commits) are never sent again',
-      async (t) => {
-        const keyed = client(true);
-        const unkeyed = client(false);
-        const seen: [string, { outcome: Outcome; error: string }, number][] = [];
-        for (const [name, c, sql] of [
-          ['keys off: INSERT', unkeyed, `INSERT INTO ${table} (v) VALUES ($1)`],
-          ['script with COMMIT', keyed, `BEGIN; INSERT INTO ${table} (v) VALUES ('$1'); COMMIT`],
-          ['CALL of a committing procedure', keyed, `CALL ${procedure}($1)`],
-        ] as const) {
-          const m = `db-${randomBytes(5).toString('hex')}`;
-          const r = await loseDatabaseAnswer(() => (sql.includes("'$1'") ? c.execute(sql.replace('$1', m)) : c.execute(sql, [m])), c);
-          const n = await count(m);
-          seen.push([name, r, n]);
-          t.diagnostic(`${name}: ${r.outcome}${r.error ? ` (${r.error})` : ''}, ${n} row(s)`);
-        }
-        for (const [name, r, n] of seen) agrees(name, r, n);
-      },
-    );
+    test('writes without a key (keys off, a script that commits itself, CALL of a procedure that commits) are never sent again', async (t) => {
+      const keyed = client(true);
+      const unkeyed = client(false);
+      const seen: [string, { outcome: Outcome; error: string }, number][] = [];
+      for (const [name, c, sql] of [
+        ['keys off: INSERT', unkeyed, `INSERT INTO ${table} (v) VALUES ($1)`],
+        ['script with COMMIT', keyed, `BEGIN; INSERT INTO ${table} (v) VALUES ('$1'); COMMIT`],
+        ['CALL of a committing procedure', keyed, `CALL ${procedure}($1)`],
+      ] as const) {
+        const m = `db-${randomBytes(5).toString('hex')}`;
+        const r = await loseDatabaseAnswer(() => (sql.includes("'$1'") ? c.execute(sql.replace('$1', m)) : c.execute(sql, [m])), c);
+        const n = await count(m);
+        seen.push([name, r, n]);
+        t.diagnostic(`${name}: ${r.outcome}${r.error ? ` (${r.error})` : ''}, ${n} row(s)`);
+      }
+      for (const [name, r, n] of seen) agrees(name, r, n);
+    });
   });
 }

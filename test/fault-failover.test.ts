@@ -60,10 +60,16 @@ if (!postgres) {
     test('calls spread over both servers; when one dies, new work moves to the other and its transactions fail clearly', async (t) => {
       const [ua, ub] = [pa.stats.bytesUp, pb.stats.bytesUp];
       for (let i = 0; i < 40; i++) assert.deepEqual((await client.query('SELECT $1::int AS i', [i])).rows, [{ i }]);
-      assert.ok(pa.stats.bytesUp - ua > 1000 && pb.stats.bytesUp - ub > 1000, `both servers got calls (${pa.stats.bytesUp - ua} / ${pb.stats.bytesUp - ub} bytes)`);
+      assert.ok(
+        pa.stats.bytesUp - ua > 1000 && pb.stats.bytesUp - ub > 1000,
+        `both servers got calls (${pa.stats.bytesUp - ua} / ${pb.stats.bytesUp - ub} bytes)`,
+      );
       const stats0 = client.pool.getStats();
       assert.equal(stats0.endpoints.length, 2);
-      assert.ok(stats0.endpoints.every((e) => e.circuit === 'closed' && e.connections >= 1), JSON.stringify(stats0.endpoints));
+      assert.ok(
+        stats0.endpoints.every((e) => e.circuit === 'closed' && e.connections >= 1),
+        JSON.stringify(stats0.endpoints),
+      );
 
       // Transactions on both servers.
       const txs: { tx: Transaction; on: 'a' | 'b' }[] = [];
@@ -85,12 +91,17 @@ if (!postgres) {
       const moved = performance.now() - t0;
       const s = client.pool.getStats();
       const [ea, eb] = s.endpoints;
-      t.diagnostic(`failover: 30 reads and 10 writes done ${moved.toFixed(0)} ms after the kill; ${s.retries} retries; a's circuit ${ea.circuit} (opened ${ea.circuitOpened}x), b's ${eb.circuit}`);
+      t.diagnostic(
+        `failover: 30 reads and 10 writes done ${moved.toFixed(0)} ms after the kill; ${s.retries} retries; a's circuit ${ea.circuit} (opened ${ea.circuitOpened}x), b's ${eb.circuit}`,
+      );
       assert.ok(ea.circuitOpened >= 1, `the dead server's circuit opened (${JSON.stringify(ea)})`);
       assert.equal(eb.circuit, 'closed');
       const rows = (await admin.query(`SELECT v, count(*)::int AS n FROM ${table} WHERE v LIKE 'after-%' GROUP BY v`)).rows;
       assert.equal(rows.length, 10);
-      assert.ok(rows.every((r) => r.n === 1), 'every write applied once');
+      assert.ok(
+        rows.every((r) => r.n === 1),
+        'every write applied once',
+      );
 
       // Transactions on the dead server fail, saying so; those on the other commit.
       for (const { tx } of onA) {

@@ -32,7 +32,14 @@ if (!postgres) {
 
     const client = (config: ConnectionConfig = {}) => {
       // No keepalive pings: the next bytes from the server are the answer the proxy loses.
-      const c = createClient({ url: proxy.grpcUrl, minConnections: 1, maxConnections: 1, keepaliveIntervalMs: 0, timeoutMs: 20_000, ...config });
+      const c = createClient({
+        url: proxy.grpcUrl,
+        minConnections: 1,
+        maxConnections: 1,
+        keepaliveIntervalMs: 0,
+        timeoutMs: 20_000,
+        ...config,
+      });
       clients.push(c);
       return c;
     };
@@ -99,7 +106,10 @@ if (!postgres) {
     });
 
     test('a commit whose answer is lost, then the server is SIGKILLed and restarted: the retry learns from the key that it committed', async (t) => {
-      const c = client({ retry: { maxAttempts: 40, baseDelayMs: 100, maxDelayMs: 400, budget: false }, circuitBreaker: { openMs: 200, maxOpenMs: 400 } });
+      const c = client({
+        retry: { maxAttempts: 40, baseDelayMs: 100, maxDelayMs: 400, budget: false },
+        circuitBreaker: { openMs: 200, maxOpenMs: 400 },
+      });
       const tx = await c.begin();
       await tx.execute(`INSERT INTO ${table} (v) VALUES ($1)`, ['commit-restart']);
       proxy.loseNextResponse(60_000);

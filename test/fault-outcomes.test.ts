@@ -69,12 +69,19 @@ if (!postgres) {
         timeoutMs: 10_000,
         circuitBreaker: false,
         ...config,
-        retry: { maxAttempts: 6, baseDelayMs: 10, maxDelayMs: 50, budget: false, ...(typeof config.retry === 'object' ? config.retry : {}) },
+        retry: {
+          maxAttempts: 6,
+          baseDelayMs: 10,
+          maxDelayMs: 50,
+          budget: false,
+          ...(typeof config.retry === 'object' ? config.retry : {}),
+        },
       });
       clients.push(c);
       return c;
     };
-    const rowsOf = async (marker: string) => (await admin.query(`SELECT id FROM ${table} WHERE v = $1`, [marker])).rows.map((r) => Number(r.id));
+    const rowsOf = async (marker: string) =>
+      (await admin.query(`SELECT id FROM ${table} WHERE v = $1`, [marker])).rows.map((r) => Number(r.id));
 
     /**
      * Runs `call` `iterations` times, each with a fresh marker and the tap armed with a plan
@@ -133,7 +140,9 @@ if (!postgres) {
       table = uniqueName('outcome');
       writer = `${table}_writer`;
       await admin.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, v text NOT NULL, note text)`);
-      await admin.query(`CREATE FUNCTION ${writer}(m text) RETURNS int LANGUAGE sql VOLATILE AS $$ INSERT INTO ${table} (v, note) VALUES (m, 'fn') RETURNING id $$`);
+      await admin.query(
+        `CREATE FUNCTION ${writer}(m text) RETURNS int LANGUAGE sql VOLATILE AS $$ INSERT INTO ${table} (v, note) VALUES (m, 'fn') RETURNING id $$`,
+      );
       tap = await MarkerTap.start(Number(new URL(ts.server.grpcUrl.replace(/^grpc:/, 'http:')).port));
     });
     after(async () => {
@@ -149,7 +158,9 @@ if (!postgres) {
       await c.query('SELECT 1');
       const sql = `WITH s AS (SELECT '--' AS sep) INSERT INTO ${table} (v, note) SELECT $1, s.sep FROM s RETURNING id`;
       // The first attempt's answer lost; or the first and its retry's.
-      const r = await loseAnswers(t, 'with-insert', 50, [['fault'], ['fault', 'fault']], async (m) => (await c.query<{ id: number }>(sql, [m])).rows.map((x) => x.id));
+      const r = await loseAnswers(t, 'with-insert', 50, [['fault'], ['fault', 'fault']], async (m) =>
+        (await c.query<{ id: number }>(sql, [m])).rows.map((x) => x.id),
+      );
       assert.equal(r.ok, 50, `every call succeeded, settled by its key (${r.failures.join('; ')})`);
       assert.equal(r.rows, 50, 'each applied once');
       assert.equal(r.fired, 75);
@@ -168,7 +179,9 @@ if (!postgres) {
       tap.disarm();
       assert.equal((await rowsOf(probe)).length, 1);
       const plans: ('fault' | null)[][] = [['fault'], [null, 'fault'], [null, 'fault', 'fault'], ['fault', null, 'fault']];
-      const r = await loseAnswers(t, 'select-writer', 50, plans, async (m) => (await c.query<{ id: number }>(sql, [m])).rows.map((x) => x.id));
+      const r = await loseAnswers(t, 'select-writer', 50, plans, async (m) =>
+        (await c.query<{ id: number }>(sql, [m])).rows.map((x) => x.id),
+      );
       assert.equal(r.ok, 50, `every call succeeded (${r.failures.join('; ')})`);
       assert.equal(r.rows, 50, 'each applied once: a read sent again never wrote');
     });
@@ -194,11 +207,21 @@ if (!postgres) {
       const c = client({ retry: { idempotencyKeys: false } });
       await c.query('SELECT 1');
       const withInsert = `WITH s AS (SELECT '--' AS sep) INSERT INTO ${table} (v, note) SELECT $1, s.sep FROM s RETURNING id`;
-      const w = await loseAnswers(t, 'with-insert-unkeyed', 20, [['fault']], async (m) => (await c.query<{ id: number }>(withInsert, [m])).rows.map((x) => x.id));
-      const s = await loseAnswers(t, 'select-writer-unkeyed', 20, [[null, 'fault']], async (m) => (await c.query<{ id: number }>(`SELECT ${writer}($1) AS id`, [m])).rows.map((x) => x.id));
-      assert.equal(w.ambiguous + s.ambiguous, 40, `each lost answer of a write without a key is ambiguous (ok ${w.ok + s.ok}, failed: ${[...w.failures, ...s.failures].join('; ')})`);
+      const w = await loseAnswers(t, 'with-insert-unkeyed', 20, [['fault']], async (m) =>
+        (await c.query<{ id: number }>(withInsert, [m])).rows.map((x) => x.id),
+      );
+      const s = await loseAnswers(t, 'select-writer-unkeyed', 20, [[null, 'fault']], async (m) =>
+        (await c.query<{ id: number }>(`SELECT ${writer}($1) AS id`, [m])).rows.map((x) => x.id),
+      );
+      assert.equal(
+        w.ambiguous + s.ambiguous,
+        40,
+        `each lost answer of a write without a key is ambiguous (ok ${w.ok + s.ok}, failed: ${[...w.failures, ...s.failures].join('; ')})`,
+      );
       // A lost read claim is sent again as a read: the NOT_A_READ that follows makes it a write.
-      const r = await loseAnswers(t, 'select-writer-unkeyed-claim', 10, [['fault']], async (m) => (await c.query<{ id: number }>(`SELECT ${writer}($1) AS id`, [m])).rows.map((x) => x.id));
+      const r = await loseAnswers(t, 'select-writer-unkeyed-claim', 10, [['fault']], async (m) =>
+        (await c.query<{ id: number }>(`SELECT ${writer}($1) AS id`, [m])).rows.map((x) => x.id),
+      );
       assert.equal(r.ok, 10, `a lost read claim is sent again, then written once (${r.failures.join('; ')})`);
     });
 
@@ -232,8 +255,14 @@ if (!postgres) {
             },
           );
           const n = (await rowsOf(marker)).length;
-          report.push(`${keys ? 'keyed' : 'unkeyed'} ${JSON.stringify(trick)}: ${refused ? 'refused, ' : ''}${committed ? 'committed' : 'rejected'}, ${n} row(s)`);
-          assert.equal(n, committed ? 1 : 0, `${trick} (keys ${keys}): commit() ${committed ? 'resolved' : 'rejected'}, and the row count agrees`);
+          report.push(
+            `${keys ? 'keyed' : 'unkeyed'} ${JSON.stringify(trick)}: ${refused ? 'refused, ' : ''}${committed ? 'committed' : 'rejected'}, ${n} row(s)`,
+          );
+          assert.equal(
+            n,
+            committed ? 1 : 0,
+            `${trick} (keys ${keys}): commit() ${committed ? 'resolved' : 'rejected'}, and the row count agrees`,
+          );
           assert.equal(tx.state, committed ? 'committed' : 'rolledBack');
           // The connection it ran on serves the next writes as before (its settings were reset).
           const next = `${marker}-next`;
@@ -244,36 +273,39 @@ if (!postgres) {
       for (const line of report) t.diagnostic(line);
     });
 
-    test(
-      'an auto-commit script that commits part of itself, then fails with a retryable error, is not sent again',
-      async () => {
-        const c = createClient({ url: ts.server.grpcUrl, timeoutMs: 5000, retry: { baseDelayMs: 10, maxDelayMs: 50, budget: false } });
-        clients.push(c);
-        const locked = `${table}_locked`;
-        await admin.query(`CREATE TABLE ${locked} (id int)`);
-        const locker = new pg.Client({ connectionString: postgres.databaseUrl });
-        await locker.connect();
-        try {
-          await locker.query(`BEGIN; LOCK TABLE ${locked} IN ACCESS EXCLUSIVE MODE`);
-          const marker = `script-${randomBytes(4).toString('hex')}`;
-          const err = await c
-            .execute(`BEGIN; INSERT INTO ${table} (v) VALUES ('${marker}'); COMMIT; SET lock_timeout = '50ms'; SELECT * FROM ${locked}`)
-            .then(
-              () => undefined,
-              (e: unknown) => e,
-            );
-          assert.ok(err instanceof Error, 'the lock timeout fails the call');
-          const n = (await rowsOf(marker)).length;
-          assert.ok(n <= 1, `the script's committed INSERT is applied at most once, not once per attempt (${n} rows; the caller got ${String(err)})`);
-          assert.equal(n, 1, 'the INSERT before the script\'s own COMMIT stays committed, once');
-          // A script that commits itself: its failure says that what it committed stays committed.
-          assert.ok(err instanceof AmbiguousResultError || /what it committed before this error stays committed/.test(String(err)), `the error says so (${String(err)})`);
-        } finally {
-          await locker.query('ROLLBACK').catch(() => {});
-          await locker.end();
-          await admin.query(`DROP TABLE IF EXISTS ${locked}`);
-        }
-      },
-    );
+    test('an auto-commit script that commits part of itself, then fails with a retryable error, is not sent again', async () => {
+      const c = createClient({ url: ts.server.grpcUrl, timeoutMs: 5000, retry: { baseDelayMs: 10, maxDelayMs: 50, budget: false } });
+      clients.push(c);
+      const locked = `${table}_locked`;
+      await admin.query(`CREATE TABLE ${locked} (id int)`);
+      const locker = new pg.Client({ connectionString: postgres.databaseUrl });
+      await locker.connect();
+      try {
+        await locker.query(`BEGIN; LOCK TABLE ${locked} IN ACCESS EXCLUSIVE MODE`);
+        const marker = `script-${randomBytes(4).toString('hex')}`;
+        const err = await c
+          .execute(`BEGIN; INSERT INTO ${table} (v) VALUES ('${marker}'); COMMIT; SET lock_timeout = '50ms'; SELECT * FROM ${locked}`)
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        assert.ok(err instanceof Error, 'the lock timeout fails the call');
+        const n = (await rowsOf(marker)).length;
+        assert.ok(
+          n <= 1,
+          `the script's committed INSERT is applied at most once, not once per attempt (${n} rows; the caller got ${String(err)})`,
+        );
+        assert.equal(n, 1, "the INSERT before the script's own COMMIT stays committed, once");
+        // A script that commits itself: its failure says that what it committed stays committed.
+        assert.ok(
+          err instanceof AmbiguousResultError || /what it committed before this error stays committed/.test(String(err)),
+          `the error says so (${String(err)})`,
+        );
+      } finally {
+        await locker.query('ROLLBACK').catch(() => {});
+        await locker.end();
+        await admin.query(`DROP TABLE IF EXISTS ${locked}`);
+      }
+    });
   });
 }

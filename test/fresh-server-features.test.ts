@@ -25,7 +25,17 @@ import { type HeliosDBClient, type Notification, PermissionDeniedError } from '@
 import { pgRunner } from '../src/server/auth/setup.js';
 import { SqlAuthStore } from '../src/server/auth/store.js';
 import { describeEachBackend, type TestBackend } from './helpers/backends.js';
-import { featureLimitMs, type FreshServer, freshServer, freshTestOptions, keyRecords, methodsOf, removeFreshScratch, tableExists, within } from './helpers/fresh.js';
+import {
+  featureLimitMs,
+  type FreshServer,
+  freshServer,
+  freshTestOptions,
+  keyRecords,
+  methodsOf,
+  removeFreshScratch,
+  tableExists,
+  within,
+} from './helpers/fresh.js';
 import { waitFor } from './helpers/server.js';
 
 after(() => removeFreshScratch());
@@ -95,7 +105,11 @@ describeEachBackend('a fresh server: the first use of each feature', (backend) =
     assert.equal(await f.count('fresh_fn'), 5);
 
     const batch = await within(t, 'atomic batch', () =>
-      client.batch([{ sql: 'CREATE TABLE fresh_batch (id int PRIMARY KEY)' }, { sql: 'INSERT INTO fresh_batch VALUES ($1)', params: [1] }, { sql: 'INSERT INTO fresh_batch VALUES (2), (3)' }]),
+      client.batch([
+        { sql: 'CREATE TABLE fresh_batch (id int PRIMARY KEY)' },
+        { sql: 'INSERT INTO fresh_batch VALUES ($1)', params: [1] },
+        { sql: 'INSERT INTO fresh_batch VALUES (2), (3)' },
+      ]),
     );
     assert.equal(batch.failed, 0);
     assert.equal(await f.count('fresh_batch'), 3);
@@ -119,7 +133,9 @@ describeEachBackend('a fresh server: the first use of each feature', (backend) =
     assert.equal(await within(t, 'reserve + SET + read back + release', () => reserveSetRelease(client)), 'kept');
     assert.equal(methodsOf(calls)[0], 'ReserveSession', 'the reservation was the first call');
 
-    const one = await within(t, 'queryOne', () => client.queryOne<{ n: number; v: string | null }>("SELECT 7 AS n, current_setting('heliosdb_fresh.flag', true) AS v"));
+    const one = await within(t, 'queryOne', () =>
+      client.queryOne<{ n: number; v: string | null }>("SELECT 7 AS n, current_setting('heliosdb_fresh.flag', true) AS v"),
+    );
     assert.equal(one.n, 7);
     assert.ok(one.v === null || one.v === '', `the released session's setting is gone (got ${JSON.stringify(one.v)})`);
 
@@ -158,108 +174,136 @@ describeEachBackend('a fresh server: the first use of each feature', (backend) =
     assert.equal(await tableExists(f, 'fresh_ddl'), true);
   });
 
-  test('grpc, tables made before the server started: copyFrom, sql template, executeMany, savepoints, cursor', freshTestOptions, async (t) => {
-    const f = await freshServer(t, backend, { withTables: true });
-    t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
-    const { client, calls } = f.client('grpc');
-    const copied = await within(t, 'copyFrom', () => client.copyFrom('COPY fresh_copy (id, v) FROM STDIN (FORMAT csv)', '1,a\n2,b\n3,c\n'));
-    assert.equal(copied.rowCount, 3);
-    assert.equal(methodsOf(calls)[0], 'CopyFrom', 'the COPY was the first call');
-    assert.equal(await f.count('fresh_copy'), 3);
+  test(
+    'grpc, tables made before the server started: copyFrom, sql template, executeMany, savepoints, cursor',
+    freshTestOptions,
+    async (t) => {
+      const f = await freshServer(t, backend, { withTables: true });
+      t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
+      const { client, calls } = f.client('grpc');
+      const copied = await within(t, 'copyFrom', () =>
+        client.copyFrom('COPY fresh_copy (id, v) FROM STDIN (FORMAT csv)', '1,a\n2,b\n3,c\n'),
+      );
+      assert.equal(copied.rowCount, 3);
+      assert.equal(methodsOf(calls)[0], 'CopyFrom', 'the COPY was the first call');
+      assert.equal(await f.count('fresh_copy'), 3);
 
-    const { rows } = await within(t, 'sql template', () => client.sql<{ sum: number; s: string }>`SELECT ${20}::int4 + ${22}::int4 AS sum, ${"it's"}::text AS s`);
-    assert.deepEqual(rows, [{ sum: 42, s: "it's" }]);
+      const { rows } = await within(
+        t,
+        'sql template',
+        () => client.sql<{ sum: number; s: string }>`SELECT ${20}::int4 + ${22}::int4 AS sum, ${"it's"}::text AS s`,
+      );
+      assert.deepEqual(rows, [{ sum: 42, s: "it's" }]);
 
-    const many = await within(t, 'executeMany', () =>
-      client.executeMany(
-        'INSERT INTO fresh_many (id, v) VALUES ($1, $2)',
-        Array.from({ length: 100 }, (_, i) => [i, `v${i}`]),
-      ),
-    );
-    assert.equal(many.rowCount, 100);
-    assert.equal(await f.count('fresh_many'), 100);
+      const many = await within(t, 'executeMany', () =>
+        client.executeMany(
+          'INSERT INTO fresh_many (id, v) VALUES ($1, $2)',
+          Array.from({ length: 100 }, (_, i) => [i, `v${i}`]),
+        ),
+      );
+      assert.equal(many.rowCount, 100);
+      assert.equal(await f.count('fresh_many'), 100);
 
-    await within(t, 'savepoints', async () => {
-      const tx = await client.begin();
-      await tx.execute('INSERT INTO fresh_keyed VALUES (1, $1)', ['before']);
-      const undone = await tx.savepoint();
-      await tx.execute("INSERT INTO fresh_keyed VALUES (2, 'undone')");
-      await undone.rollback();
-      const kept = await tx.savepoint();
-      await tx.execute("INSERT INTO fresh_keyed VALUES (3, 'kept')");
-      await kept.release();
-      await tx.commit();
-    });
-    assert.deepEqual(
-      (await f.verify('SELECT id, v FROM fresh_keyed ORDER BY id')).map((r) => [r.id, r.v]),
-      [
-        [1, 'before'],
-        [3, 'kept'],
-      ],
-    );
+      await within(t, 'savepoints', async () => {
+        const tx = await client.begin();
+        await tx.execute('INSERT INTO fresh_keyed VALUES (1, $1)', ['before']);
+        const undone = await tx.savepoint();
+        await tx.execute("INSERT INTO fresh_keyed VALUES (2, 'undone')");
+        await undone.rollback();
+        const kept = await tx.savepoint();
+        await tx.execute("INSERT INTO fresh_keyed VALUES (3, 'kept')");
+        await kept.release();
+        await tx.commit();
+      });
+      assert.deepEqual(
+        (await f.verify('SELECT id, v FROM fresh_keyed ORDER BY id')).map((r) => [r.id, r.v]),
+        [
+          [1, 'before'],
+          [3, 'kept'],
+        ],
+      );
 
-    const fetched = await within(t, 'cursor', async () => {
-      const tx = await client.begin({ readOnly: true });
-      const cursor = await tx.cursor<{ g: number }>('SELECT g::int4 AS g FROM generate_series(1, 250) g', [], { fetchSize: 100 });
-      let sum = 0;
-      for await (const row of cursor) sum += row.g;
-      await tx.commit();
-      return sum;
-    });
-    assert.equal(fetched, (250 * 251) / 2);
-  });
+      const fetched = await within(t, 'cursor', async () => {
+        const tx = await client.begin({ readOnly: true });
+        const cursor = await tx.cursor<{ g: number }>('SELECT g::int4 AS g FROM generate_series(1, 250) g', [], { fetchSize: 100 });
+        let sum = 0;
+        for await (const row of cursor) sum += row.g;
+        await tx.commit();
+        return sum;
+      });
+      assert.equal(fetched, (250 * 251) / 2);
+    },
+  );
 
-  test('http, tables made before the server started: copyFrom, transaction(fn), reserve, LISTEN, prepare, batch, COPY TO', freshTestOptions, async (t) => {
-    const f = await freshServer(t, backend, { withTables: true });
-    t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
-    const { client, calls } = f.client('http');
-    async function* rows() {
-      for (let i = 0; i < 10; i++) yield `${i}\tv${i}\n`;
-    }
-    const copied = await within(t, 'http: copyFrom (streamed source)', () => client.copyFrom('COPY fresh_copy FROM STDIN', rows()));
-    assert.equal(copied.rowCount, 10);
-    assert.equal(methodsOf(calls)[0], 'CopyFrom', 'the COPY was the first call');
-    assert.equal(await f.count('fresh_copy'), 10);
+  test(
+    'http, tables made before the server started: copyFrom, transaction(fn), reserve, LISTEN, prepare, batch, COPY TO',
+    freshTestOptions,
+    async (t) => {
+      const f = await freshServer(t, backend, { withTables: true });
+      t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
+      const { client, calls } = f.client('http');
+      async function* rows() {
+        for (let i = 0; i < 10; i++) yield `${i}\tv${i}\n`;
+      }
+      const copied = await within(t, 'http: copyFrom (streamed source)', () => client.copyFrom('COPY fresh_copy FROM STDIN', rows()));
+      assert.equal(copied.rowCount, 10);
+      assert.equal(methodsOf(calls)[0], 'CopyFrom', 'the COPY was the first call');
+      assert.equal(await f.count('fresh_copy'), 10);
 
-    await within(t, 'http: transaction(fn)', () => client.transaction((tx) => tx.execute("INSERT INTO fresh_keyed VALUES (1, 'tx')")));
-    assert.equal(await f.count('fresh_keyed'), 1);
-    assert.equal(await within(t, 'http: reserve + SET + read back + release', () => reserveSetRelease(client)), 'kept');
-    await listenAndNotify(t, f, client, 'http: ');
-    await within(t, 'http: prepare + execute', async () => {
-      const ps = await client.prepare('INSERT INTO fresh_many VALUES ($1, $2)');
-      assert.equal((await ps.execute([1, 'p'])).rowCount, 1);
-      await ps.close();
-    });
-    await within(t, 'http: batch', () => client.batch([{ sql: "INSERT INTO fresh_many VALUES (2, 'b')" }, { sql: "INSERT INTO fresh_many VALUES (3, 'b')" }]));
-    assert.equal(await f.count('fresh_many'), 3);
-    const copy = client.copyTo('COPY fresh_many TO STDOUT (FORMAT csv)');
-    const lines = await within(t, 'http: copyTo', async () => {
-      const parts: Uint8Array[] = [];
-      for await (const chunk of copy) parts.push(chunk);
-      return Buffer.concat(parts).toString('utf8').trim().split('\n').sort();
-    });
-    assert.deepEqual(lines, ['1,p', '2,b', '3,b']);
-  });
+      await within(t, 'http: transaction(fn)', () => client.transaction((tx) => tx.execute("INSERT INTO fresh_keyed VALUES (1, 'tx')")));
+      assert.equal(await f.count('fresh_keyed'), 1);
+      assert.equal(await within(t, 'http: reserve + SET + read back + release', () => reserveSetRelease(client)), 'kept');
+      await listenAndNotify(t, f, client, 'http: ');
+      await within(t, 'http: prepare + execute', async () => {
+        const ps = await client.prepare('INSERT INTO fresh_many VALUES ($1, $2)');
+        assert.equal((await ps.execute([1, 'p'])).rowCount, 1);
+        await ps.close();
+      });
+      await within(t, 'http: batch', () =>
+        client.batch([{ sql: "INSERT INTO fresh_many VALUES (2, 'b')" }, { sql: "INSERT INTO fresh_many VALUES (3, 'b')" }]),
+      );
+      assert.equal(await f.count('fresh_many'), 3);
+      const copy = client.copyTo('COPY fresh_many TO STDOUT (FORMAT csv)');
+      const lines = await within(t, 'http: copyTo', async () => {
+        const parts: Uint8Array[] = [];
+        for await (const chunk of copy) parts.push(chunk);
+        return Buffer.concat(parts).toString('utf8').trim().split('\n').sort();
+      });
+      assert.deepEqual(lines, ['1,p', '2,b', '3,b']);
+    },
+  );
 
-  test('authentication required: the first calls create users and keys, then their first transactions and Login', freshTestOptions, async (t) => {
-    if (backend.databaseUrl) return authOnPostgres(t, backend);
-    const f = await freshServer(t, backend, { server: { auth: 'required', allowInsecurePassword: true } });
-    t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
-    const keys = await within(t, 'createUser + createApiKey (server.auth)', async () => {
-      await f.server.auth.createUser({ name: 'fresh_user', role: 'postgres' });
-      await f.server.auth.createUser({ name: 'fresh_pw', role: 'postgres', password });
-      return { writer: (await f.server.auth.createApiKey({ user: 'fresh_user' })).key, reader: (await f.server.auth.createApiKey({ user: 'fresh_user', readOnly: true })).key };
-    });
-    f.verifyAs({ apiKey: keys.writer });
-    await authenticatedFirstUses(t, f, keys, { user: 'fresh_pw', setup: 'CREATE TABLE fresh_auth (id int PRIMARY KEY, v text)' });
-  });
+  test(
+    'authentication required: the first calls create users and keys, then their first transactions and Login',
+    freshTestOptions,
+    async (t) => {
+      if (backend.databaseUrl) return authOnPostgres(t, backend);
+      const f = await freshServer(t, backend, { server: { auth: 'required', allowInsecurePassword: true } });
+      t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
+      const keys = await within(t, 'createUser + createApiKey (server.auth)', async () => {
+        await f.server.auth.createUser({ name: 'fresh_user', role: 'postgres' });
+        await f.server.auth.createUser({ name: 'fresh_pw', role: 'postgres', password });
+        return {
+          writer: (await f.server.auth.createApiKey({ user: 'fresh_user' })).key,
+          reader: (await f.server.auth.createApiKey({ user: 'fresh_user', readOnly: true })).key,
+        };
+      });
+      f.verifyAs({ apiKey: keys.writer });
+      await authenticatedFirstUses(t, f, keys, { user: 'fresh_pw', setup: 'CREATE TABLE fresh_auth (id int PRIMARY KEY, v text)' });
+    },
+  );
 });
 
 /**
  * The first transaction of an API key (2 rows into fresh_auth, its commit's key recorded), of a
  * read-only key (reads; its write refused), and of a password user (Login, 2 more rows).
  */
-async function authenticatedFirstUses(t: TestContext, f: FreshServer, keys: { writer: string; reader: string }, opts: { user: string; setup?: string }): Promise<void> {
+async function authenticatedFirstUses(
+  t: TestContext,
+  f: FreshServer,
+  keys: { writer: string; reader: string },
+  opts: { user: string; setup?: string },
+): Promise<void> {
   const { client, calls } = f.client('grpc', { apiKey: keys.writer });
   await within(t, 'API key: begin, insert, commit', async () => {
     const tx = await client.begin();
@@ -282,7 +326,10 @@ async function authenticatedFirstUses(t: TestContext, f: FreshServer, keys: { wr
     await tx.rollback();
     return e;
   });
-  assert.ok(refused instanceof PermissionDeniedError && refused.sqlstate === '25006', `the read-only key's write was refused (got ${String(refused)})`);
+  assert.ok(
+    refused instanceof PermissionDeniedError && refused.sqlstate === '25006',
+    `the read-only key's write was refused (got ${String(refused)})`,
+  );
   assert.equal(await f.count('fresh_auth'), 2);
 
   const pw = f.client('grpc', { user: opts.user, password }).client;
@@ -332,7 +379,10 @@ async function authOnPostgres(t: TestContext, backend: TestBackend): Promise<voi
   const keys = await within(t, 'createUser + createApiKey (the store)', async () => {
     await admin.createUser({ name: users[0], role: writerRole });
     await admin.createUser({ name: users[1], role: writerRole, password });
-    return { writer: (await admin.createApiKey({ user: users[0] })).key, reader: (await admin.createApiKey({ user: users[0], readOnly: true })).key };
+    return {
+      writer: (await admin.createApiKey({ user: users[0] })).key,
+      reader: (await admin.createApiKey({ user: users[0], readOnly: true })).key,
+    };
   });
   await authenticatedFirstUses(t, f, keys, { user: users[1] });
 }

@@ -24,7 +24,12 @@ import { freshServer, freshTestOptions, type FreshTransport, keyRecords, methods
 after(() => removeFreshScratch());
 
 /** The first transaction: begin, a query, DDL and rows, commit (its key recorded with it). */
-async function firstTransaction(t: TestContext, backend: TestBackend, transport: FreshTransport, config: ConnectionConfig = {}): Promise<void> {
+async function firstTransaction(
+  t: TestContext,
+  backend: TestBackend,
+  transport: FreshTransport,
+  config: ConnectionConfig = {},
+): Promise<void> {
   const f = await freshServer(t, backend);
   t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
   const { client, calls } = f.client(transport, config);
@@ -71,7 +76,9 @@ async function firstQuery(t: TestContext, backend: TestBackend, transport: Fresh
   const f = await freshServer(t, backend);
   t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
   const { client, calls } = f.client(transport);
-  const r = await within(t, `${transport}: query`, () => client.query<{ n: number; s: string }>('SELECT $1::int4 + 1 AS n, $2::text AS s', [41, 'fresh']));
+  const r = await within(t, `${transport}: query`, () =>
+    client.query<{ n: number; s: string }>('SELECT $1::int4 + 1 AS n, $2::text AS s', [41, 'fresh']),
+  );
   assert.deepEqual(methodsOf(calls), ['Query']);
   assert.deepEqual(r.rows, [{ n: 42, s: 'fresh' }]);
   assert.equal(r.command, 'SELECT');
@@ -82,7 +89,9 @@ async function firstKeyedWrite(t: TestContext, backend: TestBackend, transport: 
   const f = await freshServer(t, backend, { withTables: true });
   t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
   const { client, calls } = f.client(transport);
-  const r = await within(t, `${transport}: keyed INSERT`, () => client.execute('INSERT INTO fresh_keyed (id, v) VALUES ($1, $2), ($3, $4)', [1, 'a', 2, 'b']));
+  const r = await within(t, `${transport}: keyed INSERT`, () =>
+    client.execute('INSERT INTO fresh_keyed (id, v) VALUES ($1, $2), ($3, $4)', [1, 'a', 2, 'b']),
+  );
   assert.equal(r.rowCount, 2);
   assert.deepEqual(methodsOf(calls), ['Execute'], 'the write was the first call, sent once');
   const key = calls[0]?.idempotencyKey;
@@ -99,7 +108,9 @@ describeEachBackend('a fresh server: its first call', (backend) => {
     test(`${transport}: the first keyed write (INSERT through execute)`, freshTestOptions, (t) => firstKeyedWrite(t, backend, transport));
   }
   for (const protocol of ['connect-json', 'grpc-web'] as const) {
-    test(`http (${protocol}): the first transaction (begin, query, commit)`, freshTestOptions, (t) => firstTransaction(t, backend, 'http', { protocol }));
+    test(`http (${protocol}): the first transaction (begin, query, commit)`, freshTestOptions, (t) =>
+      firstTransaction(t, backend, 'http', { protocol }),
+    );
   }
 
   /**
@@ -132,7 +143,9 @@ describeEachBackend('a fresh server: its first call', (backend) => {
     const f = await freshServer(t, backend, { previousServer: usedBefore(t) });
     t.diagnostic(`server started in ${f.startMs.toFixed(0)} ms`);
     const { client, calls } = f.client('grpc');
-    const r = await within(t, 'restarted: keyed INSERT', () => client.execute('INSERT INTO fresh_again VALUES ($1, $2)', [2, 'second server']));
+    const r = await within(t, 'restarted: keyed INSERT', () =>
+      client.execute('INSERT INTO fresh_again VALUES ($1, $2)', [2, 'second server']),
+    );
     assert.equal(r.rowCount, 1);
     assert.deepEqual(methodsOf(calls), ['Execute']);
     assert.equal(await f.count('fresh_again'), 2);
@@ -152,7 +165,9 @@ describeEachBackend('a fresh server: its first call', (backend) => {
             return 'tx';
           }),
         ),
-        ...Array.from({ length: n }, (_, i) => client.queryOne<{ n: number }>('SELECT $1::int4 AS n', [i]).then((r) => (r.n === i ? 'query' : 'wrong'))),
+        ...Array.from({ length: n }, (_, i) =>
+          client.queryOne<{ n: number }>('SELECT $1::int4 AS n', [i]).then((r) => (r.n === i ? 'query' : 'wrong')),
+        ),
         ...Array.from({ length: n }, async () => {
           let rows = 0;
           for await (const _ of client.stream('SELECT g FROM generate_series(1, 1000) g')) rows++;
@@ -161,7 +176,12 @@ describeEachBackend('a fresh server: its first call', (backend) => {
         ...Array.from({ length: n }, (_, i) => client.execute('INSERT INTO fresh_keyed VALUES ($1, $2)', [i, 'keyed']).then(() => 'keyed')),
       ]),
     );
-    assert.deepEqual(results.sort(), [...Array(n).fill('keyed'), ...Array(n).fill('query'), ...Array(n).fill('stream'), ...Array(n).fill('tx')]);
+    assert.deepEqual(results.sort(), [
+      ...Array(n).fill('keyed'),
+      ...Array(n).fill('query'),
+      ...Array(n).fill('stream'),
+      ...Array(n).fill('tx'),
+    ]);
     assert.ok(calls.length >= 4 * n);
     assert.equal(await f.count('fresh_many'), n);
     assert.equal(await f.count('fresh_keyed'), n);

@@ -20,7 +20,12 @@ const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 const serverOnly = ['@electric-sql/pglite', 'pg', 'pino', 'jose', 'libpg-query', 'pg-copy-streams', 'pg-protocol', '@heliosdb/server'];
 
 const run = (cmd: string, args: string[], cwd: string) =>
-  execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', npm_config_audit: 'false', npm_config_fund: 'false' } });
+  execFileSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '', npm_config_audit: 'false', npm_config_fund: 'false' },
+  });
 
 /** Every file under `dir`. */
 function walk(dir: string): string[] {
@@ -46,7 +51,9 @@ describe('the packages, installed from their tarballs', { timeout: 240_000 }, ()
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'heliosdb-consumer-'));
     execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'pipe' });
-    const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work, '--workspace', 'src/client', '--workspace', 'src/server'], root)) as { name: string; filename: string }[];
+    const packed = JSON.parse(
+      run('npm', ['pack', '--json', '--pack-destination', work, '--workspace', 'src/client', '--workspace', 'src/server'], root),
+    ) as { name: string; filename: string }[];
     clientTgz = join(work, packed.find((p) => p.name === '@heliosdb/client')!.filename);
     serverTgz = join(work, packed.find((p) => p.name === '@heliosdb/server')!.filename);
   });
@@ -56,7 +63,8 @@ describe('the packages, installed from their tarballs', { timeout: 240_000 }, ()
 
   test('the version is one: both packages and the server report it', () => {
     assert.equal(VERSION, version);
-    for (const dir of ['src/client', 'src/server']) assert.equal(JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')).version, version);
+    for (const dir of ['src/client', 'src/server'])
+      assert.equal(JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')).version, version);
   });
 
   test('a query from @heliosdb/client (import and require) against a server started from @heliosdb/server', async () => {
@@ -67,7 +75,10 @@ describe('the packages, installed from their tarballs', { timeout: 240_000 }, ()
       [srv, [serverTgz, clientTgz]],
     ] as const) {
       execFileSync('mkdir', ['-p', dir]);
-      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `consumer-${dir.endsWith('app') ? 'app' : 'srv'}`, private: true, type: 'module' }));
+      writeFileSync(
+        join(dir, 'package.json'),
+        JSON.stringify({ name: `consumer-${dir.endsWith('app') ? 'app' : 'srv'}`, private: true, type: 'module' }),
+      );
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tgzs], dir);
     }
     // Each package ships its license and readme; its declaration maps point at sources it ships.
@@ -95,8 +106,15 @@ describe('the packages, installed from their tarballs', { timeout: 240_000 }, ()
     const bin = join(srv, 'node_modules', '.bin', 'heliosdb');
     assert.ok(existsSync(bin), 'the heliosdb bin is installed');
     assert.equal(run(bin, ['--version'], srv).trim(), version);
-    assert.equal(run('npx', ['--no-install', '@heliosdb/server', '--version'], srv).trim(), version, 'npx @heliosdb/server runs the heliosdb command');
-    const server = spawn(bin, ['serve', '--port', '0', '--http-port', '0', '--log-level', 'info'], { cwd: srv, stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(
+      run('npx', ['--no-install', '@heliosdb/server', '--version'], srv).trim(),
+      version,
+      'npx @heliosdb/server runs the heliosdb command',
+    );
+    const server = spawn(bin, ['serve', '--port', '0', '--http-port', '0', '--log-level', 'info'], {
+      cwd: srv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       let out = '';
       server.stdout.on('data', (d) => (out += d));

@@ -73,7 +73,9 @@ describe('embedded engine in a worker thread', () => {
   test('queries with parameters, and the start-up settings applied', async () => {
     const r = await client.query('SELECT $1::int + 1 AS n, $2::text AS s', [41, 'héllo']);
     assert.deepEqual(r.rows, [{ n: 42, s: 'héllo' }]);
-    const s = await client.query("SELECT current_setting('application_name') AS app, current_setting('DateStyle') AS ds, current_setting('extra_float_digits') AS efd");
+    const s = await client.query(
+      "SELECT current_setting('application_name') AS app, current_setting('DateStyle') AS ds, current_setting('extra_float_digits') AS efd",
+    );
     assert.deepEqual(s.rows, [{ app: 'engine-test', ds: 'SQL, DMY', efd: '3' }]);
     assert.equal(client._txStatus, 'I');
   });
@@ -90,7 +92,10 @@ describe('embedded engine in a worker thread', () => {
     await client.query({ ...q, values: [2, 'two'] });
     const prepared = await client.query("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = 'engine-test-ins'");
     assert.equal(prepared.rows[0].n, 1);
-    assert.deepEqual((await client.query('SELECT a, b FROM t ORDER BY a')).rows, [{ a: 1, b: 'one' }, { a: 2, b: 'two' }]);
+    assert.deepEqual((await client.query('SELECT a, b FROM t ORDER BY a')).rows, [
+      { a: 1, b: 'one' },
+      { a: 2, b: 'two' },
+    ]);
     await client.query('DELETE FROM t');
   });
 
@@ -145,7 +150,10 @@ describe('embedded engine in a worker thread', () => {
     await client.query('ROLLBACK');
     assert.equal(await count(client), 3);
     await client.query('BEGIN');
-    await assert.rejects(engine.copyFrom("COPY t FROM '/dev/blob'", encode('x\ty\n')), (e: pg.DatabaseError) => e instanceof pg.DatabaseError && e.code === '22P02');
+    await assert.rejects(
+      engine.copyFrom("COPY t FROM '/dev/blob'", encode('x\ty\n')),
+      (e: pg.DatabaseError) => e instanceof pg.DatabaseError && e.code === '22P02',
+    );
     await assert.rejects(client.query('SELECT 1'), (e: pg.DatabaseError) => e.code === '25P02');
     await client.query('ROLLBACK');
     assert.equal(await count(client), 3);
@@ -163,7 +171,10 @@ describe('embedded engine in a worker thread', () => {
       return r;
     });
     // Had the copy gone ahead, its answer would have come before this read's rows.
-    assert.deepEqual((await cursor.read(3)).map((r) => r.a), [3, 4, 5]);
+    assert.deepEqual(
+      (await cursor.read(3)).map((r) => r.a),
+      [3, 4, 5],
+    );
     assert.equal(copied, false);
     await cursor.close();
     assert.equal((await copy).rowCount, 1);
@@ -173,9 +184,10 @@ describe('embedded engine in a worker thread', () => {
   });
 
   test('COPY FROM STDIN never reaches PGlite: refused with 0A000, the engine lives on', async () => {
-    const refused = (e: pg.DatabaseError): boolean => e.code === '0A000' && /COPY FROM STDIN cannot run on the embedded engine/.test(e.message);
+    const refused = (e: pg.DatabaseError): boolean =>
+      e.code === '0A000' && /COPY FROM STDIN cannot run on the embedded engine/.test(e.message);
     await assert.rejects(client.query('COPY t FROM STDIN'), refused);
-    await assert.rejects(client.query("SELECT 1; copy t (a, b) from stdin with (format csv)"), refused);
+    await assert.rejects(client.query('SELECT 1; copy t (a, b) from stdin with (format csv)'), refused);
     // Extended protocol, a named statement, inside a transaction block: the block fails.
     await client.query('BEGIN');
     await assert.rejects(client.query({ name: 'engine-test-copy', text: 'COPY t FROM STDIN', values: [] }), refused);
@@ -219,7 +231,7 @@ describe('embedded engine in a worker thread', () => {
     assert.equal(await count(client), 0);
   });
 
-  test('the worker crashes (PGlite\'s own exit): the main process lives, the connection fails, restart() starts afresh', async () => {
+  test("the worker crashes (PGlite's own exit): the main process lives, the connection fails, restart() starts afresh", async () => {
     const exited = new Promise<EngineExit>((resolve) => engine.once('exit', resolve));
     const running = client.query('SELECT pg_sleep(0.2)').then(
       () => undefined,

@@ -113,7 +113,10 @@ describeEachBackend('authentication over TLS', (backend) => {
 
       test('a wrong password is refused', async () => {
         await withClient(cfg({ user: writer, password: 'wrong' }), async (c) => {
-          await assert.rejects(c.query('SELECT 1'), (e: unknown) => e instanceof AuthenticationError && /wrong user name or password/.test(e.message));
+          await assert.rejects(
+            c.query('SELECT 1'),
+            (e: unknown) => e instanceof AuthenticationError && /wrong user name or password/.test(e.message),
+          );
         });
         await withClient(cfg({ user: `nobody_${f.id}`, password: 'x' }), async (c) => {
           await assert.rejects(c.query('SELECT 1'), AuthenticationError);
@@ -159,16 +162,19 @@ describeEachBackend('authentication over TLS', (backend) => {
         idp.tokenLifetimeSec = 2;
         const issued = idp.tokensIssued;
         try {
-          await withClient(cfg({ oauth: { tokenUrl: idp.tokenUrl, clientId: idp.clientId, clientSecret: idp.clientSecret, scope: 'db' } }), async (c) => {
-            assert.equal(await currentUser(c), f.readerRole);
-            await c.query('SELECT 1');
-            assert.equal(idp.tokensIssued - issued, 1, 'one token for several calls');
-            await new Promise((r) => setTimeout(r, 1700));
-            await c.query('SELECT 1'); // inside the renewal margin: renewed in the background
-            await new Promise((r) => setTimeout(r, 500));
-            assert.equal(await currentUser(c), f.readerRole); // the first token has expired
-            assert.ok(idp.tokensIssued - issued >= 2, 'renewed');
-          });
+          await withClient(
+            cfg({ oauth: { tokenUrl: idp.tokenUrl, clientId: idp.clientId, clientSecret: idp.clientSecret, scope: 'db' } }),
+            async (c) => {
+              assert.equal(await currentUser(c), f.readerRole);
+              await c.query('SELECT 1');
+              assert.equal(idp.tokensIssued - issued, 1, 'one token for several calls');
+              await new Promise((r) => setTimeout(r, 1700));
+              await c.query('SELECT 1'); // inside the renewal margin: renewed in the background
+              await new Promise((r) => setTimeout(r, 500));
+              assert.equal(await currentUser(c), f.readerRole); // the first token has expired
+              assert.ok(idp.tokensIssued - issued >= 2, 'renewed');
+            },
+          );
           await withClient(cfg({ oauth: { tokenUrl: idp.tokenUrl, clientId: idp.clientId, clientSecret: 'wrong' } }), async (c) => {
             await assert.rejects(c.query('SELECT 1'), (e: unknown) => e instanceof AuthenticationError && /invalid_client/.test(e.message));
           });

@@ -59,20 +59,28 @@ describeEachBackend('authorization', (backend) => {
       assert.equal((await c.queryOne<{ u: string }>('SELECT current_user AS u')).u, f.writerRole);
       await c.execute(`INSERT INTO ${f.table} VALUES ($1, $2)`, [1, 'w']);
       await assert.rejects(c.execute(`DELETE FROM ${f.table}`), PermissionDeniedError);
-      await assert.rejects(c.query(`SELECT * FROM ${secret}`), (e: unknown) => e instanceof PermissionDeniedError && e.sqlstate === '42501');
+      await assert.rejects(
+        c.query(`SELECT * FROM ${secret}`),
+        (e: unknown) => e instanceof PermissionDeniedError && e.sqlstate === '42501',
+      );
     }
     assert.equal((await reader.queryOne<{ u: string }>('SELECT current_user AS u')).u, f.readerRole);
     await assert.rejects(reader.execute(`INSERT INTO ${f.table} VALUES (2, 'r')`), PermissionDeniedError);
     assert.ok((await reader.query(`SELECT * FROM ${f.table}`)).rowCount >= 1);
   });
 
-  test('crafted SQL cannot leave the role for the server login or the superuser', { skip: pg ? false : 'PGlite is one superuser session' }, async () => {
+  test('crafted SQL cannot leave the role for the server login or the superuser', {
+    skip: pg ? false : 'PGlite is one superuser session',
+  }, async () => {
     // RESET ROLE comes back to the user's own role (its login role starts in it): nothing gained.
     assert.equal((await writer.queryOne<{ u: string }>('RESET ROLE; SELECT current_user AS u')).u, f.writerRole);
     await assert.rejects(writer.query(`RESET ROLE; SELECT * FROM ${secret}`), PermissionDeniedError);
     // SET ROLE NONE falls back to the login role itself, which holds no privileges (NOINHERIT).
     await assert.rejects(writer.query(`SET ROLE NONE; SELECT * FROM ${f.table}`), PermissionDeniedError);
-    await assert.rejects(writer.execute(`DO $$ BEGIN PERFORM set_config('role', 'none', false); PERFORM count(*) FROM ${f.table}; END $$`), PermissionDeniedError);
+    await assert.rejects(
+      writer.execute(`DO $$ BEGIN PERFORM set_config('role', 'none', false); PERFORM count(*) FROM ${f.table}; END $$`),
+      PermissionDeniedError,
+    );
     await assert.rejects(writer.execute('SET SESSION AUTHORIZATION postgres'), PermissionDeniedError);
     await assert.rejects(writer.execute('SET ROLE postgres'), PermissionDeniedError);
     // The next call on the same connections runs as the principal again.
@@ -100,19 +108,37 @@ describeEachBackend('authorization', (backend) => {
       await c.execute('SET default_transaction_read_only = off').catch(() => {});
       await c.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE').catch(() => {});
       await assert.rejects(c.execute(insert), PermissionDeniedError);
-      await assert.rejects(c.execute(`DO $$ BEGIN PERFORM set_config('transaction_read_only', 'off', false); ${insert}; END $$`), HeliosDBError);
+      await assert.rejects(
+        c.execute(`DO $$ BEGIN PERFORM set_config('transaction_read_only', 'off', false); ${insert}; END $$`),
+        HeliosDBError,
+      );
       await assert.rejects(c.execute(`DO $$ BEGIN COMMIT; ${insert}; END $$`), HeliosDBError);
       await assert.rejects(c.query(`WITH x AS (${insert} RETURNING 1) SELECT * FROM x`), PermissionDeniedError);
       // A batch cannot either: transaction control in it is refused, and its writes fail inside the READ ONLY block.
       await assert.rejects(
         c.rpc.executeBatch({
-          statements: [{ sql: 'COMMIT' }, { sql: 'SET default_transaction_read_only = off' }, { sql: 'COMMIT' }, { sql: insert }, { sql: insert }],
+          statements: [
+            { sql: 'COMMIT' },
+            { sql: 'SET default_transaction_read_only = off' },
+            { sql: 'COMMIT' },
+            { sql: insert },
+            { sql: insert },
+          ],
           atomic: false,
         }),
       );
-      await assert.rejects(c.rpc.executeBatch({ statements: [{ sql: 'SET transaction_read_only = off' }, { sql: insert }], atomic: false }), /is refused for a read-only API key/);
-      const batch = await c.rpc.executeBatch({ statements: [{ sql: insert }, { sql: `SELECT set_config('transaction_read_only', 'off', false)` }, { sql: insert }], atomic: false });
-      assert.ok(batch.results.every((r) => r.error !== undefined), 'every statement of the batch failed');
+      await assert.rejects(
+        c.rpc.executeBatch({ statements: [{ sql: 'SET transaction_read_only = off' }, { sql: insert }], atomic: false }),
+        /is refused for a read-only API key/,
+      );
+      const batch = await c.rpc.executeBatch({
+        statements: [{ sql: insert }, { sql: `SELECT set_config('transaction_read_only', 'off', false)` }, { sql: insert }],
+        atomic: false,
+      });
+      assert.ok(
+        batch.results.every((r) => r.error !== undefined),
+        'every statement of the batch failed',
+      );
       await assert.rejects(c.rpc.executeBatch({ statements: [{ sql: 'COMMIT' }, { sql: insert }], atomic: true }));
       // An interactive transaction of the key is READ ONLY whatever it asks for; SQL cannot end it.
       const tx = await c.begin({ readOnly: false });
@@ -128,7 +154,9 @@ describeEachBackend('authorization', (backend) => {
   test("one principal cannot use another's transaction", async () => {
     const tx = await writer.begin();
     try {
-      await assert.rejects(reader.rpc.query({ sql: 'SELECT 1', transactionId: tx.id }), (e: unknown) => /not open on this server/.test(String(e)));
+      await assert.rejects(reader.rpc.query({ sql: 'SELECT 1', transactionId: tx.id }), (e: unknown) =>
+        /not open on this server/.test(String(e)),
+      );
       await assert.rejects(readOnlyKey.rpc.commit({ transactionId: tx.id }));
       await assert.rejects(reader.rpc.savepoint({ transactionId: tx.id, name: 'x' }));
       await tx.execute(`INSERT INTO ${f.table} VALUES (3, 'tx')`);

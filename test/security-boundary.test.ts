@@ -61,7 +61,12 @@ describeEachBackend('authorization boundary', (backend) => {
   };
 
   before(async () => {
-    f = await startSecureServer(backend, certs, { authCacheMs: 100, allowInsecurePassword: false, maxTransactionsPerPrincipal: 3, maxPreparedStatements: 50 });
+    f = await startSecureServer(backend, certs, {
+      authCacheMs: 100,
+      allowInsecurePassword: false,
+      maxTransactionsPerPrincipal: 3,
+      maxPreparedStatements: 50,
+    });
     writerName = await makeUser(f, 'writer', f.writerRole);
     const w2 = await makeUser(f, 'writer2', f.writerRole);
     const r = await makeUser(f, 'reader', f.readerRole);
@@ -84,7 +89,9 @@ describeEachBackend('authorization boundary', (backend) => {
 
   const rows = async (where = 'true') => Number((await f.adminSql(`SELECT count(*)::int AS n FROM ${f.table} WHERE ${where}`))[0].n);
 
-  test('identity: no statement, function or setting reaches another role, the server login, or the server tables', { skip: pg ? false : 'PGlite is one superuser session (docs/security.md)' }, async () => {
+  test('identity: no statement, function or setting reaches another role, the server login, or the server tables', {
+    skip: pg ? false : 'PGlite is one superuser session (docs/security.md)',
+  }, async () => {
     const serverTables = ['heliosdb.users', 'heliosdb.api_keys', 'heliosdb.sessions', 'heliosdb.idempotency_keys', 'heliosdb.server_key'];
     const escapes = [
       'RESET ROLE',
@@ -111,34 +118,65 @@ describeEachBackend('authorization boundary', (backend) => {
         await writer.execute(attempt).catch(() => {});
         await failure(writer.query(`SELECT * FROM ${target}`), `${target} after ${attempt}`);
       }
-      await failure(writer.execute(`${attempt}; INSERT INTO heliosdb.sessions (token_hash, user_name, expires_at) VALUES ('forged', '${writerName}', now() + interval '1 day')`), `${attempt}: forge a session`);
+      await failure(
+        writer.execute(
+          `${attempt}; INSERT INTO heliosdb.sessions (token_hash, user_name, expires_at) VALUES ('forged', '${writerName}', now() + interval '1 day')`,
+        ),
+        `${attempt}: forge a session`,
+      );
     }
     // A temporary function or a procedure that changes the role gains nothing either.
-    await writer.execute(`CREATE FUNCTION pg_temp.up() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('role', 'postgres', true); RETURN 1; END $$`).catch(() => {});
+    await writer
+      .execute(
+        `CREATE FUNCTION pg_temp.up() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('role', 'postgres', true); RETURN 1; END $$`,
+      )
+      .catch(() => {});
     await failure(writer.query(`SELECT pg_temp.up(); SELECT * FROM ${secret}`), 'temp function');
-    await failure(writer.execute(`CREATE PROCEDURE pg_temp.p() LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'SET ROLE postgres'; PERFORM count(*) FROM ${secret}; END $$; CALL pg_temp.p()`), 'procedure');
+    await failure(
+      writer.execute(
+        `CREATE PROCEDURE pg_temp.p() LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'SET ROLE postgres'; PERFORM count(*) FROM ${secret}; END $$; CALL pg_temp.p()`,
+      ),
+      'procedure',
+    );
     // The statements run as the user's role, under the user's own login role.
     const who = await writer.queryOne<{ cu: string; su: string }>('SELECT current_user AS cu, session_user AS su');
     assert.equal(who.cu, f.writerRole);
     assert.notEqual(who.su, f.loginRole, 'not the server login');
     assert.match(who.su, /^hdb_[0-9a-f]{8}_writer_/);
-    const [member] = await f.adminSql(`SELECT array_agg(r.rolname::text ORDER BY r.rolname) AS roles FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1`, [who.su]);
+    const [member] = await f.adminSql(
+      `SELECT array_agg(r.rolname::text ORDER BY r.rolname) AS roles FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1`,
+      [who.su],
+    );
     assert.deepEqual(member.roles, [f.writerRole], 'the login role is a member of the user role only');
     // And legitimate work goes on.
     const before = await rows();
     await writer.execute(`INSERT INTO ${f.table} VALUES (1, 'after escapes')`);
     assert.equal(await rows(), before + 1);
-    assert.equal(Number((await f.adminSql(`SELECT count(*)::int AS n FROM heliosdb.sessions WHERE token_hash = 'forged'`))[0].n), 0, 'no session was forged');
+    assert.equal(
+      Number((await f.adminSql(`SELECT count(*)::int AS n FROM heliosdb.sessions WHERE token_hash = 'forged'`))[0].n),
+      0,
+      'no session was forged',
+    );
   });
 
-  test("identity: a principal sees neither other principals' statements nor can it end their backends", { skip: pg ? false : 'PGlite is one superuser session' }, async () => {
+  test("identity: a principal sees neither other principals' statements nor can it end their backends", {
+    skip: pg ? false : 'PGlite is one superuser session',
+  }, async () => {
     const marker = `marker_${f.id}_literal`;
     const running = writer2.query(`SELECT pg_sleep(1.5), '${marker}' AS m`);
     await new Promise((r) => setTimeout(r, 400));
-    const seen = await writer.query<{ query: string; pid: number }>(`SELECT pid, query FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`, [marker.slice(0, 10)]);
+    const seen = await writer.query<{ query: string; pid: number }>(
+      `SELECT pid, query FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
+      [marker.slice(0, 10)],
+    );
     assert.equal(seen.rowCount, 0, 'no query text of another principal (its literal) is visible');
-    const all = await writer.query<{ query: string }>(`SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND usename IS NOT NULL`);
-    assert.ok(all.rows.every((r) => r.query === '<insufficient privilege>' || !r.query.includes(marker)), 'others show <insufficient privilege>');
+    const all = await writer.query<{ query: string }>(
+      `SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND usename IS NOT NULL`,
+    );
+    assert.ok(
+      all.rows.every((r) => r.query === '<insufficient privilege>' || !r.query.includes(marker)),
+      'others show <insufficient privilege>',
+    );
     const [target] = await f.adminSql(`SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()`, [`%${marker}%`]);
     assert.ok(target, 'the other principal is running');
     const term = await writer.query(`SELECT pg_terminate_backend(${target.pid}) AS t`).then(
@@ -155,8 +193,13 @@ describeEachBackend('authorization boundary', (backend) => {
   test('read-only keys write by no route', async () => {
     const before = await rows();
     const insert = `INSERT INTO ${f.table} VALUES (99, 'ro')`;
-    if (pg) await f.adminSql(`CREATE OR REPLACE FUNCTION public.writes_${f.id}() RETURNS int LANGUAGE sql AS $$ INSERT INTO ${f.table} VALUES (98, 'fn') RETURNING 1 $$; GRANT EXECUTE ON FUNCTION public.writes_${f.id}() TO PUBLIC`);
-    await f.adminSql(`CREATE OR REPLACE PROCEDURE public.proc_${f.id}() LANGUAGE plpgsql AS $$ BEGIN COMMIT; INSERT INTO ${f.table} VALUES (97, 'proc'); END $$`);
+    if (pg)
+      await f.adminSql(
+        `CREATE OR REPLACE FUNCTION public.writes_${f.id}() RETURNS int LANGUAGE sql AS $$ INSERT INTO ${f.table} VALUES (98, 'fn') RETURNING 1 $$; GRANT EXECUTE ON FUNCTION public.writes_${f.id}() TO PUBLIC`,
+      );
+    await f.adminSql(
+      `CREATE OR REPLACE PROCEDURE public.proc_${f.id}() LANGUAGE plpgsql AS $$ BEGIN COMMIT; INSERT INTO ${f.table} VALUES (97, 'proc'); END $$`,
+    );
     await f.adminSql(`CREATE SEQUENCE IF NOT EXISTS seq_${f.id}; GRANT USAGE ON SEQUENCE seq_${f.id} TO ${f.writerRole}`);
     for (const c of [ro, roHttp]) {
       const attacks: [string, () => Promise<unknown>][] = [
@@ -169,7 +212,10 @@ describeEachBackend('authorization boundary', (backend) => {
         ['session characteristics', () => c.execute(`SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; ${insert}`)],
         ['prepare transaction', () => c.execute(`PREPARE TRANSACTION 'x_${f.id}'; ${insert}`)],
         ['batch: set then insert', () => c.batch([{ sql: 'SET transaction_read_only = off' }, { sql: insert }], { atomic: false })],
-        ['batch: commit then insert', () => c.batch([{ sql: 'COMMIT' }, { sql: 'SET default_transaction_read_only = off' }, { sql: insert }], { atomic: false })],
+        [
+          'batch: commit then insert',
+          () => c.batch([{ sql: 'COMMIT' }, { sql: 'SET default_transaction_read_only = off' }, { sql: insert }], { atomic: false }),
+        ],
         ['DO with set_config', () => c.execute(`DO $$ BEGIN PERFORM set_config('transaction_read_only', 'off', false); ${insert}; END $$`)],
         ['DO with COMMIT', () => c.execute(`DO $$ BEGIN COMMIT; ${insert}; END $$`)],
         ['procedure that commits', () => c.execute(`CALL public.proc_${f.id}()`)],
@@ -182,20 +228,32 @@ describeEachBackend('authorization boundary', (backend) => {
         ['copy from', () => c.copyFrom(`COPY ${f.table} FROM STDIN`, '95\tcopy\n')],
         ['transaction: commit in SQL', () => c.transaction(async (tx) => await tx.execute(`COMMIT; ${insert}`))],
         ['transaction: set then insert', () => c.transaction(async (tx) => await tx.execute(`SET transaction_read_only = off; ${insert}`))],
-        ['transaction: chain', () => c.transaction(async (tx) => {
-          await tx.execute('COMMIT AND CHAIN').catch(() => {});
-          return await tx.execute(insert);
-        })],
-        ['reserved session: set then insert', async () => {
-          await using s = await c.reserve();
-          await s.execute('SET default_transaction_read_only = off').catch(() => {});
-          return await s.execute(insert);
-        }],
-        ['reserved session: begin', async () => {
-          await using s = await c.reserve();
-          return await s.execute(`BEGIN READ WRITE; ${insert}; COMMIT`);
-        }],
-        ...(pg ? ([['a SELECT of a writing function', () => c.query(`SELECT public.writes_${f.id}()`)]] as [string, () => Promise<unknown>][]) : []),
+        [
+          'transaction: chain',
+          () =>
+            c.transaction(async (tx) => {
+              await tx.execute('COMMIT AND CHAIN').catch(() => {});
+              return await tx.execute(insert);
+            }),
+        ],
+        [
+          'reserved session: set then insert',
+          async () => {
+            await using s = await c.reserve();
+            await s.execute('SET default_transaction_read_only = off').catch(() => {});
+            return await s.execute(insert);
+          },
+        ],
+        [
+          'reserved session: begin',
+          async () => {
+            await using s = await c.reserve();
+            return await s.execute(`BEGIN READ WRITE; ${insert}; COMMIT`);
+          },
+        ],
+        ...(pg
+          ? ([['a SELECT of a writing function', () => c.query(`SELECT public.writes_${f.id}()`)]] as [string, () => Promise<unknown>][])
+          : []),
       ];
       for (const [what, attack] of attacks) {
         const r = await attack().then(
@@ -205,7 +263,10 @@ describeEachBackend('authorization boundary', (backend) => {
         if (!(r instanceof Error)) {
           // A non-atomic batch answers per statement: each must have failed.
           const results = (r as { results?: { ok: boolean }[] }).results;
-          assert.ok(results?.every((x) => !x.ok), `${what}: refused`);
+          assert.ok(
+            results?.every((x) => !x.ok),
+            `${what}: refused`,
+          );
         }
         assert.equal(await rows(), before, `${what}: nothing was written`);
       }
@@ -222,11 +283,15 @@ describeEachBackend('authorization boundary', (backend) => {
 
   test('isolation: nothing a call leaves on its connection reaches the next call, of another principal or its own', async () => {
     const orders = `orders_${f.id}`;
-    await f.adminSql(`CREATE TABLE ${orders} (id serial PRIMARY KEY, who text); GRANT SELECT, INSERT ON ${orders} TO ${f.writerRole}, ${f.readerRole}; GRANT USAGE ON SEQUENCE ${orders}_id_seq TO ${f.writerRole}`);
+    await f.adminSql(
+      `CREATE TABLE ${orders} (id serial PRIMARY KEY, who text); GRANT SELECT, INSERT ON ${orders} TO ${f.writerRole}, ${f.readerRole}; GRANT USAGE ON SEQUENCE ${orders}_id_seq TO ${f.writerRole}`,
+    );
     try {
       // A temporary table that shadows the real one, granted to everyone, on (every) connection.
       for (let i = 0; i < 8; i++) {
-        await writer.execute(`CREATE TEMP TABLE ${orders} (id int, who text); GRANT ALL ON ${orders} TO PUBLIC; INSERT INTO ${orders} VALUES (-1, 'trap')`);
+        await writer.execute(
+          `CREATE TEMP TABLE ${orders} (id int, who text); GRANT ALL ON ${orders} TO PUBLIC; INSERT INTO ${orders} VALUES (-1, 'trap')`,
+        );
       }
       for (const c of [writer2, writer]) {
         const r = await c.queryOne<{ id: number }>(`INSERT INTO ${orders} (who) VALUES ('legit') RETURNING id`);
@@ -243,7 +308,9 @@ describeEachBackend('authorization boundary', (backend) => {
         assert.equal(ok, true, 'the lock was not kept');
       }
       // Settings, search_path, prepared statements and cursors do not outlive their call.
-      await writer.execute("SET search_path = pg_catalog; SET statement_timeout = '31s'; SET DateStyle = 'German'; SET application_name = 'trap'");
+      await writer.execute(
+        "SET search_path = pg_catalog; SET statement_timeout = '31s'; SET DateStyle = 'German'; SET application_name = 'trap'",
+      );
       for (const c of [writer2, writer]) {
         const s = await c.queryOne<{ sp: string; ds: string; an: string; st: string }>(
           "SELECT current_setting('search_path') AS sp, current_setting('DateStyle') AS ds, current_setting('application_name') AS an, current_setting('statement_timeout') AS st",
@@ -263,10 +330,19 @@ describeEachBackend('authorization boundary', (backend) => {
       // engine it holds the one session: other calls wait until it is released.)
       const s = await writer.reserve();
       await s.execute(`CREATE TEMP TABLE kept_${f.id} (x int); SELECT pg_advisory_lock(770078)`);
-      if (pg) assert.equal((await writer2.queryOne<{ ok: boolean }>('SELECT pg_try_advisory_lock(770078) AS ok')).ok, false, 'held by the reserved session');
+      if (pg)
+        assert.equal(
+          (await writer2.queryOne<{ ok: boolean }>('SELECT pg_try_advisory_lock(770078) AS ok')).ok,
+          false,
+          'held by the reserved session',
+        );
       assert.equal((await s.queryOne<{ n: number }>(`SELECT count(*)::int AS n FROM kept_${f.id}`)).n, 0, 'kept in the reserved session');
       await s.release();
-      assert.equal((await writer2.queryOne<{ ok: boolean }>('SELECT pg_try_advisory_lock(770078) AS ok')).ok, true, 'released with the session');
+      assert.equal(
+        (await writer2.queryOne<{ ok: boolean }>('SELECT pg_try_advisory_lock(770078) AS ok')).ok,
+        true,
+        'released with the session',
+      );
     } finally {
       await f.adminSql(`DROP TABLE IF EXISTS ${orders}`);
     }
@@ -307,7 +383,8 @@ describeEachBackend('authorization boundary', (backend) => {
     if (!pg) {
       // One session: transactions queue for it, and no principal can hold more than it.
       const big = 'x'.repeat(100_000);
-      for (let i = 0; i < 80; i++) assert.equal((await (await writer.prepare(`SELECT $1::int + ${i} AS n, '${big}' AS pad`)).query([1])).rows[0].n, 1 + i);
+      for (let i = 0; i < 80; i++)
+        assert.equal((await (await writer.prepare(`SELECT $1::int + ${i} AS n, '${big}' AS pad`)).query([1])).rows[0].n, 1 + i);
       return;
     }
     const txs = [];
@@ -326,7 +403,9 @@ describeEachBackend('authorization boundary', (backend) => {
     }
   });
 
-  test('the embedded engine answers while a statement runs, and a passed deadline answers at once', { skip: pg ? 'PostgreSQL cancels statements itself' : false }, async () => {
+  test('the embedded engine answers while a statement runs, and a passed deadline answers at once', {
+    skip: pg ? 'PostgreSQL cancels statements itself' : false,
+  }, async () => {
     const sleeping = writer.query('SELECT pg_sleep(3)');
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();

@@ -14,15 +14,21 @@ import { backends } from './helpers/backends.js';
 
 function heliosdb(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server/bin/heliosdb.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/server/bin/heliosdb.ts', ...args],
+      { timeout: 30_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin?.end(stdin ?? '');
   });
 }
 
 test('the server refuses to listen beyond loopback without --auth, before binding anything', async () => {
-  await assert.rejects(startServer({ host: '0.0.0.0', port: 0, httpPort: -1, logLevel: 'silent' }), /refusing to listen on 0\.0\.0\.0 without authentication/);
+  await assert.rejects(
+    startServer({ host: '0.0.0.0', port: 0, httpPort: -1, logLevel: 'silent' }),
+    /refusing to listen on 0\.0\.0\.0 without authentication/,
+  );
   const r = await heliosdb(['serve', '--host', '0.0.0.0', '--port', '0', '--http-port', '-1']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--auth required .* or --auth none/);
@@ -30,7 +36,9 @@ test('the server refuses to listen beyond loopback without --auth, before bindin
 
 const postgres = backends.find((b) => b.name === 'postgresql');
 
-test('heliosdb user create / apikey create / apikey revoke against --database-url', { skip: postgres ? false : 'needs HELIOSDB_TEST_POSTGRES_URL' }, async () => {
+test('heliosdb user create / apikey create / apikey revoke against --database-url', {
+  skip: postgres ? false : 'needs HELIOSDB_TEST_POSTGRES_URL',
+}, async () => {
   const url = postgres!.databaseUrl!;
   const id = randomBytes(3).toString('hex');
   const role = `hdb_cli_${id}`;
@@ -74,7 +82,9 @@ test('heliosdb user create / apikey create / apikey revoke against --database-ur
   }
 });
 
-test('heliosdb auth init --grant-to lets the server login read users and record idempotency keys', { skip: postgres ? false : 'needs HELIOSDB_TEST_POSTGRES_URL' }, async () => {
+test('heliosdb auth init --grant-to lets the server login read users and record idempotency keys', {
+  skip: postgres ? false : 'needs HELIOSDB_TEST_POSTGRES_URL',
+}, async () => {
   const url = postgres!.databaseUrl!;
   const login = `hdb_login_${randomBytes(3).toString('hex')}`;
   const admin = new pg.Client({ connectionString: url });

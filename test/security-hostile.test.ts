@@ -134,7 +134,9 @@ describe('hostile input', () => {
     for (let round = 0; round < 5; round++) {
       await Promise.all(
         Array.from({ length: 8 }, (_, i) =>
-          i % 2 ? h2(grpcUrl, grpcHeaders, big) : h1(server.httpUrl!, { 'content-type': 'application/proto', 'connect-protocol-version': '1' }, big.subarray(5)),
+          i % 2
+            ? h2(grpcUrl, grpcHeaders, big)
+            : h1(server.httpUrl!, { 'content-type': 'application/proto', 'connect-protocol-version': '1' }, big.subarray(5)),
         ),
       );
     }
@@ -164,7 +166,11 @@ describe('hostile input', () => {
       const r = await h2(url, { ...grpcHeaders, 'grpc-encoding': 'gzip' }, grpcFrame(bomb, true));
       assert.equal(r.grpcStatus, '8', `gRPC over ${url}: ${JSON.stringify(r)}`);
     }
-    const r1 = await h1(server.httpUrl!, { 'content-type': 'application/proto', 'connect-protocol-version': '1', 'content-encoding': 'gzip' }, bomb);
+    const r1 = await h1(
+      server.httpUrl!,
+      { 'content-type': 'application/proto', 'connect-protocol-version': '1', 'content-encoding': 'gzip' },
+      bomb,
+    );
     assert.ok((r1.status ?? 0) >= 400, `Connect over HTTP/1.1: ${JSON.stringify(r1)}`);
     const grown = (process.memoryUsage().rss - before) / 2 ** 20;
     assert.ok(grown < 128, `rss grew by ${grown.toFixed(1)} MiB (the bomb inflates to 256 MiB)`);
@@ -217,7 +223,11 @@ describe('hostile input', () => {
     const hostile = "'; DROP TABLE users; --";
     const name = `we"ird\u0001\n'col;--\u007f`;
     const quoted = `"${name.replace(/"/g, '""')}"`;
-    for (const c of [client, createClient({ url: server.httpUrl!, protocol: 'connect-json' }), createClient({ url: server.httpUrl!, protocol: 'grpc-web' })]) {
+    for (const c of [
+      client,
+      createClient({ url: server.httpUrl!, protocol: 'connect-json' }),
+      createClient({ url: server.httpUrl!, protocol: 'grpc-web' }),
+    ]) {
       const table = uniqueName('users');
       await c.execute(`CREATE TABLE ${table} (id int, name text)`);
       await c.execute(`INSERT INTO ${table} VALUES ($1, $2)`, [1, hostile]);

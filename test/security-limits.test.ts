@@ -18,7 +18,17 @@ import { createHealthService, HealthState } from '../src/server/health-service.j
 import { type LimitedGrpcServer, startGrpcListener } from '../src/server/listeners/grpc-listener.js';
 import { type HttpListener, startHttpListener } from '../src/server/listeners/http-listener.js';
 import { grpcServerCredentials, loadServerTls } from '../src/server/tls.js';
-import { grpcFrame, h1Post, h2Session, rawH2Flood, silentSocket, type SilentSocket, waitFor, watchStream, type WatchStream } from './helpers/h2-clients.js';
+import {
+  grpcFrame,
+  h1Post,
+  h2Session,
+  rawH2Flood,
+  silentSocket,
+  type SilentSocket,
+  waitFor,
+  watchStream,
+  type WatchStream,
+} from './helpers/h2-clients.js';
 import { makeTestCerts, type TestCerts } from './helpers/certs.js';
 import { type LimitsServer, type ServerStats, startLimitsServer } from './helpers/limits-server.js';
 
@@ -101,7 +111,11 @@ before(async () => {
   const limits = { ...large, maxConnections: tlsMaxConnections };
   const services = [{ service: Health, impl: createHealthService(new HealthState(new Set())) }];
   const common = { host: '127.0.0.1', port: 0, maxMessageBytes: 1 << 20, limits };
-  ({ server: tlsGrpc, port: tlsPorts.grpc } = await startGrpcListener({ ...common, credentials: grpcServerCredentials(serverTls) }, services, log));
+  ({ server: tlsGrpc, port: tlsPorts.grpc } = await startGrpcListener(
+    { ...common, credentials: grpcServerCredentials(serverTls) },
+    services,
+    log,
+  ));
   tlsHttp = await startHttpListener({ ...common, corsOrigins: [], tls: serverTls }, services, log);
   tlsPorts.http = tlsHttp.port;
   // The 10 s handshake limit runs while the other tests do; the last test looks at the outcome.
@@ -141,7 +155,10 @@ describe('idle and slow-header timeouts', () => {
     const slow = h1Post(a.httpPort, '/heliosdb.v1.DatabaseService/Query', { sql: 'SELECT pg_sleep(1.6)' });
     await new Promise((r) => setTimeout(r, 2.2 * idleMs));
     // Two idle periods later the Watch streams still run on their connections.
-    assert.deepEqual(watches.map((w) => w.outcome), ['serving', 'serving']);
+    assert.deepEqual(
+      watches.map((w) => w.outcome),
+      ['serving', 'serving'],
+    );
     assert.equal(sessionGrpc.closed || sessionGrpc.destroyed, false);
     assert.equal(sessionHttp.closed || sessionHttp.destroyed, false);
     const slowDone = await slow;
@@ -151,7 +168,9 @@ describe('idle and slow-header timeouts', () => {
     const cancelledAt = Date.now();
     for (const w of watches) w.stream.close();
     const h2Idle = (await Promise.all(closed)).map((t) => t - cancelledAt);
-    console.log(`idle close after the last call: HTTP/1.1 ${quickIdle} ms and ${slowIdle} ms (after a 1.6 s call), h2 grpc/http ${h2Idle.join(', ')} ms`);
+    console.log(
+      `idle close after the last call: HTTP/1.1 ${quickIdle} ms and ${slowIdle} ms (after a 1.6 s call), h2 grpc/http ${h2Idle.join(', ')} ms`,
+    );
     for (const ms of [quickIdle, slowIdle, ...h2Idle]) assert.ok(ms >= idleMs - 100 && ms < idleMs + 2500, `idle close after ${ms} ms`);
   });
 });
@@ -164,7 +183,9 @@ describe('streams per connection', () => {
       assert.ok(flood.goawayCode !== undefined && flood.goawayCode !== 0, `GOAWAY with an error (${flood.goawayCode})`);
       assert.ok(flood.closed, 'the connection is closed');
       assert.ok(flood.answered.length <= small.maxConcurrentStreams, `${flood.answered.length} streams answered`);
-      console.log(`port ${port}: ${small.maxConcurrentStreams + 5} streams at once -> GOAWAY code ${flood.goawayCode}, ${flood.reset.size} streams reset, ${flood.answered.length} answered`);
+      console.log(
+        `port ${port}: ${small.maxConcurrentStreams + 5} streams at once -> GOAWAY code ${flood.goawayCode}, ${flood.reset.size} streams reset, ${flood.answered.length} answered`,
+      );
 
       // Node's client (as grpc-js and connect-node use) holds streams over the limit back.
       const session = await h2Session(port);
@@ -189,7 +210,8 @@ describe('connection cap and Watch cap', () => {
     const base = await b.stats();
     const held: SilentSocket[] = [];
     for (const port of [b.grpcPort, b.httpPort]) {
-      for (let i = 0; i < large.maxConnections; i += 50) held.push(...(await Promise.all(Array.from({ length: 50 }, () => silentSocket(port)))));
+      for (let i = 0; i < large.maxConnections; i += 50)
+        held.push(...(await Promise.all(Array.from({ length: 50 }, () => silentSocket(port)))));
     }
     const full = await statsWhen(b, (s) => s.fds >= base.fds + 2 * large.maxConnections, 5000);
     console.log(`${2 * large.maxConnections} idle TCP connections: ${perItem(base, full, 2 * large.maxConnections)}`);
@@ -197,10 +219,16 @@ describe('connection cap and Watch cap', () => {
 
     const extra = await Promise.all(Array.from({ length: 40 }, (_, i) => silentSocket(i % 2 ? b.httpPort : b.grpcPort)));
     await waitFor(() => extra.every((s) => s.closedAt !== undefined), 2000, 'connections over the cap to be closed');
-    assert.ok(extra.every((s) => s.bytesReceived === 0 && s.closedAt! - s.openedAt < 1000), 'closed at once, with nothing sent');
+    assert.ok(
+      extra.every((s) => s.bytesReceived === 0 && s.closedAt! - s.openedAt < 1000),
+      'closed at once, with nothing sent',
+    );
     const over = await b.stats();
     assert.ok(over.fds <= full.fds + 2, `no descriptor kept for them (${full.fds} -> ${over.fds})`);
-    assert.ok(held.every((s) => s.closedAt === undefined), 'the held connections stay open');
+    assert.ok(
+      held.every((s) => s.closedAt === undefined),
+      'the held connections stay open',
+    );
     assert.notEqual(await grpcCheck(b.grpcPort), 0, 'a grpc-js client is refused while the cap is full');
     assert.notEqual(await connectCheck(b.httpPort), 0, 'a Connect client is refused while the cap is full');
 
@@ -257,8 +285,14 @@ describe('connection cap and Watch cap', () => {
     const overMs = await answers();
     console.log(`500 Watch streams on the gRPC listener: ${perItem(base, afterGrpc, 500)}`);
     console.log(`500 Watch streams on the HTTP listener (h2): ${perItem(afterGrpc, afterHttp, 500)}`);
-    console.log(`1000 more, refused: rss ${mib(afterHttp.rss)} -> ${mib(afterOver.rss)} MiB, heap ${mib(afterHttp.heapUsed)} -> ${mib(afterOver.heapUsed)} MiB; Check on both listeners in ${firstMs} ms, then ${overMs} ms`);
-    assert.deepEqual([...onGrpc, ...onHttp].filter((w) => w.outcome !== 'serving'), [], 'the first 1000 are served');
+    console.log(
+      `1000 more, refused: rss ${mib(afterHttp.rss)} -> ${mib(afterOver.rss)} MiB, heap ${mib(afterHttp.heapUsed)} -> ${mib(afterOver.heapUsed)} MiB; Check on both listeners in ${firstMs} ms, then ${overMs} ms`,
+    );
+    assert.deepEqual(
+      [...onGrpc, ...onHttp].filter((w) => w.outcome !== 'serving'),
+      [],
+      'the first 1000 are served',
+    );
     assert.equal(over.filter((w) => w.outcome === RESOURCE_EXHAUSTED).length, 1000, 'the next 1000 are refused');
     const heldHeap = afterHttp.heapUsed - base.heapUsed;
     assert.ok(afterOver.heapUsed - afterHttp.heapUsed < heldHeap / 10, 'refused Watch streams hold no memory');
@@ -286,7 +320,12 @@ describe('request deadline', () => {
     );
     try {
       const session = await h2Session(listener.port);
-      const stalled = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc', te: 'trailers' });
+      const stalled = session.request({
+        ':method': 'POST',
+        ':path': '/grpc.health.v1.Health/Check',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
       stalled.on('error', () => {});
       stalled.write(grpcFrame().subarray(0, 3)); // part of a message, and no END_STREAM
       const t0 = Date.now();
@@ -295,11 +334,15 @@ describe('request deadline', () => {
       const h1 = await silentSocket(listener.port);
       let h1Reply = '';
       h1.socket.on('data', (d) => (h1Reply += d.toString('latin1')));
-      h1.socket.write('POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{');
+      h1.socket.write(
+        'POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{',
+      );
       const stalledMs = (await stalledClosed) - t0;
       await waitFor(() => h1.closedAt !== undefined, 5000, 'the HTTP/1.1 request to be cut');
       const h1Ms = h1.closedAt! - h1.openedAt;
-      console.log(`stalled request cut after: HTTP/2 ${stalledMs} ms (RST code ${stalled.rstCode}), HTTP/1.1 ${h1Ms} ms (${h1Reply.slice(0, 12)})`);
+      console.log(
+        `stalled request cut after: HTTP/2 ${stalledMs} ms (RST code ${stalled.rstCode}), HTTP/1.1 ${h1Ms} ms (${h1Reply.slice(0, 12)})`,
+      );
       assert.equal(stalled.rstCode, 8, 'CANCEL');
       assert.ok(stalledMs >= idleMs - 100 && stalledMs < idleMs + 2500, `HTTP/2 after ${stalledMs} ms`);
       assert.match(h1Reply, /^HTTP\/1\.1 408/);
@@ -316,7 +359,10 @@ describe('request deadline', () => {
 
 describe('TLS', () => {
   test('TLS connections count toward the cap; a handshake that never finishes is dropped after 10 s on both listeners', async () => {
-    assert.ok(tlsOver.every((s) => s.closedAt !== undefined && s.closedAt - s.openedAt < 1000 && s.bytesReceived === 0), 'over the cap: closed at once');
+    assert.ok(
+      tlsOver.every((s) => s.closedAt !== undefined && s.closedAt - s.openedAt < 1000 && s.bytesReceived === 0),
+      'over the cap: closed at once',
+    );
     await waitFor(() => tlsHeld.every((s) => s.closedAt !== undefined), 15_000, 'the TLS handshakes to time out');
     const ms = tlsHeld.map((s) => s.closedAt! - s.openedAt);
     console.log(`TLS handshakes that never finish dropped after ${Math.min(...ms)}-${Math.max(...ms)} ms (gRPC and HTTP listeners)`);

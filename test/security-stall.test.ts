@@ -114,7 +114,10 @@ describe('the cap on requests still receiving their body', () => {
     const held = sessions.flatMap((s) => Array.from({ length: perSession }, () => stalledCheck(s)));
     const full = await statsWhen(server, (s) => s.incomplete[listener] === cap, 5000);
     assert.equal(full.incomplete[listener], cap, 'the server counts every stalled request');
-    assert.ok(held.every((c) => !ended(c)), 'none is refused under the cap');
+    assert.ok(
+      held.every((c) => !ended(c)),
+      'none is refused under the cap',
+    );
     return { sessions, held, full };
   }
 
@@ -139,7 +142,10 @@ describe('the cap on requests still receiving their body', () => {
     assert.deepEqual(new Set(burst), new Set([0]), `a burst of whole requests is served (${burst.join(',')})`);
     // A whole request is served even on a connection that holds stalled ones.
     assert.equal(await wholeCheck(sessions[0]), 0, 'a whole request on a connection that holds stalled ones is served');
-    assert.ok(held.every((c) => !ended(c)), 'the requests under the cap still run');
+    assert.ok(
+      held.every((c) => !ended(c)),
+      'the requests under the cap still run',
+    );
 
     console.log(
       `HTTP listener: ${cap} stalled requests ${kib((full.heapUsed - base.heapUsed) / cap)} KiB heap, ${kib((full.rss - base.rss) / cap)} KiB rss each; ` +
@@ -165,13 +171,20 @@ describe('the cap on requests still receiving their body', () => {
 
       const t0 = Date.now();
       const refused = sessions.flatMap((s) => Array.from({ length: over }, () => stalledCheck(s)));
-      await waitFor(() => sessions.every((s) => s.closed || s.destroyed), 5000, 'the connections that keep refused streams open to be closed');
+      await waitFor(
+        () => sessions.every((s) => s.closed || s.destroyed),
+        5000,
+        'the connections that keep refused streams open to be closed',
+      );
       const answered = refused.filter((c) => c.status !== undefined);
       assert.ok(answered.length >= sessionsCount * 8, `${answered.length} refused with a status first`);
       assert.deepEqual(new Set(answered.map((c) => c.status)), new Set([UNAVAILABLE]), 'UNAVAILABLE');
       const refusedMs = Math.max(...answered.map((c) => c.endedAt! - t0));
       assert.ok(refusedMs < 1000, `refused at once (${refusedMs} ms)`);
-      assert.ok(held.every((c) => c.status === undefined), 'the calls under the cap had no answer: they were cut with their connection');
+      assert.ok(
+        held.every((c) => c.status === undefined),
+        'the calls under the cap had no answer: they were cut with their connection',
+      );
       const freed = await statsWhen(server, (s) => s.incomplete.grpc === 0 && s.connections.grpc === 1, 3000);
       assert.equal(freed.incomplete.grpc, 0);
       assert.equal(freed.connections.grpc, 1, 'only the well-behaved connection is left');
@@ -196,7 +209,10 @@ describe('requests that send nothing', () => {
   const T = 1000;
   let l: GateListeners;
   before(async () => {
-    l = await startGateListeners({ limits: { maxConnections: 50, idleConnectionTimeoutMs: 60_000, maxConcurrentStreams: 100 }, requestTimeoutMs: T });
+    l = await startGateListeners({
+      limits: { maxConnections: 50, idleConnectionTimeoutMs: 60_000, maxConcurrentStreams: 100 },
+      requestTimeoutMs: T,
+    });
   });
   after(() => l?.close());
   const ports = () => [
@@ -215,7 +231,9 @@ describe('requests that send nothing', () => {
       await waitFor(() => ended(check) && ended(copy), 5 * T, `${name}: the stalled requests to be cut`);
       const checkMs = check.endedAt! - check.openedAt;
       const copyMs = copy.endedAt! - lastSent;
-      console.log(`${name}: silent Check cut after ${checkMs} ms, CopyFrom silent after 3 messages cut after ${copyMs} ms (timeout ${T} ms): status ${check.status}/${copy.status}, RST ${check.rstCode}/${copy.rstCode}`);
+      console.log(
+        `${name}: silent Check cut after ${checkMs} ms, CopyFrom silent after 3 messages cut after ${copyMs} ms (timeout ${T} ms): status ${check.status}/${copy.status}, RST ${check.rstCode}/${copy.rstCode}`,
+      );
       for (const ms of [checkMs, copyMs]) assert.ok(ms >= T - 100 && ms < T + 1500, `${name}: cut after ${ms} ms`);
       if (name === 'gRPC') {
         assert.equal(check.status, CANCELLED);
@@ -262,7 +280,9 @@ describe('requests that send nothing', () => {
       }
       if (!ended(check)) check.stream.end();
       await waitFor(() => ended(check), 3000, 'the Check to be answered');
-      console.log(`${name}: a Check sent one byte every ${0.4 * T} ms: status ${check.status}, RST ${check.rstCode}, after ${check.endedAt! - check.openedAt} ms`);
+      console.log(
+        `${name}: a Check sent one byte every ${0.4 * T} ms: status ${check.status}, RST ${check.rstCode}, after ${check.endedAt! - check.openedAt} ms`,
+      );
       assert.equal(check.status, name === 'HTTP' ? 0 : CANCELLED);
       session.destroy();
     }

@@ -55,7 +55,11 @@ function detailOf(e: unknown) {
 }
 
 function isRateLimited(e: unknown): boolean {
-  return ConnectError.from(e).code === Code.ResourceExhausted && detailOf(e)?.reason === ErrorReason.AUTH_RATE_LIMITED && Number(detailOf(e)?.retryAfterMs) > 0;
+  return (
+    ConnectError.from(e).code === Code.ResourceExhausted &&
+    detailOf(e)?.reason === ErrorReason.AUTH_RATE_LIMITED &&
+    Number(detailOf(e)?.retryAfterMs) > 0
+  );
 }
 
 describe('FailureLimiter (fake clock)', () => {
@@ -92,7 +96,10 @@ describe('FailureLimiter (fake clock)', () => {
 
   test('fail() returns the hold-back of a verified failure: 0 under the limit', () => {
     const l = new FailureLimiter({ freeFailures: 2, maxDelayMs: 3000, clock: fakeTime().clock });
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => l.fail('x')), [0, 0, 1000, 2000, 3000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => l.fail('x')),
+      [0, 0, 1000, 2000, 3000],
+    );
   });
 
   test('failures are forgotten 15 min after the last one', async () => {
@@ -174,13 +181,15 @@ describe('AuthThrottle (fake clock)', () => {
     const th = new AuthThrottle({ freeFailures: 3, maxDelayMs: 4000, clock: t.clock, sleep: t.sleep, checkConcurrency: 2 });
     let checked = 0;
     const results = Array.from({ length: 40 }, () =>
-      th.checkPassword({ address: '203.0.113.9', user: 'victim' }, async () => {
-        checked++;
-        return false;
-      }).then(
-        (ok) => (ok ? 'ok' : 'wrong'),
-        (e: unknown) => (isRateLimited(e) ? 'limited' : String(e)),
-      ),
+      th
+        .checkPassword({ address: '203.0.113.9', user: 'victim' }, async () => {
+          checked++;
+          return false;
+        })
+        .then(
+          (ok) => (ok ? 'ok' : 'wrong'),
+          (e: unknown) => (isRateLimited(e) ? 'limited' : String(e)),
+        ),
     );
     await t.advance(0);
     assert.equal(checked, 3, 'only the free attempts were checked');
@@ -243,7 +252,11 @@ describe('AuthThrottle (fake clock)', () => {
     const attempt = { address: '192.0.2.5', apiKeyId: '0011223344556677' };
     await assert.rejects(th.refuseToken(attempt, refusal), (e) => e === refusal);
     await assert.rejects(th.refuseToken(attempt, refusal), (e) => e === refusal);
-    const held = Array.from({ length: 70 }, () => th.refuseToken({ address: '192.0.2.5' }, refusal).catch((e: unknown) => (e === refusal ? 'refused' : isRateLimited(e) ? 'limited' : e)));
+    const held = Array.from({ length: 70 }, () =>
+      th
+        .refuseToken({ address: '192.0.2.5' }, refusal)
+        .catch((e: unknown) => (e === refusal ? 'refused' : isRateLimited(e) ? 'limited' : e)),
+    );
     await t.advance(0);
     assert.equal(th.stats().tarpitted, 64);
     await t.advance(2000);
@@ -263,7 +276,9 @@ function grpcFrom(server: HeliosServer, localAddress: string): Transport {
   return createGrpcTransport({
     baseUrl: server.grpcUrl.replace(/^grpc:/, 'http:'),
     idleConnectionTimeoutMs: 2000,
-    nodeOptions: { createConnection: (authority: URL) => net.connect({ host: authority.hostname, port: Number(authority.port), localAddress }) },
+    nodeOptions: {
+      createConnection: (authority: URL) => net.connect({ host: authority.hostname, port: Number(authority.port), localAddress }),
+    },
   });
 }
 
@@ -307,7 +322,8 @@ describe('a real server under attack from loopback', () => {
   });
 
   const db = (from = '127.0.0.1') => createClient(DatabaseService, grpcFrom(server, from));
-  const login = (user: string, password: string, from = '127.0.0.1') => createClient(AuthService, grpcFrom(server, from)).login({ user, password });
+  const login = (user: string, password: string, from = '127.0.0.1') =>
+    createClient(AuthService, grpcFrom(server, from)).login({ user, password });
   function sql(token: string, text: string, from = '127.0.0.1') {
     return db(from).execute({ sql: text }, { headers: { authorization: `Bearer ${token}` } });
   }
@@ -346,9 +362,15 @@ describe('a real server under attack from loopback', () => {
     const checks = checksFrom('127.0.0.1');
     assert.equal(checks.length, wrong.length, 'each wrong answer was one password check');
     assert.equal(checks.filter((e) => e.waitedMs === 0).length, limit, 'only `limit` were checked without delay');
-    assert.ok(checks.filter((e) => e.waitedMs > 0).every((e) => e.waitedMs >= 1000 && e.waitedMs <= maxDelay), 'the others waited 1 s and more');
+    assert.ok(
+      checks.filter((e) => e.waitedMs > 0).every((e) => e.waitedMs >= 1000 && e.waitedMs <= maxDelay),
+      'the others waited 1 s and more',
+    );
     assert.ok(wrong.filter((r) => r.ms >= 1000).length >= wrong.length - limit, 'the slowed answers came after their wait');
-    assert.ok(limited.every((r) => r.ms < 1000), 'refusals beyond the per-address bound are immediate');
+    assert.ok(
+      limited.every((r) => r.ms < 1000),
+      'refusals beyond the per-address bound are immediate',
+    );
     assert.ok(limited.length >= 40 - 16, `most were refused at once (${limited.length})`);
     assert.equal(await rowsOf('victim'), 0);
 
@@ -373,7 +395,11 @@ describe('a real server under attack from loopback', () => {
     assert.ok(good.ms < 1000, `the valid key answered in ${good.ms.toFixed(0)} ms`);
     events.length = 0;
     await loginAndWrite('bob', 'bobs-battery', from);
-    assert.deepEqual(checksFrom(from).map((e) => e.waitedMs), [0], 'wrong tokens do not slow password logins');
+    assert.deepEqual(
+      checksFrom(from).map((e) => e.waitedMs),
+      [0],
+      'wrong tokens do not slow password logins',
+    );
     assert.equal(await rowsOf('bob'), 1);
   });
 
@@ -397,7 +423,10 @@ describe('a real server under attack from loopback', () => {
     events.length = 0;
     await assert.rejects(login('victim', 'nope', '127.0.0.3'), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
     await loginAndWrite('victim', 'right-horse', '127.0.0.3');
-    assert.deepEqual(checksFrom('127.0.0.3').map((e) => e.waitedMs), [0, 0]);
+    assert.deepEqual(
+      checksFrom('127.0.0.3').map((e) => e.waitedMs),
+      [0, 0],
+    );
     assert.equal(await rowsOf('victim'), 2);
   });
 

@@ -126,7 +126,12 @@ describe('mutual TLS: the server requires a client certificate from its client C
     stranger = certs.client('stranger');
     await server.auth.createUser({ name: 'admin', role: 'postgres' });
     adminKey = (await server.auth.createApiKey({ user: 'admin' })).key;
-    const admin = createClient({ url: server.grpcUrl, minConnections: 0, apiKey: adminKey, ssl: { ca: certs.ca.cert, cert: alice.cert, key: alice.key } });
+    const admin = createClient({
+      url: server.grpcUrl,
+      minConnections: 0,
+      apiKey: adminKey,
+      ssl: { ca: certs.ca.cert, cert: alice.cert, key: alice.key },
+    });
     await admin.execute('CREATE ROLE alice_role NOLOGIN');
     await admin.close();
     await server.auth.createUser({ name: 'alice', role: 'alice_role' });
@@ -134,9 +139,15 @@ describe('mutual TLS: the server requires a client certificate from its client C
   after(() => server.close());
   for (const [name, ep] of endpoints(() => server)) {
     test(`${name}: no client certificate, or one from another CA, gets no connection`, async () => {
-      await fails({ ...ep(), ssl: { ca: certs.ca.cert }, apiKey: adminKey }, (e) => e instanceof HeliosDBError && !(e instanceof AuthenticationError));
+      await fails(
+        { ...ep(), ssl: { ca: certs.ca.cert }, apiKey: adminKey },
+        (e) => e instanceof HeliosDBError && !(e instanceof AuthenticationError),
+      );
       const other = certs.untrustedClient('alice');
-      await fails({ ...ep(), ssl: { ca: certs.ca.cert, cert: other.cert, key: other.key }, apiKey: adminKey }, (e) => e instanceof HeliosDBError && !(e instanceof AuthenticationError));
+      await fails(
+        { ...ep(), ssl: { ca: certs.ca.cert, cert: other.cert, key: other.key }, apiKey: adminKey },
+        (e) => e instanceof HeliosDBError && !(e instanceof AuthenticationError),
+      );
     });
     test(`${name}: a verified client certificate identifies its user (no other credentials)`, async () => {
       const c = createClient({ ...ep(), minConnections: 0, ssl: { ca: certs.ca.cert, cert: alice.cert, key: alice.key } });

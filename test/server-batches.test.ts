@@ -47,23 +47,39 @@ describeEachBackend('batches', (backend) => {
     const ts = s();
     const table = await createTable(ts, t);
     for (const protocol of ['grpc', 'connect-json'] as const) {
-      const d = await expectDetail(ts.client(protocol).executeBatch({ statements: fourWithDuplicate(table), atomic: true }), Code.AlreadyExists, protocol);
+      const d = await expectDetail(
+        ts.client(protocol).executeBatch({ statements: fourWithDuplicate(table), atomic: true }),
+        Code.AlreadyExists,
+        protocol,
+      );
       assert.equal(d.statementIndex, 2);
       assert.equal(d.sqlstate, '23505');
       assert.equal(await countRows(ts.db, table), 0, 'nothing of the batch remains');
     }
-    const ok = await ts.db.executeBatch({ statements: [1, 2, 3].map((id) => ({ sql: `INSERT INTO ${table} VALUES (${id}, 'x')` })), atomic: true });
+    const ok = await ts.db.executeBatch({
+      statements: [1, 2, 3].map((id) => ({ sql: `INSERT INTO ${table} VALUES (${id}, 'x')` })),
+      atomic: true,
+    });
     assert.equal(ok.rowsAffected, 3n);
-    assert.deepEqual(ok.results.map((r) => [r.code, r.result?.rowsAffected]), [
-      [0, 1n],
-      [0, 1n],
-      [0, 1n],
-    ]);
+    assert.deepEqual(
+      ok.results.map((r) => [r.code, r.result?.rowsAffected]),
+      [
+        [0, 1n],
+        [0, 1n],
+        [0, 1n],
+      ],
+    );
     assert.deepEqual(await ids(ts.db, table), [1, 2, 3]);
     // A failure in the first or the last statement.
-    const first = await expectDetail(ts.db.executeBatch({ statements: [{ sql: 'SELECT 1/0' }, { sql: `INSERT INTO ${table} VALUES (9, 'x')` }], atomic: true }), Code.InvalidArgument);
+    const first = await expectDetail(
+      ts.db.executeBatch({ statements: [{ sql: 'SELECT 1/0' }, { sql: `INSERT INTO ${table} VALUES (9, 'x')` }], atomic: true }),
+      Code.InvalidArgument,
+    );
     assert.equal(first.statementIndex, 0);
-    const last = await expectDetail(ts.db.executeBatch({ statements: [{ sql: `INSERT INTO ${table} VALUES (9, 'x')` }, { sql: 'SELEC' }], atomic: true }), Code.InvalidArgument);
+    const last = await expectDetail(
+      ts.db.executeBatch({ statements: [{ sql: `INSERT INTO ${table} VALUES (9, 'x')` }, { sql: 'SELEC' }], atomic: true }),
+      Code.InvalidArgument,
+    );
     assert.equal(last.statementIndex, 1);
     assert.equal(last.sqlstate, '42601');
     assert.deepEqual(await ids(ts.db, table), [1, 2, 3]);
@@ -107,16 +123,27 @@ describeEachBackend('batches', (backend) => {
     const { transactionId } = await db.beginTransaction({});
     await db.execute({ sql: `INSERT INTO ${table} VALUES (100, 'before')`, transactionId });
 
-    const d = await expectDetail(db.executeBatch({ statements: fourWithDuplicate(table), atomic: true, transactionId }), Code.AlreadyExists, 'atomic in tx');
+    const d = await expectDetail(
+      db.executeBatch({ statements: fourWithDuplicate(table), atomic: true, transactionId }),
+      Code.AlreadyExists,
+      'atomic in tx',
+    );
     assert.equal(d.statementIndex, 2);
-    assert.deepEqual(await ids(db, table, transactionId), [100], 'the batch is undone, the transaction\'s earlier write kept');
+    assert.deepEqual(await ids(db, table, transactionId), [100], "the batch is undone, the transaction's earlier write kept");
 
     const res = await db.executeBatch({ statements: fourWithDuplicate(table), atomic: false, transactionId });
     assertOutcomes(res, 4, new Map([[2, { code: Code.AlreadyExists, sqlstate: '23505' }]]));
     assert.deepEqual(await ids(db, table, transactionId), [1, 2, 4, 100]);
 
-    const ok = await db.executeBatch({ statements: [{ sql: `INSERT INTO ${table} VALUES (7, 'x')` }, { sql: `DELETE FROM ${table} WHERE id = 100` }], atomic: true, transactionId });
-    assert.deepEqual(ok.results.map((r) => r.result?.command), ['INSERT', 'DELETE']);
+    const ok = await db.executeBatch({
+      statements: [{ sql: `INSERT INTO ${table} VALUES (7, 'x')` }, { sql: `DELETE FROM ${table} WHERE id = 100` }],
+      atomic: true,
+      transactionId,
+    });
+    assert.deepEqual(
+      ok.results.map((r) => r.result?.command),
+      ['INSERT', 'DELETE'],
+    );
     await db.commit({ transactionId });
     assert.deepEqual(await ids(db, table), [1, 2, 4, 7]);
   });
@@ -134,7 +161,10 @@ describeEachBackend('batches', (backend) => {
 
     // A duplicate in the middle: atomically nothing, non-atomically everything else.
     const more = Array.from({ length: 100 }, (_, i) => ({ values: [V.int32(i === 50 ? 7 : 1000 + i), V.text('more')] }));
-    const d = await expectDetail(ts.db.executeBatch({ sql: `INSERT INTO ${table} VALUES ($1, $2)`, parameterSets: more, atomic: true }), Code.AlreadyExists);
+    const d = await expectDetail(
+      ts.db.executeBatch({ sql: `INSERT INTO ${table} VALUES ($1, $2)`, parameterSets: more, atomic: true }),
+      Code.AlreadyExists,
+    );
     assert.equal(d.statementIndex, 50);
     assert.equal(await countRows(ts.db, table), 500);
     const partial = await ts.db.executeBatch({ sql: `INSERT INTO ${table} VALUES ($1, $2)`, parameterSets: more });
@@ -145,31 +175,51 @@ describeEachBackend('batches', (backend) => {
     assert.equal(await countRows(ts.db, table), 599);
 
     // Wrong parameter count in one set is that set's error.
-    const bad = await ts.db.executeBatch({ sql: `SELECT $1::int AS x`, parameterSets: [{ values: [V.int32(1)] }, { values: [] }, { values: [V.int32(3)] }] });
-    assert.deepEqual(bad.results.map((r) => r.code), [0, Code.InvalidArgument, 0]);
+    const bad = await ts.db.executeBatch({
+      sql: `SELECT $1::int AS x`,
+      parameterSets: [{ values: [V.int32(1)] }, { values: [] }, { values: [V.int32(3)] }],
+    });
+    assert.deepEqual(
+      bad.results.map((r) => r.code),
+      [0, Code.InvalidArgument, 0],
+    );
   });
 
-  test('return_rows returns each statement\'s rows in either format', async () => {
+  test("return_rows returns each statement's rows in either format", async () => {
     const db = s().db;
-    const statements = [{ sql: 'SELECT g FROM generate_series(1, 3) g' }, { sql: "SELECT 'x' AS a, NULL::int AS b" }, { sql: 'SELECT $1::int8 AS big', params: [V.int64(-9223372036854775808n)] }];
+    const statements = [
+      { sql: 'SELECT g FROM generate_series(1, 3) g' },
+      { sql: "SELECT 'x' AS a, NULL::int AS b" },
+      { sql: 'SELECT $1::int8 AS big', params: [V.int64(-9223372036854775808n)] },
+    ];
     const values = await db.executeBatch({ statements, returnRows: true, rowFormat: RowFormat.VALUES });
-    assert.deepEqual(values.results.map((r) => plainRows(r.result)), [[[1], [2], [3]], [['x', null]], [[-9223372036854775808n]]]);
+    assert.deepEqual(
+      values.results.map((r) => plainRows(r.result)),
+      [[[1], [2], [3]], [['x', null]], [[-9223372036854775808n]]],
+    );
     const compact = await db.executeBatch({ statements, returnRows: true, rowFormat: RowFormat.COMPACT, atomic: true });
     assert.deepEqual(
       compact.results.map((r) => compactRows(r.result!.rows, r.result!.columns)),
       [[['1'], ['2'], ['3']], [['x', null]], [['-9223372036854775808']]],
     );
     const counts = await db.executeBatch({ statements });
-    assert.deepEqual(counts.results.map((r) => [r.result?.command, r.result?.rowsAffected, r.result?.rows?.rowCount ?? 0]), [
-      ['SELECT', 3n, 0],
-      ['SELECT', 1n, 0],
-      ['SELECT', 1n, 0],
-    ]);
+    assert.deepEqual(
+      counts.results.map((r) => [r.result?.command, r.result?.rowsAffected, r.result?.rows?.rowCount ?? 0]),
+      [
+        ['SELECT', 3n, 0],
+        ['SELECT', 1n, 0],
+        ['SELECT', 1n, 0],
+      ],
+    );
   });
 
   test('malformed batches are INVALID_ARGUMENT', async () => {
     const db = s().db;
-    await expectDetail(db.executeBatch({ statements: [{ sql: 'SELECT 1' }], sql: 'SELECT 2', parameterSets: [{ values: [] }] }), Code.InvalidArgument, 'both forms');
+    await expectDetail(
+      db.executeBatch({ statements: [{ sql: 'SELECT 1' }], sql: 'SELECT 2', parameterSets: [{ values: [] }] }),
+      Code.InvalidArgument,
+      'both forms',
+    );
     await expectDetail(db.executeBatch({ statements: [{ sql: 'SELECT 1' }, { sql: '' }] }), Code.InvalidArgument, 'an empty statement');
   });
 });

@@ -10,7 +10,16 @@ import { Code } from '@connectrpc/connect';
 import { RowFormat } from '../gen/heliosdb/v1/value_pb.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { expectCode, expectDetail } from './helpers/errors.js';
-import { countRows, createTable, type ProtocolName, stillPending, type TestServer, uniqueName, useServer, waitFor } from './helpers/server.js';
+import {
+  countRows,
+  createTable,
+  type ProtocolName,
+  stillPending,
+  type TestServer,
+  uniqueName,
+  useServer,
+  waitFor,
+} from './helpers/server.js';
 import { plainRows, V } from './helpers/values.js';
 
 /** Statements with `marker` in their text that PostgreSQL is running right now (PostgreSQL only). */
@@ -55,17 +64,33 @@ describeEachBackend('bad input and limits', (backend) => {
 
   test('wrong parameter count and wrong parameter type: INVALID_ARGUMENT, not retryable', async () => {
     const db = s().db;
-    const few = await expectDetail(db.query({ sql: 'SELECT $1::int + $2::int', params: [V.int32(1)] }), Code.InvalidArgument, 'too few parameters');
+    const few = await expectDetail(
+      db.query({ sql: 'SELECT $1::int + $2::int', params: [V.int32(1)] }),
+      Code.InvalidArgument,
+      'too few parameters',
+    );
     assert.equal(few.sqlstate, '08P01');
     assert.equal(few.retryable, false);
     assert.match(few.message, /1 parameters.*requires 2/);
     await expectDetail(db.query({ sql: 'SELECT 1', params: [V.int32(1)] }), Code.InvalidArgument, 'parameters for a statement without any');
-    await expectDetail(db.execute({ sql: 'SELECT $1::int', params: [V.int32(1), V.int32(2)] }), Code.InvalidArgument, 'too many parameters');
+    await expectDetail(
+      db.execute({ sql: 'SELECT $1::int', params: [V.int32(1), V.int32(2)] }),
+      Code.InvalidArgument,
+      'too many parameters',
+    );
 
-    const type = await expectDetail(db.query({ sql: 'SELECT $1::int AS x', params: [V.text('abc')] }), Code.InvalidArgument, "'abc' for an int");
+    const type = await expectDetail(
+      db.query({ sql: 'SELECT $1::int AS x', params: [V.text('abc')] }),
+      Code.InvalidArgument,
+      "'abc' for an int",
+    );
     assert.equal(type.sqlstate, '22P02');
     assert.match(type.message, /invalid input syntax for type integer: "abc"/);
-    const overflow = await expectDetail(db.query({ sql: 'SELECT $1::int2 AS x', params: [V.int32(70000)] }), Code.InvalidArgument, 'int2 out of range');
+    const overflow = await expectDetail(
+      db.query({ sql: 'SELECT $1::int2 AS x', params: [V.int32(70000)] }),
+      Code.InvalidArgument,
+      'int2 out of range',
+    );
     assert.equal(overflow.sqlstate, '22003');
     const nul = await expectDetail(db.query({ sql: 'SELECT $1::text', params: [V.text('a\0b')] }), Code.InvalidArgument, 'NUL in text');
     assert.equal(nul.reason, 'INVALID_PARAMETER');
@@ -137,12 +162,20 @@ describeEachBackend('bad input and limits', (backend) => {
     );
     assert.equal(batch.reason, 'TRANSACTION_CONTROL_IN_SQL', 'refused before anything runs: a batch is a transaction of its own');
     // A failing script inside BEGIN reports its own error and is rolled back too.
-    const failing = await expectDetail(ts.db.query({ sql: `BEGIN; INSERT INTO ${table} VALUES (3, 'x'); SELECT 1/0` }), Code.InvalidArgument, 'failing script');
+    const failing = await expectDetail(
+      ts.db.query({ sql: `BEGIN; INSERT INTO ${table} VALUES (3, 'x'); SELECT 1/0` }),
+      Code.InvalidArgument,
+      'failing script',
+    );
     assert.equal(failing.sqlstate, '22012');
     assert.equal(await countRows(ts.db, table), 0, 'nothing of those statements remains');
     // The (only) connection is back in auto-commit after each of those: the next write succeeds and persists.
     for (let i = 10; i < 30; i++) {
-      await expectDetail(ts.db.query({ sql: `BEGIN; INSERT INTO ${table} VALUES (${i + 100}, 'x'); SELECT 1/0` }), Code.InvalidArgument, 'failing script');
+      await expectDetail(
+        ts.db.query({ sql: `BEGIN; INSERT INTO ${table} VALUES (${i + 100}, 'x'); SELECT 1/0` }),
+        Code.InvalidArgument,
+        'failing script',
+      );
       await ts.client(i % 2 ? 'grpc' : 'connect').execute({ sql: `INSERT INTO ${table} VALUES (${i}, 'auto')` });
     }
     assert.equal(await countRows(ts.client('grpc-web'), table), 20);
@@ -182,16 +215,28 @@ describeEachBackend('bad input and limits', (backend) => {
     test('a result over the unary row cap fails with ROW_LIMIT_EXCEEDED; the server stays healthy', async () => {
       const ts = small();
       const db = ts.db;
-      assert.equal(plainRows((await db.query({ sql: 'SELECT g FROM generate_series(1, 100) g' })).result).length, 100, 'exactly the cap is fine');
+      assert.equal(
+        plainRows((await db.query({ sql: 'SELECT g FROM generate_series(1, 100) g' })).result).length,
+        100,
+        'exactly the cap is fine',
+      );
       for (const rowFormat of [RowFormat.VALUES, RowFormat.COMPACT]) {
-        const d = await expectDetail(db.query({ sql: 'SELECT g FROM generate_series(1, 101) g', rowFormat }), Code.ResourceExhausted, '101 rows');
+        const d = await expectDetail(
+          db.query({ sql: 'SELECT g FROM generate_series(1, 101) g', rowFormat }),
+          Code.ResourceExhausted,
+          '101 rows',
+        );
         assert.equal(d.reason, 'ROW_LIMIT_EXCEEDED');
         assert.match(d.message, /100 rows/);
       }
       // max_rows lowers the cap per request, and cannot raise it.
       assert.equal(plainRows((await db.query({ sql: 'SELECT g FROM generate_series(1, 10) g', maxRows: 10 })).result).length, 10);
       await expectDetail(db.query({ sql: 'SELECT g FROM generate_series(1, 11) g', maxRows: 10 }), Code.ResourceExhausted, 'max_rows 10');
-      await expectDetail(db.query({ sql: 'SELECT g FROM generate_series(1, 101) g', maxRows: 1000 }), Code.ResourceExhausted, 'max_rows above the cap');
+      await expectDetail(
+        db.query({ sql: 'SELECT g FROM generate_series(1, 101) g', maxRows: 1000 }),
+        Code.ResourceExhausted,
+        'max_rows above the cap',
+      );
       // Overflows followed at once by other statements on the same (only) connection: none of them
       // may be hit by a late cancellation of the overflowing one.
       for (let i = 0; i < 30; i++) {
@@ -202,7 +247,9 @@ describeEachBackend('bad input and limits', (backend) => {
       assert.deepEqual(ts.server.poolStats().waiting, 0);
     });
 
-    test('an overflowing huge result is stopped in the database, not read to the end', { skip: !pg && 'PGlite cannot interrupt a running statement' }, async () => {
+    test('an overflowing huge result is stopped in the database, not read to the end', {
+      skip: !pg && 'PGlite cannot interrupt a running statement',
+    }, async () => {
       const ts = small();
       const marker = uniqueName('huge');
       const t0 = Date.now();
@@ -220,7 +267,6 @@ describeEachBackend('bad input and limits', (backend) => {
   });
 
   describe('cancellation', () => {
-
     test('a call queued behind an open transaction and then cancelled never runs', async (t) => {
       // PGlite has one session, PostgreSQL here a pool of one: plain calls queue while a transaction holds it.
       const ts = one();
@@ -241,13 +287,19 @@ describeEachBackend('bad input and limits', (backend) => {
       }
       await ts.db.commit({ transactionId });
       assert.ok(await waitFor(() => ts.server.poolStats().waiting === 0, 3000), 'the server drops the abandoned waiters');
-      assert.deepEqual(plainRows((await ts.db.query({ sql: `SELECT id, v FROM ${table} ORDER BY id` })).result), [[0, 'in tx']], 'only the transaction\'s row exists');
+      assert.deepEqual(
+        plainRows((await ts.db.query({ sql: `SELECT id, v FROM ${table} ORDER BY id` })).result),
+        [[0, 'in tx']],
+        "only the transaction's row exists",
+      );
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(await countRows(ts.db, table), 1, 'and the cancelled calls did not run later either');
       await assertHealthy(ts);
     });
 
-    test('a running statement is cancelled in the database by AbortSignal and by deadline', { skip: !pg && 'PGlite cannot interrupt a running statement' }, async () => {
+    test('a running statement is cancelled in the database by AbortSignal and by deadline', {
+      skip: !pg && 'PGlite cannot interrupt a running statement',
+    }, async () => {
       const ts = s();
       for (const protocol of ['grpc', 'connect', 'grpc-web'] as ProtocolName[]) {
         const db = ts.client(protocol);
@@ -259,25 +311,37 @@ describeEachBackend('bad input and limits', (backend) => {
         let t0 = Date.now();
         ac.abort();
         await expectCode(call, Code.Canceled, `aborted over ${protocol}`);
-        assert.ok(await waitFor(async () => (await activeWith(ts, marker)) === 0, 3000), `the sleep is gone from pg_stat_activity (${protocol})`);
+        assert.ok(
+          await waitFor(async () => (await activeWith(ts, marker)) === 0, 3000),
+          `the sleep is gone from pg_stat_activity (${protocol})`,
+        );
         assert.ok(Date.now() - t0 < 3000);
 
         // A short deadline.
         const marker2 = uniqueName('sleep');
         t0 = Date.now();
-        await expectCode(db.query({ sql: `SELECT pg_sleep(30) /* ${marker2} */` }, { timeoutMs: 300 }), Code.DeadlineExceeded, `deadline over ${protocol}`);
+        await expectCode(
+          db.query({ sql: `SELECT pg_sleep(30) /* ${marker2} */` }, { timeoutMs: 300 }),
+          Code.DeadlineExceeded,
+          `deadline over ${protocol}`,
+        );
         assert.ok(Date.now() - t0 < 2000, `the deadline is honoured (${Date.now() - t0} ms)`);
         assert.ok(await waitFor(async () => (await activeWith(ts, marker2)) === 0, 3000), `the timed-out sleep is gone (${protocol})`);
       }
       await assertHealthy(ts);
-      assert.ok(await waitFor(() => ts.server.poolStats().idle === ts.server.poolStats().total, 2000), 'every connection is back in the pool');
+      assert.ok(
+        await waitFor(() => ts.server.poolStats().idle === ts.server.poolStats().total, 2000),
+        'every connection is back in the pool',
+      );
     });
   });
 
   describe('with a 300 ms statement timeout', () => {
     const timed = useServer(backend, { statementTimeoutMs: 300 });
 
-    test('a statement over the timeout fails with DEADLINE_EXCEEDED', { skip: !pg && 'PGlite cannot interrupt a running statement' }, async () => {
+    test('a statement over the timeout fails with DEADLINE_EXCEEDED', {
+      skip: !pg && 'PGlite cannot interrupt a running statement',
+    }, async () => {
       const ts = timed();
       const t0 = Date.now();
       const d = await expectDetail(ts.db.query({ sql: 'SELECT pg_sleep(5)' }), Code.DeadlineExceeded, 'statement timeout');

@@ -32,11 +32,22 @@ describeEachBackend('idempotency keys', (backend) => {
     const q2 = await ts.db.query({ sql: `INSERT INTO ${table} (v) VALUES (2) RETURNING id`, idempotencyKey: k2 });
     assert.deepEqual(q2.result?.rows, q1.result?.rows);
     const k3 = newKey();
-    const batch = { statements: [{ sql: `INSERT INTO ${table} (v) VALUES (3)` }, { sql: `INSERT INTO ${table} (id, v) VALUES (1, 3)` }], atomic: false, idempotencyKey: k3 };
+    const batch = {
+      statements: [{ sql: `INSERT INTO ${table} (v) VALUES (3)` }, { sql: `INSERT INTO ${table} (id, v) VALUES (1, 3)` }],
+      atomic: false,
+      idempotencyKey: k3,
+    };
     const b1 = await ts.db.executeBatch(batch);
     const b2 = await ts.db.executeBatch(batch);
-    assert.deepEqual(b1.results.map((r) => r.code), [0, Code.AlreadyExists], 'a non-atomic keyed batch keeps per-statement outcomes');
-    assert.deepEqual(b2.results.map((r) => r.code), [0, Code.AlreadyExists]);
+    assert.deepEqual(
+      b1.results.map((r) => r.code),
+      [0, Code.AlreadyExists],
+      'a non-atomic keyed batch keeps per-statement outcomes',
+    );
+    assert.deepEqual(
+      b2.results.map((r) => r.code),
+      [0, Code.AlreadyExists],
+    );
     const { statementId } = await ts.db.prepare({ sql: `INSERT INTO ${table} (v) VALUES ($1) RETURNING v` });
     const k4 = newKey();
     const sql = `INSERT INTO ${table} (v) VALUES ($1) RETURNING v`;
@@ -52,7 +63,10 @@ describeEachBackend('idempotency keys', (backend) => {
     await ts.db.execute({ sql: `INSERT INTO ${table} VALUES (1)`, idempotencyKey: key });
     const d = await expectDetail(ts.db.execute({ sql: `INSERT INTO ${table} VALUES (2)`, idempotencyKey: key }), Code.InvalidArgument);
     assert.equal(d.reason, 'IDEMPOTENCY_KEY_REUSED');
-    const bad = await expectDetail(ts.db.execute({ sql: `INSERT INTO ${table} VALUES (3)`, idempotencyKey: 'not a key!' }), Code.InvalidArgument);
+    const bad = await expectDetail(
+      ts.db.execute({ sql: `INSERT INTO ${table} VALUES (3)`, idempotencyKey: 'not a key!' }),
+      Code.InvalidArgument,
+    );
     assert.equal(bad.reason, 'INVALID_IDEMPOTENCY_KEY');
     assert.equal(await countRows(ts.db, table), 1);
   });
@@ -73,7 +87,10 @@ describeEachBackend('idempotency keys', (backend) => {
     const table = await createTable(ts, t, 'id serial PRIMARY KEY, v int');
     const key = newKey();
     const sleep = backend.name === 'postgresql' ? ', pg_sleep(0.3)' : '';
-    const req = { sql: `INSERT INTO ${table} (v) SELECT 7${sleep ? ' FROM (SELECT 1' + sleep + ') s' : ''} RETURNING id`, idempotencyKey: key };
+    const req = {
+      sql: `INSERT INTO ${table} (v) SELECT 7${sleep ? ' FROM (SELECT 1' + sleep + ') s' : ''} RETURNING id`,
+      idempotencyKey: key,
+    };
     const [a, b] = await Promise.all([ts.db.query(req), ts.db.query(req)]);
     assert.deepEqual(a.result?.rows, b.result?.rows);
     assert.equal(await countRows(ts.db, table), 1);
@@ -105,7 +122,12 @@ describeEachBackend('idempotency keys', (backend) => {
   test('statements that cannot carry a key are refused with one (NOT_KEYABLE, nothing runs) and run without one: VACUUM, a script with its own COMMIT', async (t) => {
     const ts = server();
     const table = await createTable(ts, t, 'v int');
-    for (const sql of [`VACUUM ${table}`, `INSERT INTO ${table} VALUES (1); COMMIT`, `CALL nonexistent_procedure()`, `DO $$ BEGIN INSERT INTO ${table} VALUES (9); END $$`]) {
+    for (const sql of [
+      `VACUUM ${table}`,
+      `INSERT INTO ${table} VALUES (1); COMMIT`,
+      `CALL nonexistent_procedure()`,
+      `DO $$ BEGIN INSERT INTO ${table} VALUES (9); END $$`,
+    ]) {
       const d = await expectDetail(ts.db.execute({ sql, idempotencyKey: newKey() }), Code.InvalidArgument, sql);
       assert.equal(d.reason, 'NOT_KEYABLE', sql);
     }
@@ -144,7 +166,9 @@ describe('idempotency keys expire [pglite]', () => {
         await ts.db.execute({ sql: `INSERT INTO ${table} VALUES (2)`, idempotencyKey: newKey() });
         let left = -1;
         for (let i = 0; i < 50; i++) {
-          const q = await ts.db.query({ sql: `SELECT count(*)::int4 AS n FROM heliosdb.idempotency_keys WHERE created_at < now() - interval '1 second'` });
+          const q = await ts.db.query({
+            sql: `SELECT count(*)::int4 AS n FROM heliosdb.idempotency_keys WHERE created_at < now() - interval '1 second'`,
+          });
           left = Number(q.result?.rows?.values[0]?.values[0]?.kind.value);
           if (left === 0) break;
           await new Promise((r) => setTimeout(r, 50));

@@ -19,7 +19,13 @@ const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', impor
 
 describeEachBackend('server lifecycle', (backend) => {
   const onPostgres = backend.name === 'postgresql';
-  const limits = { maxMessageBytes: 3 * 1024 * 1024, maxUnaryRows: 4321, statementTimeoutMs: 12_345, maxOpenTransactions: 17, transactionIdleTimeoutMs: 9876 };
+  const limits = {
+    maxMessageBytes: 3 * 1024 * 1024,
+    maxUnaryRows: 4321,
+    statementTimeoutMs: 12_345,
+    maxOpenTransactions: 17,
+    transactionIdleTimeoutMs: 9876,
+  };
   const s = useServer(backend, limits);
 
   test('GetServerInfo reports version, engine and limits on every protocol', async () => {
@@ -97,7 +103,10 @@ describeEachBackend('server lifecycle', (backend) => {
       await expectCode(ts.db.commit({ transactionId }), Code.Unavailable, 'a call after close (gRPC)');
       await expectCode(ts.client('connect').query({ sql: 'SELECT 1' }), Code.Unavailable, 'a call after close (Connect)');
       if (onPostgres) {
-        const n = await direct(backend.databaseUrl!, async (c) => (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n);
+        const n = await direct(
+          backend.databaseUrl!,
+          async (c) => (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n,
+        );
         assert.equal(n, 0, 'the open transaction was rolled back');
       }
       assert.equal(await ts.server.close().then(() => 'closed again'), 'closed again', 'close is idempotent');

@@ -22,11 +22,14 @@ describeEachBackend('prepared statements', (backend) => {
     assert.match(p.statementId, /^\w+$/);
     assert.deepEqual(p.paramTypeOids, [23, 20, 25, 1184]);
     assert.deepEqual(p.paramTypeNames, ['int4', 'int8', 'text', 'timestamptz']);
-    assert.deepEqual(p.columns.map((c) => [c.name, c.typeName]), [
-      ['sum', 'int8'],
-      ['label', 'text'],
-      ['at', 'timestamptz'],
-    ]);
+    assert.deepEqual(
+      p.columns.map((c) => [c.name, c.typeName]),
+      [
+        ['sum', 'int8'],
+        ['label', 'text'],
+        ['at', 'timestamptz'],
+      ],
+    );
     assert.equal((await db.prepare({ sql })).statementId, p.statementId, 'the same SQL gets the same id');
     assert.notEqual((await db.prepare({ sql: sql + ' ' })).statementId, p.statementId, 'other SQL gets another id');
     // Repeatedly, concurrently and over several protocols (so on every pooled connection).
@@ -34,11 +37,18 @@ describeEachBackend('prepared statements', (backend) => {
       Array.from({ length: 12 }, (_, i) =>
         s()
           .client(i % 2 ? 'grpc' : 'connect')
-          .executePrepared({ statementId: p.statementId, params: [V.int32(i), V.int64(10n ** 15n), V.text(`n${i}`), V.timestamptz(BigInt(i) * 1_000_000n)] }),
+          .executePrepared({
+            statementId: p.statementId,
+            params: [V.int32(i), V.int64(10n ** 15n), V.text(`n${i}`), V.timestamptz(BigInt(i) * 1_000_000n)],
+          }),
       ),
     );
     for (const [i, r] of runs.entries()) assert.deepEqual(plainRows(r.result), [[BigInt(i) + 10n ** 15n, `N${i}`, BigInt(i) * 1_000_000n]]);
-    const compact = await db.executePrepared({ statementId: p.statementId, params: [V.int32(1), V.int64(2n), V.text('x'), V.null()], rowFormat: RowFormat.COMPACT });
+    const compact = await db.executePrepared({
+      statementId: p.statementId,
+      params: [V.int32(1), V.int64(2n), V.text('x'), V.null()],
+      rowFormat: RowFormat.COMPACT,
+    });
     assert.deepEqual(compactRows(compact.result!.rows, compact.result!.columns), [['3', 'X', null]]);
   });
 
@@ -47,8 +57,14 @@ describeEachBackend('prepared statements', (backend) => {
     const table = await createTable(ts, t, 'id int8 PRIMARY KEY, name varchar(10), tags text[]');
     const p = await ts.db.prepare({ sql: `INSERT INTO ${table} VALUES ($1, $2, $3) RETURNING id` });
     assert.deepEqual(p.paramTypeNames, ['int8', 'varchar', '_text']);
-    assert.deepEqual(p.columns.map((c) => c.typeName), ['int8']);
-    const r = await ts.db.executePrepared({ statementId: p.statementId, params: [V.int64(7n), V.text('seven'), V.array([V.text('a'), V.null()])] });
+    assert.deepEqual(
+      p.columns.map((c) => c.typeName),
+      ['int8'],
+    );
+    const r = await ts.db.executePrepared({
+      statementId: p.statementId,
+      params: [V.int64(7n), V.text('seven'), V.array([V.text('a'), V.null()])],
+    });
     assert.deepEqual(plainRows(r.result), [[7n]]);
     assert.equal(r.result?.command, 'INSERT');
     const ddl = await ts.db.prepare({ sql: `DELETE FROM ${table}` });
@@ -60,7 +76,11 @@ describeEachBackend('prepared statements', (backend) => {
     const syntax = await expectDetail(db.prepare({ sql: 'SELEC $1' }), Code.InvalidArgument, 'Prepare of bad SQL');
     assert.equal(syntax.sqlstate, '42601');
     const p = await db.prepare({ sql: 'SELECT $1::int AS x' });
-    const type = await expectDetail(db.executePrepared({ statementId: p.statementId, params: [V.text('abc')] }), Code.InvalidArgument, 'bad parameter');
+    const type = await expectDetail(
+      db.executePrepared({ statementId: p.statementId, params: [V.text('abc')] }),
+      Code.InvalidArgument,
+      'bad parameter',
+    );
     assert.equal(type.sqlstate, '22P02');
     await expectDetail(db.executePrepared({ statementId: p.statementId, params: [] }), Code.InvalidArgument, 'missing parameter');
     assert.deepEqual(plainRows((await db.executePrepared({ statementId: p.statementId, params: [V.int32(5)] })).result), [[5]]);
@@ -73,14 +93,29 @@ describeEachBackend('prepared statements', (backend) => {
     const sel = await ts.db.prepare({ sql: `SELECT id FROM ${table} WHERE id <= $1 ORDER BY id` });
     const { transactionId } = await ts.db.beginTransaction({});
     await ts.db.executePrepared({ statementId: ins.statementId, params: [V.int32(60)], transactionId });
-    assert.equal(plainRows((await ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(10)], transactionId })).result).length, 10);
+    assert.equal(
+      plainRows((await ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(10)], transactionId })).result).length,
+      10,
+    );
     await ts.db.rollback({ transactionId });
-    assert.equal(plainRows((await ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(100)] })).result).length, 0, 'rolled back');
+    assert.equal(
+      plainRows((await ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(100)] })).result).length,
+      0,
+      'rolled back',
+    );
 
     await ts.db.executePrepared({ statementId: ins.statementId, params: [V.int32(60)] });
-    const capped = await expectDetail(ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(60)] }), Code.ResourceExhausted, '60 rows over a cap of 50');
+    const capped = await expectDetail(
+      ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(60)] }),
+      Code.ResourceExhausted,
+      '60 rows over a cap of 50',
+    );
     assert.equal(capped.reason, 'ROW_LIMIT_EXCEEDED');
-    await expectDetail(ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(11)], maxRows: 10 }), Code.ResourceExhausted, 'max_rows 10');
+    await expectDetail(
+      ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(11)], maxRows: 10 }),
+      Code.ResourceExhausted,
+      'max_rows 10',
+    );
     assert.equal(plainRows((await ts.db.executePrepared({ statementId: sel.statementId, params: [V.int32(50)] })).result).length, 50);
   });
 
@@ -89,9 +124,17 @@ describeEachBackend('prepared statements', (backend) => {
     const sql = `SELECT $1::text || '!' AS shout /* ${uniqueName()} */`;
     const p = await db.prepare({ sql });
     await db.closePrepared({ statementId: p.statementId });
-    const d = await expectDetail(db.executePrepared({ statementId: p.statementId, params: [V.text('a')] }), Code.NotFound, 'closed statement');
+    const d = await expectDetail(
+      db.executePrepared({ statementId: p.statementId, params: [V.text('a')] }),
+      Code.NotFound,
+      'closed statement',
+    );
     assert.equal(d.reason, 'STATEMENT_NOT_FOUND');
-    const mismatch = await expectDetail(db.executePrepared({ statementId: p.statementId, sql: 'SELECT 1', params: [] }), Code.NotFound, 'id and sql disagree');
+    const mismatch = await expectDetail(
+      db.executePrepared({ statementId: p.statementId, sql: 'SELECT 1', params: [] }),
+      Code.NotFound,
+      'id and sql disagree',
+    );
     assert.equal(mismatch.reason, 'STATEMENT_NOT_FOUND');
     const r = await db.executePrepared({ statementId: p.statementId, sql, params: [V.text('a')] });
     assert.deepEqual(plainRows(r.result), [['a!']]);
@@ -110,7 +153,10 @@ describeEachBackend('prepared statements', (backend) => {
     await ts.db.execute({ sql: `ALTER TABLE ${table} ADD COLUMN extra text DEFAULT 'x'` });
     for (let i = 0; i < 4; i++) {
       const r = await ts.db.executePrepared({ statementId: p.statementId, params: [V.int32(1)] });
-      assert.deepEqual(r.result?.columns.map((c) => c.name), ['id', 'extra']);
+      assert.deepEqual(
+        r.result?.columns.map((c) => c.name),
+        ['id', 'extra'],
+      );
       assert.deepEqual(plainRows(r.result), [[1, 'x']]);
     }
     // Inside a transaction the stale plan fails the transaction once; the retried transaction works.
@@ -143,8 +189,15 @@ describeEachBackend('prepared statements', (backend) => {
       let second: TestServer | undefined;
       try {
         second = await startTestServer(backend);
-        if (backend.name === 'pglite') await second.db.execute({ sql: `CREATE TABLE ${table} (id int PRIMARY KEY, v text); INSERT INTO ${table} VALUES (1, 'one'), (2, 'two')` });
-        const unknown = await expectDetail(second.db.executePrepared({ statementId, params: [V.int32(1)] }), Code.NotFound, 'id without sql');
+        if (backend.name === 'pglite')
+          await second.db.execute({
+            sql: `CREATE TABLE ${table} (id int PRIMARY KEY, v text); INSERT INTO ${table} VALUES (1, 'one'), (2, 'two')`,
+          });
+        const unknown = await expectDetail(
+          second.db.executePrepared({ statementId, params: [V.int32(1)] }),
+          Code.NotFound,
+          'id without sql',
+        );
         assert.equal(unknown.reason, 'STATEMENT_NOT_FOUND');
         const r = await second.client('connect').executePrepared({ statementId, sql, params: [V.int32(2)] });
         assert.deepEqual(plainRows(r.result), [['two']]);
@@ -152,7 +205,8 @@ describeEachBackend('prepared statements', (backend) => {
 
         // "Restart": a new server again, the first call carries the SQL.
         second = await startTestServer(backend);
-        if (backend.name === 'pglite') await second.db.execute({ sql: `CREATE TABLE ${table} (id int PRIMARY KEY, v text); INSERT INTO ${table} VALUES (1, 'one')` });
+        if (backend.name === 'pglite')
+          await second.db.execute({ sql: `CREATE TABLE ${table} (id int PRIMARY KEY, v text); INSERT INTO ${table} VALUES (1, 'one')` });
         assert.deepEqual(plainRows((await second.db.executePrepared({ statementId, sql, params: [V.int32(1)] })).result), [['one']]);
         assert.deepEqual(plainRows((await second.db.executePrepared({ statementId, params: [V.int32(1)] })).result), [['one']]);
       } finally {

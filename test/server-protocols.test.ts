@@ -124,7 +124,10 @@ describeEachBackend('protocols', (backend) => {
       assert.equal(r.code, 0, `${l.name}: buf curl exits 0 (${r.stderr})`);
       const events = jsonSequence(r.stdout) as JsonStreamEvent[];
       assert.ok('header' in events[0], `${l.name}: header first`);
-      assert.deepEqual(events[0].header.columns.map((c) => c.name), ['g']);
+      assert.deepEqual(
+        events[0].header.columns.map((c) => c.name),
+        ['g'],
+      );
       const last = events[events.length - 1];
       assert.ok('complete' in last, `${l.name}: complete last`);
       assert.equal(last.complete.rowsAffected, '25');
@@ -134,7 +137,11 @@ describeEachBackend('protocols', (backend) => {
         assert.ok(e.rows.rowCount <= 10, 'batches respect batch_rows');
         for (const row of e.rows.values) got.push(row.values[0].int32!);
       }
-      assert.deepEqual(got, Array.from({ length: 25 }, (_, i) => i + 1), l.name);
+      assert.deepEqual(
+        got,
+        Array.from({ length: 25 }, (_, i) => i + 1),
+        l.name,
+      );
     }
   });
 
@@ -171,7 +178,10 @@ describeEachBackend('protocols', (backend) => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /application\/json/);
     const body = (await res.json()) as JsonQueryResponse;
-    assert.deepEqual(body.result.columns.map((c) => c.name), ['answer', 'nothing', 'joined']);
+    assert.deepEqual(
+      body.result.columns.map((c) => c.name),
+      ['answer', 'nothing', 'joined'],
+    );
     assert.equal(body.result.rows.rowCount, 1);
     assert.deepEqual(body.result.rows.values[0].values, [{ int32: 42 }, { nullValue: null }, { text: 'xy' }]);
     assert.equal(body.result.rowsAffected, '1');

@@ -13,7 +13,16 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { StreamQueryRequestSchema } from '../gen/heliosdb/v1/database_pb.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { expectCode, expectDetail } from './helpers/errors.js';
-import { countRows, createTable, type DbClient, type ProtocolName, type TestServer, uniqueName, useServer, waitFor } from './helpers/server.js';
+import {
+  countRows,
+  createTable,
+  type DbClient,
+  type ProtocolName,
+  type TestServer,
+  uniqueName,
+  useServer,
+  waitFor,
+} from './helpers/server.js';
 import { type CompactCell, compactRows, plain, plainRows, V, valueRows } from './helpers/values.js';
 
 type StreamRequest = MessageInitShape<typeof StreamQueryRequestSchema>;
@@ -89,12 +98,18 @@ describeEachBackend('streaming', (backend) => {
         batchRows: 100,
       });
       assert.equal(c.error, undefined);
-      assert.deepEqual(c.columns.map((col) => [col.name, col.typeName]), [
-        ['n', 'int4'],
-        ['label', 'text'],
-      ]);
+      assert.deepEqual(
+        c.columns.map((col) => [col.name, col.typeName]),
+        [
+          ['n', 'int4'],
+          ['label', 'text'],
+        ],
+      );
       assert.ok(c.batches.length >= 13, `1234 rows in batches of at most 100 (${c.batches.join(',')})`);
-      assert.ok(c.batches.every((n) => n > 0 && n <= 100), `every batch within batch_rows: ${c.batches.join(',')}`);
+      assert.ok(
+        c.batches.every((n) => n > 0 && n <= 100),
+        `every batch within batch_rows: ${c.batches.join(',')}`,
+      );
       const expected = Array.from({ length: 1234 }, (_, i) =>
         rowFormat === RowFormat.COMPACT ? [String(i + 1), `row ${i + 1}`] : [i + 1, `row ${i + 1}`],
       );
@@ -113,13 +128,19 @@ describeEachBackend('streaming', (backend) => {
     assert.equal(c.error, undefined);
     assert.equal(c.rows.length, 300);
     assert.ok(c.batches.length >= 15, `about 19 rows of 101 bytes per 2000-byte batch (${c.batches.join(',')})`);
-    assert.ok(c.batches.every((n) => n <= 20), `no batch far beyond the byte target (${c.batches.join(',')})`);
+    assert.ok(
+      c.batches.every((n) => n <= 20),
+      `no batch far beyond the byte target (${c.batches.join(',')})`,
+    );
   });
 
   test('an empty result still sends header and complete', async () => {
     const c = await collect(s().db, { sql: 'SELECT 1 AS one, now() AS ts WHERE false' });
     assert.equal(c.error, undefined);
-    assert.deepEqual(c.columns.map((col) => col.name), ['one', 'ts']);
+    assert.deepEqual(
+      c.columns.map((col) => col.name),
+      ['one', 'ts'],
+    );
     assert.deepEqual(c.rows, []);
     assert.equal(c.complete?.rowsAffected, 0n);
   });
@@ -138,7 +159,10 @@ describeEachBackend('streaming', (backend) => {
     let batches = 0;
     let complete: bigint | undefined;
     let columns: Column[] = [];
-    for await (const ev of db.streamQuery({ sql: 'SELECT g, md5(g::text) AS h FROM generate_series(1, 200000) g', rowFormat: RowFormat.COMPACT })) {
+    for await (const ev of db.streamQuery({
+      sql: 'SELECT g, md5(g::text) AS h FROM generate_series(1, 200000) g',
+      rowFormat: RowFormat.COMPACT,
+    })) {
       if (ev.event.case === 'header') columns = ev.event.value.columns;
       else if (ev.event.case === 'rows') {
         batches++;
@@ -194,7 +218,8 @@ describeEachBackend('streaming', (backend) => {
         );
         if (pg) assert.ok(await waitFor(async () => (await activeWith(ts, marker)) === 0, 3000), `no active query remains after ${how}`);
         // The next statements run normally (on PGlite: on the one and only connection).
-        for (let i = 0; i < 3; i++) assert.deepEqual(plainRows((await db.query({ sql: 'SELECT $1::int4 AS i', params: [V.int32(i)] })).result), [[i]]);
+        for (let i = 0; i < 3; i++)
+          assert.deepEqual(plainRows((await db.query({ sql: 'SELECT $1::int4 AS i', params: [V.int32(i)] })).result), [[i]]);
       }
     });
   }
@@ -223,7 +248,11 @@ describeEachBackend('streaming', (backend) => {
     const table = await createTable(ts, t, 'id int PRIMARY KEY');
     const db = ts.db;
     const { transactionId } = await db.beginTransaction({});
-    const ins = await collect(db, { sql: `INSERT INTO ${table} SELECT g FROM generate_series(1, 50) g RETURNING id`, transactionId, batchRows: 10 });
+    const ins = await collect(db, {
+      sql: `INSERT INTO ${table} SELECT g FROM generate_series(1, 50) g RETURNING id`,
+      transactionId,
+      batchRows: 10,
+    });
     assert.equal(ins.error, undefined);
     assert.equal(ins.rows.length, 50);
     assert.equal(ins.complete?.command, 'INSERT');
@@ -231,11 +260,18 @@ describeEachBackend('streaming', (backend) => {
     const upd = await collect(db, { sql: `UPDATE ${table} SET id = id + 1000 WHERE id <= 25 RETURNING id`, transactionId, batchRows: 4 });
     assert.deepEqual([upd.complete?.command, upd.complete?.rowsAffected, upd.rows.length], ['UPDATE', 25n, 25]);
     await db.execute({ sql: `UPDATE ${table} SET id = id - 1000 WHERE id > 1000`, transactionId });
-    const plainInsert = await collect(db, { sql: `INSERT INTO ${table} SELECT g FROM generate_series(51, 53) g`, transactionId, batchRows: 1 });
+    const plainInsert = await collect(db, {
+      sql: `INSERT INTO ${table} SELECT g FROM generate_series(51, 53) g`,
+      transactionId,
+      batchRows: 1,
+    });
     assert.deepEqual([plainInsert.complete?.command, plainInsert.complete?.rowsAffected, plainInsert.rows.length], ['INSERT', 3n, 0]);
     await db.execute({ sql: `DELETE FROM ${table} WHERE id > 50`, transactionId });
     const sel = await collect(db, { sql: `SELECT id FROM ${table} ORDER BY id`, transactionId, batchRows: 7 });
-    assert.deepEqual(sel.rows, Array.from({ length: 50 }, (_, i) => [i + 1]));
+    assert.deepEqual(
+      sel.rows,
+      Array.from({ length: 50 }, (_, i) => [i + 1]),
+    );
     // A stream left early (cancelled) inside the transaction does not break it.
     const ac = new AbortController();
     await expectCode(

@@ -32,7 +32,7 @@ describeEachBackend('transactions', (backend) => {
     await a.execute({ sql: `INSERT INTO ${table} VALUES (2, 'a2')`, transactionId: txA });
     assert.equal(await countRows(a, table, txA), 2, 'A sees its own writes');
     await a.rollback({ transactionId: txA });
-    assert.equal(await bRead, 0, 'B never saw A\'s uncommitted rows');
+    assert.equal(await bRead, 0, "B never saw A's uncommitted rows");
     assert.equal(await countRows(b, table), 0, 'rolled back rows are gone');
 
     // Round 2: both clients open transactions; each sees only committed data and its own writes.
@@ -58,7 +58,7 @@ describeEachBackend('transactions', (backend) => {
       const aRead = countRows(a, table);
       assert.ok(await stillPending(aRead, 100), "A's plain read waits for B's transaction");
       await b.rollback({ transactionId: tx2 });
-      assert.equal(await aRead, 1, 'A never saw B\'s uncommitted row');
+      assert.equal(await aRead, 1, "A never saw B's uncommitted row");
     }
     assert.deepEqual(plainRows((await a.query({ sql: `SELECT id, v FROM ${table} ORDER BY id` })).result), [[3, 'a3']]);
     assert.equal(ts.server.openTransactions(), 0);
@@ -106,9 +106,12 @@ describeEachBackend('transactions', (backend) => {
     for (const [name, call] of [
       ['Query', () => db.query({ sql: 'SELECT 1', transactionId: bogus })],
       ['Execute', () => db.execute({ sql: 'SELECT 1', transactionId: bogus })],
-      ['StreamQuery', async () => {
-        for await (const _ of db.streamQuery({ sql: 'SELECT 1', transactionId: bogus }));
-      }],
+      [
+        'StreamQuery',
+        async () => {
+          for await (const _ of db.streamQuery({ sql: 'SELECT 1', transactionId: bogus }));
+        },
+      ],
       ['ExecuteBatch', () => db.executeBatch({ statements: [{ sql: 'SELECT 1' }], transactionId: bogus })],
       ['Commit', () => db.commit({ transactionId: bogus })],
       ['Rollback', () => db.rollback({ transactionId: bogus })],
@@ -121,7 +124,10 @@ describeEachBackend('transactions', (backend) => {
     await db.commit({ transactionId });
     const d = await expectDetail(db.query({ sql: 'SELECT 1', transactionId }), Code.NotFound, 'query after commit');
     assert.equal(d.reason, 'TRANSACTION_NOT_FOUND');
-    assert.equal((await expectDetail(db.commit({ transactionId: '' }), Code.InvalidArgument, 'commit without id')).reason, 'INVALID_REQUEST');
+    assert.equal(
+      (await expectDetail(db.commit({ transactionId: '' }), Code.InvalidArgument, 'commit without id')).reason,
+      'INVALID_REQUEST',
+    );
   });
 
   test('savepoint, rollback to savepoint and release', async (t) => {
@@ -147,7 +153,11 @@ describeEachBackend('transactions', (backend) => {
     await db.rollbackToSavepoint({ transactionId, name: 'before_dup' });
     await ins(5);
     // The released savepoint is gone.
-    const gone = await expectDetail(db.rollbackToSavepoint({ transactionId, name: chosen }), Code.FailedPrecondition, 'rollback to a released savepoint');
+    const gone = await expectDetail(
+      db.rollbackToSavepoint({ transactionId, name: chosen }),
+      Code.FailedPrecondition,
+      'rollback to a released savepoint',
+    );
     assert.equal(gone.sqlstate, '3B001');
     // That error failed the transaction; rolling back to an existing savepoint recovers it.
     await db.rollbackToSavepoint({ transactionId, name: 'first' });
@@ -178,7 +188,11 @@ describeEachBackend('transactions', (backend) => {
     assert.equal(await countRows(db, table), 0, 'nothing of the failed transaction was committed');
     assert.equal(ts.server.openTransactions(), 0, 'the session is closed');
     await expectDetail(db.rollback({ transactionId }), Code.NotFound, 'the id is finished');
-    assert.equal((await db.query({ sql: 'SELECT 7 AS x' })).result?.rows?.values[0].values[0].kind.value, 7, 'the connection is usable again');
+    assert.equal(
+      (await db.query({ sql: 'SELECT 7 AS x' })).result?.rows?.values[0].values[0].kind.value,
+      7,
+      'the connection is usable again',
+    );
   });
 
   test('commit and rollback apply; Execute in a transaction reports rows affected', async (t) => {
@@ -204,20 +218,41 @@ describeEachBackend('transactions', (backend) => {
     const db = ts.db;
     const table = await createTable(ts, t);
     const { transactionId } = await db.beginTransaction({ readOnly: true, isolationLevel: IsolationLevel.REPEATABLE_READ });
-    const settings = await db.query({ sql: "SELECT current_setting('transaction_read_only'), current_setting('transaction_isolation')", transactionId });
+    const settings = await db.query({
+      sql: "SELECT current_setting('transaction_read_only'), current_setting('transaction_isolation')",
+      transactionId,
+    });
     assert.deepEqual(plainRows(settings.result), [['on', 'repeatable read']]);
-    const d = await expectDetail(db.execute({ sql: `INSERT INTO ${table} VALUES (1, 'x')`, transactionId }), Code.FailedPrecondition, 'write in read-only');
+    const d = await expectDetail(
+      db.execute({ sql: `INSERT INTO ${table} VALUES (1, 'x')`, transactionId }),
+      Code.FailedPrecondition,
+      'write in read-only',
+    );
     assert.equal(d.sqlstate, '25006');
     await db.rollback({ transactionId });
 
-    const { transactionId: ser } = await db.beginTransaction({ isolationLevel: IsolationLevel.SERIALIZABLE, readOnly: true, deferrable: true });
-    assert.deepEqual(plainRows((await db.query({ sql: "SELECT current_setting('transaction_isolation'), current_setting('transaction_deferrable')", transactionId: ser })).result), [
-      ['serializable', 'on'],
-    ]);
+    const { transactionId: ser } = await db.beginTransaction({
+      isolationLevel: IsolationLevel.SERIALIZABLE,
+      readOnly: true,
+      deferrable: true,
+    });
+    assert.deepEqual(
+      plainRows(
+        (
+          await db.query({
+            sql: "SELECT current_setting('transaction_isolation'), current_setting('transaction_deferrable')",
+            transactionId: ser,
+          })
+        ).result,
+      ),
+      [['serializable', 'on']],
+    );
     await db.commit({ transactionId: ser });
   });
 
-  test('REPEATABLE READ keeps its snapshot while another client commits', { skip: pglite && 'PGlite runs one session: no concurrent writer can exist' }, async (t) => {
+  test('REPEATABLE READ keeps its snapshot while another client commits', {
+    skip: pglite && 'PGlite runs one session: no concurrent writer can exist',
+  }, async (t) => {
     const ts = s();
     const table = await createTable(ts, t);
     const { transactionId } = await ts.db.beginTransaction({ isolationLevel: IsolationLevel.REPEATABLE_READ });
@@ -240,7 +275,11 @@ describeEachBackend('transactions', (backend) => {
       await db.execute({ sql: `INSERT INTO ${table} VALUES (1, 'abandoned')`, transactionId });
       assert.equal(ts.server.openTransactions(), 1);
       assert.ok(await waitFor(() => ts.server.openTransactions() === 0, 3000), 'the server rolls the transaction back');
-      const d = await expectDetail(db.query({ sql: 'SELECT 1', transactionId }), Code.FailedPrecondition, 'query on the expired transaction');
+      const d = await expectDetail(
+        db.query({ sql: 'SELECT 1', transactionId }),
+        Code.FailedPrecondition,
+        'query on the expired transaction',
+      );
       assert.equal(d.reason, 'TRANSACTION_EXPIRED');
       const c = await expectDetail(db.commit({ transactionId }), Code.FailedPrecondition, 'commit of the expired transaction');
       assert.equal(c.reason, 'TRANSACTION_EXPIRED');

@@ -367,7 +367,11 @@ describeEachBackend('type round-trip', (backend) => {
         [V.float64(-Infinity), 'float8', `'-Infinity'`],
         [V.float64(0.1), 'float8', '0.1'],
         [V.float64(5e-324), 'float8', `'5e-324'`],
-        [V.numeric('123456789012345678901234567890.123456789012345678901234567890'), 'numeric', '123456789012345678901234567890.123456789012345678901234567890'],
+        [
+          V.numeric('123456789012345678901234567890.123456789012345678901234567890'),
+          'numeric',
+          '123456789012345678901234567890.123456789012345678901234567890',
+        ],
         [V.numeric('NaN'), 'numeric', `'NaN'`],
         [V.text(''), 'text', `''`],
         [V.text('héllo 日本語 🎉'), 'text', `'héllo 日本語 🎉'`],
@@ -383,16 +387,28 @@ describeEachBackend('type round-trip', (backend) => {
         [V.timestamp(INT64_MAX), 'timestamp', `'infinity'`],
         [V.timestamptz(micros('2024-02-29T07:04:56.789Z', 12n)), 'timestamptz', `'2024-02-29 12:34:56.789012+05:30'`],
         [V.timestamptz(INT64_MIN), 'timestamptz', `'-infinity'`],
-        [V.timestamptz(micros('0000-03-15T12:00:00Z') - 43n * 365n * 86400000000n - 11n * 86400000000n), 'timestamptz', `'0044-03-15 12:00:00+00 BC'`],
+        [
+          V.timestamptz(micros('0000-03-15T12:00:00Z') - 43n * 365n * 86400000000n - 11n * 86400000000n),
+          'timestamptz',
+          `'0044-03-15 12:00:00+00 BC'`,
+        ],
         [V.interval(14, 3, 14706789000n), 'interval', `'1 year 2 mons 3 days 04:05:06.789'`],
         [V.interval(-10, -3, 14706789000n), 'interval', `'-1 year +2 mons -3 days +04:05:06.789'`],
         [V.interval(0, 0, -1n), 'interval', `'-00:00:00.000001'`],
         [V.json('{"a": [1, 2.50, null]}'), 'json', `'{"a": [1, 2.50, null]}'`],
         [V.json('{"b":2,"a":1}'), 'jsonb', `'{"a": 1, "b": 2}'`],
         [V.array([V.int32(1), V.null(), V.int32(3)]), 'int4[]', 'ARRAY[1, NULL, 3]'],
-        [V.array([V.text('a"b'), V.text('c\\d'), V.null(), V.text('NULL'), V.text(''), V.text('{x,y}')]), 'text[]', `ARRAY['a"b', 'c\\d', NULL, 'NULL', '', '{x,y}']`],
+        [
+          V.array([V.text('a"b'), V.text('c\\d'), V.null(), V.text('NULL'), V.text(''), V.text('{x,y}')]),
+          'text[]',
+          `ARRAY['a"b', 'c\\d', NULL, 'NULL', '', '{x,y}']`,
+        ],
         [V.array([V.bytes(Uint8Array.of(0, 255)), V.null()]), 'bytea[]', `ARRAY['\\x00ff'::bytea, NULL]`],
-        [V.array([V.timestamptz(0n), V.null(), V.timestamptz(INT64_MAX)]), 'timestamptz[]', `ARRAY['1970-01-01 00:00:00+00'::timestamptz, NULL, 'infinity']`],
+        [
+          V.array([V.timestamptz(0n), V.null(), V.timestamptz(INT64_MAX)]),
+          'timestamptz[]',
+          `ARRAY['1970-01-01 00:00:00+00'::timestamptz, NULL, 'infinity']`,
+        ],
         [V.array([V.interval(1, -1, 0n), V.null()]), 'interval[]', `ARRAY['1 mon -1 day'::interval, NULL]`],
         [V.array([V.json('{"k": "v\\"q"}'), V.null()]), 'jsonb[]', `ARRAY['{"k": "v\\"q"}'::jsonb, NULL]`],
         [V.array([V.float64(NaN), V.float64(-Infinity), V.null()]), 'float8[]', `ARRAY['NaN'::float8, '-Infinity', NULL]`],
@@ -400,7 +416,13 @@ describeEachBackend('type round-trip', (backend) => {
         [V.array([]), 'int8[]', `'{}'`],
       ];
       for (const [param, type, lit] of cases) {
-        await assertParamEquals(db, param, type, `(${lit})::${type}`, `${JSON.stringify(param.kind, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))} as ${type}`);
+        await assertParamEquals(
+          db,
+          param,
+          type,
+          `(${lit})::${type}`,
+          `${JSON.stringify(param.kind, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))} as ${type}`,
+        );
       }
     });
   }

@@ -8,12 +8,24 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { analysisCacheLimits, analysisCacheStats, analyzeSql, isReadOnlyAnalysis, isSingleStatement, loadSqlParser, NotCopyStdioError, replaceCopyStdio } from '../src/server/sql/analyze.js';
+import {
+  analysisCacheLimits,
+  analysisCacheStats,
+  analyzeSql,
+  isReadOnlyAnalysis,
+  isSingleStatement,
+  loadSqlParser,
+  NotCopyStdioError,
+  replaceCopyStdio,
+} from '../src/server/sql/analyze.js';
 import { postgresSkipReason, postgresUrlEnv } from './helpers/backends.js';
 import { corpus, type CorpusRow } from './helpers/sql-corpus.js';
 
 /** PostgreSQL 15's "SQL Commands" reference list. */
-const referenceCommands = `ABORT|ALTER AGGREGATE|ALTER COLLATION|ALTER CONVERSION|ALTER DATABASE|ALTER DEFAULT PRIVILEGES|ALTER DOMAIN|ALTER EVENT TRIGGER|ALTER EXTENSION|ALTER FOREIGN DATA WRAPPER|ALTER FOREIGN TABLE|ALTER FUNCTION|ALTER GROUP|ALTER INDEX|ALTER LANGUAGE|ALTER LARGE OBJECT|ALTER MATERIALIZED VIEW|ALTER OPERATOR|ALTER OPERATOR CLASS|ALTER OPERATOR FAMILY|ALTER POLICY|ALTER PROCEDURE|ALTER PUBLICATION|ALTER ROLE|ALTER ROUTINE|ALTER RULE|ALTER SCHEMA|ALTER SEQUENCE|ALTER SERVER|ALTER STATISTICS|ALTER SUBSCRIPTION|ALTER SYSTEM|ALTER TABLE|ALTER TABLESPACE|ALTER TEXT SEARCH CONFIGURATION|ALTER TEXT SEARCH DICTIONARY|ALTER TEXT SEARCH PARSER|ALTER TEXT SEARCH TEMPLATE|ALTER TRIGGER|ALTER TYPE|ALTER USER|ALTER USER MAPPING|ALTER VIEW|ANALYZE|BEGIN|CALL|CHECKPOINT|CLOSE|CLUSTER|COMMENT|COMMIT|COMMIT PREPARED|COPY|CREATE ACCESS METHOD|CREATE AGGREGATE|CREATE CAST|CREATE COLLATION|CREATE CONVERSION|CREATE DATABASE|CREATE DOMAIN|CREATE EVENT TRIGGER|CREATE EXTENSION|CREATE FOREIGN DATA WRAPPER|CREATE FOREIGN TABLE|CREATE FUNCTION|CREATE GROUP|CREATE INDEX|CREATE LANGUAGE|CREATE MATERIALIZED VIEW|CREATE OPERATOR|CREATE OPERATOR CLASS|CREATE OPERATOR FAMILY|CREATE POLICY|CREATE PROCEDURE|CREATE PUBLICATION|CREATE ROLE|CREATE RULE|CREATE SCHEMA|CREATE SEQUENCE|CREATE SERVER|CREATE STATISTICS|CREATE SUBSCRIPTION|CREATE TABLE|CREATE TABLE AS|CREATE TABLESPACE|CREATE TEXT SEARCH CONFIGURATION|CREATE TEXT SEARCH DICTIONARY|CREATE TEXT SEARCH PARSER|CREATE TEXT SEARCH TEMPLATE|CREATE TRANSFORM|CREATE TRIGGER|CREATE TYPE|CREATE USER|CREATE USER MAPPING|CREATE VIEW|DEALLOCATE|DECLARE|DELETE|DISCARD|DO|DROP ACCESS METHOD|DROP AGGREGATE|DROP CAST|DROP COLLATION|DROP CONVERSION|DROP DATABASE|DROP DOMAIN|DROP EVENT TRIGGER|DROP EXTENSION|DROP FOREIGN DATA WRAPPER|DROP FOREIGN TABLE|DROP FUNCTION|DROP GROUP|DROP INDEX|DROP LANGUAGE|DROP MATERIALIZED VIEW|DROP OPERATOR|DROP OPERATOR CLASS|DROP OPERATOR FAMILY|DROP OWNED|DROP POLICY|DROP PROCEDURE|DROP PUBLICATION|DROP ROLE|DROP ROUTINE|DROP RULE|DROP SCHEMA|DROP SEQUENCE|DROP SERVER|DROP STATISTICS|DROP SUBSCRIPTION|DROP TABLE|DROP TABLESPACE|DROP TEXT SEARCH CONFIGURATION|DROP TEXT SEARCH DICTIONARY|DROP TEXT SEARCH PARSER|DROP TEXT SEARCH TEMPLATE|DROP TRANSFORM|DROP TRIGGER|DROP TYPE|DROP USER|DROP USER MAPPING|DROP VIEW|END|EXECUTE|EXPLAIN|FETCH|GRANT|IMPORT FOREIGN SCHEMA|INSERT|LISTEN|LOAD|LOCK|MERGE|MOVE|NOTIFY|PREPARE|PREPARE TRANSACTION|REASSIGN OWNED|REFRESH MATERIALIZED VIEW|REINDEX|RELEASE SAVEPOINT|RESET|REVOKE|ROLLBACK|ROLLBACK PREPARED|ROLLBACK TO SAVEPOINT|SAVEPOINT|SECURITY LABEL|SELECT|SELECT INTO|SET|SET CONSTRAINTS|SET ROLE|SET SESSION AUTHORIZATION|SET TRANSACTION|SHOW|START TRANSACTION|TRUNCATE|UNLISTEN|UPDATE|VACUUM|VALUES`.split('|');
+const referenceCommands =
+  `ABORT|ALTER AGGREGATE|ALTER COLLATION|ALTER CONVERSION|ALTER DATABASE|ALTER DEFAULT PRIVILEGES|ALTER DOMAIN|ALTER EVENT TRIGGER|ALTER EXTENSION|ALTER FOREIGN DATA WRAPPER|ALTER FOREIGN TABLE|ALTER FUNCTION|ALTER GROUP|ALTER INDEX|ALTER LANGUAGE|ALTER LARGE OBJECT|ALTER MATERIALIZED VIEW|ALTER OPERATOR|ALTER OPERATOR CLASS|ALTER OPERATOR FAMILY|ALTER POLICY|ALTER PROCEDURE|ALTER PUBLICATION|ALTER ROLE|ALTER ROUTINE|ALTER RULE|ALTER SCHEMA|ALTER SEQUENCE|ALTER SERVER|ALTER STATISTICS|ALTER SUBSCRIPTION|ALTER SYSTEM|ALTER TABLE|ALTER TABLESPACE|ALTER TEXT SEARCH CONFIGURATION|ALTER TEXT SEARCH DICTIONARY|ALTER TEXT SEARCH PARSER|ALTER TEXT SEARCH TEMPLATE|ALTER TRIGGER|ALTER TYPE|ALTER USER|ALTER USER MAPPING|ALTER VIEW|ANALYZE|BEGIN|CALL|CHECKPOINT|CLOSE|CLUSTER|COMMENT|COMMIT|COMMIT PREPARED|COPY|CREATE ACCESS METHOD|CREATE AGGREGATE|CREATE CAST|CREATE COLLATION|CREATE CONVERSION|CREATE DATABASE|CREATE DOMAIN|CREATE EVENT TRIGGER|CREATE EXTENSION|CREATE FOREIGN DATA WRAPPER|CREATE FOREIGN TABLE|CREATE FUNCTION|CREATE GROUP|CREATE INDEX|CREATE LANGUAGE|CREATE MATERIALIZED VIEW|CREATE OPERATOR|CREATE OPERATOR CLASS|CREATE OPERATOR FAMILY|CREATE POLICY|CREATE PROCEDURE|CREATE PUBLICATION|CREATE ROLE|CREATE RULE|CREATE SCHEMA|CREATE SEQUENCE|CREATE SERVER|CREATE STATISTICS|CREATE SUBSCRIPTION|CREATE TABLE|CREATE TABLE AS|CREATE TABLESPACE|CREATE TEXT SEARCH CONFIGURATION|CREATE TEXT SEARCH DICTIONARY|CREATE TEXT SEARCH PARSER|CREATE TEXT SEARCH TEMPLATE|CREATE TRANSFORM|CREATE TRIGGER|CREATE TYPE|CREATE USER|CREATE USER MAPPING|CREATE VIEW|DEALLOCATE|DECLARE|DELETE|DISCARD|DO|DROP ACCESS METHOD|DROP AGGREGATE|DROP CAST|DROP COLLATION|DROP CONVERSION|DROP DATABASE|DROP DOMAIN|DROP EVENT TRIGGER|DROP EXTENSION|DROP FOREIGN DATA WRAPPER|DROP FOREIGN TABLE|DROP FUNCTION|DROP GROUP|DROP INDEX|DROP LANGUAGE|DROP MATERIALIZED VIEW|DROP OPERATOR|DROP OPERATOR CLASS|DROP OPERATOR FAMILY|DROP OWNED|DROP POLICY|DROP PROCEDURE|DROP PUBLICATION|DROP ROLE|DROP ROUTINE|DROP RULE|DROP SCHEMA|DROP SEQUENCE|DROP SERVER|DROP STATISTICS|DROP SUBSCRIPTION|DROP TABLE|DROP TABLESPACE|DROP TEXT SEARCH CONFIGURATION|DROP TEXT SEARCH DICTIONARY|DROP TEXT SEARCH PARSER|DROP TEXT SEARCH TEMPLATE|DROP TRANSFORM|DROP TRIGGER|DROP TYPE|DROP USER|DROP USER MAPPING|DROP VIEW|END|EXECUTE|EXPLAIN|FETCH|GRANT|IMPORT FOREIGN SCHEMA|INSERT|LISTEN|LOAD|LOCK|MERGE|MOVE|NOTIFY|PREPARE|PREPARE TRANSACTION|REASSIGN OWNED|REFRESH MATERIALIZED VIEW|REINDEX|RELEASE SAVEPOINT|RESET|REVOKE|ROLLBACK|ROLLBACK PREPARED|ROLLBACK TO SAVEPOINT|SAVEPOINT|SECURITY LABEL|SELECT|SELECT INTO|SET|SET CONSTRAINTS|SET ROLE|SET SESSION AUTHORIZATION|SET TRANSACTION|SHOW|START TRANSACTION|TRUNCATE|UNLISTEN|UPDATE|VACUUM|VALUES`.split(
+    '|',
+  );
 
 before(async () => {
   await loadSqlParser();
@@ -49,8 +61,36 @@ test('every command of the SQL Commands reference list has a row, and each row i
     assert.equal(a.parsed, true, `${row.sql}: ${a.parseError}`);
     assert.equal(a.statements.length, 1, row.sql);
     const s = a.statements[0]!;
-    const { command, readOnly, outsideTransactionBlock, sessionState, identityChange, transactionControl, chain, copy, listen, notify, maxParam } = s;
-    assert.deepEqual({ command, readOnly, outsideTransactionBlock, sessionState, identityChange, transactionControl, chain, copy, listen, notify, maxParam }, expected(row), row.sql);
+    const {
+      command,
+      readOnly,
+      outsideTransactionBlock,
+      sessionState,
+      identityChange,
+      transactionControl,
+      chain,
+      copy,
+      listen,
+      notify,
+      maxParam,
+    } = s;
+    assert.deepEqual(
+      {
+        command,
+        readOnly,
+        outsideTransactionBlock,
+        sessionState,
+        identityChange,
+        transactionControl,
+        chain,
+        copy,
+        listen,
+        notify,
+        maxParam,
+      },
+      expected(row),
+      row.sql,
+    );
     if (row.node) assert.equal(s.node, row.node, row.sql);
     if (row.read) assert.deepEqual([...s.tables.read].sort(), [...row.read].sort(), `${row.sql}: tables read`);
     if (row.written) assert.deepEqual([...s.tables.written].sort(), [...row.written].sort(), `${row.sql}: tables written`);
@@ -135,10 +175,18 @@ test('replaceCopyStdio: STDIN / STDOUT become the file, the rest stays', () => {
     ['SELECT 1', /got SELECT/],
     ['COPY t FROM', /parse/],
   ] as const) {
-    assert.throws(() => replaceCopyStdio(sql, '/dev/blob'), (e: unknown) => e instanceof NotCopyStdioError && message.test(e.message), sql);
+    assert.throws(
+      () => replaceCopyStdio(sql, '/dev/blob'),
+      (e: unknown) => e instanceof NotCopyStdioError && message.test(e.message),
+      sql,
+    );
   }
   // The rewritten text is still one COPY, now from a file.
-  assert.deepEqual(analyzeSql(replaceCopyStdio('COPY t FROM STDIN', '/dev/blob')).statements[0]!.copy, { from: true, client: false, program: false });
+  assert.deepEqual(analyzeSql(replaceCopyStdio('COPY t FROM STDIN', '/dev/blob')).statements[0]!.copy, {
+    from: true,
+    client: false,
+    program: false,
+  });
 });
 
 test('parse timing', (t) => {
@@ -205,7 +253,8 @@ describe('against PostgreSQL 15', { skip: postgresSkipReason }, () => {
       const code = await sqlstateIn('BEGIN', row);
       const refused = code === '25001';
       const want = analyzeSql(row.sql).statements[0]!.outsideTransactionBlock && !row.conservative;
-      if (refused !== want) mismatches.push(`${row.sql}: PostgreSQL ${refused ? 'refuses' : 'runs'} it in a block (SQLSTATE ${code ?? 'none'})`);
+      if (refused !== want)
+        mismatches.push(`${row.sql}: PostgreSQL ${refused ? 'refuses' : 'runs'} it in a block (SQLSTATE ${code ?? 'none'})`);
     }
     assert.deepEqual(mismatches, []);
   });
@@ -216,9 +265,11 @@ describe('against PostgreSQL 15', { skip: postgresSkipReason }, () => {
       const readOnly = analyzeSql(row.sql).statements[0]!.readOnly;
       if (row.pg === false || !(readOnly || row.refusedReadOnly)) continue;
       const code = await sqlstateIn('BEGIN READ ONLY', row);
-      if ((code === '25006') !== (row.refusedReadOnly ?? false)) mismatches.push(`${row.sql}: SQLSTATE ${code ?? 'none'} in a READ ONLY transaction`);
+      if ((code === '25006') !== (row.refusedReadOnly ?? false))
+        mismatches.push(`${row.sql}: SQLSTATE ${code ?? 'none'} in a READ ONLY transaction`);
       // What PostgreSQL refuses there the analysis must not call a read, except a function that writes (nextval).
-      if (code === '25006' && readOnly && !/nextval/.test(row.sql)) mismatches.push(`${row.sql}: readOnly, but PostgreSQL refuses it in a READ ONLY transaction`);
+      if (code === '25006' && readOnly && !/nextval/.test(row.sql))
+        mismatches.push(`${row.sql}: readOnly, but PostgreSQL refuses it in a READ ONLY transaction`);
     }
     assert.deepEqual(mismatches, []);
   });

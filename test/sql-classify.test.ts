@@ -13,12 +13,31 @@ import { corpus } from './helpers/sql-corpus.js';
 
 before(() => loadSqlParser());
 
-const kinds = (sql: string, scs?: boolean) => tokenizeSql(sql, { standardConformingStrings: scs }).tokens.map((t) => `${t.kind}:${t.kind === 'word' || t.kind === 'quoted' || t.kind === 'param' ? t.value : t.end - t.start}`);
+const kinds = (sql: string, scs?: boolean) =>
+  tokenizeSql(sql, { standardConformingStrings: scs }).tokens.map(
+    (t) => `${t.kind}:${t.kind === 'word' || t.kind === 'quoted' || t.kind === 'param' ? t.value : t.end - t.start}`,
+  );
 
 test('tokenizer: literals, identifiers, dollar quotes, comments', () => {
-  assert.deepEqual(kinds("SELECT 'it''s', E'a\\'b', \"Q\"\"x\" -- c\n/* a /* b */ c */ $1;"), ['word:select', 'string:7', 'other:1', 'string:7', 'other:1', 'quoted:Q"x', 'param:1', 'semicolon:1']);
+  assert.deepEqual(kinds("SELECT 'it''s', E'a\\'b', \"Q\"\"x\" -- c\n/* a /* b */ c */ $1;"), [
+    'word:select',
+    'string:7',
+    'other:1',
+    'string:7',
+    'other:1',
+    'quoted:Q"x',
+    'param:1',
+    'semicolon:1',
+  ]);
   assert.deepEqual(kinds('$$a;b$$ $t$ $$ $t$ a$b$ $x'), ['string:7', 'string:10', 'word:a$b$', 'other:1', 'word:x']);
-  assert.deepEqual(kinds("U&'\\0041' U&\"d\" B'1' X'F' N'n' e'\\''"), ['string:9', 'quoted:d', 'string:4', 'string:4', 'string:4', 'string:5']);
+  assert.deepEqual(kinds("U&'\\0041' U&\"d\" B'1' X'F' N'n' e'\\''"), [
+    'string:9',
+    'quoted:d',
+    'string:4',
+    'string:4',
+    'string:4',
+    'string:5',
+  ]);
   assert.deepEqual(kinds("date'2020-01-01' 1.5e3x .5"), ['word:date', 'string:12', 'number:5', 'word:x', 'number:2']);
   // standard_conforming_strings off: a backslash escapes in '' too.
   assert.deepEqual(kinds("'a\\'b'", false), ['string:6']);
@@ -26,7 +45,9 @@ test('tokenizer: literals, identifiers, dollar quotes, comments', () => {
   assert.equal(tokenizeSql("'a\\'").backslashInString, true);
   for (const sql of ["SELECT 'x", 'SELECT "x', 'SELECT $$x', '/* /* */', "E'\\'"]) assert.equal(tokenizeSql(sql).unterminated, true, sql);
   assert.equal(tokenizeSql('SELECT 1 -- no newline').unterminated, false);
-  const split = splitStatements(tokenizeSql('SELECT 1; ; CREATE RULE r AS ON INSERT TO t DO ALSO (DELETE FROM u; DELETE FROM v); SELECT 2').tokens);
+  const split = splitStatements(
+    tokenizeSql('SELECT 1; ; CREATE RULE r AS ON INSERT TO t DO ALSO (DELETE FROM u; DELETE FROM v); SELECT 2').tokens,
+  );
   assert.deepEqual(
     split.map((s) => s[0]!.value),
     ['select', 'create', 'select'],
@@ -222,11 +243,66 @@ function randomSource(state: number): (n: number) => number {
 
 test('differential: random texts from tricky fragments', () => {
   const fragments = [
-    'SELECT', 'select', '1', '*', 'FROM t', 'WHERE', 'a =', '$1', ',', '(', ')', ';', ';', "'--'", "'a''b'", "E'\\''", "'\\'", "'",
-    '$$;$$', "$x$ ' ; DELETE FROM t $x$", '$$', '--c\n', '-- DELETE FROM t\n', '/* /* */ */', '/*', '*/', '"q""x"', '"', 'INSERT INTO t VALUES (1)',
-    'DELETE FROM t', 'UPDATE t SET a = 1', 'FOR UPDATE', 'FOR SHARE', 'WITH x AS (', 'SELECT * FROM x', 'INTO', "nextval('s')", 'TABLE t', 'VALUES (1)',
-    'SHOW x', 'EXPLAIN', 'ANALYZE', '(ANALYZE)', 'COMMIT', 'BEGIN', 'VACUUM', 'CREATE INDEX CONCURRENTLY i ON t (a)', 'SET transaction_read_only = off',
-    "U&'\\0041'", 'a$b$', 'e', "N'x'", 'CALL p()', 'DO', 'COPY t TO STDOUT', 'UNION', 'RETURNING *', 'x', '.', '::text',
+    'SELECT',
+    'select',
+    '1',
+    '*',
+    'FROM t',
+    'WHERE',
+    'a =',
+    '$1',
+    ',',
+    '(',
+    ')',
+    ';',
+    ';',
+    "'--'",
+    "'a''b'",
+    "E'\\''",
+    "'\\'",
+    "'",
+    '$$;$$',
+    "$x$ ' ; DELETE FROM t $x$",
+    '$$',
+    '--c\n',
+    '-- DELETE FROM t\n',
+    '/* /* */ */',
+    '/*',
+    '*/',
+    '"q""x"',
+    '"',
+    'INSERT INTO t VALUES (1)',
+    'DELETE FROM t',
+    'UPDATE t SET a = 1',
+    'FOR UPDATE',
+    'FOR SHARE',
+    'WITH x AS (',
+    'SELECT * FROM x',
+    'INTO',
+    "nextval('s')",
+    'TABLE t',
+    'VALUES (1)',
+    'SHOW x',
+    'EXPLAIN',
+    'ANALYZE',
+    '(ANALYZE)',
+    'COMMIT',
+    'BEGIN',
+    'VACUUM',
+    'CREATE INDEX CONCURRENTLY i ON t (a)',
+    'SET transaction_read_only = off',
+    "U&'\\0041'",
+    'a$b$',
+    'e',
+    "N'x'",
+    'CALL p()',
+    'DO',
+    'COPY t TO STDOUT',
+    'UNION',
+    'RETURNING *',
+    'x',
+    '.',
+    '::text',
   ];
   const random = randomSource(0x2545f491);
   let parsedReads = 0;
@@ -245,8 +321,29 @@ test('differential: random select lists of literals and comments, with writes be
   // Each piece is valid where a select-list item (or the space between items) may stand, so that
   // most texts parse, and a lexer that misreads one quote hides or reveals what follows.
   const items = [
-    "'x'", "'--'", "';'", "'/*'", "'a''b'", "E'\\''", "E'\\\\'", "'\\'", "'; DELETE FROM t; --'", "E'\\'; DELETE FROM t; --'",
-    '$$;$$', "$$'$$", "$q$ $$ ' $q$", '"c"', '"c""d"', "U&'\\0041'", "B'1'", "X'f'", "N'n'", '$1', 'a$b$', '1', 'x.y',
+    "'x'",
+    "'--'",
+    "';'",
+    "'/*'",
+    "'a''b'",
+    "E'\\''",
+    "E'\\\\'",
+    "'\\'",
+    "'; DELETE FROM t; --'",
+    "E'\\'; DELETE FROM t; --'",
+    '$$;$$',
+    "$$'$$",
+    "$q$ $$ ' $q$",
+    '"c"',
+    '"c""d"',
+    "U&'\\0041'",
+    "B'1'",
+    "X'f'",
+    "N'n'",
+    '$1',
+    'a$b$',
+    '1',
+    'x.y',
   ];
   const gaps = [' ', ', ', ' /* c */ ', " /* ' */ ", ' /* /* n */ ; DELETE FROM t */ ', " -- it's\n", ' --\n', ', "it\'s", '];
   const tails = ['', ';', '; DELETE FROM t', '; SELECT 2', '; COMMIT', "; INSERT INTO t VALUES ('x')", ' FOR UPDATE', ' -- done', " -- '"];

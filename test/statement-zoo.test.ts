@@ -28,7 +28,6 @@ import { restRows } from './helpers/zoo-commands-rest.js';
 import { fixtureCleanup, fixtureSetup, leftoverSql } from './helpers/zoo-fixture.js';
 import { assertAfter, assertOutcome, describeSeen, fingerprint, runSteps, send, type ZooTarget } from './helpers/zoo-runner.js';
 
-
 /** Counts a column's expectation: served, refused, or marked todo (the server is wrong there). */
 function count(tally: { served: number; refused: number; todo: number }, row: ResolvedRow, column: Column): void {
   if (row.todo[column]) tally.todo++;
@@ -96,7 +95,13 @@ describeEachBackend('statement zoo', (backend) => {
       await assertAfter(target, effect, expected.ok && column !== 'prepare');
       dirty = expected.ok && column !== 'prepare';
     } catch (e) {
-      if (log) appendFileSync(log, `${backend.name}\t${row.title}\t${column}\t${describeSeen(seen)}\t${String((e as Error).message).replace(/\s+/g, ' ').slice(0, 200)}\n`);
+      if (log)
+        appendFileSync(
+          log,
+          `${backend.name}\t${row.title}\t${column}\t${describeSeen(seen)}\t${String((e as Error).message)
+            .replace(/\s+/g, ' ')
+            .slice(0, 200)}\n`,
+        );
       throw e;
     }
   }
@@ -137,7 +142,9 @@ describeEachBackend('statement zoo', (backend) => {
     assert.equal(left.rows[0].n, 0, `objects named ${p}* are left`);
     const lob = await grpc.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_largeobject_metadata WHERE oid = ${lo}`);
     assert.equal(lob.rows[0].n, 0, 'the large object is gone');
-    const conf = await grpc.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_file_settings WHERE name = 'track_functions' AND sourcefile LIKE '%postgresql.auto.conf'`);
+    const conf = await grpc.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_file_settings WHERE name = 'track_functions' AND sourcefile LIKE '%postgresql.auto.conf'`,
+    );
     assert.equal(conf.rows[0].n, 0, 'ALTER SYSTEM was reset');
     assert.equal(await grpc.healthCheck(), true);
     const line = (x: typeof tally) => `served ${x.served}, refused ${x.refused}, todo ${x.todo}`;

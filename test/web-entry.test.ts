@@ -37,7 +37,10 @@ test('package exports: browser, workerd, edge-light and deno get the web build; 
   const keys = Object.keys(dot);
   for (const condition of ['browser', 'workerd', 'edge-light', 'deno']) {
     assert.deepEqual(dot[condition], web, `"${condition}" points to the web build`);
-    assert.ok(keys.indexOf(condition) < keys.indexOf('import') && keys.indexOf(condition) < keys.indexOf('require'), `"${condition}" comes before import/require`);
+    assert.ok(
+      keys.indexOf(condition) < keys.indexOf('import') && keys.indexOf(condition) < keys.indexOf('require'),
+      `"${condition}" comes before import/require`,
+    );
   }
   assert.deepEqual(pkg.exports['./web'], {
     import: web,
@@ -47,23 +50,34 @@ test('package exports: browser, workerd, edge-light and deno get the web build; 
 });
 
 test('browser entry: grpc:// URLs and Node-only options fail with a clear HeliosDBError', () => {
-  assert.throws(() => webEntry.createClient('grpcs://db.example.com'), (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER');
+  assert.throws(
+    () => webEntry.createClient('grpcs://db.example.com'),
+    (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER',
+  );
   assert.throws(
     () => webEntry.createClient('grpc://127.0.0.1:7700'),
-    (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /cannot use native gRPC/.test(err.message),
+    (err: unknown) =>
+      err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /cannot use native gRPC/.test(err.message),
   );
   assert.throws(
     () => webEntry.createClient({ url: 'http://127.0.0.1:7701', tls: { rejectUnauthorized: false } } as webEntry.ConnectionConfig),
-    (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /tls is not supported in a browser/.test(err.message),
+    (err: unknown) =>
+      err instanceof webEntry.HeliosDBError &&
+      err.code === 'UNSUPPORTED_IN_BROWSER' &&
+      /tls is not supported in a browser/.test(err.message),
   );
   for (const config of [{ ssl: { ca: 'PEM' } }, { ssl: { mode: 'require' } }, { sslMode: 'verify-ca' }]) {
     assert.throws(
       () => webEntry.createClient({ url: 'https://db.example.com', ...config } as webEntry.ConnectionConfig),
-      (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /not supported in a browser/.test(err.message),
+      (err: unknown) =>
+        err instanceof webEntry.HeliosDBError && err.code === 'UNSUPPORTED_IN_BROWSER' && /not supported in a browser/.test(err.message),
       JSON.stringify(config),
     );
   }
-  assert.throws(() => webEntry.createClient('ftp://x'), (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'INVALID_CONFIG');
+  assert.throws(
+    () => webEntry.createClient('ftp://x'),
+    (err: unknown) => err instanceof webEntry.HeliosDBError && err.code === 'INVALID_CONFIG',
+  );
   assert.throws(() => webEntry.createClient({ url: 'http://x', protocol: 'soap' as 'connect' }), RangeError);
 });
 
@@ -111,7 +125,10 @@ test('limiter: calls beyond the limit wait in line and get slots in order', asyn
   assert.deepEqual(order, [1, 2, 3], 'first come, first served');
   const s = limiter.getStats();
   assert.deepEqual([s.inFlight, s.waiting, s.poolHits, s.poolMisses, s.acquisitionTimeouts], [2, 0, 2, 3, 0]);
-  assert.deepEqual([s.totalConnections, s.activeConnections, s.idleConnections, s.created, s.closed, s.healthCheckFailures], [0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(
+    [s.totalConnections, s.activeConnections, s.idleConnections, s.created, s.closed, s.healthCheckFailures],
+    [0, 0, 0, 0, 0, 0],
+  );
   limiter.release();
   limiter.release();
   assert.equal(limiter.getStats().inFlight, 0);
@@ -149,7 +166,10 @@ test('limiter: the call deadline and its AbortSignal end the wait (TimeoutError,
   });
   const gone = new AbortController();
   gone.abort();
-  assert.throws(() => limiter.acquire(gone.signal), (e: unknown) => toHeliosError(e) instanceof nodeEntry.CancelledError);
+  assert.throws(
+    () => limiter.acquire(gone.signal),
+    (e: unknown) => toHeliosError(e) instanceof nodeEntry.CancelledError,
+  );
   assert.equal(limiter.getStats().acquisitionTimeouts, 0, 'neither counts as an acquisition timeout');
   assert.equal(limiter.getStats().waiting, 0);
 });
@@ -162,5 +182,8 @@ test('limiter: close fails the waiting calls and refuses new ones', async () => 
   await assert.rejects(waiting, (e: unknown) => e instanceof nodeEntry.HeliosDBError && e.code === 'CLIENT_CLOSED');
   limiter.release();
   await closed;
-  assert.throws(() => limiter.acquire(), (e: unknown) => e instanceof nodeEntry.HeliosDBError && e.code === 'CLIENT_CLOSED');
+  assert.throws(
+    () => limiter.acquire(),
+    (e: unknown) => e instanceof nodeEntry.HeliosDBError && e.code === 'CLIENT_CLOSED',
+  );
 });

@@ -6,7 +6,16 @@
  * @packageDocumentation
  */
 import pg from 'pg';
-import { type BenchDriver, type BenchRow, createInsertTable, insertTable, openDriver, streamPayloadBytes, streamSql, unsupported } from './drivers.js';
+import {
+  type BenchDriver,
+  type BenchRow,
+  createInsertTable,
+  insertTable,
+  openDriver,
+  streamPayloadBytes,
+  streamSql,
+  unsupported,
+} from './drivers.js';
 import { Ipc } from './ipc.js';
 import { startUsage } from './proc.js';
 import type { CellKey, CellResult, CellSpec, PhaseResult, ProcessUsage } from './types.js';
@@ -30,7 +39,10 @@ function message(e: unknown): string {
 }
 
 /** Meters one phase: this process always, the server when the cell goes through it. */
-async function measure(phase: string, fn: () => Promise<Omit<PhaseResult, 'phase' | 'client' | 'server' | 'elapsedMs'> & { elapsedMs?: number }>): Promise<PhaseResult> {
+async function measure(
+  phase: string,
+  fn: () => Promise<Omit<PhaseResult, 'phase' | 'client' | 'server' | 'elapsedMs'> & { elapsedMs?: number }>,
+): Promise<PhaseResult> {
   if (viaServer) await ipc.request('serverBegin');
   const meter = startUsage();
   const t0 = performance.now();
@@ -201,7 +213,13 @@ async function main(): Promise<CellResult[]> {
   const out: CellResult[] = [];
   try {
     for (const op of spec.ops) {
-      const need = { simple: d.simple, batch: d.insert ?? d.insertAll, stream: d.stream, 'pool-queries': d.simple, 'pool-streams': d.stream }[op];
+      const need = {
+        simple: d.simple,
+        batch: d.insert ?? d.insertAll,
+        stream: d.stream,
+        'pool-queries': d.simple,
+        'pool-streams': d.stream,
+      }[op];
       if (!need) {
         out.push({ spec: key(op), phases: [], skipped: `${spec.driver} has no ${op}` });
         continue;
@@ -219,7 +237,11 @@ async function main(): Promise<CellResult[]> {
 }
 
 const result = await main().catch((e: unknown): CellResult[] =>
-  spec.ops.map((op) => ({ spec: { driver: spec.driver, backend: spec.backend, op, poolSize: spec.poolSize }, phases: [], error: message(e) })),
+  spec.ops.map((op) => ({
+    spec: { driver: spec.driver, backend: spec.backend, op, poolSize: spec.poolSize },
+    phases: [],
+    error: message(e),
+  })),
 );
 ipc.emit('result', result);
 // Let the message go out, then leave without waiting for lingering handles.

@@ -72,11 +72,23 @@ export function summarize(file: string, top = 30): string {
   const pct = (t: number) => `${((t / busy) * 100).toFixed(1).padStart(5)}%`;
   const lines: string[] = [`total ${(total / 1000).toFixed(0)} ms, busy ${(busy / 1000).toFixed(0)} ms; % of busy time`];
   lines.push('by area:');
-  for (const [a, t] of [...areas].filter(([a]) => a !== 'idle').sort((x, y) => y[1] - x[1]).slice(0, 20)) lines.push(`  ${pct(t)}  ${a}`);
+  for (const [a, t] of [...areas]
+    .filter(([a]) => a !== 'idle')
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 20))
+    lines.push(`  ${pct(t)}  ${a}`);
   lines.push('inclusive (samples with the area anywhere on the stack):');
-  for (const [a, t] of [...inclusive].filter(([a]) => a !== 'idle' && a !== 'node internals' && a !== '(program: native, not JS)').sort((x, y) => y[1] - x[1]).slice(0, 14)) lines.push(`  ${pct(t)}  ${a}`);
+  for (const [a, t] of [...inclusive]
+    .filter(([a]) => a !== 'idle' && a !== 'node internals' && a !== '(program: native, not JS)')
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 14))
+    lines.push(`  ${pct(t)}  ${a}`);
   lines.push('top functions (self):');
-  for (const [f, t] of [...fns].sort((x, y) => y[1] - x[1]).filter(([f]) => !f.startsWith('(idle)')).slice(0, top)) lines.push(`  ${pct(t)}  ${f}`);
+  for (const [f, t] of [...fns]
+    .sort((x, y) => y[1] - x[1])
+    .filter(([f]) => !f.startsWith('(idle)'))
+    .slice(0, top))
+    lines.push(`  ${pct(t)}  ${f}`);
   return lines.join('\n');
 }
 

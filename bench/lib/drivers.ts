@@ -187,7 +187,8 @@ function rawDriver(grpcUrl: string): BenchDriver {
       return new Promise((resolve, reject) => {
         client.makeUnaryRequest(service + 'ExecuteBatch', b.ser, b.de, req, (err, res) => {
           if (err) return reject(err);
-          if (Number(res?.rowsAffected) !== rows.length) return reject(new Error(`ExecuteBatch inserted ${res?.rowsAffected}, expected ${rows.length}`));
+          if (Number(res?.rowsAffected) !== rows.length)
+            return reject(new Error(`ExecuteBatch inserted ${res?.rowsAffected}, expected ${rows.length}`));
           resolve();
         });
       });

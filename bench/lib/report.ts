@@ -115,7 +115,7 @@ export function aggregate(results: CellResult[], order?: Record<string, [DriverN
         completed: medianOf(ps, (p) => p.completed)!,
         failed: medianOf(ps, (p) => p.failed)!,
         perSecond: medianOf(ps, (p) => (p.completed / p.elapsedMs) * 1000)!,
-        mbPerSecond: bytes === undefined ? undefined : medianOf(ps, (p) => (p.bytes! / p.elapsedMs) * 1000 / 1e6),
+        mbPerSecond: bytes === undefined ? undefined : medianOf(ps, (p) => ((p.bytes! / p.elapsedMs) * 1000) / 1e6),
         p50Ms: medianOf(ps, (p) => p.p50Ms),
         p99Ms: medianOf(ps, (p) => p.p99Ms),
         clientCpuMs: medianOf(ps, (p) => p.client.cpuMs)!,
@@ -249,7 +249,17 @@ function simpleTable(rows: AggRow[]): string {
 function batchTable(rows: AggRow[]): string {
   const list = rows.filter((r) => r.op === 'batch');
   const pg = phaseOf(find(rows, 'batch', 'pg', 'direct'), 'insert');
-  const header = ['stack', 'rows/s', 'time s', 'vs raw', 'vs pg', 'client CPU s', 'server CPU s', 'client peak RSS MiB (growth)', 'server peak RSS MiB (growth)'];
+  const header = [
+    'stack',
+    'rows/s',
+    'time s',
+    'vs raw',
+    'vs pg',
+    'client CPU s',
+    'server CPU s',
+    'client peak RSS MiB (growth)',
+    'server peak RSS MiB (growth)',
+  ];
   const body = list.map((row) => {
     if (status(row)) return statusRow(row, header.length);
     const ph = phaseOf(row, 'insert')!;
@@ -272,7 +282,18 @@ function batchTable(rows: AggRow[]): string {
 function streamTable(rows: AggRow[]): string {
   const list = rows.filter((r) => r.op === 'stream');
   const pg = phaseOf(find(rows, 'stream', 'pg', 'direct'), 'stream');
-  const header = ['stack', 'MB/s', 'rows/s', 'time s', 'vs raw', 'vs pg', 'client CPU s', 'server CPU s', 'client peak RSS MiB (growth)', 'server peak RSS MiB (growth)'];
+  const header = [
+    'stack',
+    'MB/s',
+    'rows/s',
+    'time s',
+    'vs raw',
+    'vs pg',
+    'client CPU s',
+    'server CPU s',
+    'client peak RSS MiB (growth)',
+    'server peak RSS MiB (growth)',
+  ];
   const body = list.map((row) => {
     if (status(row)) return statusRow(row, header.length);
     const ph = phaseOf(row, 'stream')!;
@@ -295,7 +316,17 @@ function streamTable(rows: AggRow[]): string {
 
 function poolTable(rows: AggRow[], sizes: Record<string, unknown>): string {
   const list = rows.filter((r) => r.op === 'pool-queries' || r.op === 'pool-streams');
-  const header = ['stack', 'test', 'at once', 'completed', 'failed', 'time s', 'client peak RSS MiB (growth)', 'server peak RSS MiB (growth)', 'first error'];
+  const header = [
+    'stack',
+    'test',
+    'at once',
+    'completed',
+    'failed',
+    'time s',
+    'client peak RSS MiB (growth)',
+    'server peak RSS MiB (growth)',
+    'first error',
+  ];
   const body = list.map((row) => {
     const test = row.op === 'pool-queries' ? 'queries in flight' : 'open streams';
     const n = String(row.op === 'pool-queries' ? sizes.poolQueries : sizes.poolStreams);
@@ -328,7 +359,9 @@ export function markdown(r: Report): string {
       (m.otherWork
         ? `; other work kept the machine ${(m.otherWork.medianBusy * 100).toFixed(0)}% busy just before a cell (median; max ${(m.otherWork.maxBusy * 100).toFixed(0)}%, after waiting ${m.otherWork.waitedSeconds} s in all for quiet)`
         : '') +
-      (m.loadAverage ? `; 1-minute load average before the cells: median ${m.loadAverage.median.toFixed(1)}, max ${m.loadAverage.max.toFixed(1)}.` : '.'),
+      (m.loadAverage
+        ? `; 1-minute load average before the cells: median ${m.loadAverage.median.toFixed(1)}, max ${m.loadAverage.max.toFixed(1)}.`
+        : '.'),
   );
   out.push('');
   out.push(
@@ -339,23 +372,35 @@ export function markdown(r: Report): string {
   out.push('');
   out.push(simpleTable(r.rows));
   out.push('');
-  out.push(`## Batch insert: ${fmtNum(r.sizes.batchRows as number)} rows (int, text, float8, timestamptz), ${r.sizes.batchChunk} rows per call`);
+  out.push(
+    `## Batch insert: ${fmtNum(r.sizes.batchRows as number)} rows (int, text, float8, timestamptz), ${r.sizes.batchChunk} rows per call`,
+  );
   out.push('');
   out.push(batchTable(r.rows));
   out.push('');
-  out.push(`## Streaming: ${fmtNum(r.sizes.streamRows as number)} rows of ~1 KB (\`SELECT g, repeat('x', 1000) FROM generate_series(1, N) g\`)`);
+  out.push(
+    `## Streaming: ${fmtNum(r.sizes.streamRows as number)} rows of ~1 KB (\`SELECT g, repeat('x', 1000) FROM generate_series(1, N) g\`)`,
+  );
   out.push('');
   out.push('MB/s counts the text of the cells (10^6 bytes/s).');
   out.push('');
   out.push(streamTable(r.rows));
   out.push('');
-  out.push(`## Pool: ${fmtNum(r.sizes.poolQueries as number)} queries in flight at once; ${fmtNum(r.sizes.poolStreams as number)} streams of ${r.sizes.poolStreamRows} rows open at once`);
+  out.push(
+    `## Pool: ${fmtNum(r.sizes.poolQueries as number)} queries in flight at once; ${fmtNum(r.sizes.poolStreams as number)} streams of ${r.sizes.poolStreamRows} rows open at once`,
+  );
   out.push('');
   out.push(poolTable(r.rows, r.sizes));
   out.push('');
   out.push('## Goals');
   out.push('');
-  out.push(table(['goal', 'measured', 'met'], r.goals.map((g) => [g.goal, g.value, g.met === null ? '–' : g.met ? 'yes' : '**no**']), ['measured']));
+  out.push(
+    table(
+      ['goal', 'measured', 'met'],
+      r.goals.map((g) => [g.goal, g.value, g.met === null ? '–' : g.met ? 'yes' : '**no**']),
+      ['measured'],
+    ),
+  );
   out.push('');
   out.push('## Notes');
   out.push('');
@@ -386,28 +431,55 @@ export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['g
     const s = phaseOf(sdkSimple, c)?.perSecond;
     const r = phaseOf(rawSimple, c)?.perSecond;
     if (s !== undefined && r !== undefined) {
-      out.push({ goal: `simple query ${c}: SDK within 10% of the raw stub`, value: `${(s / r).toFixed(2)}× (${fmtNum(s)} vs ${fmtNum(r)} q/s)`, met: s >= 0.9 * r });
+      out.push({
+        goal: `simple query ${c}: SDK within 10% of the raw stub`,
+        value: `${(s / r).toFixed(2)}× (${fmtNum(s)} vs ${fmtNum(r)} q/s)`,
+        met: s >= 0.9 * r,
+      });
     }
   }
   const best = Math.max(...['c1', hi].map((c) => phaseOf(sdkSimple, c)?.perSecond ?? NaN).filter(Number.isFinite));
-  if (Number.isFinite(best)) out.push({ goal: 'simple query: SDK >= 12K q/s (design document figure)', value: `${fmtNum(best)} q/s (best concurrency)`, met: best >= 12_000 });
+  if (Number.isFinite(best))
+    out.push({
+      goal: 'simple query: SDK >= 12K q/s (design document figure)',
+      value: `${fmtNum(best)} q/s (best concurrency)`,
+      met: best >= 12_000,
+    });
 
   const sdkStream = phaseOf(find(rows, 'stream', 'sdk-grpc', 'postgresql'), 'stream');
   const rawStream = phaseOf(find(rows, 'stream', 'raw', 'postgresql'), 'stream');
   if (sdkStream?.mbPerSecond !== undefined && rawStream?.mbPerSecond !== undefined) {
-    out.push({ goal: 'streaming: SDK >= 85% of the raw stub', value: `${(sdkStream.mbPerSecond / rawStream.mbPerSecond).toFixed(2)}×`, met: sdkStream.mbPerSecond >= 0.85 * rawStream.mbPerSecond });
+    out.push({
+      goal: 'streaming: SDK >= 85% of the raw stub',
+      value: `${(sdkStream.mbPerSecond / rawStream.mbPerSecond).toFixed(2)}×`,
+      met: sdkStream.mbPerSecond >= 0.85 * rawStream.mbPerSecond,
+    });
   }
   if (sdkStream?.mbPerSecond !== undefined) {
-    out.push({ goal: 'streaming: SDK >= 450 MB/s (design document figure)', value: `${fmtNum(sdkStream.mbPerSecond)} MB/s`, met: sdkStream.mbPerSecond >= 450 });
+    out.push({
+      goal: 'streaming: SDK >= 450 MB/s (design document figure)',
+      value: `${fmtNum(sdkStream.mbPerSecond)} MB/s`,
+      met: sdkStream.mbPerSecond >= 450,
+    });
   }
 
   const sdkBatch = phaseOf(find(rows, 'batch', 'sdk-grpc', 'postgresql'), 'insert');
   const direct = ['pg', 'postgres.js'] as const;
-  const bestDirect = Math.max(...direct.map((d) => phaseOf(find(rows, 'batch', d, 'direct'), 'insert')?.perSecond ?? NaN).filter(Number.isFinite));
+  const bestDirect = Math.max(
+    ...direct.map((d) => phaseOf(find(rows, 'batch', d, 'direct'), 'insert')?.perSecond ?? NaN).filter(Number.isFinite),
+  );
   if (sdkBatch) {
-    out.push({ goal: 'batch insert: SDK >= 100K rows/s', value: `${fmtNum(sdkBatch.perSecond)} rows/s`, met: sdkBatch.perSecond >= 100_000 });
+    out.push({
+      goal: 'batch insert: SDK >= 100K rows/s',
+      value: `${fmtNum(sdkBatch.perSecond)} rows/s`,
+      met: sdkBatch.perSecond >= 100_000,
+    });
     if (Number.isFinite(bestDirect)) {
-      out.push({ goal: 'batch insert: SDK >= 80% of the best direct driver', value: `${(sdkBatch.perSecond / bestDirect).toFixed(2)}× (best direct ${fmtNum(bestDirect)} rows/s)`, met: sdkBatch.perSecond >= 0.8 * bestDirect });
+      out.push({
+        goal: 'batch insert: SDK >= 80% of the best direct driver',
+        value: `${(sdkBatch.perSecond / bestDirect).toFixed(2)}× (best direct ${fmtNum(bestDirect)} rows/s)`,
+        met: sdkBatch.perSecond >= 0.8 * bestDirect,
+      });
     }
   }
   const sdkPool = phaseOf(find(rows, 'pool-queries', 'sdk-grpc', 'postgresql'), 'in-flight');
@@ -454,7 +526,9 @@ interface Panel {
 export function svg(r: Report): string {
   const panels: Panel[] = [];
   const bar = (row: AggRow, value: number | undefined) =>
-    value === undefined || !Number.isFinite(value) ? [] : [{ label: row.label, value, color: palette[row.driver], faded: row.backend === 'pglite' }];
+    value === undefined || !Number.isFinite(value)
+      ? []
+      : [{ label: row.label, value, color: palette[row.driver], faded: row.backend === 'pglite' }];
   const concurrency = r.sizes.concurrency as number[];
   for (const c of concurrency) {
     panels.push({
@@ -463,8 +537,16 @@ export function svg(r: Report): string {
       bars: r.rows.filter((x) => x.op === 'simple').flatMap((x) => bar(x, phaseOf(x, `c${c}`)?.perSecond)),
     });
   }
-  panels.push({ title: `Batch insert, ${fmtNum(r.sizes.batchRows as number)} rows`, unit: 'rows/s', bars: r.rows.filter((x) => x.op === 'batch').flatMap((x) => bar(x, phaseOf(x, 'insert')?.perSecond)) });
-  panels.push({ title: `Streaming, ${fmtNum(r.sizes.streamRows as number)} rows of ~1 KB`, unit: 'MB/s', bars: r.rows.filter((x) => x.op === 'stream').flatMap((x) => bar(x, phaseOf(x, 'stream')?.mbPerSecond)) });
+  panels.push({
+    title: `Batch insert, ${fmtNum(r.sizes.batchRows as number)} rows`,
+    unit: 'rows/s',
+    bars: r.rows.filter((x) => x.op === 'batch').flatMap((x) => bar(x, phaseOf(x, 'insert')?.perSecond)),
+  });
+  panels.push({
+    title: `Streaming, ${fmtNum(r.sizes.streamRows as number)} rows of ~1 KB`,
+    unit: 'MB/s',
+    bars: r.rows.filter((x) => x.op === 'stream').flatMap((x) => bar(x, phaseOf(x, 'stream')?.mbPerSecond)),
+  });
   panels.push({
     title: `${fmtNum(r.sizes.poolQueries as number)} queries in flight at once (time to finish all, lower is better)`,
     unit: 's',
@@ -486,7 +568,9 @@ export function svg(r: Report): string {
     for (const b of p.bars) {
       const w = Math.max(1, (b.value / max) * barW);
       parts.push(`<text x="${labelW - 8}" y="${y + 15}" class="l" text-anchor="end">${xml(b.label)}</text>`);
-      parts.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${b.color}"${b.faded ? ' fill-opacity="0.45"' : ''} rx="2"/>`);
+      parts.push(
+        `<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${b.color}"${b.faded ? ' fill-opacity="0.45"' : ''} rx="2"/>`,
+      );
       const v = p.unit === 's' ? b.value.toFixed(2) : fmtNum(b.value);
       parts.push(`<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 15}" class="v">${v}</text>`);
       y += rowH;

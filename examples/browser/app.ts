@@ -54,7 +54,8 @@ function showStats(): void {
   $('pool-stats').textContent = JSON.stringify(client.pool.getStats(), null, 2);
   const metrics = client.metrics.snapshot();
   const lines = Object.entries(metrics).map(
-    ([op, m]) => `${op.padEnd(12)} ${String(m.count).padStart(5)} calls ${String(m.errors).padStart(3)} errors  p50 ${m.p50.toFixed(1)} ms  p99 ${m.p99.toFixed(1)} ms`,
+    ([op, m]) =>
+      `${op.padEnd(12)} ${String(m.count).padStart(5)} calls ${String(m.errors).padStart(3)} errors  p50 ${m.p50.toFixed(1)} ms  p99 ${m.p99.toFixed(1)} ms`,
   );
   $('metrics').textContent = lines.join('\n') || '(no calls yet)';
 }
@@ -74,7 +75,8 @@ $('run').addEventListener('click', async () => {
   try {
     const r = await client.query<unknown[]>($<HTMLTextAreaElement>('sql').value, [], { rowMode: 'array' });
     $('results').replaceChildren(renderTable(r.fields, r.rows));
-    $('query-status').textContent = `${r.command} ${r.rowCount} rows in ${r.roundTripMs.toFixed(1)} ms (server ${r.executionTimeMs.toFixed(1)} ms)`;
+    $('query-status').textContent =
+      `${r.command} ${r.rowCount} rows in ${r.roundTripMs.toFixed(1)} ms (server ${r.executionTimeMs.toFixed(1)} ms)`;
   } catch (e) {
     $('results').replaceChildren();
     $('query-status').textContent = '';
@@ -110,9 +112,11 @@ $('stream').addEventListener('click', async () => {
       }
     }
     const s = (performance.now() - t0) / 1000;
-    $('stream-status').textContent = `done: ${rows.toLocaleString('en-US')} rows in ${s.toFixed(1)} s (${Math.round(rows / s).toLocaleString('en-US')} rows/s)`;
+    $('stream-status').textContent =
+      `done: ${rows.toLocaleString('en-US')} rows in ${s.toFixed(1)} s (${Math.round(rows / s).toLocaleString('en-US')} rows/s)`;
   } catch (e) {
-    $('stream-status').textContent = e instanceof CancelledError ? `cancelled after ${rows.toLocaleString('en-US')} rows` : `failed: ${describeError(e)}`;
+    $('stream-status').textContent =
+      e instanceof CancelledError ? `cancelled after ${rows.toLocaleString('en-US')} rows` : `failed: ${describeError(e)}`;
   } finally {
     counter.textContent = rows.toLocaleString('en-US');
     current = undefined;

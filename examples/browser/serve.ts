@@ -36,7 +36,9 @@ export async function bundleApp(): Promise<string> {
 }
 
 /** Starts the server and the page. Ports `0` pick free ones. */
-export async function startBrowserExample(options: { pagePort?: number; httpPort?: number; databaseUrl?: string } = {}): Promise<BrowserExample> {
+export async function startBrowserExample(
+  options: { pagePort?: number; httpPort?: number; databaseUrl?: string } = {},
+): Promise<BrowserExample> {
   const html = readFileSync(new URL('./index.html', import.meta.url));
   const app = await bundleApp();
   let config = '{}';

@@ -138,7 +138,11 @@ export function estimateValueBytes(v: Value): number {
 }
 
 /** Splits parameter sets into chunks of at most `maxBytes` (estimated) and `maxCount` sets; lazily. */
-export function* chunkParameterSets(paramSets: readonly (readonly unknown[])[], maxBytes: number, maxCount: number): Generator<ParameterChunk> {
+export function* chunkParameterSets(
+  paramSets: readonly (readonly unknown[])[],
+  maxBytes: number,
+  maxCount: number,
+): Generator<ParameterChunk> {
   let start = 0;
   let sets: { values: Value[] }[] = [];
   let bytes = 0;

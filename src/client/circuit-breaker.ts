@@ -54,7 +54,8 @@ export class CircuitBreaker {
     private readonly now: () => number = Date.now,
   ) {
     this.opts = options === false ? { ...circuitBreakerDefaults, failureThreshold: Infinity } : { ...circuitBreakerDefaults, ...options };
-    if (!(this.opts.failureThreshold >= 1)) throw new RangeError(`circuitBreaker.failureThreshold must be at least 1, got ${this.opts.failureThreshold}`);
+    if (!(this.opts.failureThreshold >= 1))
+      throw new RangeError(`circuitBreaker.failureThreshold must be at least 1, got ${this.opts.failureThreshold}`);
     if (!(this.opts.openMs > 0) || !(this.opts.maxOpenMs >= this.opts.openMs)) {
       throw new RangeError(`circuitBreaker needs 0 < openMs (${this.opts.openMs}) <= maxOpenMs (${this.opts.maxOpenMs})`);
     }
@@ -136,6 +137,12 @@ export class CircuitBreaker {
 
   stats(): CircuitStats {
     const state = this.current;
-    return { state, consecutiveFailures: this.failures, opened: this.opened, rejected: this.rejected, retryAt: state === 'open' ? this.openUntil : 0 };
+    return {
+      state,
+      consecutiveFailures: this.failures,
+      opened: this.opened,
+      rejected: this.rejected,
+      retryAt: state === 'open' ? this.openUntil : 0,
+    };
   }
 }

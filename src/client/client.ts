@@ -22,7 +22,7 @@ import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './co
 import { type ListenOptions, Listener, type Notification } from './listener.js';
 import { ReservedSession } from './reserved-session.js';
 import type { ResolvedConnectionConfig } from './config.js';
-import { toHeliosError, } from './errors.js';
+import { toHeliosError } from './errors.js';
 import { isolationLevelToProto } from './isolation-level.js';
 import type { QueryMetrics } from './metrics.js';
 import type { PoolHandle } from './pool-stats.js';
@@ -168,7 +168,11 @@ export class BaseClient implements Queryable {
    * await client.executeMany('INSERT INTO points (x, y) VALUES ($1, $2)', points.map((p) => [p.x, p.y]));
    * ```
    */
-  async executeMany<T = Record<string, unknown>>(sql: string, paramSets: readonly (readonly unknown[])[], options?: ExecuteManyOptions): Promise<ExecuteManyResult<T>> {
+  async executeMany<T = Record<string, unknown>>(
+    sql: string,
+    paramSets: readonly (readonly unknown[])[],
+    options?: ExecuteManyOptions,
+  ): Promise<ExecuteManyResult<T>> {
     const chunks = chunksOf(paramSets, options);
     const first = chunks.next();
     if (first.done) return emptyExecuteManyResult<T>();
@@ -200,8 +204,6 @@ export class BaseClient implements Queryable {
     return copyFrom(this.runner, sql, source, options);
   }
 
-
-
   /**
    * Runs `COPY ... TO STDOUT`: an async iterable of its data's chunks as PostgreSQL sends them,
    * with backpressure; leaving the loop early cancels the COPY; `.result` has the row count once
@@ -229,7 +231,11 @@ export class BaseClient implements Queryable {
    * await listener.unlisten();
    * ```
    */
-  async listen(channel: string | readonly string[], onNotification: (n: Notification) => void, options: ListenOptions = {}): Promise<Listener> {
+  async listen(
+    channel: string | readonly string[],
+    onNotification: (n: Notification) => void,
+    options: ListenOptions = {},
+  ): Promise<Listener> {
     const channels = typeof channel === 'string' ? [channel] : [...channel];
     const listener = new Listener(channels);
     try {
@@ -344,7 +350,12 @@ export class BaseClient implements Queryable {
    * ```
    */
   transaction<R>(fn: (tx: Transaction) => Promise<R> | R, options: TransactionRunOptions = {}): Promise<R> {
-    return runTransaction(() => this.begin(options), fn, options, () => this.counters.transactionRetries++);
+    return runTransaction(
+      () => this.begin(options),
+      fn,
+      options,
+      () => this.counters.transactionRetries++,
+    );
   }
 
   /** Transaction and stream counters of this client (see {@link ClientStats}). */

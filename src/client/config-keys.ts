@@ -6,7 +6,8 @@
  */
 import { ConfigurationError } from './errors.js';
 
-const urlNote = "url: 'grpc://db.example.com:7700' is the HeliosDB server's address; the PostgreSQL URL is the server's option: heliosdb serve --database-url postgres://...";
+const urlNote =
+  "url: 'grpc://db.example.com:7700' is the HeliosDB server's address; the PostgreSQL URL is the server's option: heliosdb serve --database-url postgres://...";
 const databaseNote = `${urlNote}, so the server chooses the database`;
 
 /** Options of other clients (node-postgres, postgres.js, mysql2, ...): the option to use instead, and a note. */
@@ -45,7 +46,10 @@ const aliases: Record<string, [option: string, note?: string]> = {
   servername: ['ssl', 'ssl: { servername }'],
   rejectUnauthorized: ['sslMode', "sslMode: 'require' checks no certificate, 'verify-ca' no host name"],
   credentials: ['ssl', 'ssl for TLS; user and password, apiKey or oauth for authentication'],
-  channelOptions: ['keepaliveIntervalMs', 'the client sets the grpc-js channel options itself: see keepaliveIntervalMs, maxMessageBytes, compression'],
+  channelOptions: [
+    'keepaliveIntervalMs',
+    'the client sets the grpc-js channel options itself: see keepaliveIntervalMs, maxMessageBytes, compression',
+  ],
   sslmode: ['sslMode'],
   rowsAsArray: ['rowMode', "rowMode: 'array'"],
 };
@@ -88,7 +92,16 @@ export function suggestOption(key: string, knownOptions: readonly string[]): [op
  * the entry point to refuse in its own words (the browser entry says that a browser cannot honour
  * them; the Node entry points at `ssl`).
  */
-export const platformOptionNames: readonly string[] = ['tls', 'ca', 'cert', 'key', 'servername', 'rejectUnauthorized', 'credentials', 'channelOptions'];
+export const platformOptionNames: readonly string[] = [
+  'tls',
+  'ca',
+  'cert',
+  'key',
+  'servername',
+  'rejectUnauthorized',
+  'credentials',
+  'channelOptions',
+];
 
 /**
  * Throws ConfigurationError (`INVALID_CONFIG`) when `given` has options not in `knownOptions`
@@ -96,7 +109,9 @@ export const platformOptionNames: readonly string[] = ['tls', 'ca', 'cert', 'key
  * set to undefined are ignored.
  */
 export function checkOptionNames(given: object, knownOptions: readonly string[], passed: readonly string[] = []): void {
-  const unknown = Object.keys(given).filter((k) => !knownOptions.includes(k) && !passed.includes(k) && (given as Record<string, unknown>)[k] !== undefined);
+  const unknown = Object.keys(given).filter(
+    (k) => !knownOptions.includes(k) && !passed.includes(k) && (given as Record<string, unknown>)[k] !== undefined,
+  );
   if (unknown.length === 0) return;
   // One clause per suggestion: `"host", "port": use url (e.g. ...)`.
   const clauses = new Map<string, string[]>();
@@ -106,5 +121,7 @@ export function checkOptionNames(given: object, knownOptions: readonly string[],
     clauses.set(advice, [...(clauses.get(advice) ?? []), `"${k}"`]);
   }
   const text = [...clauses].map(([advice, keys]) => `${keys.join(', ')}: ${advice}.`).join(' ');
-  throw new ConfigurationError(`unknown client option${unknown.length > 1 ? 's' : ''} ${text} Every option is listed in ConnectionConfig and in the README's Client configuration.`);
+  throw new ConfigurationError(
+    `unknown client option${unknown.length > 1 ? 's' : ''} ${text} Every option is listed in ConnectionConfig and in the README's Client configuration.`,
+  );
 }

@@ -200,7 +200,8 @@ export const optionNames: readonly string[] = Object.keys(optionTable);
 type UnsetKeys = 'applicationName' | 'onQuery' | 'ssl' | 'sslMode' | 'user' | 'password' | 'apiKey' | 'oauth' | 'urls';
 
 /** Every option with its default applied. */
-export type ResolvedConnectionConfig = Required<Omit<ConnectionConfig, UnsetKeys | 'poolRecycleSeconds'>> & Pick<ConnectionConfig, UnsetKeys>;
+export type ResolvedConnectionConfig = Required<Omit<ConnectionConfig, UnsetKeys | 'poolRecycleSeconds'>> &
+  Pick<ConnectionConfig, UnsetKeys>;
 
 /** The defaults of every client option. */
 export const clientDefaults: Omit<ResolvedConnectionConfig, UnsetKeys> = {
@@ -248,7 +249,8 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
   if (vars.HELIOSDB_APPLICATION_NAME) out.applicationName = vars.HELIOSDB_APPLICATION_NAME;
   const compression = vars.HELIOSDB_COMPRESSION;
   if (compression) {
-    if (compression !== 'gzip' && compression !== 'none') throw new TypeError(`HELIOSDB_COMPRESSION must be gzip or none, got ${JSON.stringify(compression)}`);
+    if (compression !== 'gzip' && compression !== 'none')
+      throw new TypeError(`HELIOSDB_COMPRESSION must be gzip or none, got ${JSON.stringify(compression)}`);
     out.compression = compression;
   }
   out.minConnections = num('HELIOSDB_MIN_CONNECTIONS');
@@ -258,7 +260,10 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
   out.timeoutMs = num('HELIOSDB_TIMEOUT_MS');
   out.keepaliveIntervalMs = num('HELIOSDB_KEEPALIVE_INTERVAL_MS');
   out.keepaliveTimeoutMs = num('HELIOSDB_KEEPALIVE_TIMEOUT_MS');
-  if (vars.HELIOSDB_URLS) out.urls = vars.HELIOSDB_URLS.split(',').map((u) => u.trim()).filter(Boolean);
+  if (vars.HELIOSDB_URLS)
+    out.urls = vars.HELIOSDB_URLS.split(',')
+      .map((u) => u.trim())
+      .filter(Boolean);
   if (vars.HELIOSDB_SSL_MODE) out.sslMode = vars.HELIOSDB_SSL_MODE as SSLModeName;
   if (vars.HELIOSDB_USER) out.user = vars.HELIOSDB_USER;
   if (vars.HELIOSDB_PASSWORD) out.password = vars.HELIOSDB_PASSWORD;
@@ -284,7 +289,8 @@ export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedC
   for (const source of [fromEnv, given]) {
     for (const [k, v] of Object.entries(source)) if (v !== undefined) merged[k] = v;
   }
-  if (given.poolRecycleSeconds !== undefined && given.maxLifetimeSeconds === undefined) merged.maxLifetimeSeconds = given.poolRecycleSeconds;
+  if (given.poolRecycleSeconds !== undefined && given.maxLifetimeSeconds === undefined)
+    merged.maxLifetimeSeconds = given.poolRecycleSeconds;
   delete merged.poolRecycleSeconds;
   const r = merged as ResolvedConnectionConfig;
   // Only a maximum given: the default minimum follows it down.
@@ -295,12 +301,14 @@ export function resolveConfig(config: ConnectionConfig | string = {}): ResolvedC
   if (r.protocol !== 'connect' && r.protocol !== 'connect-json' && r.protocol !== 'grpc-web') {
     throw new RangeError(`protocol must be 'connect', 'connect-json' or 'grpc-web', got ${JSON.stringify(r.protocol)}`);
   }
-  if (r.httpVersion !== '1.1' && r.httpVersion !== '2') throw new RangeError(`httpVersion must be '1.1' or '2', got ${JSON.stringify(r.httpVersion)}`);
+  if (r.httpVersion !== '1.1' && r.httpVersion !== '2')
+    throw new RangeError(`httpVersion must be '1.1' or '2', got ${JSON.stringify(r.httpVersion)}`);
   if (!(r.keepaliveIntervalMs >= 0) || !(r.keepaliveTimeoutMs > 0)) {
     throw new RangeError(`need keepaliveIntervalMs >= 0 (${r.keepaliveIntervalMs}) and keepaliveTimeoutMs > 0 (${r.keepaliveTimeoutMs})`);
   }
   if (r.urls !== undefined) {
-    if (!Array.isArray(r.urls) || r.urls.length === 0 || r.urls.some((u) => typeof u !== 'string' || !u)) throw new RangeError('urls must be a non-empty array of URLs');
+    if (!Array.isArray(r.urls) || r.urls.length === 0 || r.urls.some((u) => typeof u !== 'string' || !u))
+      throw new RangeError('urls must be a non-empty array of URLs');
     // The first is the client's URL (scheme, TLS, display); all are used.
     if (given.url === undefined) r.url = r.urls[0];
   }

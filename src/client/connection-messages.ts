@@ -53,8 +53,10 @@ export function explainConnectFailure(details: string | undefined, tls: boolean)
     const why = explainTls(details);
     if (why) return { why, code: 'TLS_ERROR' };
   }
-  if (/ECONNREFUSED/.test(details)) return { why: `nothing accepts connections there (${last}): the server is down, or the port is wrong`, code: 'CONNECTION_FAILED' };
-  if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(details)) return { why: `the host name does not resolve (${last})`, code: 'CONNECTION_FAILED' };
+  if (/ECONNREFUSED/.test(details))
+    return { why: `nothing accepts connections there (${last}): the server is down, or the port is wrong`, code: 'CONNECTION_FAILED' };
+  if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(details))
+    return { why: `the host name does not resolve (${last})`, code: 'CONNECTION_FAILED' };
   if (!tls && /Failed to connect|ECONNRESET|socket hang up|closed/i.test(last)) {
     return {
       why: `the server accepted the connection and closed it before the HTTP/2 handshake finished (${last}): if it uses TLS, use grpcs://; otherwise the port may not be a HeliosDB gRPC port`,

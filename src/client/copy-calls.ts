@@ -38,7 +38,11 @@ function mayHaveApplied(e: unknown): boolean {
 export async function copyFrom(runner: QueryRunner, sql: string, source: CopySource, options: CopyFromOptions = {}): Promise<CopyResult> {
   runner.check();
   const why = runner.hooks.noRequestStreams;
-  if (why) throw new HeliosDBError(`copyFrom is not available here: ${why}. Use executeMany (or a multi-row INSERT) instead, or run the COPY from Node over grpc://`, 'UNSUPPORTED_IN_BROWSER');
+  if (why)
+    throw new HeliosDBError(
+      `copyFrom is not available here: ${why}. Use executeMany (or a multi-row INSERT) instead, or run the COPY from Node over grpc://`,
+      'UNSUPPORTED_IN_BROWSER',
+    );
   const t0 = performance.now();
   const retry = runner.config.retry;
   const keyed = runner.transactionId === '' && retry !== false && (retry?.idempotencyKeys ?? true);
@@ -86,15 +90,22 @@ export async function copyFrom(runner: QueryRunner, sql: string, source: CopySou
               key = newIdempotencyKey();
               continue;
             }
-            throw new ConnectionError(`the COPY was not applied (its connection was lost before it committed): ${(e as Error).message}; send it again`, 'NOT_APPLIED', {
-              cause: e,
-              retryable: true,
-            });
+            throw new ConnectionError(
+              `the COPY was not applied (its connection was lost before it committed): ${(e as Error).message}; send it again`,
+              'NOT_APPLIED',
+              {
+                cause: e,
+                retryable: true,
+              },
+            );
           }
-          throw new AmbiguousResultError(`the outcome of the COPY is unknown: its answer was lost (${(e as Error).message}) and settling it by its idempotency key failed too (${(s as Error).message})`, {
-            cause: e,
-            idempotencyKey: key,
-          });
+          throw new AmbiguousResultError(
+            `the outcome of the COPY is unknown: its answer was lost (${(e as Error).message}) and settling it by its idempotency key failed too (${(s as Error).message})`,
+            {
+              cause: e,
+              idempotencyKey: key,
+            },
+          );
         }
         const result = { rowCount: Number(settled.rowsAffected), executionTimeMs: settled.executionTimeMs };
         runner.emit('copyFrom', sql, undefined, t0, result.rowCount);

@@ -31,7 +31,10 @@ function bytesOf(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   if (typeof chunk === 'string') return encoder.encode(chunk);
   if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
-  throw new ParameterError(`copyFrom's source yielded ${chunk === null ? 'null' : typeof chunk}: it must yield Uint8Array or string chunks`, 'INVALID_PARAMETER');
+  throw new ParameterError(
+    `copyFrom's source yielded ${chunk === null ? 'null' : typeof chunk}: it must yield Uint8Array or string chunks`,
+    'INVALID_PARAMETER',
+  );
 }
 
 /** Whether a source can be read again from the start (to send it once more after a definite failure). */
@@ -61,7 +64,10 @@ async function* chunksOf(source: CopySource): AsyncGenerator<Uint8Array> {
     for await (const c of source as AsyncIterable<unknown>) yield bytesOf(c);
     return;
   }
-  throw new ParameterError('copyFrom needs a source: a Uint8Array, a string, an iterable or async iterable of them, a Node Readable or a ReadableStream', 'INVALID_PARAMETER');
+  throw new ParameterError(
+    'copyFrom needs a source: a Uint8Array, a string, an iterable or async iterable of them, a Node Readable or a ReadableStream',
+    'INVALID_PARAMETER',
+  );
 }
 
 /** The source cut into messages of about `size` bytes (small chunks joined, large ones split). */

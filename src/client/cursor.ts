@@ -32,7 +32,8 @@ export function cursorName(): string {
 
 /** Checks a user-supplied cursor name. */
 export function checkCursorName(name: string): string {
-  if (!identifier.test(name)) throw new TypeError(`invalid cursor name ${JSON.stringify(name)}: use a plain identifier (letters, digits, _)`);
+  if (!identifier.test(name))
+    throw new TypeError(`invalid cursor name ${JSON.stringify(name)}: use a plain identifier (letters, digits, _)`);
   return name;
 }
 
@@ -81,7 +82,8 @@ export class Cursor<T = Record<string, unknown>> implements AsyncIterable<T>, As
     this.name = name;
     this.fetchSize = options?.fetchSize ?? 1000;
     this.#rowMode = options?.rowMode;
-    if (!Number.isInteger(this.fetchSize) || this.fetchSize < 1) throw new RangeError(`fetchSize must be a positive integer, got ${this.fetchSize}`);
+    if (!Number.isInteger(this.fetchSize) || this.fetchSize < 1)
+      throw new RangeError(`fetchSize must be a positive integer, got ${this.fetchSize}`);
   }
 
   /** True after `close()` (or once iteration ended). */

@@ -82,7 +82,12 @@ type InspectFn = (value: unknown, options?: object) => string;
  * (`{ sqlstate: '23505', constraint: 'users_pkey' }`), formatted with the inspect function Node
  * hands over (plain JSON when there is none).
  */
-export function inspectError(err: Error & { code?: unknown }, depth: number, options: object | undefined, inspect: InspectFn | undefined): string {
+export function inspectError(
+  err: Error & { code?: unknown },
+  depth: number,
+  options: object | undefined,
+  inspect: InspectFn | undefined,
+): string {
   const fields = errorFields(err);
   delete fields.name;
   delete fields.message;

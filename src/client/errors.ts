@@ -79,7 +79,11 @@ export class HeliosDBError extends Error {
   }
 
   /** What `console.log(err)` and `util.inspect(err)` print (Node calls it; browsers ignore it). */
-  [Symbol.for('nodejs.util.inspect.custom')](depth: number, options: object, inspect?: (value: unknown, options?: object) => string): string {
+  [Symbol.for('nodejs.util.inspect.custom')](
+    depth: number,
+    options: object,
+    inspect?: (value: unknown, options?: object) => string,
+  ): string {
     return inspectError(this, depth, options, inspect);
   }
 }
@@ -283,7 +287,8 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
       return new TimeoutError(message, 'TIMEOUT', base);
     }
     if (sqlstate === '25P02') return new TransactionError(message, 'TRANSACTION_ABORTED', base);
-    if (sqlstate === '24000' && /is not positioned on a row/.test(message)) return new QueryError(`${message}: ${cursorHint}`, 'QUERY_ERROR', base);
+    if (sqlstate === '24000' && /is not positioned on a row/.test(message))
+      return new QueryError(`${message}: ${cursorHint}`, 'QUERY_ERROR', base);
     if (sqlstate.startsWith('08') && ce.code === Code.Unavailable) return new ConnectionError(message, 'CONNECTION_ERROR', base);
     return new QueryError(message, 'QUERY_ERROR', base);
   }

@@ -49,7 +49,11 @@ export function isolationLevelToProto(level: IsolationLevel | undefined): ProtoI
   if (level === undefined) return ProtoIsolationLevel.UNSPECIFIED;
   const v = toProto[level];
   if (v === undefined) {
-    throw new TypeError(`unknown isolation level ${JSON.stringify(level)}: use one of ${Object.keys(toProto).map((k) => JSON.stringify(k)).join(', ')} (IsolationLevel.*)`);
+    throw new TypeError(
+      `unknown isolation level ${JSON.stringify(level)}: use one of ${Object.keys(toProto)
+        .map((k) => JSON.stringify(k))
+        .join(', ')} (IsolationLevel.*)`,
+    );
   }
   return v;
 }

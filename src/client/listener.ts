@@ -67,7 +67,12 @@ export class Listener implements AsyncDisposable {
   }
 
   /** @internal Starts the listener; resolves once the server listens on every channel. */
-  start(rpc: RpcClient<typeof DatabaseService>, callOptions: object, onNotification: (n: Notification) => void, options: ListenOptions): Promise<void> {
+  start(
+    rpc: RpcClient<typeof DatabaseService>,
+    callOptions: object,
+    onNotification: (n: Notification) => void,
+    options: ListenOptions,
+  ): Promise<void> {
     const signal = this.#ac.signal;
     options.signal?.addEventListener('abort', () => void this.unlisten(), { once: true });
     let resolveReady!: () => void;
@@ -92,7 +97,13 @@ export class Listener implements AsyncDisposable {
             listening = true;
             resolveReady();
           } else {
-            deliver({ channel: '', payload: '', processId: 0, missed: true, reason: 'the connection to the server was lost and the listener listens again' });
+            deliver({
+              channel: '',
+              payload: '',
+              processId: 0,
+              missed: true,
+              reason: 'the connection to the server was lost and the listener listens again',
+            });
           }
         } else if (ev.case === 'notification') {
           deliver({ channel: ev.value.channel, payload: ev.value.payload, processId: ev.value.processId, missed: false });

@@ -42,7 +42,15 @@ class Series {
     const n = Math.min(this.count, WINDOW);
     const sorted = Array.from(this.samples.subarray(0, n)).sort((a, b) => a - b);
     const at = (q: number) => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.floor(q * n))]);
-    return { count: this.count, errors: this.errors, cancelled: this.cancelled, p50: at(0.5), p95: at(0.95), p99: at(0.99), meanMs: this.count ? this.total / this.count : 0 };
+    return {
+      count: this.count,
+      errors: this.errors,
+      cancelled: this.cancelled,
+      p50: at(0.5),
+      p95: at(0.95),
+      p99: at(0.99),
+      meanMs: this.count ? this.total / this.count : 0,
+    };
   }
 }
 

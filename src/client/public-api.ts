@@ -28,7 +28,14 @@ export { ResultStream, type StreamOptions, type StreamStats } from './result-str
 export { Savepoint } from './savepoint.js';
 export { Transaction, type BeginOptions, type TransactionOptions, type TransactionState } from './transaction.js';
 export { transactionRetryDefaults, type TransactionRetryOptions } from './transaction-retry.js';
-export { clientDefaults, configFromEnv, resolveConfig, type ConnectionConfig, type QueryEvent, type ResolvedConnectionConfig } from './config.js';
+export {
+  clientDefaults,
+  configFromEnv,
+  resolveConfig,
+  type ConnectionConfig,
+  type QueryEvent,
+  type ResolvedConnectionConfig,
+} from './config.js';
 export * from './errors.js';
 export type { ClientErrorCode, DatabaseErrorCode, ErrorReasonName, GrpcStatusName, HeliosDBErrorCode } from './error-codes.js';
 export { SSLMode, type Pem, type SSLModeName, type SslOptions } from './tls-options.js';

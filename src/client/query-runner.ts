@@ -166,7 +166,9 @@ export class QueryRunner {
   async oneRow<T>(run: () => Promise<QueryResult<T>>, sql: string): Promise<T> {
     const n = await rowsUpToTwo(run);
     if (n.rows.length !== 1) {
-      throw new QueryError(`expected exactly one row, got ${n.rows.length === 0 ? 'none' : 'more than one'}`, 'ROW_COUNT_MISMATCH', { query: sql });
+      throw new QueryError(`expected exactly one row, got ${n.rows.length === 0 ? 'none' : 'more than one'}`, 'ROW_COUNT_MISMATCH', {
+        query: sql,
+      });
     }
     return n.rows[0];
   }
@@ -230,7 +232,11 @@ export class QueryRunner {
   }
 
   /** ExecutePrepared, sending the SQL too so that any server can run it. */
-  async executePrepared<T>(statement: { id: string; sql: string }, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+  async executePrepared<T>(
+    statement: { id: string; sql: string },
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<T>> {
     this.check();
     const t0 = performance.now();
     try {
@@ -272,8 +278,16 @@ export class QueryRunner {
   }
 
   /** ExecuteBatch of one statement with the parameter sets of one chunk. */
-  batchChunk<T>(sql: string, chunk: ParameterChunk, paramSets: readonly (readonly unknown[])[], options?: BatchOptions): Promise<BatchResult<T>> {
-    return this.runBatch<T>('executeMany', { sql, parameterSets: chunk.sets }, options, (i) => ({ sql, params: paramSets[chunk.start + i] }));
+  batchChunk<T>(
+    sql: string,
+    chunk: ParameterChunk,
+    paramSets: readonly (readonly unknown[])[],
+    options?: BatchOptions,
+  ): Promise<BatchResult<T>> {
+    return this.runBatch<T>('executeMany', { sql, parameterSets: chunk.sets }, options, (i) => ({
+      sql,
+      params: paramSets[chunk.start + i],
+    }));
   }
 
   private async runBatch<T>(
@@ -309,10 +323,20 @@ export class QueryRunner {
     return { results, rowCount, failed, executionTimeMs: res.executionTimeMs, roundTripMs: performance.now() - t0 };
   }
 
-  private batchItem<T>(r: WireBatchResult, statement: BatchStatementInput | undefined, options: BatchOptions | undefined, t0: number): BatchItemResult<T> {
+  private batchItem<T>(
+    r: WireBatchResult,
+    statement: BatchStatementInput | undefined,
+    options: BatchOptions | undefined,
+    t0: number,
+  ): BatchItemResult<T> {
     if (r.error || r.code !== 0) {
       const detail = r.error;
-      const ce = new ConnectError(detail?.message || 'the statement failed', (r.code || Code.Unknown) as Code, undefined, detail ? [{ desc: ErrorDetailSchema, value: detail }] : undefined);
+      const ce = new ConnectError(
+        detail?.message || 'the statement failed',
+        (r.code || Code.Unknown) as Code,
+        undefined,
+        detail ? [{ desc: ErrorDetailSchema, value: detail }] : undefined,
+      );
       return {
         ok: false,
         error: toHeliosError(ce, { query: statement?.sql, params: statement?.params, logParameters: this.config.logParameters }),

@@ -40,7 +40,11 @@ export interface Queryable {
   /** Runs several statements in one round trip. */
   batch<T = Record<string, unknown>>(statements: readonly BatchStatementInput[], options?: BatchOptions): Promise<BatchResult<T>>;
   /** Runs one statement with many parameter sets, chunked to fit the message size limit. */
-  executeMany<T = Record<string, unknown>>(sql: string, paramSets: readonly (readonly unknown[])[], options?: ExecuteManyOptions): Promise<ExecuteManyResult<T>>;
+  executeMany<T = Record<string, unknown>>(
+    sql: string,
+    paramSets: readonly (readonly unknown[])[],
+    options?: ExecuteManyOptions,
+  ): Promise<ExecuteManyResult<T>>;
   /** Runs `COPY ... FROM STDIN` with `source` as its data; resolves to `{ rowCount }`. */
   copyFrom(sql: string, source: CopySource, options?: CopyFromOptions): Promise<CopyResult>;
   /** Runs `COPY ... TO STDOUT`: its data as chunks, with backpressure; leaving early cancels it. */

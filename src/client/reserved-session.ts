@@ -108,7 +108,11 @@ export class ReservedSession implements Queryable, AsyncDisposable {
   }
 
   /** Runs one statement with many parameter sets. */
-  executeMany<T = Record<string, unknown>>(sql: string, paramSets: readonly (readonly unknown[])[], options?: ExecuteManyOptions): Promise<ExecuteManyResult<T>> {
+  executeMany<T = Record<string, unknown>>(
+    sql: string,
+    paramSets: readonly (readonly unknown[])[],
+    options?: ExecuteManyOptions,
+  ): Promise<ExecuteManyResult<T>> {
     this.#runner.check();
     const chunks = chunksOf(paramSets, options);
     const first = chunks.next();

@@ -167,7 +167,8 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
           };
           // Read the end of the call, so the transport and interceptors finish it.
           const tail = await this.#next();
-          if (tail !== undefined) throw this.#fail(new HeliosDBError('the stream sent a message after its completion message', 'PROTOCOL_ERROR'));
+          if (tail !== undefined)
+            throw this.#fail(new HeliosDBError('the stream sent a message after its completion message', 'PROTOCOL_ERROR'));
           this.#end('done', undefined);
           ended = true;
           return;
@@ -234,7 +235,9 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
   #claim(): void {
     if (this.#claimed) {
       throw new HeliosDBError(
-        this.#state === 'cancelled' ? 'the stream was cancelled' : 'a stream can be read only once, by one loop: run the query again to read it again',
+        this.#state === 'cancelled'
+          ? 'the stream was cancelled'
+          : 'a stream can be read only once, by one loop: run the query again to read it again',
         'STREAM_CONSUMED',
       );
     }
@@ -249,7 +252,9 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
     const signal = this.#source.signal;
     if (signal?.aborted) {
       this.#end('cancelled', undefined);
-      throw new CancelledError('the stream was cancelled before it started (its AbortSignal was already aborted)', 'CANCELLED', { cause: signal.reason });
+      throw new CancelledError('the stream was cancelled before it started (its AbortSignal was already aborted)', 'CANCELLED', {
+        cause: signal.reason,
+      });
     }
     if (signal) {
       const onAbort = () => this.#controller.abort(signal.reason);
@@ -279,7 +284,9 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
     if (signal.aborted) {
       // The caller's signal was aborted: stop here, not after the messages the transport had
       // already buffered; read the call to its end so that the transport and interceptors finish it.
-      const err = this.#fail(new CancelledError('the stream was cancelled: its AbortSignal was aborted', 'CANCELLED', { cause: signal.reason }));
+      const err = this.#fail(
+        new CancelledError('the stream was cancelled: its AbortSignal was aborted', 'CANCELLED', { cause: signal.reason }),
+      );
       await this.#drain();
       throw err;
     }
@@ -293,7 +300,8 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
 
   #fail(e: unknown): HeliosDBError {
     if (this.#state === 'failed') return this.#error!;
-    if (this.#state === 'cancelled') return e instanceof CancelledError ? e : new CancelledError('the stream was cancelled', 'CANCELLED', { cause: e });
+    if (this.#state === 'cancelled')
+      return e instanceof CancelledError ? e : new CancelledError('the stream was cancelled', 'CANCELLED', { cause: e });
     const err = this.#source.mapError(e);
     this.#error = err;
     this.#end('failed', err);
@@ -326,7 +334,13 @@ export class ResultStream<T = Record<string, unknown>> implements AsyncIterable<
     if (this.finished) return;
     this.#state = state;
     if (state !== 'done') {
-      this.#stats = { command: '', rowCount: this.#rows, executionTimeMs: 0, roundTripMs: this.#t0 === 0 ? 0 : performance.now() - this.#t0, complete: false };
+      this.#stats = {
+        command: '',
+        rowCount: this.#rows,
+        executionTimeMs: 0,
+        roundTripMs: this.#t0 === 0 ? 0 : performance.now() - this.#t0,
+        complete: false,
+      };
     }
     this.#unlink?.();
     this.#unlink = undefined;

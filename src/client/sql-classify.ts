@@ -251,7 +251,9 @@ function isReadStatement(stmt: readonly SqlToken[]): boolean {
     case 'explain':
       // EXPLAIN without ANALYZE only plans, whatever it explains. ANALYZE is a reserved word:
       // anywhere in the statement it can only be the option (also "analyze" in the option list).
-      return !s.some((t) => (t.kind === 'word' || t.kind === 'quoted') && (t.value.toLowerCase() === 'analyze' || t.value.toLowerCase() === 'analyse'));
+      return !s.some(
+        (t) => (t.kind === 'word' || t.kind === 'quoted') && (t.value.toLowerCase() === 'analyze' || t.value.toLowerCase() === 'analyse'),
+      );
     case 'select':
     case 'values':
     case 'table':

@@ -71,12 +71,16 @@ export function resolveTls(url: string, ssl: SslOptions | boolean | undefined, s
   }
   const hasFiles = opts.ca !== undefined || opts.cert !== undefined || opts.key !== undefined || opts.servername !== undefined;
   let mode = (sslMode ?? opts.mode) as string | undefined;
-  if (mode === undefined) mode = secureUrl || ssl === true || hasFiles ? SSLMode.VERIFY_FULL : ssl === false ? SSLMode.DISABLE : SSLMode.DISABLE;
+  if (mode === undefined)
+    mode = secureUrl || ssl === true || hasFiles ? SSLMode.VERIFY_FULL : ssl === false ? SSLMode.DISABLE : SSLMode.DISABLE;
   if (!modes.includes(mode)) throw configError(`sslMode must be one of ${modes.join(', ')}, got ${JSON.stringify(mode)}`);
   if (mode === SSLMode.DISABLE && (secureUrl || ssl === true || hasFiles)) {
-    throw configError(`sslMode 'disable' contradicts ${secureUrl ? `the ${scheme}:// URL` : 'the ssl options'}: use grpc:// or http://, or another mode`);
+    throw configError(
+      `sslMode 'disable' contradicts ${secureUrl ? `the ${scheme}:// URL` : 'the ssl options'}: use grpc:// or http://, or another mode`,
+    );
   }
-  if ((opts.cert === undefined) !== (opts.key === undefined)) throw configError('ssl.cert and ssl.key go together (a client certificate needs its private key)');
+  if ((opts.cert === undefined) !== (opts.key === undefined))
+    throw configError('ssl.cert and ssl.key go together (a client certificate needs its private key)');
   return {
     enabled: mode !== SSLMode.DISABLE,
     mode: mode as SSLModeName,

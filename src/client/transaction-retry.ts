@@ -34,7 +34,13 @@ export function isTransactionConflict(error: unknown): error is SerializationFai
  * The wait before retry number `retry` (1-based): `min(max, base * 2^(retry-1))`, of which a
  * random half to all is used ("equal jitter"), and never less than the server's `retryAfterMs`.
  */
-export function retryDelayMs(retry: number, base: number, max: number, retryAfterMs: number | undefined, random: () => number = Math.random): number {
+export function retryDelayMs(
+  retry: number,
+  base: number,
+  max: number,
+  retryAfterMs: number | undefined,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(max, base * 2 ** Math.max(0, retry - 1));
   const delay = ceiling / 2 + random() * (ceiling / 2);
   return Math.max(Math.round(delay), retryAfterMs ?? 0);
@@ -77,7 +83,11 @@ export async function runTransaction<T extends RunnableTransaction, R>(
       if (!tx.finished) await tx.rollback().catch(() => {});
       // A conflict the callback caught still dooms the transaction: its later statements (or the
       // commit) fail with "transaction aborted".
-      const conflict = isTransactionConflict(e) ? e : e instanceof TransactionError && e.code === 'TRANSACTION_ABORTED' ? tx.conflict : undefined;
+      const conflict = isTransactionConflict(e)
+        ? e
+        : e instanceof TransactionError && e.code === 'TRANSACTION_ABORTED'
+          ? tx.conflict
+          : undefined;
       if (!conflict || attempt >= maxRetries) throw e;
       const retry = attempt + 1;
       const delay = retryDelayMs(retry, base, max, conflict.retryAfterMs);

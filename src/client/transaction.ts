@@ -208,7 +208,11 @@ export class Transaction implements Queryable, AsyncDisposable {
    * allows (see `ExecuteManyOptions`). Atomic by default: when the work spans several chunks they
    * run under one savepoint, rolled back when any chunk fails.
    */
-  async executeMany<T = Record<string, unknown>>(sql: string, paramSets: readonly (readonly unknown[])[], options?: ExecuteManyOptions): Promise<ExecuteManyResult<T>> {
+  async executeMany<T = Record<string, unknown>>(
+    sql: string,
+    paramSets: readonly (readonly unknown[])[],
+    options?: ExecuteManyOptions,
+  ): Promise<ExecuteManyResult<T>> {
     this.#runner.check();
     const chunks = chunksOf(paramSets, options);
     const first = chunks.next();
@@ -384,8 +388,9 @@ export class Transaction implements Queryable, AsyncDisposable {
   #observe(e: HeliosDBError): void {
     if (isTransactionConflict(e)) this.#conflict ??= e;
     if (e instanceof TransactionError && this.#state === 'open') {
-      if (e.reason === 'TRANSACTION_EXPIRED') this.#end('expired', "the server rolled it back after its idle timeout");
-      else if (e.reason === 'TRANSACTION_NOT_FOUND') this.#end('rolledBack', 'the server no longer has it open (restarted, or another server)');
+      if (e.reason === 'TRANSACTION_EXPIRED') this.#end('expired', 'the server rolled it back after its idle timeout');
+      else if (e.reason === 'TRANSACTION_NOT_FOUND')
+        this.#end('rolledBack', 'the server no longer has it open (restarted, or another server)');
     }
   }
 

@@ -80,7 +80,10 @@ export function createHealthService(state: HealthState, options: HealthServiceOp
     },
     async *watch(req, ctx) {
       if (watches >= maxWatches) {
-        throw new ConnectError(`too many health Watch streams (at most ${maxWatches} per server); use Check or retry later`, Code.ResourceExhausted);
+        throw new ConnectError(
+          `too many health Watch streams (at most ${maxWatches} per server); use Check or retry later`,
+          Code.ResourceExhausted,
+        );
       }
       watches++;
       let changed: (() => void) | undefined;

@@ -138,7 +138,9 @@ export class Idempotency {
   applies(key: string, principal: Principal): boolean {
     if (!key) return false;
     if (!keyPattern.test(key)) {
-      throw serverError(Code.InvalidArgument, 'idempotency_key must be 1 to 200 characters of A-Z a-z 0-9 _ . : ~ -', { reason: ErrorReason.INVALID_IDEMPOTENCY_KEY });
+      throw serverError(Code.InvalidArgument, 'idempotency_key must be 1 to 200 characters of A-Z a-z 0-9 _ . : ~ -', {
+        reason: ErrorReason.INVALID_IDEMPOTENCY_KEY,
+      });
     }
     return !principal.readOnly && this.usable();
   }
@@ -153,11 +155,17 @@ export class Idempotency {
       this.ok = await this.backend.withServerConnection(async (conn) => {
         const [who] = (await conn.query('SELECT session_user::text AS u')).rows as { u: string }[];
         this.serverRole = who?.u ?? '';
-        const [r] = (await conn.query(`SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok`)).rows as { ok: unknown }[];
+        const [r] = (
+          await conn.query(`SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok`)
+        ).rows as { ok: unknown }[];
         if (!(r?.ok === true || r?.ok === 't')) await conn.query(idempotencySchemaSql);
         await conn.query(idempotencyGrantsSql).catch(() => {}); // only the owner may grant
-        const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`).join(' AND ');
-        const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as { ok: unknown }[];
+        const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+          .map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`)
+          .join(' AND ');
+        const [g] = (await conn.query(`SELECT has_schema_privilege('heliosdb', 'USAGE') AND ${privileges} AS ok`)).rows as {
+          ok: unknown;
+        }[];
         return g?.ok === true || g?.ok === 't';
       });
     } catch (e) {
@@ -215,7 +223,12 @@ export class Idempotency {
   }
 
   /** Runs a pipeline; throws the first failure as a ConnectError. */
-  private async pipeline(conn: BackendConnection, statements: PipelineStatement[], sinks: Record<number, CommandSink>, signal?: AbortSignal): Promise<void> {
+  private async pipeline(
+    conn: BackendConnection,
+    statements: PipelineStatement[],
+    sinks: Record<number, CommandSink>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     if (signal?.aborted) throw abortError(signal);
     const p = new PgPipeline(statements, (i) => sinks[i]);
     const onAbort = () => void this.backend.cancel(conn);
@@ -239,15 +252,23 @@ export class Idempotency {
   /** The answer for a key that is already recorded: its stored response, or an error. */
   private replay(row: Row, fingerprint: string, schema: DescMessage, what: string): Message {
     if (row.fingerprint !== fingerprint) {
-      throw serverError(Code.InvalidArgument, `the idempotency key was already used for a different request (within the server's ${this.windowMs} ms window); use a new key for each request`, {
-        reason: ErrorReason.IDEMPOTENCY_KEY_REUSED,
-      });
+      throw serverError(
+        Code.InvalidArgument,
+        `the idempotency key was already used for a different request (within the server's ${this.windowMs} ms window); use a new key for each request`,
+        {
+          reason: ErrorReason.IDEMPOTENCY_KEY_REUSED,
+        },
+      );
     }
     if (row.state === 'done' && row.response) return fromBinary(schema, row.response);
     if (row.state === 'abandoned') {
-      throw serverError(Code.NotFound, `${what} was not committed: a retry of its Commit found it no longer open and recorded that it never committed`, {
-        reason: ErrorReason.TRANSACTION_NOT_FOUND,
-      });
+      throw serverError(
+        Code.NotFound,
+        `${what} was not committed: a retry of its Commit found it no longer open and recorded that it never committed`,
+        {
+          reason: ErrorReason.TRANSACTION_NOT_FOUND,
+        },
+      );
     }
     throw serverError(Code.Aborted, `an earlier request with this idempotency key is in an unknown state; retry later`, {
       reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
@@ -269,7 +290,15 @@ export class Idempotency {
       const claimed = new Rows();
       let claimFailed = false;
       try {
-        await this.pipeline(conn, [{ text: 'BEGIN', values: [] }, { text: claimSql, values: keyParams }], { 1: claimed }, signal);
+        await this.pipeline(
+          conn,
+          [
+            { text: 'BEGIN', values: [] },
+            { text: claimSql, values: keyParams },
+          ],
+          { 1: claimed },
+          signal,
+        );
       } catch (e) {
         await this.rollback(conn);
         // A serialization failure of the claim (REPEATABLE READ or SERIALIZABLE by default): look again.
@@ -282,7 +311,11 @@ export class Idempotency {
         await this.rollback(conn);
         const row = claimFailed ? undefined : rowOf(cells?.slice(1));
         if (row) return this.replay(row, fingerprint, call.responseSchema, 'the request');
-        if (attempt >= 3) throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', { reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE, retryable: true });
+        if (attempt >= 3)
+          throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', {
+            reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
+            retryable: true,
+          });
         continue; // the attempt holding it rolled back meanwhile
       }
       // 2b. Ours: run the call in the transaction.
@@ -293,22 +326,31 @@ export class Idempotency {
         await this.rollback(conn);
         if (attempt === 0 && call.retryIf?.(e)) continue;
         if (cannotRunInBlock(e)) {
-          throw serverError(Code.InvalidArgument, `${e instanceof ConnectError ? e.rawMessage : String(e)}: it cannot carry an idempotency key; send it without one`, {
-            reason: ErrorReason.NOT_KEYABLE,
-            sqlstate: '25001',
-          });
+          throw serverError(
+            Code.InvalidArgument,
+            `${e instanceof ConnectError ? e.rawMessage : String(e)}: it cannot carry an idempotency key; send it without one`,
+            {
+              reason: ErrorReason.NOT_KEYABLE,
+              sqlstate: '25001',
+            },
+          );
         }
         throw e;
       }
       if (txStatusOf(conn) === 'E') {
         await this.rollback(conn);
-        throw serverError(Code.Internal, 'the statement left its transaction failed; it was rolled back', { reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE });
+        throw serverError(Code.Internal, 'the statement left its transaction failed; it was rolled back', {
+          reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
+        });
       }
       if (txStatusOf(conn) !== 'T') {
         // The statement ended the transaction itself (a procedure that commits, say): its outcome
         // could not be recorded with it. Forget the claim (if it was not committed with it).
         await this.pipeline(conn, [{ text: forgetSql, values: [owner, call.key] }], {}).catch(() => {});
-        this.log.warn({ method: call.method }, 'a keyed statement ended the server transaction itself; its idempotency key was not recorded');
+        this.log.warn(
+          { method: call.method },
+          'a keyed statement ended the server transaction itself; its idempotency key was not recorded',
+        );
         return out;
       }
       // 3. Record the response and commit. Not cancelled by the client leaving: a repeat finds the answer.
@@ -318,7 +360,11 @@ export class Idempotency {
         // the server's record of its outcome.
         await this.pipeline(
           conn,
-          [{ text: 'SET LOCAL statement_timeout = 0', values: [] }, { text: doneSql, values: [owner, call.key, byteaText(response)] }, { text: 'COMMIT', values: [] }],
+          [
+            { text: 'SET LOCAL statement_timeout = 0', values: [] },
+            { text: doneSql, values: [owner, call.key, byteaText(response)] },
+            { text: 'COMMIT', values: [] },
+          ],
           {},
         );
       } catch (e) {
@@ -334,7 +380,11 @@ export class Idempotency {
    * the transaction. Throws when the key already has a record (a retry elsewhere declared the
    * transaction abandoned) or cannot be written: the caller rolls back.
    */
-  async beforeCommit(conn: BackendConnection, session: Session, call: Omit<KeyedCall, 'responseSchema'> & { responseSchema: DescMessage }): Promise<void> {
+  async beforeCommit(
+    conn: BackendConnection,
+    session: Session,
+    call: Omit<KeyedCall, 'responseSchema'> & { responseSchema: DescMessage },
+  ): Promise<void> {
     // A failed transaction block ends in ROLLBACK whatever is sent: nothing to record. A read-only
     // one wrote nothing.
     if (txStatusOf(conn) !== 'T' || session.readOnly) return;
@@ -345,7 +395,10 @@ export class Idempotency {
     try {
       await this.pipeline(
         conn,
-        [{ text: 'SET LOCAL statement_timeout = 0', values: [] }, { text: recordSql, values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] }],
+        [
+          { text: 'SET LOCAL statement_timeout = 0', values: [] },
+          { text: recordSql, values: [owner, call.key, fingerprint, String(this.windowMs), byteaText(response)] },
+        ],
         { 1: inserted },
       );
     } catch (e) {
@@ -359,10 +412,14 @@ export class Idempotency {
       throw e;
     }
     if (inserted.rows[0]?.[0] !== 't') {
-      throw serverError(Code.Aborted, 'the transaction was rolled back: a retry of this Commit elsewhere already recorded that it did not commit', {
-        reason: ErrorReason.TRANSACTION_ABORTED,
-        sqlstate: '25P02',
-      });
+      throw serverError(
+        Code.Aborted,
+        'the transaction was rolled back: a retry of this Commit elsewhere already recorded that it did not commit',
+        {
+          reason: ErrorReason.TRANSACTION_ABORTED,
+          sqlstate: '25P02',
+        },
+      );
     }
   }
 
@@ -413,7 +470,11 @@ export class Idempotency {
         throw toConnectError(e);
       });
     if (result.tombstoned) throw notApplied();
-    if (!result.row) throw serverError(Code.Aborted, 'the outcome could not be read; retry', { reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE, retryable: true });
+    if (!result.row)
+      throw serverError(Code.Aborted, 'the outcome could not be read; retry', {
+        reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
+        retryable: true,
+      });
     return this.replay(result.row, fingerprint, call.responseSchema, what);
   }
 }

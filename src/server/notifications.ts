@@ -205,9 +205,12 @@ export class NotificationHub {
   /** A caller's DISCARD ALL on the embedded engine's session ended its listens: listen again. */
   private discarded(l: Listener): void {
     if (l.closed || this.closed || l.channels.size === 0) return;
-    const reason = "a call's DISCARD ALL ended the listens of the embedded engine's session; the server listens again: notifications sent meanwhile may be missing";
+    const reason =
+      "a call's DISCARD ALL ended the listens of the embedded engine's session; the server listens again: notifications sent meanwhile may be missing";
     for (const set of l.channels.values()) for (const s of set) s.onGap(reason);
-    void this.serial(l, () => this.listen(l, [...l.channels.keys()])).catch((e) => this.log.warn({ err: e }, 'listening again after DISCARD ALL failed'));
+    void this.serial(l, () => this.listen(l, [...l.channels.keys()])).catch((e) =>
+      this.log.warn({ err: e }, 'listening again after DISCARD ALL failed'),
+    );
   }
 
   /** The listener's connection broke: listen again on a new one, telling every subscriber. */

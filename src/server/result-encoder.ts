@@ -6,7 +6,18 @@
 import { create } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
-import { type Column, ColumnSchema, type ResultSet, ResultSetSchema, type Row, RowFormat, RowSchema, type Rows, RowsSchema, ErrorReason } from '@heliosdb/client/wire';
+import {
+  type Column,
+  ColumnSchema,
+  type ResultSet,
+  ResultSetSchema,
+  type Row,
+  RowFormat,
+  RowSchema,
+  type Rows,
+  RowsSchema,
+  ErrorReason,
+} from '@heliosdb/client/wire';
 import { CompactWriter } from '@heliosdb/client/wire';
 import { Oid } from '@heliosdb/client/wire';
 import type { CommandSink } from './pg/pg-command.js';
@@ -138,9 +149,13 @@ export class ResultCollector implements CommandSink {
   }
 
   onRow(cells: (string | null)[]): void {
-    if (this.encoder.rowCount >= this.maxRows) this.fail(`the result has more than ${this.maxRows} rows, the limit for a unary query; use streaming (StreamQuery) for large results`);
+    if (this.encoder.rowCount >= this.maxRows)
+      this.fail(
+        `the result has more than ${this.maxRows} rows, the limit for a unary query; use streaming (StreamQuery) for large results`,
+      );
     this.encoder.add(cells);
-    if (this.encoder.bytes > this.maxBytes) this.fail(`the result is larger than ${this.maxBytes} bytes, the message size limit; use streaming (StreamQuery) for large results`);
+    if (this.encoder.bytes > this.maxBytes)
+      this.fail(`the result is larger than ${this.maxBytes} bytes, the message size limit; use streaming (StreamQuery) for large results`);
   }
 
   private fail(message: string): never {

@@ -66,7 +66,10 @@ function listenError(e: unknown, host: string): unknown {
       `${host}:${err.port ?? '?'} is already in use (another heliosdb serve, or another program, listens there): stop it, or choose other ports with --port and --http-port (0 picks a free one)`,
     );
   }
-  if (err?.code === 'EACCES') return new Error(`not allowed to listen on ${host}:${err.port ?? '?'} (ports below 1024 need privileges): choose another with --port / --http-port`);
+  if (err?.code === 'EACCES')
+    return new Error(
+      `not allowed to listen on ${host}:${err.port ?? '?'} (ports below 1024 need privileges): choose another with --port / --http-port`,
+    );
   if (err?.code === 'EADDRNOTAVAIL') return new Error(`${host} is not an address of this machine: choose another --host`);
   return e;
 }
@@ -124,7 +127,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
       maxOpen: opts.maxOpenTransactions,
       // The embedded engine is one session: any open transaction makes everyone wait anyway.
       maxPerPrincipal:
-        backend.engine === 'pglite' ? opts.maxOpenTransactions : opts.maxTransactionsPerPrincipal > 0 ? opts.maxTransactionsPerPrincipal : Math.max(1, Math.floor(opts.poolSize / 2)),
+        backend.engine === 'pglite'
+          ? opts.maxOpenTransactions
+          : opts.maxTransactionsPerPrincipal > 0
+            ? opts.maxTransactionsPerPrincipal
+            : Math.max(1, Math.floor(opts.poolSize / 2)),
     },
     log,
   );
@@ -135,7 +142,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   const hub = new NotificationHub(backend, logins, log);
   const health = new HealthState(new Set([DatabaseService.typeName]));
   const database = createDatabaseService(
-    { backend, sessions, logins, idempotency, options: opts, typeNames: new TypeNames(), engineVersion, authRequired: authMode === 'required', log },
+    {
+      backend,
+      sessions,
+      logins,
+      idempotency,
+      options: opts,
+      typeNames: new TypeNames(),
+      engineVersion,
+      authRequired: authMode === 'required',
+      log,
+    },
     hub,
   );
   const services = [
@@ -166,7 +183,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         maxMessageBytes: opts.maxMessageBytes,
         credentials: grpcServerCredentials(serverTls),
         authenticate,
-        limits: { maxConnections: opts.maxConnections, idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs, maxConcurrentStreams: opts.maxConcurrentStreams },
+        limits: {
+          maxConnections: opts.maxConnections,
+          idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs,
+          maxConcurrentStreams: opts.maxConcurrentStreams,
+        },
       },
       services,
       log,
@@ -180,7 +201,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
           corsOrigins: opts.corsOrigins,
           tls: serverTls,
           authenticate,
-          limits: { maxConnections: opts.maxConnections, idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs, maxConcurrentStreams: opts.maxConcurrentStreams },
+          limits: {
+            maxConnections: opts.maxConnections,
+            idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs,
+            maxConcurrentStreams: opts.maxConcurrentStreams,
+          },
         },
         services,
         log,
@@ -196,19 +221,38 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   const grpcUrl = `${serverTls ? 'grpcs' : 'grpc'}://${hostForUrl}:${port}`;
   const httpUrl = httpListener ? `${serverTls ? 'https' : 'http'}://${hostForUrl}:${httpListener.port}` : undefined;
   log.info(
-    { grpc: grpcUrl, http: httpUrl, engine: backend.engine, engineVersion, tls: !!serverTls, mutualTls: !!serverTls?.clientCa, auth: authMode },
+    {
+      grpc: grpcUrl,
+      http: httpUrl,
+      engine: backend.engine,
+      engineVersion,
+      tls: !!serverTls,
+      mutualTls: !!serverTls?.clientCa,
+      auth: authMode,
+    },
     'HeliosDB server listening',
   );
   if (authMode === 'none') {
-    if (loopback) log.warn('authentication is off: any local process can connect (--auth required turns it on; the default only on loopback)');
-    else log.warn({ host: opts.host }, 'authentication is off on a non-loopback address (--auth none): anyone who can reach this host can connect');
+    if (loopback)
+      log.warn('authentication is off: any local process can connect (--auth required turns it on; the default only on loopback)');
+    else
+      log.warn(
+        { host: opts.host },
+        'authentication is off on a non-loopback address (--auth none): anyone who can reach this host can connect',
+      );
   }
   // On PostgreSQL callers never run as the server's own login (each user has a login role), so
   // its privileges are no caller's; the embedded engine is one superuser session for everyone.
   if (authMode === 'required' && backend.engine === 'pglite') {
-    log.warn('the embedded engine is one superuser session: roles apply to ordinary statements, but they are no boundary against crafted SQL; use PostgreSQL for untrusted callers (docs/security.md)');
+    log.warn(
+      'the embedded engine is one superuser session: roles apply to ordinary statements, but they are no boundary against crafted SQL; use PostgreSQL for untrusted callers (docs/security.md)',
+    );
   }
-  if (!serverTls && !loopback) log.warn({ host: opts.host }, 'TLS is off on a non-loopback address: credentials and data cross the network in clear (--tls-cert, --tls-key)');
+  if (!serverTls && !loopback)
+    log.warn(
+      { host: opts.host },
+      'TLS is off on a non-loopback address: credentials and data cross the network in clear (--tls-cert, --tls-key)',
+    );
   let closing: Promise<void> | undefined;
   return {
     grpcUrl,

@@ -80,7 +80,13 @@ export class SessionManager {
    */
   async open(
     kind: SessionKind,
-    opts: { owner: string; login: BackendLogin; readOnly?: boolean; signal?: AbortSignal; setup?: (conn: BackendConnection) => Promise<void> },
+    opts: {
+      owner: string;
+      login: BackendLogin;
+      readOnly?: boolean;
+      signal?: AbortSignal;
+      setup?: (conn: BackendConnection) => Promise<void>;
+    },
   ): Promise<Session> {
     this.checkLimits(opts.owner);
     // Counted from now, so concurrent opens cannot pass the caps together.
@@ -132,7 +138,13 @@ export class SessionManager {
    * `signal` aborts, the call is answered at once; the session's next call waits until the
    * statement has ended in the database.
    */
-  async use<T>(id: string, fn: (conn: BackendConnection, session: Session) => Promise<T>, owner: string, kind?: SessionKind, signal?: AbortSignal): Promise<T> {
+  async use<T>(
+    id: string,
+    fn: (conn: BackendConnection, session: Session) => Promise<T>,
+    owner: string,
+    kind?: SessionKind,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const session = this.get(id, owner, kind);
     session.active++;
     if (session.timer) clearTimeout(session.timer);
@@ -234,9 +246,7 @@ export class SessionManager {
    */
   async closeAll(): Promise<void> {
     await Promise.all(
-      [...this.sessions.values()].map((s) =>
-        this.use(s.id, async (_conn, session) => this.close(session, false), s.owner).catch(() => {}),
-      ),
+      [...this.sessions.values()].map((s) => this.use(s.id, async (_conn, session) => this.close(session, false), s.owner).catch(() => {})),
     );
   }
 
@@ -273,9 +283,13 @@ export class SessionManager {
   private gone(id: string, kind: SessionKind) {
     const what = kind === 'reserved' ? 'reserved session' : 'transaction';
     if (this.lost.has(id)) {
-      return serverError(Code.NotFound, `${what} ${JSON.stringify(id)} lost its database connection, so it is over${kind === 'transaction' ? ' (rolled back: it did not commit)' : ''}`, {
-        reason: ErrorReason.TRANSACTION_NOT_FOUND,
-      });
+      return serverError(
+        Code.NotFound,
+        `${what} ${JSON.stringify(id)} lost its database connection, so it is over${kind === 'transaction' ? ' (rolled back: it did not commit)' : ''}`,
+        {
+          reason: ErrorReason.TRANSACTION_NOT_FOUND,
+        },
+      );
     }
     if (this.expired.has(id)) {
       return serverError(
@@ -286,9 +300,13 @@ export class SessionManager {
         { reason: ErrorReason.TRANSACTION_EXPIRED },
       );
     }
-    return serverError(Code.NotFound, `${what} ${JSON.stringify(id)} is not open on this server (never begun, already finished, or the server restarted)`, {
-      reason: ErrorReason.TRANSACTION_NOT_FOUND,
-    });
+    return serverError(
+      Code.NotFound,
+      `${what} ${JSON.stringify(id)} is not open on this server (never begun, already finished, or the server restarted)`,
+      {
+        reason: ErrorReason.TRANSACTION_NOT_FOUND,
+      },
+    );
   }
 
   private arm(session: Session): void {
@@ -299,7 +317,10 @@ export class SessionManager {
 
   private expire(session: Session): void {
     if (session.closed || session.active > 0) return;
-    this.log.info({ transactionId: session.id, kind: session.kind }, session.kind === 'reserved' ? 'releasing idle reserved session' : 'rolling back idle transaction');
+    this.log.info(
+      { transactionId: session.id, kind: session.kind },
+      session.kind === 'reserved' ? 'releasing idle reserved session' : 'rolling back idle transaction',
+    );
     remember(this.expired, session.id);
     this.close(session, false);
   }

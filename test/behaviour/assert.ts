@@ -24,7 +24,9 @@ export function show(v: unknown): string {
     if (Array.isArray(x)) return `[${x.map(go).join(', ')}]`;
     if (x instanceof Error) return `${x.name}(${JSON.stringify(x.message)})`;
     const name = x.constructor && x.constructor !== Object ? `${x.constructor.name} ` : '';
-    return `${name}{${Object.entries(x).map(([k, val]) => `${k}: ${go(val)}`).join(', ')}}`;
+    return `${name}{${Object.entries(x)
+      .map(([k, val]) => `${k}: ${go(val)}`)
+      .join(', ')}}`;
   };
   return go(v);
 }
@@ -65,7 +67,11 @@ export function deepEqual(actual: unknown, expected: unknown, message?: string):
 }
 
 /** Asserts `value instanceof cls`. */
-export function instanceOf<C extends abstract new (...args: never[]) => unknown>(value: unknown, cls: C, message?: string): asserts value is InstanceType<C> {
+export function instanceOf<C extends abstract new (...args: never[]) => unknown>(
+  value: unknown,
+  cls: C,
+  message?: string,
+): asserts value is InstanceType<C> {
   if (!(value instanceof cls)) fail(message, `expected an instance of ${cls.name}, got ${show(value)}`);
 }
 

@@ -13,7 +13,10 @@ export interface BrowserSuite {
   /** Runs every case against `url`; results without the (unserializable) error objects. */
   run(env: { url: string; backend: 'pglite' | 'postgresql' }): Promise<Omit<CaseResult, 'error'>[]>;
   /** Runs a query with a fresh client; resolves to the rows, or to the error's name, code and message. */
-  probe(url: string, sql: string): Promise<{ rows?: unknown[]; error?: { name: string; code: string; message: string; isHeliosDBError: boolean } }>;
+  probe(
+    url: string,
+    sql: string,
+  ): Promise<{ rows?: unknown[]; error?: { name: string; code: string; message: string; isHeliosDBError: boolean } }>;
 }
 
 const suite: BrowserSuite = {

@@ -85,13 +85,43 @@ export const cases: readonly BehaviourCase[] = [
                 $6::int4[] AS ints, $7::text[] AS texts, $8::bool AS flag, $9::float8 AS f, $10::text AS t, $11::int4 AS nul,
                 '-9223372036854775808'::int8 AS min8, 42::int4 AS i4, 'NaN'::float8 AS nan, '{"k":[1,2]}'::json AS j,
                 '00000000-0000-0000-0000-00000000002a'::uuid AS id, '2024-02-29'::date AS d`,
-        [9007199254740993n, '12345678901234567890.000000001', when, bytes, doc, [1, null, 3], ['a', 'b,c', '"q"', null], true, 1.5, 'héllo ✓', null],
+        [
+          9007199254740993n,
+          '12345678901234567890.000000001',
+          when,
+          bytes,
+          doc,
+          [1, null, 3],
+          ['a', 'b,c', '"q"', null],
+          true,
+          1.5,
+          'héllo ✓',
+          null,
+        ],
       );
       assert.equal(r.rowCount, 1, 'rowCount');
       assert.equal(r.command, 'SELECT', 'command');
       assert.deepEqual(
         r.fields.map((f) => f.type),
-        ['int8', 'numeric', 'timestamptz', 'bytea', 'jsonb', '_int4', '_text', 'bool', 'float8', 'text', 'int4', 'int8', 'int4', 'float8', 'json', 'uuid', 'date'],
+        [
+          'int8',
+          'numeric',
+          'timestamptz',
+          'bytea',
+          'jsonb',
+          '_int4',
+          '_text',
+          'bool',
+          'float8',
+          'text',
+          'int4',
+          'int8',
+          'int4',
+          'float8',
+          'json',
+          'uuid',
+          'date',
+        ],
         'field types',
       );
       const row = r.rows[0];
@@ -156,9 +186,17 @@ export const cases: readonly BehaviourCase[] = [
       const c = ctx.client();
       const evil = "x'; DROP TABLE users; --";
       const n = 41;
-      const r = await c.sql<{ s: string; n: number; big: bigint }>`SELECT ${evil}::text AS s, ${n}::int4 + 1 AS n, ${2n ** 60n}::int8 AS big`;
+      const r = await c.sql<{
+        s: string;
+        n: number;
+        big: bigint;
+      }>`SELECT ${evil}::text AS s, ${n}::int4 + 1 AS n, ${2n ** 60n}::int8 AS big`;
       assert.deepEqual(r.rows, [{ s: evil, n: 42, big: 2n ** 60n }], 'template values');
-      assert.deepEqual(ctx.lib.sqlTemplate(['SELECT ', ' + ', ''] as unknown as TemplateStringsArray, [1, 2]), { text: 'SELECT $1 + $2', values: [1, 2] }, 'sqlTemplate');
+      assert.deepEqual(
+        ctx.lib.sqlTemplate(['SELECT ', ' + ', ''] as unknown as TemplateStringsArray, [1, 2]),
+        { text: 'SELECT $1 + $2', values: [1, 2] },
+        'sqlTemplate',
+      );
     },
   },
   {
@@ -168,7 +206,10 @@ export const cases: readonly BehaviourCase[] = [
       const c = ctx.client();
       const t = await table(ctx, c, 'id int PRIMARY KEY, email text UNIQUE, n int NOT NULL DEFAULT 0');
       await c.execute(`INSERT INTO ${t} (id, email) VALUES ($1, $2)`, [1, 'a@example.com']);
-      const e = await assert.rejects(c.execute(`INSERT INTO ${t} (id, email) VALUES ($1, $2)`, [2, 'a@example.com']), lib.UniqueViolationError);
+      const e = await assert.rejects(
+        c.execute(`INSERT INTO ${t} (id, email) VALUES ($1, $2)`, [2, 'a@example.com']),
+        lib.UniqueViolationError,
+      );
       for (const cls of [lib.ConstraintViolationError, lib.QueryError, lib.HeliosDBError, Error]) assert.instanceOf(e, cls);
       assert.notInstanceOf(e, lib.RetryableError, 'not retryable');
       assert.notInstanceOf(e, lib.ForeignKeyViolationError);
@@ -440,13 +481,18 @@ export const cases: readonly BehaviourCase[] = [
       await c.transaction(async (tx) => {
         await tx.execute(`INSERT INTO ${t} VALUES (1, 'one')`);
         // PGlite is one database session: another client's statement would wait for the commit.
-        if (ctx.backend === 'postgresql') assert.equal((await other.query(`SELECT * FROM ${t}`)).rowCount, 0, 'uncommitted rows are invisible to other clients');
+        if (ctx.backend === 'postgresql')
+          assert.equal((await other.query(`SELECT * FROM ${t}`)).rowCount, 0, 'uncommitted rows are invisible to other clients');
         const sp = await tx.savepoint();
         await tx.execute(`INSERT INTO ${t} VALUES (2, 'two')`);
         await sp.rollback();
         await tx.execute(`INSERT INTO ${t} VALUES (3, 'three')`);
       });
-      assert.deepEqual((await other.query(`SELECT id FROM ${t} ORDER BY id`)).rows, [{ id: 1 }, { id: 3 }], 'committed, without the rolled-back savepoint');
+      assert.deepEqual(
+        (await other.query(`SELECT id FROM ${t} ORDER BY id`)).rows,
+        [{ id: 1 }, { id: 3 }],
+        'committed, without the rolled-back savepoint',
+      );
       const tx = await c.begin({ isolationLevel: lib.IsolationLevel.RepeatableRead });
       await tx.execute(`DELETE FROM ${t}`);
       await tx.rollback();
@@ -567,7 +613,12 @@ export async function runCase(
 }
 
 /** Runs every case in order. */
-export async function runAll(env: { lib: ClientModule; url: string; runtime: Runtime; backend: 'pglite' | 'postgresql' }): Promise<CaseResult[]> {
+export async function runAll(env: {
+  lib: ClientModule;
+  url: string;
+  runtime: Runtime;
+  backend: 'pglite' | 'postgresql';
+}): Promise<CaseResult[]> {
   const out: CaseResult[] = [];
   for (const c of cases) out.push(await runCase(c, env));
   return out;

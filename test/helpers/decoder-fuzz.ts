@@ -14,7 +14,19 @@ import { CompactWriter } from '../../src/client/protocol/compact.js';
 import { parseTimestampMicros, parseTimestampMs } from '../../src/client/protocol/datetime.js';
 import { type Int8Mode, RowDecoder } from '../../src/client/protocol/decode.js';
 import { Oid } from '../../src/client/protocol/oids.js';
-import { arrayText, hexText, intervalParts, jsonText, mutate, numberText, randomTree, type Rng, timestampText, tricky, variant } from './fuzz-text.js';
+import {
+  arrayText,
+  hexText,
+  intervalParts,
+  jsonText,
+  mutate,
+  numberText,
+  randomTree,
+  type Rng,
+  timestampText,
+  tricky,
+  variant,
+} from './fuzz-text.js';
 
 /** One fuzz case: what it decodes (shown on failure) and the decoding. */
 export interface FuzzCase {
@@ -24,7 +36,11 @@ export interface FuzzCase {
 }
 
 /** How a case ended. */
-export type Outcome = { kind: 'value' } | { kind: 'typed'; name: string } | { kind: 'raw'; name: string; message: string } | { kind: 'wrong'; complaint: string };
+export type Outcome =
+  | { kind: 'value' }
+  | { kind: 'typed'; name: string }
+  | { kind: 'raw'; name: string; message: string }
+  | { kind: 'wrong'; complaint: string };
 
 /** Runs one case and classifies what happened. */
 export function classify(c: FuzzCase): Outcome {
@@ -151,7 +167,8 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
       input: `array literal ${JSON.stringify(text)}`,
       run: () => {
         const parsed = parseArrayLiteral(text);
-        if (v.wellFormed && JSON.stringify(parsed) !== JSON.stringify(tree)) return `parsed ${JSON.stringify(parsed)}, expected ${JSON.stringify(tree)}`;
+        if (v.wellFormed && JSON.stringify(parsed) !== JSON.stringify(tree))
+          return `parsed ${JSON.stringify(parsed)}, expected ${JSON.stringify(tree)}`;
         return undefined;
       },
     };
@@ -161,7 +178,9 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
   dates(rng) {
     const { text } = variant(rng, () => rng.pick(['2024-02-29', '0044-03-15 BC', 'infinity', '-infinity', '5874897-12-31']));
     if (rng.chance(0.3)) return cellCase(rng, 1182, '_date', `{${text}}`);
-    return cellCase(rng, Oid.date, 'date', text, (v) => (v === text ? undefined : `date ${JSON.stringify(text)} came back as ${String(v)}`));
+    return cellCase(rng, Oid.date, 'date', text, (v) =>
+      v === text ? undefined : `date ${JSON.stringify(text)} came back as ${String(v)}`,
+    );
   },
 
   /** timestamp and timestamptz cells: a Date, or the text itself (infinity, beyond Date's range, not PostgreSQL's format). */
@@ -169,14 +188,22 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
     const tz = rng.chance(0.5);
     const { text } = variant(rng, () => timestampText(rng, tz), '0123456789-:. +BC', 40);
     if (rng.chance(0.3)) {
-      return { input: `parseTimestampMicros/parseTimestampMs ${JSON.stringify(text)}`, run: () => {
+      return {
+        input: `parseTimestampMicros/parseTimestampMs ${JSON.stringify(text)}`,
+        run: () => {
           parseTimestampMicros(text);
           parseTimestampMs(text);
         },
       };
     }
     return cellCase(rng, tz ? Oid.timestamptz : Oid.timestamp, tz ? 'timestamptz' : 'timestamp', text, (v) =>
-      v instanceof Date ? (Number.isNaN(v.getTime()) ? `${JSON.stringify(text)} gave an Invalid Date` : undefined) : typeof v === 'string' ? undefined : `${JSON.stringify(text)} gave ${typeof v}`,
+      v instanceof Date
+        ? Number.isNaN(v.getTime())
+          ? `${JSON.stringify(text)} gave an Invalid Date`
+          : undefined
+        : typeof v === 'string'
+          ? undefined
+          : `${JSON.stringify(text)} gave ${typeof v}`,
     );
   },
 
@@ -188,7 +215,9 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
     return cellCase(rng, Oid.interval, 'interval', t, (v) => {
       if (!wellFormed) return v !== null && (typeof v === 'string' || typeof v === 'object') ? undefined : `gave ${String(v)}`;
       const iv = v as { months: number; days: number; micros: bigint };
-      return iv.months === p.months && iv.days === p.days && iv.micros === p.micros ? undefined : `${JSON.stringify(t)} gave ${String(iv.months)}/${String(iv.days)}/${String(iv.micros)}`;
+      return iv.months === p.months && iv.days === p.days && iv.micros === p.micros
+        ? undefined
+        : `${JSON.stringify(t)} gave ${String(iv.months)}/${String(iv.days)}/${String(iv.micros)}`;
     });
   },
 
@@ -257,7 +286,10 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
           case 1:
             return { case: 'int64', value: rng.pick([0n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n + 1n, BigInt(rng.int(1000))]) };
           case 2:
-            return { case: 'timestamptz', value: rng.pick([0n, 2n ** 63n - 1n, -(2n ** 63n), 9_000_000_000_000_000_000n, -1n, BigInt(rng.int(2 ** 31)) * 1000000n]) };
+            return {
+              case: 'timestamptz',
+              value: rng.pick([0n, 2n ** 63n - 1n, -(2n ** 63n), 9_000_000_000_000_000_000n, -1n, BigInt(rng.int(2 ** 31)) * 1000000n]),
+            };
           case 3:
             return { case: 'timestamp', value: rng.pick([-1n, 8_640_000_000_000_000_001n, 1n]) };
           case 4:
@@ -268,7 +300,13 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
             return { case: 'interval', value: { months: rng.int(100), days: -rng.int(100), micros: BigInt(rng.int(1e9)) } };
           case 7:
           case 8:
-            return { case: 'array', value: { elementTypeOid: rng.pick([0, Oid.int8, Oid.text]), values: depth > 8 ? [] : Array.from({ length: rng.int(3) }, () => randomValue(depth + 1)) } };
+            return {
+              case: 'array',
+              value: {
+                elementTypeOid: rng.pick([0, Oid.int8, Oid.text]),
+                values: depth > 8 ? [] : Array.from({ length: rng.int(3) }, () => randomValue(depth + 1)),
+              },
+            };
           case 9:
             return { case: 'float64', value: rng.pick([NaN, Infinity, -0, 1.5]) };
           case 10:
@@ -284,7 +322,9 @@ export const decoders: Record<string, (rng: Rng) => FuzzCase> = {
       return create(ValueSchema, { kind });
     };
     const rowCount = rng.int(4);
-    const values = Array.from({ length: rowCount }, () => ({ values: Array.from({ length: rng.chance(0.9) ? n : rng.int(5) }, () => randomValue(0)) }));
+    const values = Array.from({ length: rowCount }, () => ({
+      values: Array.from({ length: rng.chance(0.9) ? n : rng.int(5) }, () => randomValue(0)),
+    }));
     const declared = rng.chance(0.9) ? rowCount : rng.int(6);
     const rows = create(RowsSchema, { rowCount: declared, values });
     const decode = decodeWith(rng, cols, rows);

@@ -27,11 +27,7 @@ export async function expectCode(call: Promise<unknown> | (() => Promise<unknown
     result = await (typeof call === 'function' ? call() : call);
   } catch (e) {
     const error = ConnectError.from(e);
-    assert.equal(
-      Code[error.code],
-      Code[code],
-      `${what} should fail with ${Code[code]}, got ${Code[error.code]}: ${error.rawMessage}`,
-    );
+    assert.equal(Code[error.code], Code[code], `${what} should fail with ${Code[code]}, got ${Code[error.code]}: ${error.rawMessage}`);
     const detail = error.findDetails(ErrorDetailSchema)[0];
     return { error, detail: detail && named(detail) };
   }

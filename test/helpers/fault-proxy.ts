@@ -102,7 +102,13 @@ export class FaultProxy {
   private accept(client: net.Socket): void {
     this.stats.accepted++;
     const server = net.connect({ host: this.targetHost, port: this.targetPort });
-    const pair: Pair = { client, server, blackholed: this.blackholeNew, tail: { up: Promise.resolve(), down: Promise.resolve() }, closed: false };
+    const pair: Pair = {
+      client,
+      server,
+      blackholed: this.blackholeNew,
+      tail: { up: Promise.resolve(), down: Promise.resolve() },
+      closed: false,
+    };
     if (this.cutNew) pair.cut = { direction: this.cutNew.direction, left: this.cutNew.bytes };
     this.pairs.add(pair);
     client.setNoDelay(true);

@@ -244,7 +244,10 @@ export async function within<T>(t: TestContext, label: string, fn: () => Promise
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${label}: still running after ${featureLimitMs} ms on a fresh server (hung)`)), featureLimitMs);
+    timer = setTimeout(
+      () => reject(new Error(`${label}: still running after ${featureLimitMs} ms on a fresh server (hung)`)),
+      featureLimitMs,
+    );
   });
   try {
     const out = await Promise.race([fn(), hang]);

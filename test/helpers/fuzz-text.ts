@@ -79,14 +79,30 @@ export function variant(rng: Rng, good: () => string, alphabet = tricky, maxRand
 export type Tree = (string | null | Tree)[];
 
 function randomElement(rng: Rng): string {
-  return rng.pick(['', 'NULL', 'null', 'a', 'a b', 'x"y', 'back\\slash', 'c,d', '{e}', 'é😀', ' lead', '12', '-3.5', rng.string(tricky, 6)]);
+  return rng.pick([
+    '',
+    'NULL',
+    'null',
+    'a',
+    'a b',
+    'x"y',
+    'back\\slash',
+    'c,d',
+    '{e}',
+    'é😀',
+    ' lead',
+    '12',
+    '-3.5',
+    rng.string(tricky, 6),
+  ]);
 }
 
 /** A random array (at most 3 dimensions, rectangular or not) of tricky texts and NULLs. */
 export function randomTree(rng: Rng, depth: number): Tree {
   const n = rng.int(5);
   const out: Tree = [];
-  for (let i = 0; i < n; i++) out.push(depth > 1 && rng.chance(0.4) ? randomTree(rng, depth - 1) : rng.chance(0.15) ? null : randomElement(rng));
+  for (let i = 0; i < n; i++)
+    out.push(depth > 1 && rng.chance(0.4) ? randomTree(rng, depth - 1) : rng.chance(0.15) ? null : randomElement(rng));
   return out;
 }
 
@@ -166,4 +182,3 @@ export function hexText(rng: Rng): string {
   for (const b of rng.bytes(rng.int(6))) s += b.toString(16).padStart(2, '0');
   return s;
 }
-

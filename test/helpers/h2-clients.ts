@@ -56,7 +56,9 @@ export async function h1Post(port: number, path: string, body: unknown): Promise
   socket.on('error', () => {});
   const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
   const payload = Buffer.from(JSON.stringify(body));
-  socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n`);
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n`,
+  );
   socket.write(payload);
   let text = '';
   return new Promise((resolve, reject) => {
@@ -178,7 +180,12 @@ export interface WatchStream {
 
 /** Opens a grpc.health.v1.Health/Watch stream (service "") on `session`. */
 export function watchStream(session: http2.ClientHttp2Session): WatchStream {
-  const stream = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Watch', 'content-type': 'application/grpc', te: 'trailers' });
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/grpc.health.v1.Health/Watch',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
   const w: WatchStream = { stream, outcome: undefined };
   const status = (h: http2.IncomingHttpHeaders) => {
     if (h['grpc-status'] !== undefined && w.outcome === undefined) w.outcome = Number(h['grpc-status']);

@@ -40,7 +40,11 @@ export async function startTestIdp(subject: string): Promise<TestIdp> {
   const clientId = 'test-client';
   const clientSecret = 's3cret:with/odd chars';
 
-  async function sign(claims: JWTPayload = {}, header: { alg?: string; kid?: string } = {}, which: 'published' | 'unpublished' = 'published'): Promise<string> {
+  async function sign(
+    claims: JWTPayload = {},
+    header: { alg?: string; kid?: string } = {},
+    which: 'published' | 'unpublished' = 'published',
+  ): Promise<string> {
     const key: Key = which === 'published' ? published.privateKey : unpublished.privateKey;
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ sub: state.subject, iss: issuer, aud: audience, iat: now, exp: now + state.tokenLifetimeSec, ...claims })
@@ -60,7 +64,9 @@ export async function startTestIdp(subject: string): Promise<TestIdp> {
       req.on('end', async () => {
         const form = new URLSearchParams(body);
         const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-        const [id, secret] = basic ? Buffer.from(basic, 'base64').toString().split(':').map(decodeURIComponent) : [form.get('client_id'), form.get('client_secret')];
+        const [id, secret] = basic
+          ? Buffer.from(basic, 'base64').toString().split(':').map(decodeURIComponent)
+          : [form.get('client_id'), form.get('client_secret')];
         if (form.get('grant_type') !== 'client_credentials' || id !== clientId || secret !== clientSecret) {
           res.writeHead(401, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ error: 'invalid_client', error_description: 'unknown client or wrong secret' }));

@@ -45,7 +45,19 @@ export class ServerProcess {
 
   /** Starts the process; resolves once it listens (at most 30 s). */
   async start(): Promise<void> {
-    const args = ['--import', 'tsx', 'src/server/bin/heliosdb.ts', 'serve', '--port', String(this.port), '--http-port', '-1', '--log-level', 'info', ...this.extraArgs];
+    const args = [
+      '--import',
+      'tsx',
+      'src/server/bin/heliosdb.ts',
+      'serve',
+      '--port',
+      String(this.port),
+      '--http-port',
+      '-1',
+      '--log-level',
+      'info',
+      ...this.extraArgs,
+    ];
     if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;

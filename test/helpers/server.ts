@@ -167,6 +167,12 @@ export async function countRows(db: DbClient, table: string, transactionId = '')
 /** Whether `p` is still pending after `ms` milliseconds. */
 export async function stillPending(p: Promise<unknown>, ms: number): Promise<boolean> {
   const marker = Symbol('pending');
-  const winner = await Promise.race([p.then(() => null, () => null), new Promise((r) => setTimeout(() => r(marker), ms))]);
+  const winner = await Promise.race([
+    p.then(
+      () => null,
+      () => null,
+    ),
+    new Promise((r) => setTimeout(() => r(marker), ms)),
+  ]);
   return winner === marker;
 }

@@ -62,7 +62,11 @@ export function pgError(sqlstate: string | readonly string[], message?: RegExp):
 
 /** The policy's refusals, spelled once. */
 export const refusal = {
-  mustRunAlone: refused(QueryError, 'MUST_RUN_ALONE', /cannot run inside a transaction block, so it must be the only statement of its call/),
+  mustRunAlone: refused(
+    QueryError,
+    'MUST_RUN_ALONE',
+    /cannot run inside a transaction block, so it must be the only statement of its call/,
+  ),
   txControlInBatch: refused(TransactionError, 'TRANSACTION_CONTROL_IN_SQL', /cannot be part of a batch/),
   txControlInTx: refused(TransactionError, 'TRANSACTION_CONTROL_IN_SQL', /would end or change the transaction behind the client's back/),
   txLeftOpen: refused(TransactionError, 'TRANSACTION_CONTROL_OUTSIDE_SESSION', /left a transaction block open/),
@@ -177,7 +181,16 @@ export interface ResolvedRow {
 function defaults(row: ZooRow): Record<Column, Expect | undefined> {
   const served = ok(row.tag ?? row.command, row.rows, row.affected);
   const describe: Served = { ok: true };
-  const base = { query: served, execute: served, batch: served, stream: served, prepare: describe, prepared: served, tx: served, session: undefined };
+  const base = {
+    query: served,
+    execute: served,
+    batch: served,
+    stream: served,
+    prepare: describe,
+    prepared: served,
+    tx: served,
+    session: undefined,
+  };
   switch (row.kind ?? 'plain') {
     case 'plain':
       return base;
@@ -186,15 +199,48 @@ function defaults(row: ZooRow): Record<Column, Expect | undefined> {
     case 'aloneButBlockOk':
       return { ...base, batch: refusal.mustRunAlone, stream: refusal.mustRunAlone };
     case 'copy':
-      return { query: refusal.useCopyApi, execute: refusal.useCopyApi, batch: refusal.useCopyApi, stream: refusal.useCopyApi, prepare: refusal.useCopyApi, prepared: undefined, tx: refusal.useCopyApi, session: refusal.useCopyApi };
+      return {
+        query: refusal.useCopyApi,
+        execute: refusal.useCopyApi,
+        batch: refusal.useCopyApi,
+        stream: refusal.useCopyApi,
+        prepare: refusal.useCopyApi,
+        prepared: undefined,
+        tx: refusal.useCopyApi,
+        session: refusal.useCopyApi,
+      };
     case 'listen':
-      return { query: refusal.useListenApi, execute: refusal.useListenApi, batch: refusal.useListenApi, stream: refusal.useListenApi, prepare: refusal.useListenApi, prepared: undefined, tx: refusal.useListenApi, session: refusal.useListenApi };
+      return {
+        query: refusal.useListenApi,
+        execute: refusal.useListenApi,
+        batch: refusal.useListenApi,
+        stream: refusal.useListenApi,
+        prepare: refusal.useListenApi,
+        prepared: undefined,
+        tx: refusal.useListenApi,
+        session: refusal.useListenApi,
+      };
     case 'begin':
-      return { ...base, query: refusal.txLeftOpen, execute: refusal.txLeftOpen, stream: refusal.txLeftOpen, prepared: refusal.txLeftOpen, batch: refusal.txControlInBatch, tx: refusal.txControlInTx };
+      return {
+        ...base,
+        query: refusal.txLeftOpen,
+        execute: refusal.txLeftOpen,
+        stream: refusal.txLeftOpen,
+        prepared: refusal.txLeftOpen,
+        batch: refusal.txControlInBatch,
+        tx: refusal.txControlInTx,
+      };
     case 'end':
       return { ...base, batch: refusal.txControlInBatch, tx: refusal.txControlInTx };
     case 'savepoint':
-      return { ...base, query: refusal.onlyInBlock, execute: refusal.onlyInBlock, stream: refusal.onlyInBlock, prepared: refusal.onlyInBlock, batch: refusal.txControlInBatch };
+      return {
+        ...base,
+        query: refusal.onlyInBlock,
+        execute: refusal.onlyInBlock,
+        stream: refusal.onlyInBlock,
+        prepared: refusal.onlyInBlock,
+        batch: refusal.txControlInBatch,
+      };
     case 'missing': {
       const e = pgError(row.sqlstate ?? 'XXXXX');
       return { ...base, query: e, execute: e, batch: e, stream: e, prepared: e };

@@ -5,13 +5,7 @@
 import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
 import { NullValue } from '@bufbuild/protobuf/wkt';
-import {
-  type Column,
-  type ResultSet,
-  type Rows,
-  type Value,
-  ValueSchema,
-} from '../../gen/heliosdb/v1/value_pb.js';
+import { type Column, type ResultSet, type Rows, type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
 import { CompactReader } from '../../src/client/protocol/compact.js';
 
 type Kind = Exclude<Value['kind']['case'], undefined>;
@@ -39,8 +33,7 @@ export const V = {
   interval: (months: number, days: number, micros: bigint) =>
     create(ValueSchema, { kind: { case: 'interval', value: { months, days, micros } } }),
   json: (s: string) => value('json', s),
-  array: (values: Value[], elementTypeOid = 0) =>
-    create(ValueSchema, { kind: { case: 'array', value: { elementTypeOid, values } } }),
+  array: (values: Value[], elementTypeOid = 0) => create(ValueSchema, { kind: { case: 'array', value: { elementTypeOid, values } } }),
 };
 
 /** A Value as a plain JS value: null, boolean, number, bigint, string, bytes, interval or array. */

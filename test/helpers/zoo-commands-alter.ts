@@ -18,7 +18,11 @@ export function alterRows(p: string, lo: number): ZooRow[] {
       tag: 'ROLLBACK',
       setup: table(`${p}abort`),
       cleanup: [`DROP TABLE IF EXISTS ${p}abort`],
-      session: { setup: ['BEGIN', `INSERT INTO ${p}abort VALUES (1)`], expect: ok('ROLLBACK'), effect: `NOT EXISTS (SELECT FROM ${p}abort)` },
+      session: {
+        setup: ['BEGIN', `INSERT INTO ${p}abort VALUES (1)`],
+        expect: ok('ROLLBACK'),
+        effect: `NOT EXISTS (SELECT FROM ${p}abort)`,
+      },
       http: true,
     },
     {
@@ -149,7 +153,10 @@ export function alterRows(p: string, lo: number): ZooRow[] {
     {
       command: 'ALTER OPERATOR CLASS',
       sql: `ALTER OPERATOR CLASS ${p}aoc.oc USING btree RENAME TO oc2`,
-      setup: [`CREATE SCHEMA ${p}aoc`, `CREATE OPERATOR CLASS ${p}aoc.oc FOR TYPE int USING btree AS OPERATOR 1 <, FUNCTION 1 btint4cmp(int, int)`],
+      setup: [
+        `CREATE SCHEMA ${p}aoc`,
+        `CREATE OPERATOR CLASS ${p}aoc.oc FOR TYPE int USING btree AS OPERATOR 1 <, FUNCTION 1 btint4cmp(int, int)`,
+      ],
       cleanup: [`DROP SCHEMA IF EXISTS ${p}aoc CASCADE`],
       effect: `EXISTS (SELECT FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace WHERE n.nspname = '${p}aoc' AND c.opcname = 'oc2')`,
     },
@@ -199,7 +206,11 @@ export function alterRows(p: string, lo: number): ZooRow[] {
     {
       command: 'ALTER RULE',
       sql: `ALTER RULE ${p}r ON ${p}aru RENAME TO ${p}r2`,
-      setup: [...table(`${p}aru`), ...table(`${p}aru_log`), `CREATE RULE ${p}r AS ON INSERT TO ${p}aru DO ALSO INSERT INTO ${p}aru_log VALUES (NEW.a)`],
+      setup: [
+        ...table(`${p}aru`),
+        ...table(`${p}aru_log`),
+        `CREATE RULE ${p}r AS ON INSERT TO ${p}aru DO ALSO INSERT INTO ${p}aru_log VALUES (NEW.a)`,
+      ],
       cleanup: [`DROP TABLE IF EXISTS ${p}aru`, `DROP TABLE IF EXISTS ${p}aru_log`],
       effect: `EXISTS (SELECT FROM pg_rules WHERE rulename = '${p}r2')`,
     },
@@ -235,14 +246,23 @@ export function alterRows(p: string, lo: number): ZooRow[] {
       command: 'ALTER SUBSCRIPTION',
       // A subscription made without connecting to its publisher (there is none here).
       sql: `ALTER SUBSCRIPTION ${p}asub CONNECTION 'host=127.0.0.1 port=2 dbname=zoo'`,
-      setup: [`CREATE SUBSCRIPTION ${p}asub CONNECTION 'host=127.0.0.1 port=1 dbname=zoo' PUBLICATION zoo WITH (connect = false, slot_name = NONE)`],
+      setup: [
+        `CREATE SUBSCRIPTION ${p}asub CONNECTION 'host=127.0.0.1 port=1 dbname=zoo' PUBLICATION zoo WITH (connect = false, slot_name = NONE)`,
+      ],
       cleanup: [`!DROP SUBSCRIPTION IF EXISTS ${p}asub`],
       effect: `(SELECT subconninfo FROM pg_subscription WHERE subname = '${p}asub') LIKE '%port=2%'`,
       pglite: {
         why: 'PGlite has no logical replication (no libpqwalreceiver): no subscription can be made, so there is none to alter',
         setup: [],
         effect: undefined,
-        expect: { query: pgError('42704'), execute: pgError('42704'), batch: pgError('42704'), stream: pgError('42704'), prepared: pgError('42704'), tx: pgError('42704') },
+        expect: {
+          query: pgError('42704'),
+          execute: pgError('42704'),
+          batch: pgError('42704'),
+          stream: pgError('42704'),
+          prepared: pgError('42704'),
+          tx: pgError('42704'),
+        },
       },
     },
     {
@@ -294,7 +314,9 @@ export function alterRows(p: string, lo: number): ZooRow[] {
     {
       command: 'ALTER TEXT SEARCH PARSER',
       sql: `ALTER TEXT SEARCH PARSER ${p}atsp RENAME TO ${p}atsp2`,
-      setup: [`CREATE TEXT SEARCH PARSER ${p}atsp (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end, LEXTYPES = prsd_lextype)`],
+      setup: [
+        `CREATE TEXT SEARCH PARSER ${p}atsp (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end, LEXTYPES = prsd_lextype)`,
+      ],
       cleanup: [`DROP TEXT SEARCH PARSER IF EXISTS ${p}atsp`, `DROP TEXT SEARCH PARSER IF EXISTS ${p}atsp2`],
       effect: `EXISTS (SELECT FROM pg_ts_parser WHERE prsname = '${p}atsp2')`,
     },

@@ -24,7 +24,13 @@ export function beginRows(p: string): ZooRow[] {
       setup: [table(`${p}bg`)],
       cleanup: [`DROP TABLE IF EXISTS ${p}bg`],
       effect: `EXISTS (SELECT FROM ${p}bg)`,
-      expect: { batch: refusal.txControlInBatch, stream: refusal.multipleCommands, prepare: refusal.multipleCommands, prepared: undefined, tx: refusal.txControlInTx },
+      expect: {
+        batch: refusal.txControlInBatch,
+        stream: refusal.multipleCommands,
+        prepare: refusal.multipleCommands,
+        prepared: undefined,
+        tx: refusal.txControlInTx,
+      },
       session: { expect: ok('COMMIT'), effect: `EXISTS (SELECT FROM ${p}bg)` },
     },
     {

@@ -73,7 +73,14 @@ export function createRows(p: string): ZooRow[] {
       effect: `EXISTS (SELECT FROM pg_extension WHERE extname = 'tsm_system_rows')`,
       pglite: {
         why: 'PGlite ships only plpgsql unless extensions are bundled into the engine: PostgreSQL says it is not available',
-        expect: { query: pgError('0A000'), execute: pgError('0A000'), batch: pgError('0A000'), stream: pgError('0A000'), prepared: pgError('0A000'), tx: pgError('0A000') },
+        expect: {
+          query: pgError('0A000'),
+          execute: pgError('0A000'),
+          batch: pgError('0A000'),
+          stream: pgError('0A000'),
+          prepared: pgError('0A000'),
+          tx: pgError('0A000'),
+        },
       },
     },
     {
@@ -221,7 +228,14 @@ export function createRows(p: string): ZooRow[] {
       pglite: {
         why: 'PGlite has no logical replication: the walreceiver library is not there (58P01 the first time, XX000 "incompatible library" after)',
         effect: undefined,
-        expect: { query: noWalReceiver, execute: noWalReceiver, batch: noWalReceiver, stream: noWalReceiver, prepared: noWalReceiver, tx: noWalReceiver },
+        expect: {
+          query: noWalReceiver,
+          execute: noWalReceiver,
+          batch: noWalReceiver,
+          stream: noWalReceiver,
+          prepared: noWalReceiver,
+          tx: noWalReceiver,
+        },
       },
     },
     {

@@ -6,7 +6,6 @@ import { type ZooRow, ok, pgError, refusal } from './statement-zoo.js';
 
 const table = (name: string) => `CREATE TABLE ${name} (a int, b text)`;
 
-
 /** The rows. */
 export function restRows(p: string): ZooRow[] {
   const cursor = `DECLARE ${p}cur CURSOR FOR SELECT generate_series(1, 5) AS n`;
@@ -144,7 +143,11 @@ export function restRows(p: string): ZooRow[] {
     {
       command: 'REFRESH MATERIALIZED VIEW',
       sql: `REFRESH MATERIALIZED VIEW ${p}rmv`,
-      setup: [table(`${p}rmt`), `CREATE MATERIALIZED VIEW ${p}rmv AS SELECT count(*)::int AS n FROM ${p}rmt`, `INSERT INTO ${p}rmt VALUES (1)`],
+      setup: [
+        table(`${p}rmt`),
+        `CREATE MATERIALIZED VIEW ${p}rmv AS SELECT count(*)::int AS n FROM ${p}rmt`,
+        `INSERT INTO ${p}rmt VALUES (1)`,
+      ],
       cleanup: [`DROP MATERIALIZED VIEW IF EXISTS ${p}rmv`, `DROP TABLE IF EXISTS ${p}rmt`],
       effect: `(SELECT n FROM ${p}rmv) = 1`,
     },

@@ -163,11 +163,16 @@ export function assertOutcome(seen: Seen, expected: Expect, column: Column): voi
   if (expected.ok) {
     assert.ok(seen.ok, `expected served, got ${describeSeen(seen)}`);
     if (column !== 'prepare' && expected.tag !== undefined) assert.equal(seen.tag, expected.tag, 'command tag');
-    if (column !== 'prepare' && column !== 'execute' && expected.rows !== undefined) assert.equal(seen.rows, expected.rows, 'rows returned');
-    if (column !== 'prepare' && expected.affected !== undefined) assert.equal(seen.affected, expected.affected, 'rows the command tag counts');
+    if (column !== 'prepare' && column !== 'execute' && expected.rows !== undefined)
+      assert.equal(seen.rows, expected.rows, 'rows returned');
+    if (column !== 'prepare' && expected.affected !== undefined)
+      assert.equal(seen.affected, expected.affected, 'rows the command tag counts');
     return;
   }
-  assert.ok(!seen.ok, `expected ${expected.cls.name} ${expected.code}${expected.sqlstate ? ` ${expected.sqlstate}` : ''}, but it was ${describeSeen(seen)}`);
+  assert.ok(
+    !seen.ok,
+    `expected ${expected.cls.name} ${expected.code}${expected.sqlstate ? ` ${expected.sqlstate}` : ''}, but it was ${describeSeen(seen)}`,
+  );
   const e = seen.error as HeliosDBError;
   const what = describeSeen(seen);
   assert.ok(e instanceof expected.cls, `expected ${expected.cls.name}, got ${what}`);
@@ -193,7 +198,8 @@ export async function assertAfter(target: ZooTarget, effectSql: string | undefin
   assert.equal(state.one, 1, 'SELECT 1');
   assert.equal(state.no_xact, true, 'no transaction left open');
   assert.deepEqual(state, target.baseline, 'the session is as it was (nothing left behind)');
-  if (effectSql) assert.equal(seenEffect, effect, effect ? 'the statement did its work' : 'the statement had no effect (it was not run, or failed)');
+  if (effectSql)
+    assert.equal(seenEffect, effect, effect ? 'the statement did its work' : 'the statement had no effect (it was not run, or failed)');
   if (admin) {
     const r = await admin.query(
       `SELECT application_name, state, query, now() - xact_start AS age, now() - state_change AS idle FROM pg_stat_activity WHERE application_name = ANY($1) AND state LIKE 'idle in transaction%'`,

@@ -24,7 +24,9 @@ function sources(dir: string): string[] {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)|(?:^|\n)\s*import\s+'([^']+)'/g)) {
+  for (const m of text.matchAll(
+    /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)|(?:^|\n)\s*import\s+'([^']+)'/g,
+  )) {
     out.push(m[1] ?? m[2] ?? m[3]!);
   }
   return out;
@@ -36,7 +38,10 @@ test('the server imports generated code and the codec only through @heliosdb/cli
   const bad: string[] = [];
   for (const f of sources(join(root, 'src', 'server'))) {
     for (const spec of importsOf(f)) {
-      if (spec.startsWith('.') && (resolve(dirname(f), spec).startsWith(join(root, 'gen')) || resolve(dirname(f), spec).startsWith(join(root, 'src', 'client')))) {
+      if (
+        spec.startsWith('.') &&
+        (resolve(dirname(f), spec).startsWith(join(root, 'gen')) || resolve(dirname(f), spec).startsWith(join(root, 'src', 'client')))
+      ) {
         bad.push(`${rel(f)}: ${spec}`);
       }
       if (spec.startsWith('@heliosdb/client/') && spec !== '@heliosdb/client/wire') bad.push(`${rel(f)}: ${spec}`);
@@ -74,13 +79,23 @@ test("the browser entry's import graph holds no platform code", () => {
 });
 
 test('transports never import the API layer (client.ts, transaction.ts, ...)', () => {
-  const api = new Set(['client.ts', 'transaction.ts', 'reserved-session.ts', 'query-runner.ts', 'batch.ts', 'result-stream.ts', 'listener.ts', 'copy-calls.ts']);
+  const api = new Set([
+    'client.ts',
+    'transaction.ts',
+    'reserved-session.ts',
+    'query-runner.ts',
+    'batch.ts',
+    'result-stream.ts',
+    'listener.ts',
+    'copy-calls.ts',
+  ]);
   const bad: string[] = [];
   for (const f of sources(join(root, 'src', 'client', 'transport'))) {
     for (const spec of importsOf(f)) {
       if (!spec.startsWith('.')) continue;
       const target = resolve(dirname(f), spec).replace(/\.js$/, '.ts');
-      if (dirname(target) === join(root, 'src', 'client') && api.has(target.slice(dirname(target).length + 1))) bad.push(`${rel(f)}: ${spec}`);
+      if (dirname(target) === join(root, 'src', 'client') && api.has(target.slice(dirname(target).length + 1)))
+        bad.push(`${rel(f)}: ${spec}`);
     }
   }
   assert.deepEqual(bad, []);

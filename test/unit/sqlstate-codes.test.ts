@@ -22,7 +22,9 @@ function errcodesFile(): string | undefined {
 }
 
 const file = errcodesFile();
-const skip = file ? false : 'PostgreSQL\'s errcodes.txt not found: install PostgreSQL (apt-get install postgresql-15) or put pg_config on PATH';
+const skip = file
+  ? false
+  : "PostgreSQL's errcodes.txt not found: install PostgreSQL (apt-get install postgresql-15) or put pg_config on PATH";
 if (!file && process.env.CI === 'true') throw new Error(`CI=true: ${skip}`);
 if (skip) console.warn(`# SKIP sqlstate-codes: ${skip}`);
 

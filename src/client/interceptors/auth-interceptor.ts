@@ -97,7 +97,11 @@ export class TokenSource {
         const t = await this.fetchToken();
         const now = Date.now();
         const expiresAt =
-          t.expiresAt !== undefined ? Number(t.expiresAt instanceof Date ? t.expiresAt.getTime() : t.expiresAt) : t.expiresInMs !== undefined ? now + t.expiresInMs : Infinity;
+          t.expiresAt !== undefined
+            ? Number(t.expiresAt instanceof Date ? t.expiresAt.getTime() : t.expiresAt)
+            : t.expiresInMs !== undefined
+              ? now + t.expiresInMs
+              : Infinity;
         const lifetime = expiresAt - now;
         const c: Current = { token: t.token, expiresAt, refreshAt: Number.isFinite(expiresAt) ? expiresAt - marginOf(lifetime) : Infinity };
         this.current = c;
@@ -112,7 +116,8 @@ export class TokenSource {
 
 function normalize(t: string | AccessToken): AccessToken {
   const v = typeof t === 'string' ? { token: t } : t;
-  if (!v || typeof v.token !== 'string' || v.token === '') throw new AuthenticationError('the OAuth token provider returned no token', 'AUTHENTICATION_FAILED');
+  if (!v || typeof v.token !== 'string' || v.token === '')
+    throw new AuthenticationError('the OAuth token provider returned no token', 'AUTHENTICATION_FAILED');
   return v;
 }
 
@@ -132,10 +137,14 @@ export async function fetchClientCredentialsToken(o: ClientCredentialsOptions): 
   try {
     res = await fetch(o.tokenUrl, { method: 'POST', headers, body: body.toString() });
   } catch (e) {
-    throw new AuthenticationError(`cannot reach the OAuth token endpoint ${o.tokenUrl}: ${e instanceof Error ? e.message : String(e)}`, 'OAUTH_TOKEN_UNAVAILABLE', {
-      cause: e,
-      retryable: true,
-    });
+    throw new AuthenticationError(
+      `cannot reach the OAuth token endpoint ${o.tokenUrl}: ${e instanceof Error ? e.message : String(e)}`,
+      'OAUTH_TOKEN_UNAVAILABLE',
+      {
+        cause: e,
+        retryable: true,
+      },
+    );
   }
   const text = await res.text();
   let json: Record<string, unknown> = {};
@@ -145,11 +154,18 @@ export async function fetchClientCredentialsToken(o: ClientCredentialsOptions): 
     // not JSON: reported below
   }
   if (!res.ok || typeof json.access_token !== 'string') {
-    const why = typeof json.error === 'string' ? `${json.error}${typeof json.error_description === 'string' ? `: ${json.error_description}` : ''}` : text.slice(0, 200);
-    throw new AuthenticationError(`the OAuth token endpoint refused the client credentials (HTTP ${res.status}): ${why}`, 'OAUTH_TOKEN_REFUSED', {
-      grpcCode: Code.Unauthenticated,
-      retryable: res.status >= 500,
-    });
+    const why =
+      typeof json.error === 'string'
+        ? `${json.error}${typeof json.error_description === 'string' ? `: ${json.error_description}` : ''}`
+        : text.slice(0, 200);
+    throw new AuthenticationError(
+      `the OAuth token endpoint refused the client credentials (HTTP ${res.status}): ${why}`,
+      'OAUTH_TOKEN_REFUSED',
+      {
+        grpcCode: Code.Unauthenticated,
+        retryable: res.status >= 500,
+      },
+    );
   }
   const expiresIn = Number(json.expires_in);
   return { token: json.access_token, expiresInMs: Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : undefined };
@@ -174,7 +190,11 @@ export interface ClientAuth {
  * sent over TLS or to this machine.
  */
 export function createClientAuth(options: CredentialOptions, secure: boolean, loopback: boolean): ClientAuth | undefined {
-  const kinds = [options.apiKey !== undefined, options.oauth !== undefined, options.user !== undefined || options.password !== undefined].filter(Boolean).length;
+  const kinds = [
+    options.apiKey !== undefined,
+    options.oauth !== undefined,
+    options.user !== undefined || options.password !== undefined,
+  ].filter(Boolean).length;
   if (kinds === 0) return undefined;
   if (kinds > 1) throw configError('give one kind of credentials: apiKey, oauth, or user and password');
   let transport: Transport | undefined;
@@ -194,7 +214,8 @@ export function createClientAuth(options: CredentialOptions, secure: boolean, lo
       if (typeof o.tokenProvider !== 'function') throw configError('oauth.tokenProvider must be a function');
       source = new TokenSource(async () => normalize(await o.tokenProvider()), true);
     } else if ('tokenUrl' in o) {
-      if (!o.tokenUrl || !o.clientId || !o.clientSecret) throw configError('the client-credentials grant needs oauth.tokenUrl, oauth.clientId and oauth.clientSecret');
+      if (!o.tokenUrl || !o.clientId || !o.clientSecret)
+        throw configError('the client-credentials grant needs oauth.tokenUrl, oauth.clientId and oauth.clientSecret');
       source = new TokenSource(() => fetchClientCredentialsToken(o), true);
     } else {
       throw configError('oauth must be a token, { token }, { tokenProvider } or { tokenUrl, clientId, clientSecret }');

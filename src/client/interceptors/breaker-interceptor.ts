@@ -13,15 +13,22 @@ import { onStreamError } from './response-errors.js';
 
 /** The error of a call refused because the endpoint's circuit is open. */
 export function circuitOpenError(endpoint: string, retryInMs: number): ConnectionError {
-  return new ConnectionError(`the circuit breaker of ${endpoint} is open after repeated connection failures; the next probe in ${retryInMs} ms`, 'CIRCUIT_OPEN', {
-    grpcCode: Code.Unavailable,
-    retryable: true,
-    retryAfterMs: retryInMs,
-  });
+  return new ConnectionError(
+    `the circuit breaker of ${endpoint} is open after repeated connection failures; the next probe in ${retryInMs} ms`,
+    'CIRCUIT_OPEN',
+    {
+      grpcCode: Code.Unavailable,
+      retryable: true,
+      retryAfterMs: retryInMs,
+    },
+  );
 }
 
 /** A circuit breaker for a single endpoint, as an interceptor (placed inside the retry interceptor). */
-export function createBreakerInterceptor(endpoint: string, options: CircuitBreakerOptions | false): { interceptor: Interceptor; stats(): CircuitStats } {
+export function createBreakerInterceptor(
+  endpoint: string,
+  options: CircuitBreakerOptions | false,
+): { interceptor: Interceptor; stats(): CircuitStats } {
   const breaker = new CircuitBreaker(options);
   const observe = (req: UnaryRequest | StreamRequest, caught: unknown) => {
     const e = normalizeFailure(req, caught);

@@ -27,8 +27,18 @@ function codesInChain(e: unknown): string[] {
 
 // grpc-js and connect-node say that a request never left only in error codes and messages (no
 // typed field): these are the ones they use for refused connections and streams.
-const neverSentCodes = new Set(['CONNECT_TIMEOUT', 'CONNECTION_FAILED', 'CIRCUIT_OPEN', 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-const neverSentMessage = /No connection established|Stream refused|REFUSED_STREAM|Failed to start HTTP\/2 stream|ECONNREFUSED|ENOTFOUND|EAI_AGAIN/;
+const neverSentCodes = new Set([
+  'CONNECT_TIMEOUT',
+  'CONNECTION_FAILED',
+  'CIRCUIT_OPEN',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+const neverSentMessage =
+  /No connection established|Stream refused|REFUSED_STREAM|Failed to start HTTP\/2 stream|ECONNREFUSED|ENOTFOUND|EAI_AGAIN/;
 
 /** Whether a failed attempt provably never reached the server. */
 export function neverSent(e: unknown): boolean {
@@ -56,7 +66,8 @@ export function codeOf(e: unknown): Code {
  */
 export function isTransportFailure(e: unknown): boolean {
   if (detailOf(e)) return false;
-  if (e instanceof HeliosDBError) return e.code === 'CONNECT_TIMEOUT' || e.code === 'CONNECTION_FAILED' || e.code === 'CIRCUIT_OPEN' || e.code === 'CONNECTION_ERROR';
+  if (e instanceof HeliosDBError)
+    return e.code === 'CONNECT_TIMEOUT' || e.code === 'CONNECTION_FAILED' || e.code === 'CIRCUIT_OPEN' || e.code === 'CONNECTION_ERROR';
   const code = codeOf(e);
   return code === Code.Unavailable || code === Code.Internal || code === Code.Unknown || code === Code.Aborted;
 }

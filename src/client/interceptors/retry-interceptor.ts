@@ -83,7 +83,8 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         // Refused before it ran: sent again at once, as what it is (no attempt spent).
         if (reclassify(e)) continue;
         const d = policy.decide(req, kind, key !== undefined, e, state);
-        if (!d.retry || !(await sleep(d.delay, req.signal))) throw policy.finalError(req, kind, e, state.maybeApplied, key, state.attempt + 1);
+        if (!d.retry || !(await sleep(d.delay, req.signal)))
+          throw policy.finalError(req, kind, e, state.maybeApplied, key, state.attempt + 1);
         state.attempt++;
         policy.onRetry(req, d, (endpoint) => req.contextValues.set(avoidEndpoint, endpoint));
       }

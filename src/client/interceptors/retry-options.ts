@@ -58,12 +58,16 @@ export function resolveRetryOptions(options: RetryOptions | false | undefined): 
   if (options === false) return { ...retryDefaults, maxAttempts: 1, idempotencyKeys: false };
   const r: ResolvedRetryOptions = { ...retryDefaults };
   for (const [k, v] of Object.entries(options ?? {})) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v;
-  if (r.budget !== false) r.budget = { ...(retryDefaults.budget as object), ...(options?.budget || {}) } as { maxTokens: number; tokenRatio: number };
-  if (!Number.isInteger(r.maxAttempts) || r.maxAttempts < 1) throw new RangeError(`retry.maxAttempts must be an integer >= 1, got ${r.maxAttempts}`);
-  if (!(r.baseDelayMs >= 0) || !(r.maxDelayMs >= r.baseDelayMs)) throw new RangeError(`retry needs 0 <= baseDelayMs (${r.baseDelayMs}) <= maxDelayMs (${r.maxDelayMs})`);
+  if (r.budget !== false)
+    r.budget = { ...(retryDefaults.budget as object), ...(options?.budget || {}) } as { maxTokens: number; tokenRatio: number };
+  if (!Number.isInteger(r.maxAttempts) || r.maxAttempts < 1)
+    throw new RangeError(`retry.maxAttempts must be an integer >= 1, got ${r.maxAttempts}`);
+  if (!(r.baseDelayMs >= 0) || !(r.maxDelayMs >= r.baseDelayMs))
+    throw new RangeError(`retry needs 0 <= baseDelayMs (${r.baseDelayMs}) <= maxDelayMs (${r.maxDelayMs})`);
   if (!(r.exponentialBase >= 1)) throw new RangeError(`retry.exponentialBase must be >= 1, got ${r.exponentialBase}`);
   if (!(r.jitter >= 0 && r.jitter <= 1)) throw new RangeError(`retry.jitter must be between 0 and 1, got ${r.jitter}`);
-  if (r.budget && (!(r.budget.maxTokens > 0) || !(r.budget.tokenRatio > 0))) throw new RangeError('retry.budget needs maxTokens > 0 and tokenRatio > 0');
+  if (r.budget && (!(r.budget.maxTokens > 0) || !(r.budget.tokenRatio > 0)))
+    throw new RangeError('retry.budget needs maxTokens > 0 and tokenRatio > 0');
   return r;
 }
 
@@ -76,4 +80,3 @@ export function retryDelayFor(retry: number, o: ResolvedRetryOptions, retryAfter
   const delay = Math.min(o.maxDelayMs, o.baseDelayMs * o.exponentialBase ** retry);
   return Math.max(Math.round(delay + random() * o.jitter * delay), retryAfterMs ?? 0);
 }
-

@@ -10,7 +10,11 @@ import { isNotARead, normalizeFailure } from './failure.js';
 import { type RetryPolicy, sleep } from './retry-policy.js';
 
 /** Sends `req` through `next`, again while nothing was delivered and `policy` allows it. */
-export async function retryStream(policy: RetryPolicy, next: (r: StreamRequest) => Promise<StreamResponse>, req: StreamRequest): Promise<StreamResponse> {
+export async function retryStream(
+  policy: RetryPolicy,
+  next: (r: StreamRequest) => Promise<StreamResponse>,
+  req: StreamRequest,
+): Promise<StreamResponse> {
   // Connect's request iterable is single-use: keep its messages for the next attempt.
   const source = req.message;
   let cache: unknown[] | undefined;

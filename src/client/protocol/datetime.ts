@@ -36,8 +36,7 @@ export function civilFromDays(z: number): [number, number, number] {
 }
 
 // Years have at most 7 digits (PostgreSQL's dates end in 5874897 AD, its timestamps in 294276 AD).
-const TS_RE =
-  /^(\d{4,7})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::(\d\d))?)?( BC)?$/;
+const TS_RE = /^(\d{4,7})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::(\d\d))?)?( BC)?$/;
 
 /**
  * Parses PostgreSQL's ISO text output of a timestamp or timestamptz into microseconds since the

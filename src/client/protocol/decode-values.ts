@@ -21,7 +21,10 @@ function int8Of(v: bigint, mode: Int8Mode): bigint | number | string {
   if (mode === 'string') return v.toString();
   const n = Number(v);
   if (!Number.isSafeInteger(n)) {
-    throw new ParameterError(`int8 value ${v} cannot be a JavaScript number without losing precision (client option int8: 'number'); use 'bigint' or 'string'`, 'INT8_PRECISION_LOSS');
+    throw new ParameterError(
+      `int8 value ${v} cannot be a JavaScript number without losing precision (client option int8: 'number'); use 'bigint' or 'string'`,
+      'INT8_PRECISION_LOSS',
+    );
   }
   return n;
 }

@@ -82,7 +82,10 @@ function parseInt8Number(s: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || s.length === 0) throw bad('an int8', s);
   if (!Number.isSafeInteger(n)) {
-    throw new ParameterError(`int8 value ${s} cannot be a JavaScript number without losing precision (client option int8: 'number'); use 'bigint' or 'string'`, 'INT8_PRECISION_LOSS');
+    throw new ParameterError(
+      `int8 value ${s} cannot be a JavaScript number without losing precision (client option int8: 'number'); use 'bigint' or 'string'`,
+      'INT8_PRECISION_LOSS',
+    );
   }
   return n;
 }
@@ -250,13 +253,16 @@ export class RowDecoder {
     const length = rows.compact.length;
     // Every cell takes a byte at least; a count beyond that is corrupt (and would allocate).
     if (n === 0 ? length !== 0 : rows.rowCount * n > length) {
-      throw new DecodeError(`a row batch of ${rows.rowCount} rows of ${n} columns cannot fit in ${length} bytes: the batch is truncated or corrupt`);
+      throw new DecodeError(
+        `a row batch of ${rows.rowCount} rows of ${n} columns cannot fit in ${length} bytes: the batch is truncated or corrupt`,
+      );
     }
     return new CompactReader(rows.compact);
   }
 
   private checkEnd(reader: CompactReader): void {
-    if (!reader.done) throw new DecodeError(`a row batch has ${reader.bytes.length - reader.pos} bytes after its last row: the batch is corrupt`);
+    if (!reader.done)
+      throw new DecodeError(`a row batch has ${reader.bytes.length - reader.pos} bytes after its last row: the batch is corrupt`);
   }
 
   private typedRows<R>(rows: Rows, make: (cells: unknown[]) => R): R[] {
@@ -285,7 +291,9 @@ export class RowDecoder {
   private cellError(e: unknown, r: number, c: number): HeliosDBError {
     if (e instanceof HeliosDBError && !(e instanceof DecodeError)) return e;
     const col = this.columns[c];
-    const where = col ? `column ${JSON.stringify(col.name)} (${col.typeName || `type ${col.typeOid}`}) of row ${r + 1} in its batch` : `row ${r + 1} in its batch`;
+    const where = col
+      ? `column ${JSON.stringify(col.name)} (${col.typeName || `type ${col.typeOid}`}) of row ${r + 1} in its batch`
+      : `row ${r + 1} in its batch`;
     const message = e instanceof Error ? e.message : String(e);
     return new DecodeError(`cannot decode ${where}: ${message}`, 'DECODE_ERROR', { cause: e });
   }

@@ -25,7 +25,8 @@ const INT64_MAX = 2n ** 63n - 1n;
 
 const nullParam = create(ValueSchema, { kind: { case: 'nullValue', value: NullValue.NULL_VALUE } });
 
-const supported = 'null, undefined, boolean, number, bigint, string, Date, Uint8Array/Buffer/ArrayBuffer, an array of these, or a plain object (sent as json)';
+const supported =
+  'null, undefined, boolean, number, bigint, string, Date, Uint8Array/Buffer/ArrayBuffer, an array of these, or a plain object (sent as json)';
 
 /** What a value is, in words: `a Map`, `a function`, `an instance of class Point`, `a number (5)`. */
 export function describeValue(v: unknown): string {
@@ -46,7 +47,14 @@ export function describeValue(v: unknown): string {
     case 'object': {
       if (v === null) return 'null';
       const name = (v as { constructor?: { name?: unknown } }).constructor?.name;
-      if (v instanceof Map || v instanceof Set || v instanceof WeakMap || v instanceof WeakSet || v instanceof Promise || v instanceof RegExp) {
+      if (
+        v instanceof Map ||
+        v instanceof Set ||
+        v instanceof WeakMap ||
+        v instanceof WeakSet ||
+        v instanceof Promise ||
+        v instanceof RegExp
+      ) {
         return `a ${typeof name === 'string' && name ? name : Object.prototype.toString.call(v).slice(8, -1)}`;
       }
       if (Array.isArray(v)) return `an array of ${v.length}`;
@@ -89,7 +97,12 @@ function jsonParam(root: object, where: string): string {
       keys.push(p[1]);
       h = p[0];
     }
-    return keys.reverse().reduce((at, k) => (/^\d+$/.test(k) ? `${at}[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`), where);
+    return keys
+      .reverse()
+      .reduce(
+        (at, k) => (/^\d+$/.test(k) ? `${at}[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`),
+        where,
+      );
   };
   const replacer = function (this: unknown, key: string, v: unknown): unknown {
     switch (typeof v) {
@@ -114,7 +127,9 @@ function jsonParam(root: object, where: string): string {
     // A cycle (TypeError: Converting circular structure to JSON), or a toJSON that threw.
     const cycle = e instanceof TypeError && /circular/i.test(e.message);
     throw new ParameterError(
-      cycle ? `parameter ${where} is a plain object that contains itself (a cycle), which cannot be sent as json` : `parameter ${where} cannot be sent as json: ${(e as Error).message}`,
+      cycle
+        ? `parameter ${where} is a plain object that contains itself (a cycle), which cannot be sent as json`
+        : `parameter ${where} cannot be sent as json: ${(e as Error).message}`,
       'INVALID_PARAMETER',
       { cause: e },
     );
@@ -155,7 +170,11 @@ export function toParam(v: unknown, index = 0, where = `$${index + 1}`, ancestor
       if (v instanceof ArrayBuffer) return create(ValueSchema, { kind: { case: 'bytes', value: new Uint8Array(v) } });
       if (Array.isArray(v)) {
         const seen = ancestors ?? new Set<unknown>();
-        if (seen.has(v)) throw new ParameterError(`parameter ${where} is an array that contains itself (a cycle), which cannot be sent`, 'INVALID_PARAMETER');
+        if (seen.has(v))
+          throw new ParameterError(
+            `parameter ${where} is an array that contains itself (a cycle), which cannot be sent`,
+            'INVALID_PARAMETER',
+          );
         seen.add(v);
         const values = new Array<Value>(v.length);
         for (let i = 0; i < v.length; i++) values[i] = toParam(v[i], index, `${where}[${i}]`, seen);

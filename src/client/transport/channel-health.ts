@@ -7,7 +7,12 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
-import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from '../../../gen/grpc/health/v1/health_pb.js';
+import {
+  Health,
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus,
+  HealthCheckResponseSchema,
+} from '../../../gen/grpc/health/v1/health_pb.js';
 import { explainConnectFailure } from '../connection-messages.js';
 import { ConnectionError, ConnectionTimeoutError, type HeliosDBError } from '../errors.js';
 import { annotateAttempt } from './attempt-info.js';
@@ -21,14 +26,22 @@ const raw = (b: Buffer) => b;
 export function checkHealth(ch: PooledChannel, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     try {
-      ch.client.makeUnaryRequest(checkPath, raw, raw, checkRequest, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err || !res) return resolve(false);
-        try {
-          resolve(fromBinary(HealthCheckResponseSchema, res).status === HealthCheckResponse_ServingStatus.SERVING);
-        } catch {
-          resolve(false);
-        }
-      });
+      ch.client.makeUnaryRequest(
+        checkPath,
+        raw,
+        raw,
+        checkRequest,
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (err, res) => {
+          if (err || !res) return resolve(false);
+          try {
+            resolve(fromBinary(HealthCheckResponseSchema, res).status === HealthCheckResponse_ServingStatus.SERVING);
+          } catch {
+            resolve(false);
+          }
+        },
+      );
     } catch {
       resolve(false); // A closed channel.
     }
@@ -58,7 +71,12 @@ function lastConnectError(ch: PooledChannel): Promise<string | undefined> {
  * instead of waiting. `report` tells the endpoint's circuit breaker about the failure. Undefined
  * when the channel is ready already.
  */
-export function waitReady(ch: PooledChannel, connectTimeoutMs: number, secure: boolean, report: (error: HeliosDBError) => void): Promise<void> | undefined {
+export function waitReady(
+  ch: PooledChannel,
+  connectTimeoutMs: number,
+  secure: boolean,
+  report: (error: HeliosDBError) => void,
+): Promise<void> | undefined {
   const channel = ch.client.getChannel();
   const state = channel.getConnectivityState(true);
   if (state === grpc.connectivityState.READY) return undefined;

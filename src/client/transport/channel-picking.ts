@@ -7,7 +7,11 @@
 import type { Endpoint, PooledChannel } from './pooled-channel.js';
 
 /** The least-loaded live channel of `ep` (of any endpoint when undefined); stops at an idle one. */
-export function leastLoadedOn(channels: readonly PooledChannel[], ep: Endpoint | undefined, load: (ch: PooledChannel) => number = (ch) => ch.inFlight): PooledChannel | undefined {
+export function leastLoadedOn(
+  channels: readonly PooledChannel[],
+  ep: Endpoint | undefined,
+  load: (ch: PooledChannel) => number = (ch) => ch.inFlight,
+): PooledChannel | undefined {
   let best: PooledChannel | undefined;
   for (const ch of channels) {
     if (ch.draining || (ep && ch.endpoint !== ep)) continue;

@@ -37,7 +37,8 @@ export class ConcurrencyLimiter {
   private readonly counters = { poolHits: 0, poolMisses: 0, acquisitionTimeouts: 0 };
 
   constructor(readonly options: ConcurrencyLimiterOptions) {
-    if (!(options.maxConcurrentCalls >= 1)) throw new RangeError(`maxConcurrentCalls must be at least 1, got ${options.maxConcurrentCalls}`);
+    if (!(options.maxConcurrentCalls >= 1))
+      throw new RangeError(`maxConcurrentCalls must be at least 1, got ${options.maxConcurrentCalls}`);
   }
 
   /**
@@ -47,7 +48,8 @@ export class ConcurrencyLimiter {
    */
   acquire(signal?: AbortSignal, deadlineMs?: number): Promise<void> | undefined {
     if (this.closing) throw new HeliosDBError('the client is closed', 'CLIENT_CLOSED');
-    if (signal?.aborted) throw new ConnectError('the call was cancelled before it started', Code.Canceled, undefined, undefined, signal.reason);
+    if (signal?.aborted)
+      throw new ConnectError('the call was cancelled before it started', Code.Canceled, undefined, undefined, signal.reason);
     if (this.active < this.options.maxConcurrentCalls && this.queue.length === 0) {
       this.active++;
       this.counters.poolHits++;
@@ -76,7 +78,9 @@ export class ConcurrencyLimiter {
       const timer = setTimeout(
         () => {
           if (byDeadline) {
-            waiter.fail(new ConnectError(`the call's deadline (${deadlineMs} ms) passed while it waited for a free call slot`, Code.DeadlineExceeded));
+            waiter.fail(
+              new ConnectError(`the call's deadline (${deadlineMs} ms) passed while it waited for a free call slot`, Code.DeadlineExceeded),
+            );
             return;
           }
           this.counters.acquisitionTimeouts++;
@@ -89,7 +93,16 @@ export class ConcurrencyLimiter {
         },
         byDeadline ? deadlineMs : timeoutMs,
       );
-      const onAbort = () => waiter.fail(new ConnectError('the call was cancelled while it waited for a free call slot', Code.Canceled, undefined, undefined, signal?.reason));
+      const onAbort = () =>
+        waiter.fail(
+          new ConnectError(
+            'the call was cancelled while it waited for a free call slot',
+            Code.Canceled,
+            undefined,
+            undefined,
+            signal?.reason,
+          ),
+        );
       signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(waiter);
     });
@@ -125,7 +138,8 @@ export class ConcurrencyLimiter {
   async close(graceMs = 5000): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    for (const w of [...this.queue]) w.fail(new HeliosDBError('the client was closed while the call waited for a free call slot', 'CLIENT_CLOSED'));
+    for (const w of [...this.queue])
+      w.fail(new HeliosDBError('the client was closed while the call waited for a free call slot', 'CLIENT_CLOSED'));
     const deadline = Date.now() + graceMs;
     while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }

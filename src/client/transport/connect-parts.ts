@@ -43,7 +43,10 @@ export function connectBaseUrl(raw: string): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new HeliosDBError(`invalid url ${JSON.stringify(raw)}: expected http://host:port or https://host:port (the server's HTTP listener, 7701 by default)`, 'INVALID_CONFIG');
+    throw new HeliosDBError(
+      `invalid url ${JSON.stringify(raw)}: expected http://host:port or https://host:port (the server's HTTP listener, 7701 by default)`,
+      'INVALID_CONFIG',
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${raw}: expected http:// or https://`, 'INVALID_CONFIG');
@@ -96,7 +99,10 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
       transport = factories.grpcWeb(init);
       break;
     default:
-      throw new HeliosDBError(`unknown protocol ${JSON.stringify(config.protocol)}: expected 'connect', 'connect-json' or 'grpc-web'`, 'INVALID_CONFIG');
+      throw new HeliosDBError(
+        `unknown protocol ${JSON.stringify(config.protocol)}: expected 'connect', 'connect-json' or 'grpc-web'`,
+        'INVALID_CONFIG',
+      );
   }
   const limiter = new ConcurrencyLimiter({ maxConcurrentCalls: concurrencyOf(config), acquisitionTimeoutMs: config.acquisitionTimeoutMs });
   auth?.bind(transport);

@@ -7,14 +7,7 @@
  * the interceptors). Browser-safe.
  * @packageDocumentation
  */
-import {
-  Code,
-  ConnectError,
-  type Interceptor,
-  type StreamResponse,
-  type Transport,
-  type UnaryResponse,
-} from '@connectrpc/connect';
+import { Code, ConnectError, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from '@connectrpc/connect';
 import { explainHttpToGrpcPort, explainTls } from '../connection-messages.js';
 import type { HeliosDBErrorCode } from '../error-codes.js';
 import { ConnectionError } from '../errors.js';
@@ -24,7 +17,11 @@ import { onStreamError } from '../interceptors/response-errors.js';
 function tlsCodeOf(err: unknown): string | undefined {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || /CERT|SIGNATURE|_ISSUER|SELF_SIGNED/.test(code))) return code;
+    if (
+      typeof code === 'string' &&
+      (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || /CERT|SIGNATURE|_ISSUER|SELF_SIGNED/.test(code))
+    )
+      return code;
   }
   return undefined;
 }
@@ -67,7 +64,13 @@ export function explainInterceptor(baseUrl: string): Interceptor {
 /** A deadline error Connect made itself (no ErrorDetail from the server), with the call's name and `timeoutMs`. */
 function deadline(e: unknown, method: string, timeoutMs: number | undefined): unknown {
   if (!(e instanceof ConnectError) || e.code !== Code.DeadlineExceeded || e.details.length > 0 || !timeoutMs) return e;
-  return new ConnectError(`the ${method} call did not finish within its timeoutMs of ${timeoutMs} ms`, Code.DeadlineExceeded, e.metadata, undefined, e);
+  return new ConnectError(
+    `the ${method} call did not finish within its timeoutMs of ${timeoutMs} ms`,
+    Code.DeadlineExceeded,
+    e.metadata,
+    undefined,
+    e,
+  );
 }
 
 /** Wraps a transport so that its deadline errors name the call and the `timeoutMs` it was given. */

@@ -114,7 +114,12 @@ export class LazyCall {
   }
 
   /** The request the interceptor chain starts from. */
-  request<R extends UnaryRequest<any, any> | StreamRequest<any, any>>(stream: R['stream'], method: DescMethod, url: string, message: R['message']): R {
+  request<R extends UnaryRequest<any, any> | StreamRequest<any, any>>(
+    stream: R['stream'],
+    method: DescMethod,
+    url: string,
+    message: R['message'],
+  ): R {
     const self = this;
     const req = {
       stream,
@@ -138,11 +143,16 @@ export class LazyCall {
   }
 
   /** For one attempt of `req`: the signal to honour (checked now) and the context values. */
-  attempt(req: UnaryRequest<any, any> | StreamRequest<any, any>): { ours: boolean; abortSignal: AbortSignal | undefined; values: ContextValues | undefined } {
+  attempt(req: UnaryRequest<any, any> | StreamRequest<any, any>): {
+    ours: boolean;
+    abortSignal: AbortSignal | undefined;
+    values: ContextValues | undefined;
+  } {
     const ours = req === this.base;
     const abortSignal = ours && !this.cs.materialized ? this.callerSignal : req.signal;
     abortSignal?.throwIfAborted();
-    if (ours && !this.cs.materialized && this.timeoutMs !== undefined && this.timeoutMs <= 0) throw deadlineError(this.method, this.timeoutMs);
+    if (ours && !this.cs.materialized && this.timeoutMs !== undefined && this.timeoutMs <= 0)
+      throw deadlineError(this.method, this.timeoutMs);
     return { ours, abortSignal, values: ours ? this.values : req.contextValues };
   }
 

@@ -68,7 +68,10 @@ export class GrpcChannelPool {
     this.fill();
     // Often enough to probe an open circuit soon after its open period.
     const openMs = opts.circuitBreaker === false ? Infinity : (opts.circuitBreaker?.openMs ?? circuitBreakerDefaults.openMs);
-    const tick = Math.max(250, Math.min(Math.min(opts.healthCheckIntervalSeconds, opts.idleTimeoutSeconds, opts.maxLifetimeSeconds) * 1000, openMs) / 2);
+    const tick = Math.max(
+      250,
+      Math.min(Math.min(opts.healthCheckIntervalSeconds, opts.idleTimeoutSeconds, opts.maxLifetimeSeconds) * 1000, openMs) / 2,
+    );
     this.timer = setInterval(() => this.maintain(), tick);
     this.timer.unref();
   }

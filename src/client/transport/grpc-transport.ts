@@ -72,7 +72,10 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       ch = pinned as PooledChannel;
       if (ch.closed) {
         throw annotateAttempt(
-          new ConnectError(`the connection to ${ch.endpoint.url} this transaction was bound to is closed; the transaction cannot continue (begin a new one)`, Code.Unavailable),
+          new ConnectError(
+            `the connection to ${ch.endpoint.url} this transaction was bound to is closed; the transaction cannot continue (begin a new one)`,
+            Code.Unavailable,
+          ),
           { sent: false, endpoint: ch.endpoint.url },
         );
       }
@@ -114,7 +117,12 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       const cs = lazy.cs;
       // One deadline for every attempt of the call (retries included).
       const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
-      const base = lazy.request<UnaryRequest<any, any>>(false, method, `${baseUrl}${path}`, isMessage(input, method.input) ? input : create(method.input, input as never));
+      const base = lazy.request<UnaryRequest<any, any>>(
+        false,
+        method,
+        `${baseUrl}${path}`,
+        isMessage(input, method.input) ? input : create(method.input, input as never),
+      );
       const send = async (req: UnaryRequest<any, any>): Promise<UnaryResponse<any, any>> => {
         const { ours, abortSignal, values } = lazy.attempt(req);
         let ch: PooledChannel;
@@ -144,17 +152,17 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
               }
               pool.report(ch);
               resolve({
-                  stream: false,
-                  service: method.parent,
-                  method,
-                  get header() {
-                    return (responseHeader ??= metadataToHeaders(responseMetadata));
-                  },
-                  message: value as never,
-                  get trailer() {
-                    return (trailer ??= new Headers());
-                  },
-                });
+                stream: false,
+                service: method.parent,
+                method,
+                get header() {
+                  return (responseHeader ??= metadataToHeaders(responseMetadata));
+                },
+                message: value as never,
+                get trailer() {
+                  return (trailer ??= new Headers());
+                },
+              });
             });
             const onAbort = () => call.cancel();
             abortSignal?.addEventListener('abort', onAbort, { once: true });
@@ -275,7 +283,9 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         const options: grpc.CallOptions = deadline ? { deadline } : {};
         let settle!: (v: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
         const answer = new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>((r) => (settle = r));
-        const call = ch.client.makeClientStreamRequest(path, ser, de, metadata, options, (err, value) => settle(err ? { ok: false, error: err } : { ok: true, value }));
+        const call = ch.client.makeClientStreamRequest(path, ser, de, metadata, options, (err, value) =>
+          settle(err ? { ok: false, error: err } : { ok: true, value }),
+        );
         const onAbort = () => call.cancel();
         abortSignal?.addEventListener('abort', onAbort, { once: true });
         try {
@@ -288,10 +298,13 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
             }
             call.end();
           })();
-          const [r] = await Promise.all([answer, writing.catch((e) => {
-            call.cancel();
-            throw e;
-          })]);
+          const [r] = await Promise.all([
+            answer,
+            writing.catch((e) => {
+              call.cancel();
+              throw e;
+            }),
+          ]);
           if (!r.ok) throw r.error;
           pool.report(ch);
           let responseHeader: Headers | undefined;

@@ -50,7 +50,10 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   try {
     url = new URL(config.url);
   } catch {
-    throw new HeliosDBError(`invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port or https://host:port`, 'INVALID_CONFIG');
+    throw new HeliosDBError(
+      `invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port or https://host:port`,
+      'INVALID_CONFIG',
+    );
   }
   // The server's HTTP listener: the Connect protocol family, as in the browser.
   if (url.protocol === 'http:' || url.protocol === 'https:') return createNodeConnectParts(config);
@@ -58,7 +61,10 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   let tlsChannelOptions: grpc.ChannelOptions = {};
   let defaultPort: number;
   if (url.protocol !== 'grpc:' && url.protocol !== 'grpcs:') {
-    throw new HeliosDBError(`unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http:// and https://`, 'INVALID_CONFIG');
+    throw new HeliosDBError(
+      `unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http:// and https://`,
+      'INVALID_CONFIG',
+    );
   }
   const tls = resolveTls(config.url, config.ssl, config.sslMode);
   if (tls.enabled) {
@@ -79,13 +85,18 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     } catch {
       throw new HeliosDBError(`invalid url ${JSON.stringify(raw)} in urls`, 'INVALID_CONFIG');
     }
-    if (u.protocol !== url.protocol) throw new HeliosDBError(`every url must use the same scheme (${url.protocol}//): ${raw}`, 'INVALID_CONFIG');
+    if (u.protocol !== url.protocol)
+      throw new HeliosDBError(`every url must use the same scheme (${url.protocol}//): ${raw}`, 'INVALID_CONFIG');
     const t = `${hostOf(u)}:${u.port || defaultPort}`;
     return { url: `${u.protocol}//${t}`, target: t };
   });
   const keepalive: grpc.ChannelOptions =
     config.keepaliveIntervalMs > 0
-      ? { 'grpc.keepalive_time_ms': config.keepaliveIntervalMs, 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs, 'grpc.keepalive_permit_without_calls': 1 }
+      ? {
+          'grpc.keepalive_time_ms': config.keepaliveIntervalMs,
+          'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs,
+          'grpc.keepalive_permit_without_calls': 1,
+        }
       : {};
   const pool = new GrpcChannelPool({
     endpoints,

@@ -54,7 +54,9 @@ export function createWebParts(config: ResolvedConnectionConfig): ClientParts {
   }
   const mode = (ssl && typeof ssl === 'object' ? (ssl as Record<string, unknown>).mode : undefined) ?? given.sslMode;
   if (mode !== undefined && mode !== 'verify-full' && mode !== 'disable') {
-    throw unsupported(`sslMode ${String(mode)} is not supported in a browser: browsers always verify the server's certificate and host name (verify-full).`);
+    throw unsupported(
+      `sslMode ${String(mode)} is not supported in a browser: browsers always verify the server's certificate and host name (verify-full).`,
+    );
   }
   const parts = createConnectParts(config, {
     connect: ({ baseUrl, interceptors, binary }) => createConnectTransport({ baseUrl, interceptors, useBinaryFormat: binary }),

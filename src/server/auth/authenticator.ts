@@ -81,10 +81,13 @@ export class Authenticator {
     if (cn) {
       const user = await this.o.data.findUser(cn);
       if (user) return { user: user.name, role: user.role, method: 'client_certificate', readOnly: false, login: user.login };
-      if (this.mode === 'required') throw this.unauthenticated(`the client certificate's common name ${JSON.stringify(cn)} names no HeliosDB user`);
+      if (this.mode === 'required')
+        throw this.unauthenticated(`the client certificate's common name ${JSON.stringify(cn)} names no HeliosDB user`);
     }
     if (this.mode === 'none') return anonymous;
-    throw this.unauthenticated('this server requires credentials: a bearer token (API key, OAuth 2.0 access token, or a session token from Login) or a client certificate');
+    throw this.unauthenticated(
+      'this server requires credentials: a bearer token (API key, OAuth 2.0 access token, or a session token from Login) or a client certificate',
+    );
   }
 
   /** Forgets a cached token (logout). */
@@ -113,7 +116,8 @@ export class Authenticator {
         const id = apiKeyIdOf(token);
         apiKeyId = id;
         const k = id === undefined ? undefined : await this.o.data.findApiKey(id);
-        if (k && !k.revoked && sameDigest(k.keyHash, key)) principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly, login: k.login };
+        if (k && !k.revoked && sameDigest(k.keyHash, key))
+          principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly, login: k.login };
         else why = 'the API key is unknown or revoked';
       } else if (this.o.jwt && token.split('.').length === 3) {
         const { user: name, expiresAtMs } = await this.o.jwt.verify(token);
@@ -131,7 +135,11 @@ export class Authenticator {
         throw serverError(Code.Unavailable, e.message, { reason: ErrorReason.AUTH_UNAVAILABLE, retryable: true, retryAfterMs: 1000 });
       } else {
         this.o.log.error({ err: e }, 'credential lookup failed');
-        throw serverError(Code.Unavailable, 'credentials cannot be checked right now', { reason: ErrorReason.AUTH_UNAVAILABLE, retryable: true, retryAfterMs: 1000 });
+        throw serverError(Code.Unavailable, 'credentials cannot be checked right now', {
+          reason: ErrorReason.AUTH_UNAVAILABLE,
+          retryable: true,
+          retryAfterMs: 1000,
+        });
       }
     }
     if (!principal) {

@@ -26,10 +26,7 @@ export interface FairQueueOptions {
  * CPU-bound: more would only interleave), and one thread of libuv's pool (`UV_THREADPOOL_SIZE`,
  * default 4) left for file, DNS and compression work.
  */
-export const defaultCheckConcurrency = Math.max(
-  1,
-  Math.min(4, availableParallelism(), (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1),
-);
+export const defaultCheckConcurrency = Math.max(1, Math.min(4, availableParallelism(), (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1));
 
 /** Thrown by {@link FairQueue.run} when a queue is full. */
 export class QueueFull extends Error {

@@ -80,7 +80,12 @@ function loginOf(r: Record<string, unknown>): LoginRecord | undefined {
 }
 
 function userOf(r: Record<string, unknown>): UserRecord {
-  return { name: String(r.name), role: String(r.role), passwordHash: r.password_hash == null ? undefined : String(r.password_hash), login: loginOf(r) };
+  return {
+    name: String(r.name),
+    role: String(r.role),
+    passwordHash: r.password_hash == null ? undefined : String(r.password_hash),
+    login: loginOf(r),
+  };
 }
 
 export { quoteIdent } from '../sql-quote.js';
@@ -112,7 +117,9 @@ export class SqlAuthStore {
   async ensureSchema(): Promise<void> {
     const [r] = await this.sql.query(newestPart);
     if (!(r?.ok === true || r?.ok === 't')) await this.sql.query(schemaSql);
-    const [f] = await this.sql.query("SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok");
+    const [f] = await this.sql.query(
+      "SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok",
+    );
     if (!(f?.ok === true || f?.ok === 't')) await this.sql.query(idempotencySchemaSql);
     await this.sql.query(idempotencyGrantsSql);
     await this.sql.query('INSERT INTO heliosdb.server_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [newServerKey()]);
@@ -171,11 +178,10 @@ export class SqlAuthStore {
   }
 
   async createSession(tokenHash: string, user: string, expiresAtMs: number): Promise<void> {
-    await this.sql.query('INSERT INTO heliosdb.sessions (token_hash, user_name, expires_at) VALUES ($1, $2, to_timestamp($3::float8 / 1000))', [
-      tokenHash,
-      user,
-      expiresAtMs,
-    ]);
+    await this.sql.query(
+      'INSERT INTO heliosdb.sessions (token_hash, user_name, expires_at) VALUES ($1, $2, to_timestamp($3::float8 / 1000))',
+      [tokenHash, user, expiresAtMs],
+    );
   }
 
   async deleteSession(tokenHash: string): Promise<void> {
@@ -198,8 +204,14 @@ export class SqlAuthStore {
     const hash = opts.password === undefined ? null : await hashPassword(opts.password);
     await this.ensureSchema();
     if (!this.loginRoles) {
-      const conflict = opts.replace ? 'ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, login_generation = heliosdb.users.login_generation + 1' : '';
-      await this.sql.query(`INSERT INTO heliosdb.users (name, role, password_hash) VALUES ($1, $2, $3) ${conflict}`, [opts.name, opts.role, hash]);
+      const conflict = opts.replace
+        ? 'ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, login_generation = heliosdb.users.login_generation + 1'
+        : '';
+      await this.sql.query(`INSERT INTO heliosdb.users (name, role, password_hash) VALUES ($1, $2, $3) ${conflict}`, [
+        opts.name,
+        opts.role,
+        hash,
+      ]);
       if (opts.replace) await this.sql.query('DELETE FROM heliosdb.sessions WHERE user_name = $1', [opts.name]);
       return;
     }
@@ -230,7 +242,10 @@ export class SqlAuthStore {
     if (!exists) await this.sql.query(`CREATE ROLE ${l} ${attrs} PASSWORD '${verifier}'`);
     else await this.sql.query(`ALTER ROLE ${l} ${attrs} PASSWORD '${verifier}'`);
     // Member of the user's role only: any other membership (from an earlier role) is revoked.
-    const others = await this.sql.query('SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1', [login]);
+    const others = await this.sql.query(
+      'SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1',
+      [login],
+    );
     for (const o of others) if (String(o.rolname) !== role) await this.sql.query(`REVOKE ${quoteIdent(String(o.rolname))} FROM ${l}`);
     await this.sql.query(`GRANT ${quoteIdent(role)} TO ${l}`);
     await this.sql.query(`ALTER ROLE ${l} SET role = ${quoteLiteral(role)}`);
@@ -318,4 +333,3 @@ export class SqlAuthStore {
     }
   }
 }
-

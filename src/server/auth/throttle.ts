@@ -142,7 +142,11 @@ export class AuthThrottle {
     this.users = new FailureLimiter({ ...common, resetOnSuccess: true });
     this.tokenAddresses = new FailureLimiter({ ...common, resetOnSuccess: false });
     this.apiKeys = new FailureLimiter({ ...common, resetOnSuccess: true });
-    this.checks = new FairQueue({ concurrency: this.o.checkConcurrency, maxQueuedPerKey: this.o.maxPendingPerAddress, maxQueued: this.o.maxPending });
+    this.checks = new FairQueue({
+      concurrency: this.o.checkConcurrency,
+      maxQueuedPerKey: this.o.maxPendingPerAddress,
+      maxQueued: this.o.maxPending,
+    });
   }
 
   /**
@@ -160,8 +164,10 @@ export class AuthThrottle {
     const wait = Math.max(this.passwordAddresses.waitMs(addr), this.users.waitMs(user));
     const later = Math.max(1000, wait);
     if (this.pending >= this.o.maxPending) throw limited('the server is checking too many passwords right now', later);
-    if (this.passwordAddresses.inFlight(addr) >= this.o.maxPendingPerAddress) throw limited('too many login attempts from this client are in progress', later);
-    if (this.users.inFlight(user) >= this.o.maxPendingPerUser) throw limited('too many login attempts for this user are in progress', later);
+    if (this.passwordAddresses.inFlight(addr) >= this.o.maxPendingPerAddress)
+      throw limited('too many login attempts from this client are in progress', later);
+    if (this.users.inFlight(user) >= this.o.maxPendingPerUser)
+      throw limited('too many login attempts for this user are in progress', later);
     this.refuseBeyondDeadline(a, wait);
     this.passwordAddresses.begin(addr);
     this.users.begin(user);
@@ -174,7 +180,12 @@ export class AuthThrottle {
           addr,
           () => {
             if (authChannel.hasSubscribers) {
-              const event: PasswordCheckEvent = { event: 'password-check', address: addr, waitedMs: wait, active: this.checks.stats().active };
+              const event: PasswordCheckEvent = {
+                event: 'password-check',
+                address: addr,
+                waitedMs: wait,
+                active: this.checks.stats().active,
+              };
               authChannel.publish(event);
             }
             return check();
@@ -206,7 +217,8 @@ export class AuthThrottle {
     const delay = Math.max(this.tokenAddresses.fail(addr), a.apiKeyId === undefined ? 0 : this.apiKeys.fail(a.apiKeyId));
     if (delay === 0) throw refusal;
     const held = this.tarpit.get(addr) ?? 0;
-    if (held >= this.o.maxTarpitPerAddress || this.tarpitted >= this.o.maxTarpit) throw limited('too many failed authentication attempts from this client', delay);
+    if (held >= this.o.maxTarpitPerAddress || this.tarpitted >= this.o.maxTarpit)
+      throw limited('too many failed authentication attempts from this client', delay);
     this.refuseBeyondDeadline(a, delay);
     this.tarpit.set(addr, held + 1);
     this.tarpitted++;
@@ -246,7 +258,11 @@ export class AuthThrottle {
     if (ms <= 0) return;
     const left = remainingMs(a.deadline ?? {});
     if (left !== undefined && ms >= left) {
-      throw limited(`too many failed authentication attempts: this one would be checked only after ${seconds(ms)}, beyond the call's deadline; try again with a longer deadline`, ms, true);
+      throw limited(
+        `too many failed authentication attempts: this one would be checked only after ${seconds(ms)}, beyond the call's deadline; try again with a longer deadline`,
+        ms,
+        true,
+      );
     }
   }
 

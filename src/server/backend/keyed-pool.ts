@@ -84,7 +84,8 @@ export class KeyedPool {
 
   /** Waits for a connection of `login`; fails after `acquireTimeoutMs` or when `signal` aborts. */
   acquire(login: BackendLogin, signal?: AbortSignal): Promise<BackendConnection> {
-    if (this.closed) return Promise.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN }));
+    if (this.closed)
+      return Promise.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN }));
     if (signal?.aborted) return Promise.reject(signal.reason);
     const idle = this.takeIdle(this.keyOf(login));
     if (idle) return Promise.resolve(this.handOut(idle, login));
@@ -102,11 +103,15 @@ export class KeyedPool {
         timer: setTimeout(() => {
           w.cleanup();
           reject(
-            serverError(Code.Unavailable, `timed out after ${this.o.acquireTimeoutMs} ms waiting for a free database connection (all ${this.o.max} are busy)`, {
-              reason: ErrorReason.ACQUIRE_TIMEOUT,
-              retryable: true,
-              retryAfterMs: 1000,
-            }),
+            serverError(
+              Code.Unavailable,
+              `timed out after ${this.o.acquireTimeoutMs} ms waiting for a free database connection (all ${this.o.max} are busy)`,
+              {
+                reason: ErrorReason.ACQUIRE_TIMEOUT,
+                retryable: true,
+                retryAfterMs: 1000,
+              },
+            ),
           );
         }, this.o.acquireTimeoutMs),
         cleanup: () => {

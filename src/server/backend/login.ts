@@ -42,7 +42,12 @@ const maxIdentifierBytes = 63;
  */
 export function loginRoleName(database: string, user: string): string {
   const tag = createHash('sha256').update(database).update('\u0000').update(user).digest('hex').slice(0, 8);
-  const plain = /^[a-z_][a-z0-9_]*$/.test(user) ? user : user.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  const plain = /^[a-z_][a-z0-9_]*$/.test(user)
+    ? user
+    : user
+        .toLowerCase()
+        .replace(/[^a-z0-9_]+/g, '_')
+        .replace(/^_+|_+$/g, '');
   return `hdb_${tag}_${plain}`.slice(0, maxIdentifierBytes).replace(/_+$/, '');
 }
 
@@ -56,7 +61,9 @@ export function newServerKey(): string {
  * A new generation (a credential change) gives a new password.
  */
 export function loginSecret(serverKey: string, loginRole: string, generation: number): string {
-  return createHmac('sha256', Buffer.from(serverKey, 'hex')).update(`heliosdb login\u0000${loginRole}\u0000${generation}`).digest('base64url');
+  return createHmac('sha256', Buffer.from(serverKey, 'hex'))
+    .update(`heliosdb login\u0000${loginRole}\u0000${generation}`)
+    .digest('base64url');
 }
 
 /**

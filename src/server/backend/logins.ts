@@ -65,7 +65,9 @@ export class LoginResolver {
     const key = `${role}:${generation}${p.readOnly ? ':ro' : ''}`;
     return this.cached(key, () => {
       if (!this.serverKey) {
-        throw serverError(Code.FailedPrecondition, 'the server key is missing (heliosdb.server_key): run `heliosdb auth init`', { reason: ErrorReason.LOGIN_ROLE_MISSING });
+        throw serverError(Code.FailedPrecondition, 'the server key is missing (heliosdb.server_key): run `heliosdb auth init`', {
+          reason: ErrorReason.LOGIN_ROLE_MISSING,
+        });
       }
       return { key, user: role, password: loginSecret(this.serverKey, role, generation), readOnly: p.readOnly };
     });

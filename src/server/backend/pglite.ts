@@ -48,7 +48,11 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
   };
   const open = async (login: BackendLogin): Promise<BackendConnection> => {
     await ensureRunning();
-    const client = engine.connect({ options: startup, application_name: opts.databaseApplicationName, types: rawTypes } as unknown as pg.ClientConfig);
+    const client = engine.connect({
+      options: startup,
+      application_name: opts.databaseApplicationName,
+      types: rawTypes,
+    } as unknown as pg.ClientConfig);
     const conn = await client;
     // The worker's end fails the connection with an 'error' event while no query may run:
     // without a listener it would crash the process. Its next query fails and discards it.

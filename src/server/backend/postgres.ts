@@ -56,7 +56,13 @@ export function urlWithLogin(url: string, user: string, password: string): strin
 export async function createPostgresBackend(opts: ResolvedServerOptions, log: Logger): Promise<Backend> {
   const url = opts.databaseUrl!;
   const { host, port } = addressOf(url);
-  const own = new pg.Pool({ connectionString: url, max: 3, idleTimeoutMillis: 10_000, application_name: 'heliosdb-server', types: rawTypes } as pg.PoolConfig);
+  const own = new pg.Pool({
+    connectionString: url,
+    max: 3,
+    idleTimeoutMillis: 10_000,
+    application_name: 'heliosdb-server',
+    types: rawTypes,
+  } as pg.PoolConfig);
   own.on('error', (err) => log.warn({ err }, 'idle server connection failed'));
 
   const open = async (login: BackendLogin): Promise<BackendConnection> => {

@@ -67,7 +67,10 @@ function readPasswordFromStdin(): string {
 export async function adminCommand(command: string, args: string[], env: Record<string, string | undefined> = process.env): Promise<void> {
   const p = parse(args);
   const url = str(p, '--database-url') ?? env.HELIOSDB_DATABASE_URL;
-  if (!url) throw new Error(`heliosdb ${command} needs --database-url (or HELIOSDB_DATABASE_URL): users and keys live in the server's PostgreSQL database`);
+  if (!url)
+    throw new Error(
+      `heliosdb ${command} needs --database-url (or HELIOSDB_DATABASE_URL): users and keys live in the server's PostgreSQL database`,
+    );
   const known = new Set(['--database-url', '--role', '--user', '--grant-to', '--password-stdin', '--replace', '--read-only']);
   for (const f of p.flags.keys()) if (!known.has(f)) throw new Error(`unknown flag ${f}\n\n${adminUsage}`);
   const client = new pg.Client({ connectionString: url, application_name: 'heliosdb-admin' });
@@ -97,7 +100,9 @@ export async function adminCommand(command: string, args: string[], env: Record<
       if (!user) throw new Error('heliosdb apikey create needs --user NAME');
       const { id, key } = await store.createApiKey({ user, readOnly: p.flags.has('--read-only') });
       console.log(key);
-      console.error(`API key ${id} for ${user}${p.flags.has('--read-only') ? ' (read-only)' : ''}: the line above is shown once; store it now`);
+      console.error(
+        `API key ${id} for ${user}${p.flags.has('--read-only') ? ' (read-only)' : ''}: the line above is shown once; store it now`,
+      );
     } else if (command === 'apikey' && sub === 'revoke' && arg) {
       if (!(await store.revokeApiKey(arg))) throw new Error(`no unrevoked API key ${arg}`);
       console.log(`API key ${arg} revoked`);

@@ -47,7 +47,9 @@ async function main(argv: string[]): Promise<void> {
   const logger = createLogger(options.logLevel ?? 'info');
   const server = await startServer({ ...options, logger });
   if (!server.options.databaseUrl && !server.options.dataDir) {
-    logger.info('using the embedded in-memory PGlite engine: data is lost on exit (--data-dir DIR keeps it, --database-url uses PostgreSQL)');
+    logger.info(
+      'using the embedded in-memory PGlite engine: data is lost on exit (--data-dir DIR keeps it, --database-url uses PostgreSQL)',
+    );
   }
   let stopping = false;
   const stop = (signal: string) => {

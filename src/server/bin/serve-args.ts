@@ -33,9 +33,13 @@ export function flagsHelp(): string {
 }
 
 /** Parses `serve` flags over the environment's options; `help` when -h / --help was given. */
-export function parseServeArgs(args: string[], env: Record<string, string | undefined> = process.env): { options: ServerOptions; help: boolean } {
+export function parseServeArgs(
+  args: string[],
+  env: Record<string, string | undefined> = process.env,
+): { options: ServerOptions; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const k of names) options[serverOptionTable[k].flag.slice(2)] = { type: serverOptionTable[k].kind === 'boolean' ? 'boolean' : 'string' };
+  for (const k of names)
+    options[serverOptionTable[k].flag.slice(2)] = { type: serverOptionTable[k].kind === 'boolean' ? 'boolean' : 'string' };
   // parseArgs takes a value that starts with a dash for a flag: `--http-port -1` is a value here.
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -48,10 +52,18 @@ export function parseServeArgs(args: string[], env: Record<string, string | unde
   }
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: joined, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseArgs({ args: joined, options, strict: true, allowPositionals: false }) as {
+      values: Record<string, string | boolean | undefined>;
+    });
   } catch (e) {
     const m = /Unknown option '(-{1,2}[^']+)'/.exec((e as Error).message);
-    if (m) throw new UsageError(`unknown flag ${m[1]}${suggestion(m[1].replace(/^-+/, '--'), names.map((k) => serverOptionTable[k].flag))}`);
+    if (m)
+      throw new UsageError(
+        `unknown flag ${m[1]}${suggestion(
+          m[1].replace(/^-+/, '--'),
+          names.map((k) => serverOptionTable[k].flag),
+        )}`,
+      );
     throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ''));
   }
   const out: Record<string, unknown> = { ...optionsFromEnv(env) };

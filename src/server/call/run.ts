@@ -38,7 +38,12 @@ export function isGuarded(steps: GuardSteps): boolean {
 }
 
 /** Sends `cmd` on `conn` and waits for it, cancelling it in the database if `signal` aborts. */
-export async function runSubmittable<T>(backend: Backend, conn: BackendConnection, cmd: { done: Promise<T> }, signal: AbortSignal): Promise<T> {
+export async function runSubmittable<T>(
+  backend: Backend,
+  conn: BackendConnection,
+  cmd: { done: Promise<T> },
+  signal: AbortSignal,
+): Promise<T> {
   // A call answered already (its deadline passed while it waited) never starts.
   if (signal.aborted) throw abortError(signal);
   const onAbort = () => void backend.cancel(conn);
@@ -57,7 +62,13 @@ export async function runSubmittable<T>(backend: Backend, conn: BackendConnectio
 }
 
 /** Runs one command (a statement, or a script without parameters) under `steps`. */
-export function runCommand(backend: Backend, conn: BackendConnection, opts: PgCommandOptions, steps: GuardSteps, signal: AbortSignal): Promise<void> {
+export function runCommand(
+  backend: Backend,
+  conn: BackendConnection,
+  opts: PgCommandOptions,
+  steps: GuardSteps,
+  signal: AbortSignal,
+): Promise<void> {
   const cmd = new PgCommand({ ...opts, prelude: steps.prelude, postlude: steps.postlude });
   return runSubmittable(backend, conn, cmd, signal);
 }

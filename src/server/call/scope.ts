@@ -99,31 +99,46 @@ function callError(e: unknown, principal: Principal, opts: ScopeOptions, autocom
         retryAfterMs: 100,
       });
     }
-    return serverError(Code.Unavailable, `the database connection was lost while the statement ran, so it may or may not have been applied: ${message}`, {
-      reason: ErrorReason.BACKEND_CONNECTION_LOST,
-      retryable: false,
-    });
+    return serverError(
+      Code.Unavailable,
+      `the database connection was lost while the statement ran, so it may or may not have been applied: ${message}`,
+      {
+        reason: ErrorReason.BACKEND_CONNECTION_LOST,
+        retryable: false,
+      },
+    );
   }
   const ce = e instanceof ConnectError ? e : toConnectError(e);
   const detail = ce.findDetails(ErrorDetailSchema)[0];
   if (opts.selfCommitting && detail && !detail.reason) {
     // What the script committed itself before the failure stays committed, as in PostgreSQL.
-    return serverError(ce.code, `${ce.rawMessage} (the call commits or runs outside a transaction block itself: what it committed before this error stays committed, so do not send it again as it is)`, {
-      ...detail,
-      retryable: false,
-      retryAfterMs: 0,
-    });
+    return serverError(
+      ce.code,
+      `${ce.rawMessage} (the call commits or runs outside a transaction block itself: what it committed before this error stays committed, so do not send it again as it is)`,
+      {
+        ...detail,
+        retryable: false,
+        retryAfterMs: 0,
+      },
+    );
   }
   if (detail?.sqlstate === '25006') {
     if (principal.readOnly) {
-      return serverError(Code.PermissionDenied, `${ce.rawMessage} (the API key is read-only)`, { ...detail, reason: ErrorReason.READ_ONLY_PRINCIPAL });
+      return serverError(Code.PermissionDenied, `${ce.rawMessage} (the API key is read-only)`, {
+        ...detail,
+        reason: ErrorReason.READ_ONLY_PRINCIPAL,
+      });
     }
     if (opts.guard === 'read') {
-      return serverError(Code.FailedPrecondition, `the call was sent as a read, but it writes: ${ce.rawMessage}; nothing was applied (the client sends it again as a write)`, {
-        ...detail,
-        reason: ErrorReason.NOT_A_READ,
-        retryable: false,
-      });
+      return serverError(
+        Code.FailedPrecondition,
+        `the call was sent as a read, but it writes: ${ce.rawMessage}; nothing was applied (the client sends it again as a write)`,
+        {
+          ...detail,
+          reason: ErrorReason.NOT_A_READ,
+          retryable: false,
+        },
+      );
     }
   }
   return ce;

@@ -58,7 +58,11 @@ function refuse(code: Code, reason: ErrorReason, message: string): ConnectError 
 
 function copyRefusal(s: StatementInfo): ConnectError {
   const api = s.copy!.from ? 'client.copyFrom(sql, source)' : 'client.copyTo(sql)';
-  return refuse(Code.InvalidArgument, ErrorReason.USE_COPY_API, `${s.command} ${s.copy!.from ? 'FROM STDIN' : 'TO STDOUT'} streams data between the client and the database: run it with ${api}`);
+  return refuse(
+    Code.InvalidArgument,
+    ErrorReason.USE_COPY_API,
+    `${s.command} ${s.copy!.from ? 'FROM STDIN' : 'TO STDOUT'} streams data between the client and the database: run it with ${api}`,
+  );
 }
 
 /**
@@ -78,7 +82,9 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
   const statements = analysis.statements;
   if (!analysis.parsed && readOnlyPrincipal) {
     // Nothing unknown runs for a read-only key; PostgreSQL would have refused it too.
-    throw serverError(Code.InvalidArgument, `syntax error: ${analysis.parseError ?? 'the statement cannot be parsed'}`, { sqlstate: '42601' });
+    throw serverError(Code.InvalidArgument, `syntax error: ${analysis.parseError ?? 'the statement cannot be parsed'}`, {
+      sqlstate: '42601',
+    });
   }
   for (const s of statements) {
     if (s.copy?.client) {
@@ -111,10 +117,15 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
       if (f.keyed) throw notKeyable(s, 'it runs outside a transaction block, where its outcome cannot be recorded with it');
     }
   }
-  if ((f.rpc === 'copyFrom' || f.rpc === 'copyTo') && (statements.length !== 1 || !statements[0].copy?.client || statements[0].copy.from !== (f.rpc === 'copyFrom'))) {
+  if (
+    (f.rpc === 'copyFrom' || f.rpc === 'copyTo') &&
+    (statements.length !== 1 || !statements[0].copy?.client || statements[0].copy.from !== (f.rpc === 'copyFrom'))
+  ) {
     throw serverError(
       Code.InvalidArgument,
-      f.rpc === 'copyFrom' ? 'copyFrom needs exactly one COPY ... FROM STDIN statement' : 'copyTo needs exactly one COPY ... TO STDOUT statement',
+      f.rpc === 'copyFrom'
+        ? 'copyFrom needs exactly one COPY ... FROM STDIN statement'
+        : 'copyTo needs exactly one COPY ... TO STDOUT statement',
       { reason: ErrorReason.INVALID_REQUEST },
     );
   }

@@ -39,7 +39,11 @@ export function createConnectHandler(options: ConnectNodeAdapterOptions, log: Lo
       .catch((reason: unknown) => {
         const ce = ConnectError.from(reason);
         const method = `${handler.service.typeName}/${handler.method.name}`;
-        if (ce.code === Code.Aborted || ce.code === Code.Canceled || clientGone.test(`${ce.message} ${(reason as { code?: string })?.code ?? ''}`)) {
+        if (
+          ce.code === Code.Aborted ||
+          ce.code === Code.Canceled ||
+          clientGone.test(`${ce.message} ${(reason as { code?: string })?.code ?? ''}`)
+        ) {
           log.debug({ method, err: reason }, 'client went away during the call');
         } else {
           log.warn({ method, err: reason }, 'HTTP handler failed');

@@ -105,7 +105,10 @@ export async function listenLimited(
     const now = Date.now();
     if (now - lastLog >= dropLogIntervalMs) {
       lastLog = now;
-      opts.log.warn({ listener: opts.name, maxConnections: server.maxConnections, refused: dropped }, 'connection limit reached: refusing new connections');
+      opts.log.warn(
+        { listener: opts.name, maxConnections: server.maxConnections, refused: dropped },
+        'connection limit reached: refusing new connections',
+      );
     }
   });
   await new Promise<void>((resolve, reject) => {

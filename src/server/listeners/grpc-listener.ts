@@ -111,9 +111,17 @@ export type Authenticate = ((call: CallInfo) => Promise<Principal>) & {
  */
 function peerOf(call: AnyServerCall, encrypted: boolean): PeerInfo {
   const peer = call.getPeer();
-  const address = peer.startsWith('[') ? peer.slice(1, peer.indexOf(']')) : peer.lastIndexOf(':') > 0 ? peer.slice(0, peer.lastIndexOf(':')) : peer;
+  const address = peer.startsWith('[')
+    ? peer.slice(1, peer.indexOf(']'))
+    : peer.lastIndexOf(':') > 0
+      ? peer.slice(0, peer.lastIndexOf(':'))
+      : peer;
   const auth = encrypted ? call.getAuthContext() : undefined;
-  return { address, encrypted, certificateCommonName: auth?.transportSecurityType === 'ssl' ? commonNameOf(auth.sslPeerCertificate) : undefined };
+  return {
+    address,
+    encrypted,
+    certificateCommonName: auth?.transportSecurityType === 'ssl' ? commonNameOf(auth.sslPeerCertificate) : undefined,
+  };
 }
 
 /** Authenticates a call and puts its principal and peer on `ctx`. */
@@ -126,7 +134,14 @@ async function authenticateCall(
 ): Promise<void> {
   const peer = peerOf(call, authenticate.encrypted === true);
   ctx.peer = peer;
-  ctx.principal = await authenticate({ service: service.typeName, method, headers: ctx.requestHeader, peer, signal: ctx.signal, timeoutMs: ctx.timeoutMs });
+  ctx.principal = await authenticate({
+    service: service.typeName,
+    method,
+    headers: ctx.requestHeader,
+    peer,
+    signal: ctx.signal,
+    timeoutMs: ctx.timeoutMs,
+  });
 }
 
 /** Adds a Connect-style service implementation to a grpc-js server. */
@@ -354,10 +369,13 @@ export async function startGrpcListener(
     : undefined;
   for (const s of services) addService(server, s.service, s.impl, log, authenticate);
   const injector = server.createConnectionInjector(credentials);
-  const listener = await listenLimited({ host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'grpc', log }, (socket) => {
-    gate.connection(socket);
-    injector.injectConnection(socket);
-  });
+  const listener = await listenLimited(
+    { host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'grpc', log },
+    (socket) => {
+      gate.connection(socket);
+      injector.injectConnection(socket);
+    },
+  );
   server.attach(listener, gate);
   return { server, port: listener.port };
 }

@@ -138,7 +138,14 @@ class CallRequest implements ServerListener {
 class GatedCall extends grpc.ServerInterceptingCall {
   private readonly request: CallRequest;
 
-  constructor(next: grpc.ServerInterceptingCallInterface, gate: GateState, key: Key, counted: boolean, stallMs: number, stalledStatus: Status) {
+  constructor(
+    next: grpc.ServerInterceptingCallInterface,
+    gate: GateState,
+    key: Key,
+    counted: boolean,
+    stallMs: number,
+    stalledStatus: Status,
+  ) {
     super(next);
     this.request = new CallRequest(gate, key, counted, stallMs, this, stalledStatus);
   }
@@ -174,7 +181,10 @@ export function grpcRequestGate(opts: GrpcRequestGateOptions): GrpcRequestGate {
     const now = Date.now();
     if (now - lastLog >= 10_000) {
       lastLog = now;
-      opts.log.warn({ listener: 'grpc', peer: socket.remoteAddress, maxAbandonedStreams: opts.maxAbandonedStreams }, 'closing a connection that leaves unfinished requests open');
+      opts.log.warn(
+        { listener: 'grpc', peer: socket.remoteAddress, maxAbandonedStreams: opts.maxAbandonedStreams },
+        'closing a connection that leaves unfinished requests open',
+      );
     }
     // After the status that was just sent has had its turn to be written.
     setImmediate(() => socket.destroy());

@@ -128,7 +128,13 @@ function peerOfRequest(req: http.IncomingMessage | http2.Http2ServerRequest): Pe
 function authInterceptor(authenticate: Authenticate): Interceptor {
   return (next) => async (req) => {
     const peer = req.contextValues.get(peerKey) ?? { address: '', encrypted: false };
-    const principal = await authenticate({ service: req.service.typeName, method: req.method.name, headers: req.header, peer, signal: req.signal });
+    const principal = await authenticate({
+      service: req.service.typeName,
+      method: req.method.name,
+      headers: req.header,
+      peer,
+      signal: req.signal,
+    });
     req.contextValues.set(principalKey, principal);
     return next(req);
   };
@@ -140,22 +146,25 @@ export async function startHttpListener(
   services: { service: DescService; impl: object }[],
   log: Logger,
 ): Promise<HttpListener> {
-  const adapter = createConnectHandler({
-    routes: (router) => {
-      for (const s of services) router.service(s.service, s.impl as never);
+  const adapter = createConnectHandler(
+    {
+      routes: (router) => {
+        for (const s of services) router.service(s.service, s.impl as never);
+      },
+      readMaxBytes: opts.maxMessageBytes,
+      writeMaxBytes: opts.maxMessageBytes,
+      ...(opts.authenticate
+        ? {
+            contextValues: (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerKey, peerOfRequest(req)),
+            interceptors: [authInterceptor(opts.authenticate)],
+          }
+        : {}),
+      connect: true,
+      grpc: true,
+      grpcWeb: true,
     },
-    readMaxBytes: opts.maxMessageBytes,
-    writeMaxBytes: opts.maxMessageBytes,
-    ...(opts.authenticate
-      ? {
-          contextValues: (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(peerKey, peerOfRequest(req)),
-          interceptors: [authInterceptor(opts.authenticate)],
-        }
-      : {}),
-    connect: true,
-    grpc: true,
-    grpcWeb: true,
-  }, log) as NodeHandler;
+    log,
+  ) as NodeHandler;
   const handler = withCors(opts.corsOrigins, adapter);
   const limits = opts.limits ?? defaultConnectionLimits;
   const idleMs = limits.idleConnectionTimeoutMs;
@@ -208,31 +217,34 @@ export async function startHttpListener(
   // One port for both: h2c clients open with the HTTP/2 preface, everyone else speaks HTTP/1.1.
   // With TLS, ALPN chooses instead; a client certificate is required when there is a client CA.
   // The cap on connections counts raw sockets, so it holds for TLS and cleartext alike.
-  const listener = await listenLimited({ host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'http', log }, (socket) => {
-    if (tlsServer) {
-      tlsServer.emit('connection', socket);
-      return;
-    }
-    // A socket that sends nothing is idle before it is HTTP/1.1 or HTTP/2 (a silent socket is
-    // neither server's yet, so neither's timeouts hold it).
-    const silent = setTimeout(() => socket.destroy(), headersMs);
-    silent.unref();
-    socket.once('close', () => clearTimeout(silent));
-    socket.once('data', (chunk) => {
-      clearTimeout(silent);
-      socket.pause();
-      socket.unshift(chunk);
-      const isH2 = chunk.subarray(0, preface.length).equals(preface.subarray(0, Math.min(preface.length, chunk.length)));
-      if (isH2) {
-        // The HTTP/2 session reads the unshifted preface from the socket's buffer and then the
-        // socket's handle directly; resuming the socket here would steal its bytes (GOAWAY 2).
-        h2.emit('connection', socket);
-      } else {
-        h1.emit('connection', socket);
-        socket.resume();
+  const listener = await listenLimited(
+    { host: opts.host, port: opts.port, maxConnections: limits.maxConnections, name: 'http', log },
+    (socket) => {
+      if (tlsServer) {
+        tlsServer.emit('connection', socket);
+        return;
       }
-    });
-  });
+      // A socket that sends nothing is idle before it is HTTP/1.1 or HTTP/2 (a silent socket is
+      // neither server's yet, so neither's timeouts hold it).
+      const silent = setTimeout(() => socket.destroy(), headersMs);
+      silent.unref();
+      socket.once('close', () => clearTimeout(silent));
+      socket.once('data', (chunk) => {
+        clearTimeout(silent);
+        socket.pause();
+        socket.unshift(chunk);
+        const isH2 = chunk.subarray(0, preface.length).equals(preface.subarray(0, Math.min(preface.length, chunk.length)));
+        if (isH2) {
+          // The HTTP/2 session reads the unshifted preface from the socket's buffer and then the
+          // socket's handle directly; resuming the socket here would steal its bytes (GOAWAY 2).
+          h2.emit('connection', socket);
+        } else {
+          h1.emit('connection', socket);
+          socket.resume();
+        }
+      });
+    },
+  );
   const { server, sockets, port } = listener;
   return {
     port,

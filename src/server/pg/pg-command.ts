@@ -44,9 +44,12 @@ interface PgConnection {
 
 /** The error of a COPY with the client that arrived through an ordinary statement. */
 export function copyRefused(): Error {
-  return Object.assign(new Error('COPY ... FROM STDIN / TO STDOUT streams data between the client and the database: run it with copyFrom / copyTo'), {
-    heliosReason: 'USE_COPY_API',
-  });
+  return Object.assign(
+    new Error('COPY ... FROM STDIN / TO STDOUT streams data between the client and the database: run it with copyFrom / copyTo'),
+    {
+      heliosReason: 'USE_COPY_API',
+    },
+  );
 }
 
 /** Whether `err` is an ErrorResponse from the database (which a ReadyForQuery follows). */
@@ -156,7 +159,13 @@ export class PgCommand {
   submit(con: PgConnection): void {
     this.con = con;
     const simple =
-      !this.describeOnly && !this.name && !this.fetchRows && !this.values?.length && !this.forceExtended && this.prelude.length === 0 && this.postlude.length === 0;
+      !this.describeOnly &&
+      !this.name &&
+      !this.fetchRows &&
+      !this.values?.length &&
+      !this.forceExtended &&
+      this.prelude.length === 0 &&
+      this.postlude.length === 0;
     if (simple) {
       this.isSimple = true;
       con.query(this.text);
@@ -260,7 +269,6 @@ export class PgCommand {
     this.sink.onComplete(msg.text);
     if (!this.syncSent) this.finishPortal(con);
   }
-
 
   /**
    * COPY with the client as source or sink never reaches here through the statement policy, but

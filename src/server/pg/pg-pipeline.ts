@@ -106,7 +106,8 @@ export class PgPipeline {
   }
 
   handleCopyData(): void {
-    if (this.index < this.outcomes.length && !('error' in this.outcomes[this.index])) this.outcomes[this.index] = { ok: false, error: copyRefused() };
+    if (this.index < this.outcomes.length && !('error' in this.outcomes[this.index]))
+      this.outcomes[this.index] = { ok: false, error: copyRefused() };
   }
 
   handleError(err: unknown, con?: PgConnection): void {

@@ -11,11 +11,9 @@
 import { parseSync } from 'libpg-query';
 
 /** The message of the refusal. */
-export const copyFromStdinRefusal =
-  'COPY FROM STDIN cannot run on the embedded engine through the protocol: use the client\'s copyFrom';
+export const copyFromStdinRefusal = "COPY FROM STDIN cannot run on the embedded engine through the protocol: use the client's copyFrom";
 
-const refusalSql =
-  `DO $heliosdb$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '${copyFromStdinRefusal.replace(/'/g, "''")}'; END$heliosdb$`;
+const refusalSql = `DO $heliosdb$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '${copyFromStdinRefusal.replace(/'/g, "''")}'; END$heliosdb$`;
 
 interface CopyStmtNode {
   is_from?: boolean;

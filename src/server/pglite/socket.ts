@@ -113,10 +113,21 @@ export class EngineSocket extends Duplex {
   opened(params: [string, string][] | undefined, error: PgErrorFields | undefined): void {
     if (this.state === 'closed') return;
     if (error || !params) {
-      this.fatal({ severity: 'FATAL', code: error?.code ?? 'XX000', message: error?.message ?? 'start-up failed', detail: error?.detail, hint: error?.hint });
+      this.fatal({
+        severity: 'FATAL',
+        code: error?.code ?? 'XX000',
+        message: error?.message ?? 'start-up failed',
+        detail: error?.detail,
+        hint: error?.hint,
+      });
       return;
     }
-    const out = [authenticationOk(), ...params.map(([k, v]) => parameterStatus(k, v)), backendKeyData(this.conn!, randomInt(1, 2 ** 31 - 1)), readyForQuery('I')];
+    const out = [
+      authenticationOk(),
+      ...params.map(([k, v]) => parameterStatus(k, v)),
+      backendKeyData(this.conn!, randomInt(1, 2 ** 31 - 1)),
+      readyForQuery('I'),
+    ];
     this.push(Buffer.concat(out));
   }
 
@@ -193,7 +204,11 @@ export class EngineSocket extends Duplex {
       return;
     }
     if (code !== protocolVersion3) {
-      this.fatal({ severity: 'FATAL', code: '0A000', message: `unsupported frontend protocol ${code >> 16}.${code & 0xffff}: the embedded engine speaks 3.0` });
+      this.fatal({
+        severity: 'FATAL',
+        code: '0A000',
+        message: `unsupported frontend protocol ${code >> 16}.${code & 0xffff}: the embedded engine speaks 3.0`,
+      });
       return;
     }
     const params = startupParams(msg);

@@ -161,7 +161,16 @@ export interface ErrorFields {
 
 /** ErrorResponse. */
 export function errorResponse(e: ErrorFields): Buffer {
-  const parts = [Buffer.from('S'), cstr(e.severity), Buffer.from('V'), cstr(e.severity), Buffer.from('C'), cstr(e.code), Buffer.from('M'), cstr(e.message)];
+  const parts = [
+    Buffer.from('S'),
+    cstr(e.severity),
+    Buffer.from('V'),
+    cstr(e.severity),
+    Buffer.from('C'),
+    cstr(e.code),
+    Buffer.from('M'),
+    cstr(e.message),
+  ];
   if (e.detail) parts.push(Buffer.from('D'), cstr(e.detail));
   if (e.hint) parts.push(Buffer.from('H'), cstr(e.hint));
   parts.push(Buffer.alloc(1));

@@ -22,7 +22,24 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postM
 function errorFields(err: unknown): PgErrorFields {
   const e = (err ?? {}) as Record<string, unknown>;
   const fields: PgErrorFields = { message: typeof e.message === 'string' ? e.message : String(err) };
-  for (const k of ['severity', 'code', 'detail', 'hint', 'position', 'internalPosition', 'internalQuery', 'where', 'schema', 'table', 'column', 'dataType', 'constraint', 'file', 'line', 'routine'] as const) {
+  for (const k of [
+    'severity',
+    'code',
+    'detail',
+    'hint',
+    'position',
+    'internalPosition',
+    'internalQuery',
+    'where',
+    'schema',
+    'table',
+    'column',
+    'dataType',
+    'constraint',
+    'file',
+    'line',
+    'routine',
+  ] as const) {
     if (typeof e[k] === 'string') fields[k] = e[k] as string;
   }
   return fields;
@@ -88,10 +105,9 @@ async function main(): Promise<void> {
       for (const [name, value] of settings) {
         await db.query('SELECT set_config($1, $2, false)', [name, value]);
       }
-      const res = await db.query<{ n: string; v: string }>(
-        'SELECT n, current_setting(n) AS v FROM unnest($1::text[]) AS n',
-        [[...reportedParameters]],
-      );
+      const res = await db.query<{ n: string; v: string }>('SELECT n, current_setting(n) AS v FROM unnest($1::text[]) AS n', [
+        [...reportedParameters],
+      ]);
       post({ t: 'opened', conn, params: res.rows.map((r) => [r.n, r.v]) });
     } catch (err) {
       await reset();

@@ -6,7 +6,14 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
-import { type BatchResult, BatchResultSchema, type DatabaseService, ExecuteBatchRequestSchema, ExecuteBatchResponseSchema, ErrorReason } from '@heliosdb/client/wire';
+import {
+  type BatchResult,
+  BatchResultSchema,
+  type DatabaseService,
+  ExecuteBatchRequestSchema,
+  ExecuteBatchResponseSchema,
+  ErrorReason,
+} from '@heliosdb/client/wire';
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ResultSetSchema, RowFormat } from '@heliosdb/client/wire';
 import type { BackendConnection } from '../backend.js';
@@ -37,7 +44,9 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
   const { options, typeNames, backend } = c.deps;
   return async function executeBatch(req, ctx) {
     if (req.statements.length > 0 && (req.sql || req.parameterSets.length > 0)) {
-      throw serverError(Code.InvalidArgument, 'send either statements or sql with parameter_sets, not both', { reason: ErrorReason.INVALID_REQUEST });
+      throw serverError(Code.InvalidArgument, 'send either statements or sql with parameter_sets, not both', {
+        reason: ErrorReason.INVALID_REQUEST,
+      });
     }
     const statements: PipelineStatement[] =
       req.statements.length > 0
@@ -47,7 +56,11 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
     const keyed = c.keyedCall(req, ctx, 'ExecuteBatch', ExecuteBatchRequestSchema, ExecuteBatchResponseSchema);
     const texts = req.statements.length > 0 ? req.statements.map((s) => s.sql) : req.sql ? [req.sql] : [];
     const checked = c.check(texts, ctx, req.transactionId, 'batch', { keyed: !!keyed, claimedRead: req.readOnly });
-    const guard: Guard = checked.some((x) => x.guard === 'readOnlyPrincipal') ? 'readOnlyPrincipal' : checked.every((x) => x.guard === 'read') && checked.length > 0 ? 'read' : 'none';
+    const guard: Guard = checked.some((x) => x.guard === 'readOnlyPrincipal')
+      ? 'readOnlyPrincipal'
+      : checked.every((x) => x.guard === 'read') && checked.length > 0
+        ? 'read'
+        : 'none';
     const format = req.rowFormat || RowFormat.VALUES;
     const t0 = performance.now();
     return withConnection(
@@ -62,7 +75,13 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         if (block) await runCommand(backend, conn, { text: steps.prelude.join('; '), sink: new CountingSink() }, noSteps, ctx.signal);
         const inTx = scope.frame !== 'autocommit' || keyed !== undefined || block;
         const pipelineSteps = guard === 'read' && !inTx ? steps : noSteps;
-        const out = await runBatch(c, conn, ctx, statements, { atomic: req.atomic, inTx, returnRows: req.returnRows, format, steps: pipelineSteps });
+        const out = await runBatch(c, conn, ctx, statements, {
+          atomic: req.atomic,
+          inTx,
+          returnRows: req.returnRows,
+          format,
+          steps: pipelineSteps,
+        });
         if (block) await conn.query('ROLLBACK');
         let rowsAffected = 0n;
         for (const r of out) rowsAffected += r.result?.rowsAffected ?? 0n;
@@ -80,21 +99,32 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
     ): Promise<BatchResult[]> {
       const results: BatchResult[] = statements.map(() => create(BatchResultSchema));
       const collectors: (ResultCollector | CountingSink)[] = [];
-      const fresh = (i: number) => (collectors[i] = o.returnRows ? new ResultCollector(o.format, options.maxUnaryRows, c.maxResultBytes) : new CountingSink());
+      const fresh = (i: number) =>
+        (collectors[i] = o.returnRows ? new ResultCollector(o.format, options.maxUnaryRows, c.maxResultBytes) : new CountingSink());
       const keep = async (i: number, ms: number) => {
         const col = collectors[i];
         if (col instanceof ResultCollector) {
-          await typeNames.resolve(conn, col.fields.map((f) => f.dataTypeID));
+          await typeNames.resolve(
+            conn,
+            col.fields.map((f) => f.dataTypeID),
+          );
           results[i].result = col.toResultSet(ms, typeNames.get);
         } else {
           results[i].result = create(ResultSetSchema, { command: col.command, rowsAffected: col.rowsAffected, executionTimeMs: ms });
         }
       };
-      const pipeline = (list: PipelineStatement[], sinkFor: (i: number) => CommandSink | undefined) => runPipeline(backend, conn, list, sinkFor, o.steps, ctx.signal);
+      const pipeline = (list: PipelineStatement[], sinkFor: (i: number) => CommandSink | undefined) =>
+        runPipeline(backend, conn, list, sinkFor, o.steps, ctx.signal);
       const sp: PipelineStatement = { text: `SAVEPOINT ${batchSavepoint}`, values: [] };
       const release: PipelineStatement = { text: `RELEASE SAVEPOINT ${batchSavepoint}`, values: [] };
       const rollbackToSp = () =>
-        runCommand(backend, conn, { text: `ROLLBACK TO SAVEPOINT ${batchSavepoint}; RELEASE SAVEPOINT ${batchSavepoint}`, sink: new CountingSink() }, noSteps, ctx.signal);
+        runCommand(
+          backend,
+          conn,
+          { text: `ROLLBACK TO SAVEPOINT ${batchSavepoint}; RELEASE SAVEPOINT ${batchSavepoint}`, sink: new CountingSink() },
+          noSteps,
+          ctx.signal,
+        );
       const recordFailure = (i: number, e: unknown) => {
         const err = toConnectError(e, { statementIndex: i });
         results[i].error = err.findDetails(ErrorDetailSchema)[0];

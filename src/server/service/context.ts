@@ -61,7 +61,13 @@ export class ServiceContext {
   }
 
   /** Applies the statement policy (../call/statement-policy.ts) to a call's SQL. */
-  check(sqls: readonly string[], ctx: CallContext, txId: string, rpc: CallFacts['rpc'], opts: { keyed?: boolean; claimedRead?: boolean } = {}): CheckedSql[] {
+  check(
+    sqls: readonly string[],
+    ctx: CallContext,
+    txId: string,
+    rpc: CallFacts['rpc'],
+    opts: { keyed?: boolean; claimedRead?: boolean } = {},
+  ): CheckedSql[] {
     return checkSql(sqls, {
       principal: principalOf(ctx),
       frame: frameOf(this.scope, txId),

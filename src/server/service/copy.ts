@@ -11,7 +11,15 @@ import { Readable } from 'node:stream';
 import { create } from '@bufbuild/protobuf';
 import { Code, type ServiceImpl } from '@connectrpc/connect';
 import { from as copyFromStream, to as copyToStream } from 'pg-copy-streams';
-import { type CopyFromRequest, CopyFromRequestSchema, CopyFromResponseSchema, type CopyToResponse, CopyToResponseSchema, type DatabaseService, ErrorReason } from '@heliosdb/client/wire';
+import {
+  type CopyFromRequest,
+  CopyFromRequestSchema,
+  CopyFromResponseSchema,
+  type CopyToResponse,
+  CopyToResponseSchema,
+  type DatabaseService,
+  ErrorReason,
+} from '@heliosdb/client/wire';
 import { principalOf } from '../auth/principal.js';
 import type { BackendConnection } from '../backend.js';
 import { type CallScope, withConnection } from '../call/scope.js';
@@ -42,26 +50,42 @@ export function copyHandlers(c: ServiceContext): Handlers {
     async copyFrom(requests, ctx) {
       const it = requests[Symbol.asyncIterator]();
       const first = await it.next();
-      if (first.done) throw serverError(Code.InvalidArgument, 'CopyFrom needs a first message with the COPY statement', { reason: ErrorReason.INVALID_REQUEST });
+      if (first.done)
+        throw serverError(Code.InvalidArgument, 'CopyFrom needs a first message with the COPY statement', {
+          reason: ErrorReason.INVALID_REQUEST,
+        });
       const head: CopyFromRequest = first.value;
       c.requireSql(head.sql);
       // The fingerprint is the statement's, whatever data follows (and whether it only settles).
       const fingerprinted = { ...head, data: new Uint8Array(0), resolveOnly: false };
       const keyed = c.keyedCall(fingerprinted, ctx, 'CopyFrom', CopyFromRequestSchema, CopyFromResponseSchema);
       if (head.resolveOnly) {
-        if (!keyed) throw serverError(Code.InvalidArgument, 'resolve_only needs an idempotency key (outside a transaction)', { reason: ErrorReason.INVALID_REQUEST });
+        if (!keyed)
+          throw serverError(Code.InvalidArgument, 'resolve_only needs an idempotency key (outside a transaction)', {
+            reason: ErrorReason.INVALID_REQUEST,
+          });
         return (await c.deps.idempotency.settle(ctx.signal, keyed, 'the COPY', () =>
-          serverError(Code.NotFound, 'the COPY with this idempotency key was not applied, and now never will be: send it again (with a new key)', { reason: ErrorReason.NOT_APPLIED }),
+          serverError(
+            Code.NotFound,
+            'the COPY with this idempotency key was not applied, and now never will be: send it again (with a new key)',
+            { reason: ErrorReason.NOT_APPLIED },
+          ),
         )) as never;
       }
       c.check([head.sql], ctx, head.transactionId, 'copyFrom', { keyed: !!keyed });
       if (principalOf(ctx).readOnly) {
-        throw serverError(Code.PermissionDenied, 'COPY FROM writes, and the API key is read-only', { reason: ErrorReason.READ_ONLY_PRINCIPAL, sqlstate: '25006' });
+        throw serverError(Code.PermissionDenied, 'COPY FROM writes, and the API key is read-only', {
+          reason: ErrorReason.READ_ONLY_PRINCIPAL,
+          sqlstate: '25006',
+        });
       }
       async function* chunks(): AsyncGenerator<Uint8Array> {
         if (head.data.length > 0) yield head.data;
         for (let r = await it.next(); !r.done; r = await it.next()) {
-          if (r.value.sql) throw serverError(Code.InvalidArgument, 'only the first CopyFrom message may name the statement', { reason: ErrorReason.INVALID_REQUEST });
+          if (r.value.sql)
+            throw serverError(Code.InvalidArgument, 'only the first CopyFrom message may name the statement', {
+              reason: ErrorReason.INVALID_REQUEST,
+            });
           if (r.value.data.length > 0) yield r.value.data;
         }
       }
@@ -109,7 +133,10 @@ export function copyHandlers(c: ServiceContext): Handlers {
 
     async *copyTo(req, ctx) {
       c.requireSql(req.sql);
-      if (req.params.length > 0) throw serverError(Code.InvalidArgument, 'COPY takes no parameters: write the values into the statement', { reason: ErrorReason.INVALID_REQUEST });
+      if (req.params.length > 0)
+        throw serverError(Code.InvalidArgument, 'COPY takes no parameters: write the values into the statement', {
+          reason: ErrorReason.INVALID_REQUEST,
+        });
       c.check([req.sql], ctx, req.transactionId, 'copyTo');
       const chunkBytes = Math.min(req.chunkBytes || defaultChunkBytes, c.batchBytesCap);
       const queue = new PushQueue<CopyToResponse>();

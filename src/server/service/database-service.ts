@@ -19,7 +19,10 @@ export type { ServiceDeps } from './context.js';
 export { statementIdOf } from './statements.js';
 
 /** The service, and what must be closed with the server. */
-export function createDatabaseService(deps: ServiceDeps, hub: NotificationHub): { impl: ServiceImpl<typeof DatabaseService>; close(): void } {
+export function createDatabaseService(
+  deps: ServiceDeps,
+  hub: NotificationHub,
+): { impl: ServiceImpl<typeof DatabaseService>; close(): void } {
   const c = new ServiceContext(deps);
   const { registry, ...statements } = statementHandlers(c);
   const { backend, options } = deps;

@@ -38,13 +38,21 @@ export interface Statement {
 }
 
 /** Runs `s` into `sink` in `frame` (see the file comment). */
-export async function execStatement(c: ServiceContext, conn: BackendConnection, ctx: CallContext, frame: CallFrame, s: Statement, sink: CommandSink): Promise<void> {
+export async function execStatement(
+  c: ServiceContext,
+  conn: BackendConnection,
+  ctx: CallContext,
+  frame: CallFrame,
+  s: Statement,
+  sink: CommandSink,
+): Promise<void> {
   const steps = guardSteps(s.checked.guard, frame);
   const statements = s.checked.analysis.statements;
   if (!isGuarded(steps) || statements.length <= 1) {
     return runCommand(c.deps.backend, conn, { text: s.text, values: s.values, name: s.name, sink }, steps, ctx.signal);
   }
-  if (s.values.length > 0) throw serverError(Code.InvalidArgument, 'cannot insert multiple commands into a prepared statement', { sqlstate: '42601' });
+  if (s.values.length > 0)
+    throw serverError(Code.InvalidArgument, 'cannot insert multiple commands into a prepared statement', { sqlstate: '42601' });
   const outcomes = await runPipeline(
     c.deps.backend,
     conn,
@@ -78,6 +86,9 @@ export async function collectQuery(
     throw e;
   }
   const ms = performance.now() - t0;
-  await c.deps.typeNames.resolve(conn, collector.fields.map((f) => f.dataTypeID));
+  await c.deps.typeNames.resolve(
+    conn,
+    collector.fields.map((f) => f.dataTypeID),
+  );
   return collector.toResultSet(ms, c.deps.typeNames.get);
 }

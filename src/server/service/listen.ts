@@ -27,7 +27,9 @@ export function listenHandler(_c: ServiceContext, hub: NotificationHub): Service
     }
     for (const ch of req.channels) {
       if (!ch || Buffer.byteLength(ch) > 63 || ch.includes('\u0000')) {
-        throw serverError(Code.InvalidArgument, `invalid channel name ${JSON.stringify(ch)}: 1 to 63 bytes`, { reason: ErrorReason.INVALID_REQUEST });
+        throw serverError(Code.InvalidArgument, `invalid channel name ${JSON.stringify(ch)}: 1 to 63 bytes`, {
+          reason: ErrorReason.INVALID_REQUEST,
+        });
       }
     }
     if (ctx.signal.aborted) throw abortError(ctx.signal);
@@ -39,7 +41,14 @@ export function listenHandler(_c: ServiceContext, hub: NotificationHub): Service
           if (queue.length >= maxQueued) {
             if (!dropped) {
               dropped = true;
-              queue.push(create(ListenResponseSchema, { event: { case: 'gap', value: { reason: `the client did not keep up: notifications beyond ${maxQueued} waiting were dropped` } } }));
+              queue.push(
+                create(ListenResponseSchema, {
+                  event: {
+                    case: 'gap',
+                    value: { reason: `the client did not keep up: notifications beyond ${maxQueued} waiting were dropped` },
+                  },
+                }),
+              );
             }
             return;
           }

@@ -5,7 +5,16 @@
 import { createHash } from 'node:crypto';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
-import { type DatabaseService, ExecutePreparedRequestSchema, ExecutePreparedResponseSchema, ExecuteRequestSchema, ExecuteResponseSchema, QueryRequestSchema, QueryResponseSchema, ErrorReason } from '@heliosdb/client/wire';
+import {
+  type DatabaseService,
+  ExecutePreparedRequestSchema,
+  ExecutePreparedResponseSchema,
+  ExecuteRequestSchema,
+  ExecuteResponseSchema,
+  QueryRequestSchema,
+  QueryResponseSchema,
+  ErrorReason,
+} from '@heliosdb/client/wire';
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { RowFormat } from '@heliosdb/client/wire';
 import { ownerKeyOf, principalOf } from '../auth/principal.js';
@@ -49,7 +58,9 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
         c.scope,
         ctx,
         req.transactionId,
-        async (conn, scope) => ({ result: await collectQuery(c, conn, ctx, scope.frame, { checked, text: req.sql, values }, format, c.unaryRowCap(req.maxRows)) }),
+        async (conn, scope) => ({
+          result: await collectQuery(c, conn, ctx, scope.frame, { checked, text: req.sql, values }, format, c.unaryRowCap(req.maxRows)),
+        }),
         { keyed, guard: checked.guard, selfCommitting: checked.selfCommitting },
       );
     },
@@ -102,9 +113,13 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
       let sql = registry.lookup(owner, req.statementId);
       if (sql === undefined) {
         if (!req.sql || statementIdOf(req.sql) !== req.statementId) {
-          throw serverError(Code.NotFound, `prepared statement ${JSON.stringify(req.statementId)} is unknown here; send its sql to prepare it again`, {
-            reason: ErrorReason.STATEMENT_NOT_FOUND,
-          });
+          throw serverError(
+            Code.NotFound,
+            `prepared statement ${JSON.stringify(req.statementId)} is unknown here; send its sql to prepare it again`,
+            {
+              reason: ErrorReason.STATEMENT_NOT_FOUND,
+            },
+          );
         }
         sql = req.sql;
         registry.remember(owner, req.statementId, sql);
@@ -120,7 +135,8 @@ export function statementHandlers(c: ServiceContext): Handlers & { registry: Pre
         ctx,
         req.transactionId,
         async (conn, scope) => {
-          const execute = () => collectQuery(c, conn, ctx, scope.frame, { checked, text, values, name: req.statementId }, format, c.unaryRowCap(req.maxRows));
+          const execute = () =>
+            collectQuery(c, conn, ctx, scope.frame, { checked, text, values, name: req.statementId }, format, c.unaryRowCap(req.maxRows));
           try {
             return { result: await execute() };
           } catch (e) {

@@ -61,7 +61,8 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
             { reason: ErrorReason.ROW_TOO_LARGE },
           );
         }
-        if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows) queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
+        if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows)
+          queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
       },
       onComplete(t) {
         tag = parseCommandTag(t);
@@ -100,7 +101,11 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
           await runSubmittable(c.deps.backend, conn, cmd, ctx.signal);
         } finally {
           ctx.signal.removeEventListener('abort', onAbort);
-          if (!consumerGone) await typeNames.resolve(conn, fields.map((f) => f.dataTypeID));
+          if (!consumerGone)
+            await typeNames.resolve(
+              conn,
+              fields.map((f) => f.dataTypeID),
+            );
         }
       },
       { guard: checked.guard, selfCommitting: checked.selfCommitting },
@@ -110,7 +115,10 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
         if (encoder.rowCount > 0) queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
         queue.push(
           create(StreamQueryResponseSchema, {
-            event: { case: 'complete', value: { command: tag.command, rowsAffected: tag.rowsAffected, executionTimeMs: performance.now() - t0 } },
+            event: {
+              case: 'complete',
+              value: { command: tag.command, rowsAffected: tag.rowsAffected, executionTimeMs: performance.now() - t0 },
+            },
           }),
         );
         queue.end();

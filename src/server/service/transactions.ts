@@ -30,7 +30,14 @@ const savepointName = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 type Handlers = Pick<
   ServiceImpl<typeof DatabaseService>,
-  'beginTransaction' | 'commit' | 'rollback' | 'savepoint' | 'rollbackToSavepoint' | 'releaseSavepoint' | 'reserveSession' | 'releaseSession'
+  | 'beginTransaction'
+  | 'commit'
+  | 'rollback'
+  | 'savepoint'
+  | 'rollbackToSavepoint'
+  | 'releaseSavepoint'
+  | 'reserveSession'
+  | 'releaseSession'
 >;
 
 /** The handlers. */
@@ -38,7 +45,12 @@ export function transactionHandlers(c: ServiceContext): Handlers {
   const { sessions, idempotency, options, backend } = c.deps;
 
   /** Opens a session of `kind` for the caller; `setup` runs on its connection first. */
-  async function open(ctx: Parameters<Handlers['beginTransaction']>[1], kind: 'transaction' | 'reserved', readOnly: boolean, setup?: (conn: BackendConnection) => Promise<void>) {
+  async function open(
+    ctx: Parameters<Handlers['beginTransaction']>[1],
+    kind: 'transaction' | 'reserved',
+    readOnly: boolean,
+    setup?: (conn: BackendConnection) => Promise<void>,
+  ) {
     if (ctx.signal.aborted) throw abortError(ctx.signal);
     const principal = principalOf(ctx);
     await c.deps.logins.ready(principal);
@@ -70,16 +82,21 @@ export function transactionHandlers(c: ServiceContext): Handlers {
     return session;
   }
 
-  const savepointCall = (sql: string) => async (req: { transactionId: string; name: string }, ctx: Parameters<Handlers['savepoint']>[1]) => {
-    if (!savepointName.test(req.name)) throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(req.name)}`, { reason: ErrorReason.INVALID_REQUEST });
-    await sessions.use(
-      c.transactionId(req.transactionId),
-      (conn) => runCommand(backend, conn, { text: `${sql} "${req.name}"`, sink: new CountingSink() }, { prelude: [], postlude: [] }, ctx.signal),
-      ownerKeyOf(principalOf(ctx)),
-      'transaction',
-    );
-    return {};
-  };
+  const savepointCall =
+    (sql: string) => async (req: { transactionId: string; name: string }, ctx: Parameters<Handlers['savepoint']>[1]) => {
+      if (!savepointName.test(req.name))
+        throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(req.name)}`, {
+          reason: ErrorReason.INVALID_REQUEST,
+        });
+      await sessions.use(
+        c.transactionId(req.transactionId),
+        (conn) =>
+          runCommand(backend, conn, { text: `${sql} "${req.name}"`, sink: new CountingSink() }, { prelude: [], postlude: [] }, ctx.signal),
+        ownerKeyOf(principalOf(ctx)),
+        'transaction',
+      );
+      return {};
+    };
 
   return {
     async beginTransaction(req, ctx) {
@@ -103,7 +120,14 @@ export function transactionHandlers(c: ServiceContext): Handlers {
       const id = c.transactionId(req.transactionId);
       const principal = principalOf(ctx);
       const call: KeyedCall | undefined = idempotency.applies(req.idempotencyKey, principal)
-        ? { key: req.idempotencyKey, principal, method: 'Commit', request: req, requestSchema: CommitRequestSchema, responseSchema: CommitResponseSchema }
+        ? {
+            key: req.idempotencyKey,
+            principal,
+            method: 'Commit',
+            request: req,
+            requestSchema: CommitRequestSchema,
+            responseSchema: CommitResponseSchema,
+          }
         : undefined;
       const before = call ? (conn: BackendConnection, session: Session) => idempotency.beforeCommit(conn, session, call) : undefined;
       let result: { command: string };
@@ -112,7 +136,8 @@ export function transactionHandlers(c: ServiceContext): Handlers {
       } catch (e) {
         const err = toConnectError(e);
         // Not open here (finished, or the server restarted): the key's record says how it ended.
-        if (call && err.findDetails(ErrorDetailSchema)[0]?.reason === ErrorReason.TRANSACTION_NOT_FOUND) return idempotency.resolveCommit(ctx.signal, id, call);
+        if (call && err.findDetails(ErrorDetailSchema)[0]?.reason === ErrorReason.TRANSACTION_NOT_FOUND)
+          return idempotency.resolveCommit(ctx.signal, id, call);
         throw err;
       }
       if (result.command === 'ROLLBACK') {
@@ -134,7 +159,9 @@ export function transactionHandlers(c: ServiceContext): Handlers {
     async savepoint(req, ctx) {
       const name = req.name || `sp_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`;
       if (!savepointName.test(name)) {
-        throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(name)}: use letters, digits and _`, { reason: ErrorReason.INVALID_REQUEST });
+        throw serverError(Code.InvalidArgument, `invalid savepoint name ${JSON.stringify(name)}: use letters, digits and _`, {
+          reason: ErrorReason.INVALID_REQUEST,
+        });
       }
       await savepointCall('SAVEPOINT')({ transactionId: req.transactionId, name }, ctx);
       return { name };

@@ -8,6 +8,14 @@
  * answers for recently seen texts.
  * @packageDocumentation
  */
-export { analysisCacheLimits, analysisCacheStats, analyzeSql, isReadOnlyAnalysis, isSingleStatement, loadSqlParser, sqlParserLoaded } from './analysis.js';
+export {
+  analysisCacheLimits,
+  analysisCacheStats,
+  analyzeSql,
+  isReadOnlyAnalysis,
+  isSingleStatement,
+  loadSqlParser,
+  sqlParserLoaded,
+} from './analysis.js';
 export { NotCopyStdioError, replaceCopyStdio } from './copy-stdio.js';
 export type { SqlAnalysis, StatementInfo, TransactionControl } from './types.js';

@@ -34,7 +34,10 @@ export function replaceCopyStdio(sql: string, filename: string): string {
   if (a.statements.length !== 1) throw new NotCopyStdioError(`expected one COPY statement, got ${a.statements.length} statements`);
   const copy = a.statements[0]!.copy;
   if (!copy) throw new NotCopyStdioError(`expected a COPY statement, got ${a.statements[0]!.command}`);
-  if (!copy.client) throw new NotCopyStdioError(`expected COPY ${copy.from ? 'FROM STDIN' : 'TO STDOUT'}, got a COPY ${copy.program ? 'with a PROGRAM' : 'with a file name'}`);
+  if (!copy.client)
+    throw new NotCopyStdioError(
+      `expected COPY ${copy.from ? 'FROM STDIN' : 'TO STDOUT'}, got a COPY ${copy.program ? 'with a PROGRAM' : 'with a file name'}`,
+    );
   // The file name follows the first FROM / TO outside parentheses (the column list and the
   // query of COPY (query) TO are inside them); a quoted "from" is an IDENT token, not FROM.
   const tokens = scanSync(sql).tokens.filter((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT');

@@ -27,7 +27,11 @@ const transactionKinds: Record<string, TransactionControl> = {
 /** Settings that are the current transaction's characteristics (SET of them is SET TRANSACTION). */
 const transactionSettings = new Set(['transaction_read_only', 'transaction_isolation', 'transaction_deferrable']);
 /** Settings SET SESSION CHARACTERISTICS AS TRANSACTION sets. */
-const sessionCharacteristics = new Set(['default_transaction_read_only', 'default_transaction_isolation', 'default_transaction_deferrable']);
+const sessionCharacteristics = new Set([
+  'default_transaction_read_only',
+  'default_transaction_isolation',
+  'default_transaction_deferrable',
+]);
 const identitySettings = new Set(['role', 'session_authorization']);
 
 /** CURSOR_OPT_HOLD of PostgreSQL's parsenodes.h: DECLARE ... WITH HOLD. */

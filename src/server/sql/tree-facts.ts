@@ -216,9 +216,11 @@ class Walker {
       const args = Array.isArray(x.args) ? x.args : [];
       if (base === 'set_config') {
         const setting = literalOf(args[0]);
-        if (typeof setting !== 'string' || setting.toLowerCase() === 'role' || setting.toLowerCase() === 'session_authorization') this.f.roleSetConfig = true;
+        if (typeof setting !== 'string' || setting.toLowerCase() === 'role' || setting.toLowerCase() === 'session_authorization')
+          this.f.roleSetConfig = true;
         const local = literalOf(args[2]);
-        if (!(local === true || (typeof local === 'string' && trueWords.has(local.toLowerCase())) || local === 1)) this.f.sessionStateCall = true;
+        if (!(local === true || (typeof local === 'string' && trueWords.has(local.toLowerCase())) || local === 1))
+          this.f.sessionStateCall = true;
       }
       if (sessionLockFunctions.has(base)) this.f.sessionStateCall = true;
     }
@@ -279,7 +281,8 @@ function collectInto(w: Walker, node: string, f: Obj, exec: boolean): void {
     case 'CreateFunctionStmt':
       // The view's query, the rule's actions and a function's SQL body do not run now.
       for (const [k, x] of Object.entries(f)) {
-        if (k === 'query' || k === 'actions' || k === 'whereClause' || k === 'sql_body') w.walk(x, { ...base, ddl: false, exec: false, params: false });
+        if (k === 'query' || k === 'actions' || k === 'whereClause' || k === 'sql_body')
+          w.walk(x, { ...base, ddl: false, exec: false, params: false });
         else w.node(k, x, base);
       }
       return;
