@@ -175,16 +175,7 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
         const p = authenticate
           ? authenticateCall(authenticate, service, method.name, call as unknown as AnyServerCall, ctx).then(() => fn(requests, ctx))
           : Promise.resolve().then(() => fn(requests, ctx));
-        p.then(
-          (res) => {
-            dispose();
-            callback(null, res);
-          },
-          (err) => {
-            dispose();
-            callback(grpcStatusOf(err, log) as grpc.ServiceError);
-          },
-        );
+        answer(p, dispose, callback, log);
       };
     } else if (!responseStream) {
       handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -197,16 +188,7 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
         } catch (e) {
           p = Promise.reject(e);
         }
-        p.then(
-          (res) => {
-            dispose();
-            callback(null, res);
-          },
-          (err) => {
-            dispose();
-            callback(grpcStatusOf(err, log) as grpc.ServiceError);
-          },
-        );
+        answer(p, dispose, callback, log);
       };
     } else {
       handlers[method.localName] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
@@ -378,4 +360,18 @@ export async function startGrpcListener(
   );
   server.attach(listener, gate);
   return { server, port: listener.port };
+}
+
+/** Ends a call with one response: the handler's result, or its error as a gRPC status. */
+function answer(p: Promise<unknown>, dispose: () => void, callback: grpc.sendUnaryData<unknown>, log: Logger): void {
+  p.then(
+    (res) => {
+      dispose();
+      callback(null, res);
+    },
+    (err) => {
+      dispose();
+      callback(grpcStatusOf(err, log) as grpc.ServiceError);
+    },
+  );
 }
