@@ -27,18 +27,16 @@
  * @packageDocumentation
  */
 import { createHash } from 'node:crypto';
-import { create, type DescMessage, fromBinary, type Message, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type Message, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { ErrorDetailSchema, ErrorReason } from '@heliosdb/client/wire';
 import { ownerKeyOf, type Principal } from './auth/principal.js';
 import type { Backend, BackendConnection } from './backend.js';
 import { txStatusOf } from './backend/connection.js';
-import { abortError } from './call-context.js';
 import { serverError, toConnectError } from './errors.js';
-import type { CommandSink } from './pg/pg-command.js';
-import { PgPipeline, type PipelineStatement } from './pg/pg-pipeline.js';
 import type { Session } from './sessions.js';
+import { cannotRunInBlock, fingerprintOf, type KeyedCall, replay, rowOf, Rows, runPipeline, byteaText } from './idempotency-records.js';
 import {
   claimSql,
   doneSql,
@@ -52,58 +50,9 @@ import {
   tombstoneSql,
 } from './idempotency-sql.js';
 
+export type { KeyedCall } from './idempotency-records.js';
+
 const keyPattern = /^[A-Za-z0-9_.:~-]{1,200}$/;
-
-/** One keyed call. */
-export interface KeyedCall {
-  /** The key the client sent. */
-  key: string;
-  /** Who sent it (records are per principal). */
-  principal: Principal;
-  /** The RPC and its request, to tell a repeated request from a different one with the same key. */
-  method: string;
-  request: Message;
-  requestSchema: DescMessage;
-  /** The response type, to store and replay it. */
-  responseSchema: DescMessage;
-  /** The handler failed in a way that is worth one more go from the start (a stale prepared plan). */
-  retryIf?: (e: unknown) => boolean;
-}
-
-interface Row {
-  state: string;
-  fingerprint: string;
-  response: Uint8Array | undefined;
-}
-
-/** Collects the text cells of a pipeline statement's rows. */
-class Rows implements CommandSink {
-  readonly rows: (string | null)[][] = [];
-  onFields(): void {}
-  onRow(cells: (string | null)[]): void {
-    this.rows.push(cells);
-  }
-  onComplete(): void {}
-}
-
-function bytea(hex: string | null): Uint8Array | undefined {
-  if (hex === null || !hex.startsWith('\\x')) return undefined;
-  return Buffer.from(hex.slice(2), 'hex');
-}
-
-function byteaText(bytes: Uint8Array): string {
-  return '\\x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
-
-function rowOf(cells: (string | null)[] | undefined): Row | undefined {
-  if (!cells) return undefined;
-  return { state: cells[0] ?? '', fingerprint: cells[1] ?? '', response: bytea(cells[2]) };
-}
-
-/** Whether `e` is PostgreSQL's "cannot run inside a transaction block" (25001). */
-function cannotRunInBlock(e: unknown): boolean {
-  return e instanceof ConnectError && e.findDetails(ErrorDetailSchema)[0]?.sqlstate === '25001';
-}
 
 /** What the server needs to know about a keyed call's connection. */
 export interface KeyedConnection {
@@ -217,64 +166,8 @@ export class Idempotency {
     return `${p.login?.role ?? this.serverRole}/${this.ownerOf(p)}`;
   }
 
-  private fingerprintOf(call: Pick<KeyedCall, 'method' | 'request' | 'requestSchema'>): string {
-    const copy = { ...call.request, idempotencyKey: '' } as Message;
-    return createHash('sha256').update(call.method).update('\0').update(toBinary(call.requestSchema, copy)).digest('hex');
-  }
-
-  /** Runs a pipeline; throws the first failure as a ConnectError. */
-  private async pipeline(
-    conn: BackendConnection,
-    statements: PipelineStatement[],
-    sinks: Record<number, CommandSink>,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    if (signal?.aborted) throw abortError(signal);
-    const p = new PgPipeline(statements, (i) => sinks[i]);
-    const onAbort = () => void this.backend.cancel(conn);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      conn.query(p as never);
-      const outcomes = await p.done;
-      const failed = outcomes.find((o) => !o.ok);
-      if (failed) throw toConnectError('error' in failed ? failed.error : new Error('statement skipped'));
-    } catch (e) {
-      throw toConnectError(e);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
-  }
-
   private async rollback(conn: BackendConnection): Promise<void> {
     if (txStatusOf(conn) !== 'I') await conn.query('ROLLBACK').catch(() => {});
-  }
-
-  /** The answer for a key that is already recorded: its stored response, or an error. */
-  private replay(row: Row, fingerprint: string, schema: DescMessage, what: string): Message {
-    if (row.fingerprint !== fingerprint) {
-      throw serverError(
-        Code.InvalidArgument,
-        `the idempotency key was already used for a different request (within the server's ${this.windowMs} ms window); use a new key for each request`,
-        {
-          reason: ErrorReason.IDEMPOTENCY_KEY_REUSED,
-        },
-      );
-    }
-    if (row.state === 'done' && row.response) return fromBinary(schema, row.response);
-    if (row.state === 'abandoned') {
-      throw serverError(
-        Code.NotFound,
-        `${what} was not committed: a retry of its Commit found it no longer open and recorded that it never committed`,
-        {
-          reason: ErrorReason.TRANSACTION_NOT_FOUND,
-        },
-      );
-    }
-    throw serverError(Code.Aborted, `an earlier request with this idempotency key is in an unknown state; retry later`, {
-      reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
-      retryable: true,
-      retryAfterMs: 1000,
-    });
   }
 
   /**
@@ -283,14 +176,15 @@ export class Idempotency {
    */
   async run<T>(conn: BackendConnection, signal: AbortSignal, call: KeyedCall, fn: () => Promise<T>): Promise<T | Message> {
     const owner = this.ownerOf(call.principal);
-    const fingerprint = this.fingerprintOf(call);
+    const fingerprint = fingerprintOf(call);
     const keyParams = [owner, call.key, fingerprint, String(this.windowMs)];
     for (let attempt = 0; ; attempt++) {
       // 1. Open the transaction and claim the key (waits for an attempt in progress with the same key).
       const claimed = new Rows();
       let claimFailed = false;
       try {
-        await this.pipeline(
+        await runPipeline(
+          this.backend,
           conn,
           [
             { text: 'BEGIN', values: [] },
@@ -310,7 +204,7 @@ export class Idempotency {
         // 2a. The key is taken: answer from its record.
         await this.rollback(conn);
         const row = claimFailed ? undefined : rowOf(cells?.slice(1));
-        if (row) return this.replay(row, fingerprint, call.responseSchema, 'the request');
+        if (row) return replay(row, fingerprint, call.responseSchema, 'the request', this.windowMs);
         if (attempt >= 3)
           throw serverError(Code.Aborted, 'could not claim the idempotency key; retry', {
             reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
@@ -346,7 +240,7 @@ export class Idempotency {
       if (txStatusOf(conn) !== 'T') {
         // The statement ended the transaction itself (a procedure that commits, say): its outcome
         // could not be recorded with it. Forget the claim (if it was not committed with it).
-        await this.pipeline(conn, [{ text: forgetSql, values: [owner, call.key] }], {}).catch(() => {});
+        await runPipeline(this.backend, conn, [{ text: forgetSql, values: [owner, call.key] }], {}).catch(() => {});
         this.log.warn(
           { method: call.method },
           'a keyed statement ended the server transaction itself; its idempotency key was not recorded',
@@ -358,7 +252,8 @@ export class Idempotency {
       try {
         // The caller's own settings (a statement_timeout it set in its script) do not apply to
         // the server's record of its outcome.
-        await this.pipeline(
+        await runPipeline(
+          this.backend,
           conn,
           [
             { text: 'SET LOCAL statement_timeout = 0', values: [] },
@@ -389,11 +284,12 @@ export class Idempotency {
     // one wrote nothing.
     if (txStatusOf(conn) !== 'T' || session.readOnly) return;
     const owner = this.ownerOf(call.principal);
-    const fingerprint = this.fingerprintOf(call);
+    const fingerprint = fingerprintOf(call);
     const response = toBinary(call.responseSchema, create(call.responseSchema, {} as never));
     const inserted = new Rows();
     try {
-      await this.pipeline(
+      await runPipeline(
+        this.backend,
         conn,
         [
           { text: 'SET LOCAL statement_timeout = 0', values: [] },
@@ -444,13 +340,14 @@ export class Idempotency {
    */
   async settle(signal: AbortSignal, call: KeyedCall, what: string, notApplied: () => ConnectError): Promise<Message> {
     const owner = this.fullOwnerOf(call.principal);
-    const fingerprint = this.fingerprintOf(call);
+    const fingerprint = fingerprintOf(call);
     const result = await this.backend
       .withServerConnection(async (conn) => {
         const inserted = new Rows();
         const seen = new Rows();
         try {
-          await this.pipeline(
+          await runPipeline(
+            this.backend,
             conn,
             [
               { text: tombstoneSql, values: [owner, call.key, fingerprint, String(this.windowMs)] },
@@ -462,7 +359,7 @@ export class Idempotency {
         } catch (e) {
           if (signal.aborted || !(e instanceof ConnectError && e.code === Code.Aborted)) throw e;
           await this.rollback(conn);
-          await this.pipeline(conn, [{ text: lookupSql, values: [owner, call.key] }], { 0: seen });
+          await runPipeline(this.backend, conn, [{ text: lookupSql, values: [owner, call.key] }], { 0: seen });
         }
         return { tombstoned: inserted.rows.length > 0, row: rowOf(seen.rows[0]) };
       })
@@ -475,6 +372,6 @@ export class Idempotency {
         reason: ErrorReason.IDEMPOTENCY_UNAVAILABLE,
         retryable: true,
       });
-    return this.replay(result.row, fingerprint, call.responseSchema, what);
+    return replay(result.row, fingerprint, call.responseSchema, what, this.windowMs);
   }
 }
