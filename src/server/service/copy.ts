@@ -22,6 +22,7 @@ import {
 } from '@heliosdb/client/wire';
 import { principalOf } from '../auth/principal.js';
 import type { BackendConnection } from '../backend.js';
+import { abortError } from '../call-context.js';
 import { type CallScope, withConnection } from '../call/scope.js';
 import { serverError, toConnectError } from '../errors.js';
 import { replaceCopyStdio } from '../sql/analyze.js';
@@ -140,7 +141,11 @@ export function copyHandlers(c: ServiceContext): Handlers {
       c.check([req.sql], ctx, req.transactionId, 'copyTo');
       const chunkBytes = Math.min(req.chunkBytes || defaultChunkBytes, c.batchBytesCap);
       const queue = new PushQueue<CopyToResponse>();
-      let stream: ReturnType<typeof copyToStream> | undefined;
+      // Set when the client leaves before the end: the COPY is cancelled and its output drained,
+      // never left half-read (PostgreSQL blocked writing to a connection nobody reads, or the
+      // embedded engine's one session held, for good).
+      let abandon: (() => void) | undefined;
+      let abandoned = false;
       const done = withConnection(
         c.scope,
         ctx,
@@ -149,9 +154,14 @@ export function copyHandlers(c: ServiceContext): Handlers {
           inReadOnlyBlock(conn, scope, async () => {
             const t0 = performance.now();
             const s = copyToStream(req.sql);
-            stream = s;
-            const onAbort = () => s.destroy();
-            ctx.signal.addEventListener('abort', onAbort, { once: true });
+            let wake: (() => void) | undefined;
+            abandon = () => {
+              if (abandoned) return;
+              abandoned = true;
+              wake?.();
+              void backend.cancel(conn).catch(() => {});
+            };
+            ctx.signal.addEventListener('abort', abandon, { once: true });
             // Chunks are gathered up to chunkBytes (whole rows in text and csv), and the stream is
             // read further only once the client has taken what was sent.
             let pending: Buffer[] = [];
@@ -165,25 +175,29 @@ export function copyHandlers(c: ServiceContext): Handlers {
             try {
               conn.query(s as never);
               for await (const chunk of s as AsyncIterable<Buffer>) {
+                if (abandoned) continue; // drained to the end (or to the cancel's error)
                 pending.push(chunk);
                 pendingBytes += chunk.length;
                 if (pendingBytes >= chunkBytes) {
                   flush();
                   if (queue.length > 2) {
                     await new Promise<void>((r) => {
+                      wake = r;
                       queue.onEmpty = () => {
                         queue.onEmpty = undefined;
                         r();
                       };
                     });
+                    wake = undefined;
                   }
                 }
               }
+              if (abandoned) throw abortError(ctx.signal);
               flush();
             } catch (e) {
               throw toConnectError(e);
             } finally {
-              ctx.signal.removeEventListener('abort', onAbort);
+              ctx.signal.removeEventListener('abort', abandon);
             }
             return { rowsAffected: BigInt(s.rowCount ?? 0), executionTimeMs: performance.now() - t0 };
           }),
@@ -198,7 +212,7 @@ export function copyHandlers(c: ServiceContext): Handlers {
       try {
         yield* queue.drain();
       } finally {
-        if (!queue.isEnded) stream?.destroy();
+        if (!queue.isEnded) abandon?.();
         await done;
       }
     },
