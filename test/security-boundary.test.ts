@@ -27,6 +27,7 @@ import {
 import { describeEachBackend } from './helpers/backends.js';
 import { makeTestCerts, type TestCerts } from './helpers/certs.js';
 import { makeUser, type SecurityFixture, startSecureServer } from './helpers/security.js';
+import { waitFor } from './helpers/server.js';
 
 const certs: TestCerts = makeTestCerts();
 after(() => certs.cleanup());
@@ -279,6 +280,55 @@ describeEachBackend('authorization boundary', (backend) => {
     assert.equal(await rows(), before + 1);
     await f.adminSql(`DROP PROCEDURE IF EXISTS public.proc_${f.id}(); DROP SEQUENCE IF EXISTS seq_${f.id}`);
     if (pg) await f.adminSql(`DROP FUNCTION IF EXISTS public.writes_${f.id}()`);
+  });
+
+  test("read-only keys: a transaction's commit leaves nothing behind (large objects, notifications)", async () => {
+    const objects = async () => Number((await f.adminSql('SELECT count(*)::int AS n FROM pg_largeobject_metadata'))[0].n);
+    const channel = `ro_${f.id}`;
+    const heard: string[] = [];
+    const listener = await writer.listen(channel, (n) => heard.push(n.payload));
+    const lo0 = await objects();
+    for (const c of [ro, roHttp]) {
+      // PostgreSQL 15 lets large-object functions write in a READ ONLY transaction; PGlite refuses them.
+      await c.transaction(async (tx) => tx.query("SELECT lo_from_bytea(0, 'read-only')").catch(() => undefined)).catch(() => undefined);
+      await c
+        .transaction(async (tx) => tx.query("SELECT lo_from_bytea(0, 'read-only')").catch(() => undefined), { readOnly: true })
+        .catch(() => undefined);
+      await c.transaction(async (tx) => {
+        await tx.query(`SELECT pg_notify('${channel}', 'forged by a read-only key')`);
+        await tx.execute(`NOTIFY ${channel}, 'forged again'`).catch(() => undefined);
+      });
+      // Claimed reads and auto-commit calls: refused or rolled back.
+      await c.query("SELECT lo_from_bytea(0, 'read-only')").catch(() => undefined);
+      await c.query(`SELECT pg_notify('${channel}', 'auto-commit')`).catch(() => undefined);
+    }
+    // The writer's own notification arrives, so a forged one would have too.
+    await writer.execute(`SELECT pg_notify('${channel}', 'real')`);
+    assert.ok(await waitFor(() => heard.includes('real'), 10_000), 'the real notification arrived');
+    assert.deepEqual(heard, ['real'], 'no notification of a read-only key was delivered');
+    assert.equal(await objects(), lo0, 'no large object was created');
+    // A failed statement still makes commit() fail, as for any transaction.
+    await assert.rejects(
+      ro.transaction(async (tx) => {
+        await tx.query('SELECT 1/0').catch(() => undefined);
+      }),
+      /rolled back/,
+    );
+    await listener.unlisten();
+  });
+
+  test("read-only keys: a DO block reads none of the server's tables", async () => {
+    for (const table of ['heliosdb.users', 'heliosdb.api_keys']) {
+      const e = await ro
+        .execute(`DO $$ BEGIN EXECUTE 'RESET ROLE'; RAISE EXCEPTION 'leak: %', (SELECT count(*) FROM ${table}); END $$`)
+        .then(
+          () => undefined,
+          (err: Error) => err,
+        );
+      assert.ok(e instanceof Error, 'refused');
+      assert.doesNotMatch(e.message, /leak:/, `${table}: ${e.message}`);
+      assert.ok(e instanceof PermissionDeniedError, `${table}: ${e.name}: ${e.message}`);
+    }
   });
 
   test('isolation: nothing a call leaves on its connection reaches the next call, of another principal or its own', async () => {

@@ -228,9 +228,27 @@ export function splitStatements(tokens: readonly SqlToken[]): SqlToken[][] {
 }
 
 /** Words that, anywhere in a SELECT / VALUES / TABLE / WITH statement, may mean it writes. */
-const writeWords = new Set(['insert', 'update', 'delete', 'merge', 'into', 'copy', 'call', 'do', 'lock', 'nextval', 'setval']);
-/** Function names that write, also when written as a "quoted identifier". */
-const writeFunctions = new Set(['nextval', 'setval']);
+const writeWords = new Set(['insert', 'update', 'delete', 'merge', 'into', 'copy', 'call', 'do', 'lock']);
+/**
+ * Function names that write, also when written as a "quoted identifier": sequences, and the
+ * effects a READ ONLY transaction does not stop (large objects on PostgreSQL 15, notifications).
+ */
+const writeFunctions = new Set([
+  'nextval',
+  'setval',
+  'lo_create',
+  'lo_creat',
+  'lo_from_bytea',
+  'lo_import',
+  'lo_export',
+  'lo_put',
+  'lo_unlink',
+  'lo_truncate',
+  'lo_truncate64',
+  'lo_open',
+  'lowrite',
+  'pg_notify',
+]);
 /** What may follow FOR in a locking clause (FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE). */
 const lockingAfterFor = new Set(['update', 'share', 'no', 'key']);
 
@@ -261,7 +279,7 @@ function isReadStatement(stmt: readonly SqlToken[]): boolean {
       for (let i = 0; i < s.length; i++) {
         const t = s[i]!;
         if (t.kind === 'word') {
-          if (writeWords.has(t.value)) return false;
+          if (writeWords.has(t.value) || writeFunctions.has(t.value)) return false;
           if (t.value === 'for' && lockingAfterFor.has(wordAt(s, i + 1) ?? '')) return false;
         } else if (t.kind === 'quoted' && writeFunctions.has(t.value)) {
           return false;
@@ -377,7 +395,7 @@ const cache = new Map<string, Classification>();
 /**
  * Whether `sql` only reads: every statement is SELECT, VALUES, TABLE or WITH with no word that may
  * change data anywhere in it (INSERT, UPDATE, DELETE, MERGE, INTO, COPY, CALL, LOCK, nextval,
- * setval, FOR UPDATE / SHARE / NO KEY UPDATE / KEY SHARE), SHOW, or EXPLAIN without ANALYZE.
+ * setval, large-object writers, pg_notify, FOR UPDATE / SHARE / NO KEY UPDATE / KEY SHARE), SHOW, or EXPLAIN without ANALYZE.
  * False for an empty text, an unterminated quote or comment, and anything else. A SELECT calling
  * a function that writes is the one case it cannot see (the server runs reads in READ ONLY
  * transactions). Answers for the last 1000 texts up to 4 KiB are remembered.

@@ -377,5 +377,7 @@ export const corpus: CorpusRow[] = [
   { sql: "SELECT set_config('work_mem', '8MB', true)", command: 'SELECT', readOnly: true },
   { sql: "SELECT set_config($1, 'x', true)", command: 'SELECT', readOnly: true, identityChange: true, maxParam: 1, pg: false },
   { sql: 'SELECT pg_advisory_lock(42)', command: 'SELECT', readOnly: true, sessionState: true, pg: false },
-  { sql: "SELECT pg_notify('ch', 'x')", command: 'SELECT', readOnly: true, notify: true },
+  { sql: "SELECT pg_notify('ch', 'x')", command: 'SELECT', readOnly: false, notify: true },
+  { sql: "SELECT lo_from_bytea(0, 'x')", command: 'SELECT', readOnly: false, pg: false },
+  { sql: 'SELECT pg_catalog.lo_put(1, 0, $1)', command: 'SELECT', readOnly: false, maxParam: 1, pg: false },
 ];

@@ -105,6 +105,14 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
         `${s.command} is refused on the embedded engine: it is one superuser session, so changing the role there could leave the principal's own (use PostgreSQL for separate identities; see docs/security.md)`,
       );
     }
+    if (s.node === 'DoStmt' && readOnlyPrincipal && f.engine === 'pglite' && f.authRequired) {
+      // On the one superuser session a DO block can reset the role and read the server's tables.
+      throw refuse(
+        Code.PermissionDenied,
+        ErrorReason.READ_ONLY_PRINCIPAL,
+        'DO is refused for a read-only API key on the embedded engine: its one superuser session would let the block leave the principal (use PostgreSQL for separate identities; see docs/security.md)',
+      );
+    }
     if (s.transactionControl) checkTransactionControl(s, f, inBatch);
     if (s.outsideTransactionBlock && f.frame === 'autocommit') {
       if (statements.length > 1 || inBatch || f.rpc === 'stream' || f.rpc === 'batch') {

@@ -9,6 +9,7 @@ import { CommitRequestSchema, CommitResponseSchema, type DatabaseService, Isolat
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ownerKeyOf, principalOf } from '../auth/principal.js';
 import type { BackendConnection } from '../backend.js';
+import { txStatusOf } from '../backend/connection.js';
 import { abortError, applicationNameHeader } from '../call-context.js';
 import { runCommand } from '../call/run.js';
 import { loginError, prepareConnection } from '../call/scope.js';
@@ -129,6 +130,14 @@ export function transactionHandlers(c: ServiceContext): Handlers {
             responseSchema: CommitResponseSchema,
           }
         : undefined;
+      if (principal.readOnly) {
+        // A read-only key's transaction has nothing to commit: it ends with ROLLBACK, so nothing it
+        // did outlives it (its NOTIFYs, the large objects PostgreSQL 15 writes in a READ ONLY one).
+        await sessions.end(id, 'ROLLBACK', ownerKeyOf(principal), async (conn) => {
+          if (txStatusOf(conn) === 'E') throw rolledBack();
+        });
+        return {};
+      }
       const before = call ? (conn: BackendConnection, session: Session) => idempotency.beforeCommit(conn, session, call) : undefined;
       let result: { command: string };
       try {
@@ -140,12 +149,7 @@ export function transactionHandlers(c: ServiceContext): Handlers {
           return idempotency.resolveCommit(ctx.signal, id, call);
         throw err;
       }
-      if (result.command === 'ROLLBACK') {
-        throw serverError(Code.Aborted, 'the transaction was rolled back instead of committed, because a statement in it failed', {
-          sqlstate: '25P02',
-          reason: ErrorReason.TRANSACTION_ABORTED,
-        });
-      }
+      if (result.command === 'ROLLBACK') throw rolledBack();
       return {};
     },
 
@@ -185,4 +189,12 @@ export function transactionHandlers(c: ServiceContext): Handlers {
       return {};
     },
   };
+}
+
+/** A Commit of a transaction in which a statement failed: PostgreSQL rolled it back. */
+function rolledBack() {
+  return serverError(Code.Aborted, 'the transaction was rolled back instead of committed, because a statement in it failed', {
+    sqlstate: '25P02',
+    reason: ErrorReason.TRANSACTION_ABORTED,
+  });
 }

@@ -159,10 +159,34 @@ function identityChange(node: string, f: PgFields, facts: TreeFacts): boolean {
   return node === 'DiscardStmt' && f.target === 'DISCARD_ALL';
 }
 
+/**
+ * Built-in functions with effects that a READ ONLY transaction does not stop: large-object writes
+ * (PostgreSQL 15 and older let them through) and notifications. A SELECT calling one is no read.
+ */
+const effectFunctions = new Set([
+  'lo_create',
+  'lo_creat',
+  'lo_from_bytea',
+  'lo_import',
+  'lo_export',
+  'lo_put',
+  'lo_unlink',
+  'lo_truncate',
+  'lo_truncate64',
+  'lo_open',
+  'lowrite',
+  'pg_notify',
+]);
+
+function callsEffectFunction(facts: TreeFacts): boolean {
+  for (const name of facts.functions) if (effectFunctions.has(name.toLowerCase().replace(/^pg_catalog\./, ''))) return true;
+  return false;
+}
+
 function readOnly(node: string, f: PgFields, facts: TreeFacts): boolean {
   switch (node) {
     case 'SelectStmt':
-      return !facts.dataChange && !facts.locking && !facts.selectInto;
+      return !facts.dataChange && !facts.locking && !facts.selectInto && !callsEffectFunction(facts);
     case 'VariableShowStmt':
       return true;
     case 'ExplainStmt': {
