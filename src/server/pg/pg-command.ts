@@ -28,7 +28,7 @@ export function forgetDeallocated(tag: string, con: { parsedStatements?: Record<
 
 /** Minimal view of pg's Connection that a submittable drives. */
 interface PgConnection {
-  stream: { cork?: () => void; uncork?: () => void };
+  stream: { cork?: () => void; uncork?: () => void; pause?: () => void; resume?: () => void };
   parsedStatements: Record<string, string>;
   query(text: string): void;
   parse(msg: { text: string; name?: string; types?: number[] }): void;
@@ -121,7 +121,9 @@ export class PgCommand {
   private mainDone = false;
   /** Sent as one simple-protocol Query (a script may complete several statements). */
   private isSimple = false;
-  private readonly fetchRows: number;
+  /** Rows per Execute while streaming (the caller may change it between fetches). */
+  fetchRows: number;
+  private inputPaused = false;
   private readonly describeOnly: boolean;
   private readonly sink: CommandSink;
   private con: PgConnection | undefined;
@@ -231,8 +233,27 @@ export class PgCommand {
     this.con.flush();
   }
 
+  /**
+   * Streaming: stops reading the connection's socket (rows already received are still handled),
+   * so a client that reads slowly holds the database's output in PostgreSQL and the kernel, not
+   * in this process. {@link resumeInput} and {@link close} read again.
+   */
+  pauseInput(): void {
+    if (this.finished || !this.con || this.inputPaused) return;
+    this.inputPaused = true;
+    this.con.stream.pause?.();
+  }
+
+  /** Streaming: reads the connection's socket again after {@link pauseInput}. */
+  resumeInput(): void {
+    if (!this.inputPaused || !this.con) return;
+    this.inputPaused = false;
+    this.con.stream.resume?.();
+  }
+
   /** Streaming: stop early, closing the portal. `done` resolves once the database is idle. */
   close(): void {
+    this.resumeInput();
     if (this.finished || this.syncSent || !this.con) return;
     this.con.close({ type: 'P', name: '' });
     this.finishPortal(this.con);
@@ -310,6 +331,7 @@ export class PgCommand {
 
   private finish(): void {
     if (this.finished) return;
+    this.resumeInput();
     this.finished = true;
     const e = this.sinkError ?? this.error;
     if (e !== undefined) this.reject(e);

@@ -19,6 +19,9 @@ import { columnsOf, parseCommandTag, RowEncoder } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { PushQueue } from './push-queue.js';
 
+/** Messages waiting for the client beyond which the database connection is no longer read. */
+const maxQueuedMessages = 4;
+
 /** The StreamQuery handler. */
 export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof DatabaseService>['streamQuery'] {
   const { options, typeNames } = c.deps;
@@ -29,7 +32,12 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
     const format = req.rowFormat || RowFormat.VALUES;
     const batchBytes = Math.min(req.batchBytes || 1024 * 1024, c.batchBytesCap);
     const batchRows = req.batchRows || 10_000;
-    const fetchRows = Math.min(batchRows, 2000);
+    // Rows per fetch: few at first, then as many as fit in fetchBytes at the largest row seen, so a
+    // stream of large rows holds little in this process whatever its row count.
+    const maxFetchRows = Math.min(batchRows, 2000);
+    const fetchBytes = 4 * batchBytes;
+    let fetchRows = Math.min(maxFetchRows, 64);
+    let largestRow = 0;
     const queue = new PushQueue<StreamQueryResponse>();
     const encoder = new RowEncoder(format);
     let fields: FieldDef[] = [];
@@ -61,8 +69,12 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
             { reason: ErrorReason.ROW_TOO_LARGE },
           );
         }
-        if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows)
+        if (size > largestRow) largestRow = size;
+        if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows) {
           queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
+          // The client reads slower than the database sends: stop reading the database until it catches up.
+          if (queue.length >= maxQueuedMessages) cmd?.pauseInput();
+        }
       },
       onComplete(t) {
         tag = parseCommandTag(t);
@@ -73,6 +85,7 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
     };
     // Read further only once the client has taken what was sent.
     queue.onEmpty = () => {
+      cmd?.resumeInput();
       if (suspended) {
         suspended = false;
         cmd?.resume();
@@ -86,7 +99,9 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
         const steps = guardSteps(checked.guard, scope.frame);
         cmd = new PgCommand({ text: req.sql, values, fetchRows, sink, prelude: steps.prelude, postlude: steps.postlude });
         cmd.onSuspended = () => {
-          if (queue.length === 0) cmd?.resume();
+          if (!cmd) return;
+          cmd.fetchRows = Math.max(1, Math.min(maxFetchRows, Math.floor(fetchBytes / Math.max(1, largestRow))));
+          if (queue.length === 0) cmd.resume();
           else suspended = true;
         };
         // A client that leaves while the portal waits for it to read (backpressure) must not hold
