@@ -429,7 +429,7 @@ describeEachBackend('authorization boundary', (backend) => {
     }
   });
 
-  test('limits per principal: open transactions below the pool, prepared statements bounded', async () => {
+  test('limits per principal: open transactions and connections below the pool, per user; prepared statements bounded', async () => {
     if (!pg) {
       // One session: transactions queue for it, and no principal can hold more than it.
       const big = 'x'.repeat(100_000);
@@ -445,6 +445,33 @@ describeEachBackend('authorization boundary', (backend) => {
     await reader.transaction(async (tx) => tx.query('SELECT 1'));
     for (const tx of txs) await tx.rollback();
     await (await writer.begin()).rollback();
+    // A user's read-only key counts with its read-write key: together they hold the limit.
+    const mixed = [await writer.begin(), await writer.begin(), await ro.begin()];
+    assert.equal((await failure(ro.begin(), 'a fourth transaction from the read-only key')).reason, 'TOO_MANY_TRANSACTIONS');
+    for (const tx of mixed) await tx.rollback();
+    // Connections: one user's long statements (both keys) hold at most half of the pool (10 of
+    // 20); the rest wait, and another user is served at once.
+    const order: string[] = [];
+    const sleepers = Array.from({ length: 14 }, (_, i) =>
+      (i % 2 ? ro : writer).query('SELECT pg_sleep(2)').then(() => order.push('sleeper')),
+    );
+    let peak = 0;
+    const watch = (async () => {
+      while (order.length < 14) {
+        const n = (
+          await f.adminSql(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)' AND state = 'active'`)
+        )[0].n as number;
+        peak = Math.max(peak, n);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    await reader.query('SELECT 1').then(() => order.push('reader'));
+    await Promise.all(sleepers);
+    await watch;
+    assert.equal(order[0], 'reader', 'the other user was served before any long statement ended');
+    assert.ok(peak <= 10, `at most half the pool ran the user's statements at once (${peak})`);
+    assert.ok(peak >= 2, `they did run concurrently (${peak})`);
     // Prepared statements: many large ones, and the server keeps at most its bound; each still runs.
     const big = 'x'.repeat(100_000);
     for (let i = 0; i < 80; i++) {

@@ -108,6 +108,13 @@ export const serverOptionTable = {
     0,
     'transactions and reserved sessions one principal may hold; 0 is half of --pool-size',
   ),
+  maxConnectionsPerPrincipal: o(
+    '--max-connections-per-principal',
+    'HELIOSDB_MAX_CONNECTIONS_PER_PRINCIPAL',
+    'integer',
+    0,
+    "database connections one user's calls may hold at once on PostgreSQL (its keys together; the rest wait); 0 is half of --pool-size",
+  ),
   transactionIdleTimeoutMs: o(
     '--transaction-idle-timeout-ms',
     'HELIOSDB_TRANSACTION_IDLE_TIMEOUT_MS',

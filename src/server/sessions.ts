@@ -258,19 +258,20 @@ export class SessionManager {
         retryAfterMs: 1000,
       });
     }
-    if (owner !== '' && (this.perOwner.get(owner) ?? 0) >= this.limits.maxPerPrincipal) {
+    if (owner !== '' && (this.perOwner.get(userOf(owner)) ?? 0) >= this.limits.maxPerPrincipal) {
       throw serverError(
         Code.ResourceExhausted,
-        `this principal already holds ${this.limits.maxPerPrincipal} open transactions and reserved sessions, its limit (--max-transactions-per-principal); end one first`,
+        `this user already holds ${this.limits.maxPerPrincipal} open transactions and reserved sessions (its API keys together), its limit (--max-transactions-per-principal); end one first`,
         { reason: ErrorReason.TOO_MANY_TRANSACTIONS, retryable: true, retryAfterMs: 1000 },
       );
     }
   }
 
   private count(owner: string, delta: number): void {
-    const n = (this.perOwner.get(owner) ?? 0) + delta;
-    if (n <= 0) this.perOwner.delete(owner);
-    else this.perOwner.set(owner, n);
+    const user = userOf(owner);
+    const n = (this.perOwner.get(user) ?? 0) + delta;
+    if (n <= 0) this.perOwner.delete(user);
+    else this.perOwner.set(user, n);
   }
 
   private get(id: string, owner: string, kind?: SessionKind): Session {
@@ -376,4 +377,10 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> 
 /** Whether the connection is still inside the transaction a session began. */
 export function inTransactionBlock(conn: BackendConnection): boolean {
   return txStatusOf(conn) !== 'I';
+}
+
+/** The user of an owner key (see ownerKeyOf): the limits count a user's keys together. */
+function userOf(owner: string): string {
+  const i = owner.indexOf('\u0000');
+  return i < 0 ? owner : owner.slice(0, i);
 }

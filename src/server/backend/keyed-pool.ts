@@ -34,6 +34,12 @@ export interface KeyedPoolOptions {
   acquireTimeoutMs: number;
   /** Connections are interchangeable between logins (one shared session). */
   shared?: boolean;
+  /**
+   * Most connections the calls of one login role (`login.user`: a HeliosDB user, its read-write and
+   * read-only keys together) hold at once; more wait. The server's own login is not limited.
+   * Default: no limit.
+   */
+  maxBusyPerUser?: number;
   log: Logger;
 }
 
@@ -44,6 +50,8 @@ interface Entry {
   isIdle: boolean;
   /** The login key of the call holding it (fairness accounting). */
   holder: string;
+  /** The login role of the call holding it ('' for the server's own), for `maxBusyPerUser`. */
+  holderUser: string;
   timer?: NodeJS.Timeout;
 }
 
@@ -76,6 +84,8 @@ export class KeyedPool {
   private readonly held = new Map<string, number>();
   /** Calls each key has in progress (for fairness). */
   private readonly busy = new Map<string, number>();
+  /** Connections held, by login role (`maxBusyPerUser`). */
+  private readonly busyUsers = new Map<string, number>();
   private readonly waiters = new Map<string, Waiter[]>();
   private waiting = 0;
   private closed = false;
@@ -87,9 +97,11 @@ export class KeyedPool {
     if (this.closed)
       return Promise.reject(serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN }));
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const idle = this.takeIdle(this.keyOf(login));
-    if (idle) return Promise.resolve(this.handOut(idle, login));
-    if (this.total < this.o.max || this.evictIdle()) return this.openFor(login);
+    if (!this.atUserLimit(login)) {
+      const idle = this.takeIdle(this.keyOf(login));
+      if (idle) return Promise.resolve(this.handOut(idle, login));
+      if (this.total < this.o.max || this.evictIdle()) return this.openFor(login);
+    }
     return new Promise<BackendConnection>((resolve, reject) => {
       const group = login.key;
       const onAbort = () => {
@@ -105,7 +117,9 @@ export class KeyedPool {
           reject(
             serverError(
               Code.Unavailable,
-              `timed out after ${this.o.acquireTimeoutMs} ms waiting for a free database connection (all ${this.o.max} are busy)`,
+              this.atUserLimit(login)
+                ? `timed out after ${this.o.acquireTimeoutMs} ms waiting for a database connection: this user's calls already hold ${this.o.maxBusyPerUser}, its limit (--max-connections-per-principal)`
+                : `timed out after ${this.o.acquireTimeoutMs} ms waiting for a free database connection (all ${this.o.max} are busy)`,
               {
                 reason: ErrorReason.ACQUIRE_TIMEOUT,
                 retryable: true,
@@ -140,7 +154,9 @@ export class KeyedPool {
     const entry = this.entries.get(conn);
     if (!entry) return;
     this.count(this.busy, entry.holder, -1);
+    if (entry.holderUser) this.count(this.busyUsers, entry.holderUser, -1);
     entry.holder = '';
+    entry.holderUser = '';
     if (destroy || this.closed) {
       this.discard(entry);
       this.dispatch();
@@ -212,9 +228,18 @@ export class KeyedPool {
     else map.set(key, n);
   }
 
-  private handOut(entry: Entry, login: BackendLogin): BackendConnection {
+  /** Whether the login's role already holds `maxBusyPerUser` connections. */
+  private atUserLimit(login: BackendLogin): boolean {
+    const max = this.o.maxBusyPerUser;
+    return max !== undefined && !!login.user && (this.busyUsers.get(login.user) ?? 0) >= max;
+  }
+
+  /** `userCounted`: the connection was opened for the call, which counted it for its user already. */
+  private handOut(entry: Entry, login: BackendLogin, userCounted = false): BackendConnection {
     entry.holder = login.key;
+    entry.holderUser = login.user ?? '';
     this.count(this.busy, login.key, 1);
+    if (entry.holderUser && !userCounted) this.count(this.busyUsers, entry.holderUser, 1);
     return entry.conn;
   }
 
@@ -222,22 +247,26 @@ export class KeyedPool {
     const key = this.keyOf(login);
     this.total++;
     this.count(this.held, key, 1);
+    // Counted for its user while it opens, so that concurrent calls cannot pass the user's limit.
+    if (login.user) this.count(this.busyUsers, login.user, 1);
     let conn: BackendConnection;
     try {
       conn = await this.o.open(login);
     } catch (e) {
       this.total--;
       this.count(this.held, key, -1);
+      if (login.user) this.count(this.busyUsers, login.user, -1);
       this.dispatch();
       throw e;
     }
-    const entry: Entry = { conn, key, idleSince: 0, isIdle: false, holder: '' };
+    const entry: Entry = { conn, key, idleSince: 0, isIdle: false, holder: '', holderUser: '' };
     this.entries.set(conn, entry);
     if (this.closed) {
+      if (login.user) this.count(this.busyUsers, login.user, -1);
       this.discard(entry);
       throw serverError(Code.Unavailable, 'the server is shutting down', { reason: ErrorReason.SHUTTING_DOWN });
     }
-    return this.handOut(entry, login);
+    return this.handOut(entry, login, true);
   }
 
   /** The waiter to serve next: of the waiting logins, the one with the fewest calls in progress; its oldest call. */
@@ -245,6 +274,7 @@ export class KeyedPool {
     let best: Waiter[] | undefined;
     let bestBusy = Infinity;
     for (const [group, q] of this.waiters) {
+      if (this.atUserLimit(q[0]!.login)) continue;
       const b = this.busy.get(group) ?? 0;
       if (b < bestBusy) {
         best = q;

@@ -97,6 +97,7 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
   };
   const pool: KeyedPool = new KeyedPool({
     max: opts.poolSize,
+    maxBusyPerUser: opts.maxConnectionsPerPrincipal > 0 ? opts.maxConnectionsPerPrincipal : Math.max(1, Math.floor(opts.poolSize / 2)),
     open,
     close: async (c) => {
       await c.end().catch(() => {});
