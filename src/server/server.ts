@@ -24,6 +24,7 @@ import { startGrpcListener } from './listeners/grpc-listener.js';
 import { type HttpListener, startHttpListener } from './listeners/http-listener.js';
 import { type ResolvedServerOptions, resolveOptions, type ServerOptions } from './options.js';
 import { SessionManager } from './sessions.js';
+import { traceService } from './telemetry/call-tracing.js';
 import { TypeNames } from './type-names.js';
 import { grpcServerCredentials, loadServerTls } from './tls.js';
 
@@ -158,7 +159,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   const services = [
     {
       service: DatabaseService,
-      impl: database.impl,
+      impl: traceService(DatabaseService, database.impl),
     },
     { service: Health, impl: createHealthService(health) },
     {

@@ -24,6 +24,7 @@
 import type { Interceptor, StreamRequest, StreamResponse } from '@connectrpc/connect';
 import { type CallKind, callKindOf, claimRead, keyableMessage, type SqlMessage } from '../call-kind.js';
 import { newIdempotencyKey } from '../idempotency-key.js';
+import { noteRetry } from '../telemetry/call-observer.js';
 import { avoidEndpoint } from '../transport/attempt-info.js';
 import { isNotARead, isNotKeyable, normalizeFailure } from './failure.js';
 import type { ResolvedRetryOptions } from './retry-options.js';
@@ -86,6 +87,7 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         if (!d.retry || !(await sleep(d.delay, req.signal)))
           throw policy.finalError(req, kind, e, state.maybeApplied, key, state.attempt + 1);
         state.attempt++;
+        noteRetry(req, { attempt: state.attempt + 1, delayMs: d.delay, error: e });
         policy.onRetry(req, d, (endpoint) => req.contextValues.set(avoidEndpoint, endpoint));
       }
     }

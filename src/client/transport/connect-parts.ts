@@ -19,6 +19,7 @@ import { createRetryInterceptor } from '../interceptors/retry-interceptor.js';
 import { resolveRetryOptions } from '../interceptors/retry-options.js';
 import { isLoopbackHostname } from '../tls-options.js';
 import { explainDeadlines, explainInterceptor } from './explain-failures.js';
+import { tracingInterceptors } from '../telemetry/client-telemetry.js';
 
 /** What a Connect-family transport constructor is given. */
 export interface ConnectTransportInit {
@@ -80,6 +81,7 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
     baseUrl,
     interceptors: [
       ...config.interceptors,
+      ...tracingInterceptors(config),
       retry.interceptor,
       breaker.interceptor,
       ...(auth ? [auth.interceptor] : []),

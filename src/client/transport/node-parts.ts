@@ -20,6 +20,7 @@ import { GrpcChannelPool } from './grpc-pool.js';
 import type { EndpointSpec } from './pooled-channel.js';
 import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
+import { tracingInterceptors } from '../telemetry/client-telemetry.js';
 import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 
 /** grpc-js `CompressionAlgorithms.gzip`. */
@@ -123,7 +124,13 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     pool,
     baseUrl: `${tls.enabled ? 'https' : 'http'}://${target}`,
     // Retries outermost of ours: each attempt runs the credentials and metrics again.
-    interceptors: [...config.interceptors, retry.interceptor, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
+    interceptors: [
+      ...config.interceptors,
+      ...tracingInterceptors(config),
+      retry.interceptor,
+      ...(auth ? [auth.interceptor] : []),
+      metricsInterceptor(metrics),
+    ],
   });
   // A single host name with several addresses: each address an endpoint (checked again every 30 s).
   const dnsName = config.urls === undefined && net.isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? url.hostname : undefined;
