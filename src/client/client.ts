@@ -17,6 +17,7 @@ import {
   executeChunks,
 } from './batch.js';
 import { ClientCounters, type ClientStats } from './client-stats.js';
+import { ClientEvents } from './telemetry/client-events.js';
 import type { CopyResult, CopySource, CopyToStream } from './copy.js';
 import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './copy-calls.js';
 import { type ListenOptions, Listener, type Notification } from './listener.js';
@@ -62,6 +63,12 @@ export class BaseClient implements Queryable {
   readonly pool: PoolHandle;
   /** Latency percentiles and counters by operation: `client.metrics.snapshot()`. */
   readonly metrics: QueryMetrics;
+  /**
+   * Typed events: `connectionOpened`, `connectionClosed`, `acquisitionTimeout`, `retry`,
+   * `circuitStateChange` (each event's fields: `ClientEventMap`).
+   * @example client.events.on('retry', (e) => log.warn(`${e.method}: attempt ${e.attempt} in ${e.delayMs} ms`));
+   */
+  readonly events: ClientEvents;
   /** The generated DatabaseService client on this client's transport (for advanced use). */
   readonly rpc: RpcClient<typeof DatabaseService>;
   protected readonly runner: QueryRunner;
@@ -78,6 +85,7 @@ export class BaseClient implements Queryable {
     this.parts = parts;
     this.pool = parts.pool;
     this.metrics = parts.metrics;
+    this.events = parts.events ?? new ClientEvents();
     this.rpc = createRpcClient(DatabaseService, parts.transport);
     this.health = createRpcClient(Health, parts.transport);
     this.runner = new QueryRunner(this.rpc, config, '', undefined, { onStream: this.onStream, noRequestStreams: parts.noRequestStreams });

@@ -5,7 +5,6 @@
  */
 import type { StreamRequest, StreamResponse } from '@connectrpc/connect';
 import { type CallKind, callKindOf, claimRead, type SqlMessage } from '../call-kind.js';
-import { noteRetry } from '../telemetry/call-observer.js';
 import { avoidEndpoint } from '../transport/attempt-info.js';
 import { isNotARead, normalizeFailure } from './failure.js';
 import { type RetryPolicy, sleep } from './retry-policy.js';
@@ -48,7 +47,7 @@ export async function retryStream(
     const d = policy.decide(req, kind, false, e, state);
     if (!d.retry || !(await sleep(d.delay, req.signal))) return false;
     state.attempt++;
-    noteRetry(req, { attempt: state.attempt + 1, delayMs: d.delay, error: e });
+    policy.noteRetry(req, { attempt: state.attempt + 1, delayMs: d.delay, error: e });
     policy.onRetry(req, d, (endpoint) => req.contextValues.set(avoidEndpoint, endpoint));
     return true;
   };

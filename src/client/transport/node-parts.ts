@@ -20,6 +20,7 @@ import { GrpcChannelPool } from './grpc-pool.js';
 import type { EndpointSpec } from './pooled-channel.js';
 import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
+import { ClientEvents } from '../telemetry/client-events.js';
 import { tracingInterceptors } from '../telemetry/client-telemetry.js';
 import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 
@@ -99,7 +100,9 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
           'grpc.keepalive_permit_without_calls': 1,
         }
       : {};
+  const events = new ClientEvents();
   const pool = new GrpcChannelPool({
+    events,
     endpoints,
     circuitBreaker: config.circuitBreaker,
     credentials,
@@ -119,7 +122,7 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     },
   });
   const metrics = new QueryMetrics();
-  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: false });
+  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: false, events });
   const transport = createGrpcJsTransport({
     pool,
     baseUrl: `${tls.enabled ? 'https' : 'http'}://${target}`,
@@ -174,6 +177,9 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
         retries: r.retries,
         retriesThrottled: r.retriesThrottled,
         ambiguousResults: r.ambiguousResults,
+        totalCount: s.totalConnections,
+        idleCount: s.idleConnections,
+        waitingCount: s.waiting,
       };
     },
   };
@@ -194,6 +200,7 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     transport,
     pool: poolHandle,
     metrics,
+    events,
     pin,
     close: async () => {
       if (dnsTimer) clearInterval(dnsTimer);
