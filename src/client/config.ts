@@ -10,6 +10,7 @@ import type { RetryOptions } from './interceptors/retry-options.js';
 import type { Int8Mode } from './protocol/decode.js';
 import type { SSLMode, SSLModeName, SslOptions } from './tls-options.js';
 import { checkOptionNames, platformOptionNames } from './config-keys.js';
+import type { QueryCacheOptions } from './cache/query-cache.js';
 import type { TracingOptions } from './telemetry/tracing-interceptor.js';
 
 /** What the `onQuery` hook receives after every statement. */
@@ -161,6 +162,12 @@ export interface ConnectionConfig {
    * them off, `{ queryText: false }` leaves the SQL text out of them. Default `{ queryText: true }`.
    */
   tracing?: TracingOptions | false;
+  /**
+   * The query cache (see docs/query-cache.md): `{ ttlMs, maxBytes }`, or `false` for none. With
+   * `ttlMs` above 0 every `client.query` that is a read is cached that long; without it only calls
+   * that pass `cache` are. Default `{ ttlMs: 0, maxBytes: 16777216 }`.
+   */
+  queryCache?: QueryCacheOptions | false;
 }
 
 /** Every option of {@link ConnectionConfig}; the type check keeps it complete. */
@@ -199,6 +206,7 @@ const optionTable: Record<keyof ConnectionConfig, true> = {
   apiKey: true,
   oauth: true,
   tracing: true,
+  queryCache: true,
 };
 
 /** The name of every client option. */
@@ -237,6 +245,7 @@ export const clientDefaults: Omit<ResolvedConnectionConfig, UnsetKeys> = {
   keepaliveIntervalMs: 30_000,
   keepaliveTimeoutMs: 10_000,
   tracing: {},
+  queryCache: {},
 };
 
 function env(): Record<string, string | undefined> {

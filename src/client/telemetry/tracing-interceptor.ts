@@ -8,10 +8,11 @@
  * interceptor only reads one global and calls the next one. Browser-safe.
  * @packageDocumentation
  */
-import type { Context, Span, TextMapSetter } from '@opentelemetry/api';
+import type { Attributes, Context, Histogram, Span, TextMapSetter } from '@opentelemetry/api';
 import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from '@connectrpc/connect';
 import { toHeliosError } from '../errors.js';
 import { observeRetries } from './call-observer.js';
+import { clientInstruments } from './client-meter.js';
 import { activeContext, type OtelGlobal, otelGlobal, spanKey } from './otel-global.js';
 import { formatTraceparent, traceparentHeader } from './traceparent.js';
 
@@ -81,8 +82,12 @@ interface SqlFields {
   parameterSets?: unknown[];
 }
 
-/** Starts the span of a call and sends its context with the request. */
-function startSpan(g: OtelGlobal, req: UnaryRequest | StreamRequest, m: SqlFields, queryText: boolean): Span {
+/** What a call is, in the semantic conventions' terms. */
+function describe(
+  req: UnaryRequest | StreamRequest,
+  m: SqlFields,
+  queryText: boolean,
+): { name: string; attributes: Attributes; metric: Attributes } {
   const method = req.method.name;
   let operation = operationOfMethod[method] ?? '';
   let text = m.sql ?? '';
@@ -94,21 +99,23 @@ function startSpan(g: OtelGlobal, req: UnaryRequest | StreamRequest, m: SqlField
     const ops = [...new Set(sqls.map(sqlOperationName))];
     operation = `BATCH${ops.length === 1 && ops[0] ? ` ${ops[0]}` : ''}`;
   } else if (!operation) {
-    operation = text ? sqlOperationName(text) : method;
+    operation = (text ? sqlOperationName(text) : '') || method;
   }
   const { address, port } = endpointOf(req.url);
-  const attributes: Record<string, string | number> = {
-    'db.system.name': 'postgresql',
-    'db.operation.name': operation,
-    'rpc.method': method,
-  };
+  const metric: Attributes = { 'db.system.name': 'postgresql', 'db.operation.name': operation };
+  if (address) metric['server.address'] = address;
+  if (port !== undefined) metric['server.port'] = port;
+  const attributes: Attributes = { ...metric, 'rpc.method': method };
   if (queryText && text) attributes['db.query.text'] = text;
   if (batchSize > 1) attributes['db.operation.batch.size'] = batchSize;
-  if (address) attributes['server.address'] = address;
-  if (port !== undefined) attributes['server.port'] = port;
+  return { name: operation, attributes, metric };
+}
+
+/** Starts the span of a call and sends its context with the request. */
+function startSpan(g: OtelGlobal, req: UnaryRequest | StreamRequest, name: string, attributes: Attributes): Span {
   const parent: Context = activeContext(g);
   const tracer = g.trace!.getTracer(instrumentationName);
-  const span = tracer.startSpan(operation || 'postgresql', { kind: CLIENT, attributes }, parent);
+  const span = tracer.startSpan(name, { kind: CLIENT, attributes }, parent);
   const withSpan = parent.setValue(spanKey, span);
   const propagator = g.propagation;
   if (propagator && propagator.fields().length > 0) propagator.inject(withSpan, req.header, headerSetter);
@@ -141,60 +148,82 @@ async function requestFields(req: UnaryRequest | StreamRequest): Promise<SqlFiel
   return (messages[0] ?? {}) as SqlFields;
 }
 
-/** Ends a span with the error its call failed with. */
-function endWithError(span: Span, caught: unknown, signal: AbortSignal | undefined): void {
-  // Ended by its caller (an AbortSignal, a stream left early): no failure. A deadline is one.
-  if (signal?.aborted && ConnectError.from(signal.reason).code !== Code.DeadlineExceeded) {
-    span.setAttribute('heliosdb.cancelled', true);
-    span.end();
-    return;
+/** One call's span and duration, ended once. */
+class CallRecord {
+  private readonly t0 = performance.now();
+  constructor(
+    private readonly span: Span | undefined,
+    private readonly duration: Histogram | undefined,
+    private readonly metric: Attributes,
+  ) {}
+
+  /** The call succeeded (`cancelled`: its caller stopped reading a stream). */
+  ok(cancelled = false): void {
+    if (cancelled) this.span?.setAttribute('heliosdb.cancelled', true);
+    this.finish(undefined);
   }
-  const e = toHeliosError(caught);
-  if (e.sqlstate) span.setAttribute('db.response.status_code', e.sqlstate);
-  span.setAttribute('error.type', e.sqlstate ?? e.code);
-  span.setStatus({ code: ERROR, message: e.message });
-  span.end();
+
+  /** The call failed, or was cancelled by its caller (an AbortSignal, a stream left early): no failure. A deadline is one. */
+  failed(caught: unknown, signal: AbortSignal | undefined): void {
+    if (signal?.aborted && ConnectError.from(signal.reason).code !== Code.DeadlineExceeded) {
+      this.ok(true);
+      return;
+    }
+    const e = toHeliosError(caught);
+    const type = e.sqlstate ?? e.code;
+    if (this.span) {
+      if (e.sqlstate) this.span.setAttribute('db.response.status_code', e.sqlstate);
+      this.span.setAttribute('error.type', type);
+      this.span.setStatus({ code: ERROR, message: e.message });
+    }
+    this.finish(e.sqlstate ? { 'db.response.status_code': e.sqlstate, 'error.type': type } : { 'error.type': type });
+  }
+
+  private finish(extra: Attributes | undefined): void {
+    this.span?.end();
+    this.duration?.record((performance.now() - this.t0) / 1000, extra ? { ...this.metric, ...extra } : this.metric);
+  }
 }
 
 /**
- * The tracing interceptor (see the file comment); the client places it outside the retry
- * interceptor, so that one span covers every attempt.
+ * The tracing interceptor (see the file comment), which also records `db.client.operation.duration`
+ * when a meter provider is registered; the client places it outside the retry interceptor, so
+ * that one span and one duration cover every attempt.
  */
 export function tracingInterceptor(options: TracingOptions = {}): Interceptor {
   const queryText = options.queryText ?? true;
   return (next) => async (req) => {
     const g = otelGlobal();
-    if (!g?.trace || req.service.typeName !== databaseService || untraced.has(req.method.name)) return next(req);
-    const span = startSpan(g, req, await requestFields(req), queryText);
+    if (!g || (!g.trace && !g.metrics) || req.service.typeName !== databaseService || untraced.has(req.method.name)) return next(req);
+    const { name, attributes, metric } = describe(req, await requestFields(req), queryText);
+    const span = g.trace ? startSpan(g, req, name, attributes) : undefined;
+    const record = new CallRecord(span, g.metrics ? clientInstruments()?.duration : undefined, metric);
     let res;
     try {
       res = await next(req);
     } catch (e) {
-      endWithError(span, e, req.signal);
+      record.failed(e, req.signal);
       throw e;
     }
     if (!res.stream) {
-      span.end();
+      record.ok();
       return res;
     }
     const inner = res.message;
     return {
       ...res,
       message: (async function* () {
-        let failed = false;
-        let done = false;
+        let settled = false;
         try {
           yield* inner;
-          done = true;
+          settled = true;
+          record.ok();
         } catch (e) {
-          failed = true;
-          endWithError(span, e, req.signal);
+          settled = true;
+          record.failed(e, req.signal);
           throw e;
         } finally {
-          if (!failed) {
-            if (!done) span.setAttribute('heliosdb.cancelled', true);
-            span.end();
-          }
+          if (!settled) record.ok(true);
         }
       })(),
     };
