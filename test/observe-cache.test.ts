@@ -128,6 +128,58 @@ describeEachBackend('query cache', (backend) => {
     assert.equal(sent.length, 2);
   });
 
+  test('prepared statements, executeMany, reserved sessions and copyFrom invalidate too', async () => {
+    const c = open({ queryCache: { ttlMs: 60_000 } });
+    const count = `SELECT count(*)::int AS n FROM ${u}`;
+    const n = async () => (await c.query<{ n: number }>(count)).rows[0].n;
+    const start = await n();
+    const p = await c.prepare(`INSERT INTO ${u} VALUES ($1, 'p')`);
+    await p.execute([100]);
+    assert.equal(await n(), start + 1, 'a prepared statement');
+    await c.executeMany(`INSERT INTO ${u} VALUES ($1, 'm')`, [[101], [102]]);
+    assert.equal(await n(), start + 3, 'executeMany');
+    {
+      const session = await c.reserve();
+      await session.execute(`INSERT INTO ${u} VALUES (103, 's')`);
+      await session.release();
+    }
+    assert.equal(await n(), start + 4, 'a reserved session');
+    await c.copyFrom(`COPY ${u} (id, v) FROM STDIN`, '104\tc\n');
+    assert.equal(c.stats().cacheEntries, 0, 'copyFrom drops everything');
+    assert.equal(await n(), start + 5);
+    await n();
+    c.clearQueryCache();
+    assert.equal(c.stats().cacheEntries, 0, 'clearQueryCache() drops everything');
+    await c.execute(`DELETE FROM ${u} WHERE id >= 100`);
+  });
+
+  test('a read that overlaps a write to its table is not served stale afterwards', async () => {
+    const c = open({ queryCache: { ttlMs: 60_000 } });
+    const slow = `SELECT v, pg_sleep(0.05) IS NULL AS slept FROM ${t} WHERE id = $1`;
+    const both = await Promise.all([c.query<{ v: string }>(slow, [9]), c.execute(`UPDATE ${t} SET v = 'o9' WHERE id = 9`)]);
+    assert.ok(['v9', 'o9'].includes(both[0].rows[0].v));
+    // Whichever ran first, the next read sees the write.
+    assert.equal((await c.query<{ v: string }>(slow, [9])).rows[0].v, 'o9');
+  });
+
+  test('the cache is per client; a view is read through names the write does not use', async () => {
+    const a = open({ queryCache: { ttlMs: 60_000 } });
+    const b = open({ queryCache: { ttlMs: 60_000 } });
+    await a.query(read, [10]);
+    sent.length = 0;
+    await b.query(read, [10]);
+    assert.equal(sent.length, 1, 'another client has its own cache');
+    const view = uniqueName('observe_cv');
+    await a.execute(`CREATE VIEW ${view} AS SELECT id, v FROM ${t}`);
+    const viaView = `SELECT v FROM ${view} WHERE id = $1`;
+    assert.equal((await a.query<{ v: string }>(viaView, [10])).rows[0].v, 'v10');
+    await a.execute(`UPDATE ${t} SET v = 'z10' WHERE id = 10`);
+    assert.equal((await a.query<{ v: string }>(viaView, [10])).rows[0].v, 'v10', 'stale: the view names no table the write targets');
+    assert.equal(await v(a, 10), 'z10');
+    await a.execute(`DROP VIEW ${view}`);
+    await a.execute(`UPDATE ${t} SET v = 'v10' WHERE id = 10`);
+  });
+
   test('nothing is cached or served inside a transaction', async () => {
     const c = open({ queryCache: { ttlMs: 60_000 } });
     assert.equal(await v(c, 5), 'v5');
@@ -150,6 +202,13 @@ describeEachBackend('query cache', (backend) => {
     assert.equal(after.cacheMisses, before.cacheMisses);
     assert.ok(after.cacheEntries <= before.cacheEntries, 'nothing stored by the transaction');
     assert.equal(await v(c, 5), 'v5');
+    // Nor in a reserved session.
+    const session = await c.reserve();
+    sent.length = 0;
+    await session.query(read, [5], { cache: { ttlMs: 60_000 } });
+    await session.query(read, [5], { cache: { ttlMs: 60_000 } });
+    await session.release();
+    assert.equal(sent.length, 2, 'both session queries reached the server');
   });
 
   test('the cache stays under maxBytes, dropping the least recently used first', async () => {

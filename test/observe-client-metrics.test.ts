@@ -88,9 +88,15 @@ describeEachBackend('client OpenTelemetry metrics', (backend) => {
     assert.equal(points<number>(m.get('db.client.connection.pending_requests'), pool)[0].value, 0);
     assert.equal(points<number>(m.get('heliosdb.client.transactions.open'), pool)[0].value, 1);
     assert.equal(points<number>(m.get('heliosdb.client.streams.open'), pool)[0].value, 0);
+    assert.equal(points<number>(m.get('heliosdb.client.calls.in_flight'), pool)[0].value, 0);
     await tx.rollback();
+    await client.query('SELECT 42 AS cached', [], { cache: { ttlMs: 60_000 } });
+    await client.query('SELECT 42 AS cached', [], { cache: { ttlMs: 60_000 } });
     const after = await collect();
     assert.equal(points<number>(after.get('heliosdb.client.transactions.open'), pool)[0].value, 0);
+    const lookups = after.get('heliosdb.client.cache.lookups');
+    assert.equal(points<number>(lookups, { ...pool, 'heliosdb.cache.result': 'hit' })[0].value, 1);
+    assert.equal(points<number>(lookups, { ...pool, 'heliosdb.cache.result': 'miss' })[0].value, 1);
   });
 });
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createClient, type HeliosDBClient, UniqueViolationError } from '@heliosdb/client';
+import { register } from 'prom-client';
 import { describeEachBackend } from './helpers/backends.js';
 import { makeTestCerts } from './helpers/certs.js';
 import { startSecureServer } from './helpers/security.js';
@@ -95,6 +96,9 @@ describeEachBackend('server /metrics', (backend) => {
     assert.ok(sampleValue(s, 'heliosdb_call_duration_seconds_sum', q) > 0);
     const buckets = s.filter((x) => x.name === 'heliosdb_call_duration_seconds_bucket' && x.labels.method === 'Query');
     assert.ok(buckets.length > 10, 'latency buckets');
+    assert.equal(buckets[0].labels.le, '0.0005');
+    assert.equal(buckets.at(-2)?.labels.le, '30');
+    assert.equal(await register.getSingleMetric('heliosdb_calls_total'), undefined, "not in prom-client's global registry");
     for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i].value >= buckets[i - 1].value, 'cumulative buckets');
 
     // A database error: no ErrorReason (its SQLSTATE says what), with its gRPC code.

@@ -248,6 +248,27 @@ describeEachBackend('tracing', (backend) => {
     }
   });
 
+  test('queryText: false leaves the SQL out of client spans; tracing: false turns client spans off', async () => {
+    const quiet = createClient({ url: ts.server.grpcUrl, minConnections: 0, tracing: { queryText: false } });
+    const off = createClient({ url: ts.server.grpcUrl, minConnections: 0, tracing: false, interceptors: [recordHeaders] });
+    try {
+      sentHeaders.length = 0;
+      const { traceId, root } = await underRoot(async () => {
+        await quiet.query('SELECT 4 AS four');
+        await off.query('SELECT 5 AS five');
+      });
+      const spans = spansOf(traceId);
+      const clientSpans = childrenOf(spans, root);
+      assert.equal(clientSpans.length, 1, 'only the client with tracing on has a span');
+      assert.equal(clientSpans[0].attributes['db.query.text'], undefined);
+      assert.equal(clientSpans[0].attributes['db.operation.name'], 'SELECT');
+      assert.equal(sentHeaders.at(-1)!.get('traceparent'), null, 'tracing: false sends no trace context');
+    } finally {
+      await quiet.close();
+      await off.close();
+    }
+  });
+
   test('with no tracer provider registered nothing is traced and no trace header is sent', async () => {
     trace.disable();
     try {
