@@ -9,7 +9,15 @@
  * @packageDocumentation
  */
 import type { Attributes, Context, Histogram, Span, TextMapSetter } from '@opentelemetry/api';
-import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from '@connectrpc/connect';
+import {
+  Code,
+  ConnectError,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from '@connectrpc/connect';
 import { toHeliosError } from '../errors.js';
 import { observeRetries } from './call-observer.js';
 import { clientInstruments } from './client-meter.js';
@@ -192,40 +200,51 @@ class CallRecord {
  */
 export function tracingInterceptor(options: TracingOptions = {}): Interceptor {
   const queryText = options.queryText ?? true;
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const g = otelGlobal();
+    // The fast path: no provider registered, not even a promise of our own.
     if (!g || (!g.trace && !g.metrics) || req.service.typeName !== databaseService || untraced.has(req.method.name)) return next(req);
-    const { name, attributes, metric } = describe(req, await requestFields(req), queryText);
-    const span = g.trace ? startSpan(g, req, name, attributes) : undefined;
-    const record = new CallRecord(span, g.metrics ? clientInstruments()?.duration : undefined, metric);
-    let res;
-    try {
-      res = await next(req);
-    } catch (e) {
-      record.failed(e, req.signal);
-      throw e;
-    }
-    if (!res.stream) {
-      record.ok();
-      return res;
-    }
-    const inner = res.message;
-    return {
-      ...res,
-      message: (async function* () {
-        let settled = false;
-        try {
-          yield* inner;
-          settled = true;
-          record.ok();
-        } catch (e) {
-          settled = true;
-          record.failed(e, req.signal);
-          throw e;
-        } finally {
-          if (!settled) record.ok(true);
-        }
-      })(),
-    };
+    return traced(g, req, next, queryText);
+  };
+}
+
+/** A call with a span and a duration. */
+async function traced(
+  g: OtelGlobal,
+  req: UnaryRequest | StreamRequest,
+  next: (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>,
+  queryText: boolean,
+): Promise<UnaryResponse | StreamResponse> {
+  const { name, attributes, metric } = describe(req, await requestFields(req), queryText);
+  const span = g.trace ? startSpan(g, req, name, attributes) : undefined;
+  const record = new CallRecord(span, g.metrics ? clientInstruments()?.duration : undefined, metric);
+  let res;
+  try {
+    res = await next(req);
+  } catch (e) {
+    record.failed(e, req.signal);
+    throw e;
+  }
+  if (!res.stream) {
+    record.ok();
+    return res;
+  }
+  const inner = res.message;
+  return {
+    ...res,
+    message: (async function* () {
+      let settled = false;
+      try {
+        yield* inner;
+        settled = true;
+        record.ok();
+      } catch (e) {
+        settled = true;
+        record.failed(e, req.signal);
+        throw e;
+      } finally {
+        if (!settled) record.ok(true);
+      }
+    })(),
   };
 }
