@@ -35,6 +35,12 @@ export async function cachedQuery<T>(
   if (hit) return { ...(structuredClone(hit) as QueryResult<T>), roundTripMs: performance.now() - t0 };
   const pending = cache.begin();
   const result = await runner.query<T>(sql, params, options);
-  cache.set(key, pending, namesIn(sql), structuredClone(result) as QueryResult<unknown>, ttlMs);
+  let copy: QueryResult<unknown>;
+  try {
+    copy = structuredClone(result) as QueryResult<unknown>;
+  } catch {
+    return result; // a value that cannot be copied (a custom type parser's): not cached
+  }
+  cache.set(key, pending, namesIn(sql), copy, ttlMs);
   return result;
 }
