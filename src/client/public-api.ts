@@ -49,6 +49,7 @@ export {
   type ClientEventName,
 } from './telemetry/client-events.js';
 export type { TracingOptions } from './telemetry/tracing-interceptor.js';
+export { queryCacheDefaults, type QueryCacheOptions } from './cache/query-cache.js';
 export { retryDefaults, type RetryOptions } from './interceptors/retry-options.js';
 export { circuitBreakerDefaults, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
 export type { Int8Mode, Interval } from './protocol/decode.js';
