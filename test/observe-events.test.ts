@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { type ClientEventMap, ConnectionTimeoutError, createClient, type HeliosDBClient } from '@heliosdb/client';
 import { CircuitBreaker } from '../src/client/circuit-breaker.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestServer, type TestServer, waitFor } from './helpers/server.js';
 
 /** Collects every event of `client`. */
 function record(client: HeliosDBClient) {
@@ -57,6 +57,22 @@ describeEachBackend('client events', (backend) => {
       seen.connectionClosed.map((e) => [e.connectionId, e.reason]),
       [[seen.connectionOpened[0].connectionId, 'close']],
     );
+  });
+
+  test('a connection idle past idleTimeoutSeconds is closed with reason idle', async () => {
+    const client = createClient({ url: ts.server.grpcUrl, minConnections: 0, idleTimeoutSeconds: 0.3 });
+    const seen = record(client);
+    try {
+      await client.query('SELECT 1');
+      assert.equal(seen.connectionOpened.length, 1);
+      assert.ok(await waitFor(() => seen.connectionClosed.length > 0, 20_000), 'the idle connection was closed');
+      assert.deepEqual(
+        seen.connectionClosed.map((e) => [e.connectionId, e.reason]),
+        [[seen.connectionOpened[0].connectionId, 'idle']],
+      );
+    } finally {
+      await client.close();
+    }
   });
 
   for (const kind of ['grpc', 'connect'] as const) {
