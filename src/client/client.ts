@@ -23,6 +23,7 @@ import { principalKey } from './cache/cache-key.js';
 import { cachedQuery, cacheTtlOf } from './cache/cached-query.js';
 import { invalidatingTransport } from './cache/cache-transport.js';
 import { QueryCache, queryCacheDefaults } from './cache/query-cache.js';
+import { relationNames } from './cache/sql-tables.js';
 import type { CopyResult, CopySource, CopyToStream } from './copy.js';
 import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './copy-calls.js';
 import { type ListenOptions, Listener, type Notification } from './listener.js';
@@ -122,9 +123,8 @@ export class BaseClient implements Queryable {
    * clients, other applications), e.g. when a LISTEN notification says a table changed.
    */
   clearQueryCache(tables?: readonly string[]): void {
-    if (!this.cache) return;
-    if (tables === undefined) this.cache.clear();
-    else this.cache.changed(new Set(tables.map((t) => (/^".*"$/.test(t) ? t.slice(1, -1) : t.toLowerCase()).split('.').pop()!)));
+    if (tables === undefined) this.cache?.clear();
+    else this.cache?.changed(relationNames(tables));
   }
 
   /** Runs a statement for its effect (no rows returned): INSERT, UPDATE, DDL, or a script without parameters. */

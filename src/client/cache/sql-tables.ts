@@ -62,6 +62,16 @@ function relationAt(tokens: readonly SqlToken[], i: number): { name: string; nex
   return { name, next: j };
 }
 
+/** Table names as an application writes them (`orders`, `s.Orders`, `"Orders"`) in the form the cache compares. */
+export function relationNames(tables: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const t of tables) {
+    const last = t.split('.').pop() ?? t;
+    out.add(/^".*"$/.test(last) ? last.slice(1, -1) : last.toLowerCase());
+  }
+  return out;
+}
+
 const dataChange = new Set(['insert', 'update', 'delete', 'merge', 'truncate', 'copy', 'with']);
 
 /**
