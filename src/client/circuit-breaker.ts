@@ -48,6 +48,8 @@ export class CircuitBreaker {
   private probing = false;
   private probeAt = 0;
   private readonly opts: Required<CircuitBreakerOptions>;
+  /** Called on every change of state (`half-open` when the probe is let through). Default none. */
+  onTransition: ((from: CircuitState, to: CircuitState) => void) | undefined;
 
   constructor(
     options: CircuitBreakerOptions | false = {},
@@ -87,7 +89,7 @@ export class CircuitBreaker {
     const s = this.current;
     if (s === 'closed') return true;
     if (s === 'half-open' && !this.probeBusy()) {
-      this.state = 'half-open';
+      this.moveTo('half-open');
       this.probing = true;
       this.probeAt = this.now();
       return true;
@@ -106,7 +108,7 @@ export class CircuitBreaker {
     this.failures = 0;
     this.probing = false;
     if (this.state !== 'closed') {
-      this.state = 'closed';
+      this.moveTo('closed');
       this.openFor = this.opts.openMs;
     }
   }
@@ -129,8 +131,14 @@ export class CircuitBreaker {
     this.probing = false;
   }
 
+  private moveTo(to: CircuitState): void {
+    const from = this.state;
+    this.state = to;
+    if (from !== to) this.onTransition?.(from, to);
+  }
+
   private trip(): void {
-    this.state = 'open';
+    this.moveTo('open');
     this.opened++;
     this.openUntil = this.now() + this.openFor;
   }

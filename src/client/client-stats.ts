@@ -2,6 +2,7 @@
  * Client-side counters of transactions and streams (`client.stats()`). Browser-safe.
  * @packageDocumentation
  */
+import type { QueryCacheStats } from './cache/query-cache.js';
 
 /** A snapshot of a client's transaction and stream counters. */
 export interface ClientStats {
@@ -20,7 +21,21 @@ export interface ClientStats {
   transactionRetries: number;
   /** Result streams open now (started and not yet finished). */
   openStreams: number;
+  /** Query cache lookups answered from the cache. */
+  cacheHits: number;
+  /** Query cache lookups that went to the server. */
+  cacheMisses: number;
+  /** Results in the query cache now. */
+  cacheEntries: number;
+  /** Their estimated size, bytes (at most `queryCache.maxBytes`). */
+  cacheBytes: number;
+  /** Cached results dropped because a write through this client touched their tables. */
+  cacheInvalidations: number;
+  /** Cached results dropped, least recently used first, to stay under `queryCache.maxBytes`. */
+  cacheEvictions: number;
 }
+
+const noCache: QueryCacheStats = { cacheHits: 0, cacheMisses: 0, cacheEntries: 0, cacheBytes: 0, cacheInvalidations: 0, cacheEvictions: 0 };
 
 /** The mutable counters behind {@link ClientStats}. */
 export class ClientCounters {
@@ -31,8 +46,9 @@ export class ClientCounters {
   transactionRetries = 0;
   openStreams = 0;
 
-  snapshot(): ClientStats {
+  snapshot(cache?: QueryCacheStats): ClientStats {
     return {
+      ...(cache ?? noCache),
       openTransactions: this.openTransactions,
       transactionsBegun: this.transactionsBegun,
       transactionsCommitted: this.transactionsCommitted,

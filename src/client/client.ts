@@ -17,6 +17,13 @@ import {
   executeChunks,
 } from './batch.js';
 import { ClientCounters, type ClientStats } from './client-stats.js';
+import { ClientEvents } from './telemetry/client-events.js';
+import { observeClient } from './telemetry/client-meter.js';
+import { principalKey } from './cache/cache-key.js';
+import { cachedQuery, cacheTtlOf } from './cache/cached-query.js';
+import { invalidatingTransport } from './cache/cache-transport.js';
+import { QueryCache, queryCacheDefaults } from './cache/query-cache.js';
+import { relationNames } from './cache/sql-tables.js';
 import type { CopyResult, CopySource, CopyToStream } from './copy.js';
 import { type CopyFromOptions, type CopyToOptions, copyFrom, copyTo } from './copy-calls.js';
 import { type ListenOptions, Listener, type Notification } from './listener.js';
@@ -62,12 +69,21 @@ export class BaseClient implements Queryable {
   readonly pool: PoolHandle;
   /** Latency percentiles and counters by operation: `client.metrics.snapshot()`. */
   readonly metrics: QueryMetrics;
+  /**
+   * Typed events: `connectionOpened`, `connectionClosed`, `acquisitionTimeout`, `retry`,
+   * `circuitStateChange` (each event's fields: `ClientEventMap`).
+   * @example client.events.on('retry', (e) => log.warn(`${e.method}: attempt ${e.attempt} in ${e.delayMs} ms`));
+   */
+  readonly events: ClientEvents;
   /** The generated DatabaseService client on this client's transport (for advanced use). */
   readonly rpc: RpcClient<typeof DatabaseService>;
   protected readonly runner: QueryRunner;
   private readonly health: RpcClient<typeof Health>;
   private readonly parts: ClientParts;
   private readonly counters = new ClientCounters();
+  private readonly cache: QueryCache | undefined;
+  private readonly cachePrincipal: string;
+  private readonly stopObserving: () => void;
   private readonly open = new Set<Transaction>();
   private readonly reserved = new Set<ReservedSession>();
   private readonly listeners = new Set<Listener>();
@@ -78,8 +94,12 @@ export class BaseClient implements Queryable {
     this.parts = parts;
     this.pool = parts.pool;
     this.metrics = parts.metrics;
-    this.rpc = createRpcClient(DatabaseService, parts.transport);
+    this.events = parts.events ?? new ClientEvents();
+    this.cache = config.queryCache === false ? undefined : new QueryCache({ ...queryCacheDefaults, ...config.queryCache });
+    this.cachePrincipal = principalKey(config);
+    this.rpc = createRpcClient(DatabaseService, this.cache ? invalidatingTransport(parts.transport, this.cache) : parts.transport);
     this.health = createRpcClient(Health, parts.transport);
+    this.stopObserving = observeClient({ poolName: config.url, pool: this.pool, stats: () => this.stats(), events: this.events });
     this.runner = new QueryRunner(this.rpc, config, '', undefined, { onStream: this.onStream, noRequestStreams: parts.noRequestStreams });
   }
 
@@ -92,7 +112,19 @@ export class BaseClient implements Queryable {
    * @example const { rows } = await client.query<{ id: number }>('SELECT id FROM users WHERE name = $1', ['ada']);
    */
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+    const ttlMs = this.cache ? cacheTtlOf(this.cache, sql, options) : 0;
+    if (ttlMs > 0) return cachedQuery<T>(this.cache!, this.cachePrincipal, this.runner, sql, params, options, ttlMs);
     return this.runner.query<T>(sql, params, options);
+  }
+
+  /**
+   * Drops cached query results: those that read any of `tables` (names as in SQL: unquoted in
+   * any case, without their schema), or all of them. For writes the client cannot see (other
+   * clients, other applications), e.g. when a LISTEN notification says a table changed.
+   */
+  clearQueryCache(tables?: readonly string[]): void {
+    if (tables === undefined) this.cache?.clear();
+    else this.cache?.changed(relationNames(tables));
   }
 
   /** Runs a statement for its effect (no rows returned): INSERT, UPDATE, DDL, or a script without parameters. */
@@ -360,7 +392,7 @@ export class BaseClient implements Queryable {
 
   /** Transaction and stream counters of this client (see {@link ClientStats}). */
   stats(): ClientStats {
-    return this.counters.snapshot();
+    return this.counters.snapshot(this.cache?.stats());
   }
 
   /** The server's version, engine and limits. */
@@ -401,6 +433,7 @@ export class BaseClient implements Queryable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopObserving();
     await Promise.allSettled([
       ...[...this.open].map((tx) => tx.rollback({ timeoutMs: 5000 })),
       ...[...this.reserved].map((s) => s.release({ timeoutMs: 5000 })),

@@ -10,6 +10,8 @@ import type { RetryOptions } from './interceptors/retry-options.js';
 import type { Int8Mode } from './protocol/decode.js';
 import type { SSLMode, SSLModeName, SslOptions } from './tls-options.js';
 import { checkOptionNames, platformOptionNames } from './config-keys.js';
+import type { QueryCacheOptions } from './cache/query-cache.js';
+import type { TracingOptions } from './telemetry/tracing-interceptor.js';
 
 /** What the `onQuery` hook receives after every statement. */
 export interface QueryEvent {
@@ -154,6 +156,18 @@ export interface ConnectionConfig {
    * itself, caching the token and renewing it before it expires. Default none.
    */
   oauth?: OAuthOptions;
+  /**
+   * OpenTelemetry spans (see docs/observability.md): a client span per call, its `traceparent`
+   * sent to the server, whenever the application registered a tracer provider; `false` turns
+   * them off, `{ queryText: false }` leaves the SQL text out of them. Default `{ queryText: true }`.
+   */
+  tracing?: TracingOptions | false;
+  /**
+   * The query cache (see docs/query-cache.md): `{ ttlMs, maxBytes }`, or `false` for none. With
+   * `ttlMs` above 0 every `client.query` that is a read is cached that long; without it only calls
+   * that pass `cache` are. Default `{ ttlMs: 0, maxBytes: 16777216 }`.
+   */
+  queryCache?: QueryCacheOptions | false;
 }
 
 /** Every option of {@link ConnectionConfig}; the type check keeps it complete. */
@@ -191,6 +205,8 @@ const optionTable: Record<keyof ConnectionConfig, true> = {
   password: true,
   apiKey: true,
   oauth: true,
+  tracing: true,
+  queryCache: true,
 };
 
 /** The name of every client option. */
@@ -228,6 +244,8 @@ export const clientDefaults: Omit<ResolvedConnectionConfig, UnsetKeys> = {
   circuitBreaker: {},
   keepaliveIntervalMs: 30_000,
   keepaliveTimeoutMs: 10_000,
+  tracing: {},
+  queryCache: {},
 };
 
 function env(): Record<string, string | undefined> {

@@ -62,6 +62,12 @@ export interface PoolStats extends PoolCounters {
   retriesThrottled: number;
   /** Writes whose outcome stayed unknown (AmbiguousResultError). */
   ambiguousResults: number;
+  /** pg-pool's name: connections open now (`totalConnections`; 0 where the platform owns connections). */
+  totalCount: number;
+  /** pg-pool's name: connections open and not in use (`idleConnections`). */
+  idleCount: number;
+  /** pg-pool's name: calls waiting for a connection or call slot (`waiting`). */
+  waitingCount: number;
 }
 
 /** What `client.pool` offers. */

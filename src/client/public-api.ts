@@ -42,6 +42,14 @@ export { SSLMode, type Pem, type SSLModeName, type SslOptions } from './tls-opti
 export type { AccessToken, ClientCredentialsOptions, OAuthOptions, TokenProvider } from './interceptors/auth-interceptor.js';
 export { QueryMetrics, metricsInterceptor, type OperationMetrics } from './metrics.js';
 export type { EndpointStats, PoolHandle, PoolStats } from './pool-stats.js';
+export {
+  ClientEvents,
+  type ClientEventListener,
+  type ClientEventMap,
+  type ClientEventName,
+} from './telemetry/client-events.js';
+export type { TracingOptions } from './telemetry/tracing-interceptor.js';
+export { queryCacheDefaults, type QueryCacheOptions } from './cache/query-cache.js';
 export { retryDefaults, type RetryOptions } from './interceptors/retry-options.js';
 export { circuitBreakerDefaults, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
 export type { Int8Mode, Interval } from './protocol/decode.js';

@@ -50,6 +50,12 @@ export interface QueryOptions extends CallOptions {
   rowMode?: 'object' | 'array';
   /** Fail if the result has more rows than this. Default: the server's unary row limit. */
   maxRows?: number;
+  /**
+   * The query cache for this call (`client.query` outside transactions; see docs/query-cache.md):
+   * `{ ttlMs }` caches a read's result that long, `true` uses the client's `queryCache.ttlMs`,
+   * `false` neither serves nor stores it. Default: the client's `queryCache.ttlMs` (`0`: not cached).
+   */
+  cache?: { ttlMs: number } | boolean;
 }
 
 /** Parameter values accepted by queries (see the README's type mapping). */

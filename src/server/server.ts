@@ -24,6 +24,8 @@ import { startGrpcListener } from './listeners/grpc-listener.js';
 import { type HttpListener, startHttpListener } from './listeners/http-listener.js';
 import { type ResolvedServerOptions, resolveOptions, type ServerOptions } from './options.js';
 import { SessionManager } from './sessions.js';
+import { traceService } from './telemetry/call-tracing.js';
+import { ServerMetrics } from './telemetry/server-metrics.js';
 import { TypeNames } from './type-names.js';
 import { grpcServerCredentials, loadServerTls } from './tls.js';
 
@@ -118,7 +120,15 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     throttle: new AuthThrottle({ freeFailures: opts.authFailureLimit, maxDelayMs: opts.authMaxDelayMs }),
     log,
   });
-  const authenticate = (call: Parameters<Authenticator['authenticate']>[0]) => authenticator.authenticate(call);
+  let metrics: ServerMetrics | undefined;
+  const authenticate = async (call: Parameters<Authenticator['authenticate']>[0]) => {
+    try {
+      return await authenticator.authenticate(call);
+    } catch (e) {
+      metrics?.refused(call.service, call.method, e);
+      throw e;
+    }
+  };
   const engineVersion = await backend.version();
   const sessions = new SessionManager(
     backend,
@@ -155,23 +165,28 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     },
     hub,
   );
+  metrics = new ServerMetrics({ pool: () => backend.stats(), openTransactions: () => sessions.size });
   const services = [
     {
       service: DatabaseService,
-      impl: database.impl,
+      impl: metrics.instrument(DatabaseService, traceService(DatabaseService, database.impl)),
     },
-    { service: Health, impl: createHealthService(health) },
+    { service: Health, impl: metrics.instrument(Health, createHealthService(health)) },
     {
       service: AuthService,
-      impl: createAuthService({
-        data: authData.data,
-        authenticator,
-        sessionTtlMs: opts.sessionTtlMs,
-        allowInsecurePassword: opts.allowInsecurePassword,
-        log,
-      }),
+      impl: metrics.instrument(
+        AuthService,
+        createAuthService({
+          data: authData.data,
+          authenticator,
+          sessionTtlMs: opts.sessionTtlMs,
+          allowInsecurePassword: opts.allowInsecurePassword,
+          log,
+        }),
+      ),
     },
   ];
+  const registry = metrics.registry;
   let grpcServer: grpc.Server | undefined;
   let port: number;
   let httpListener: HttpListener | undefined;
@@ -201,6 +216,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
           corsOrigins: opts.corsOrigins,
           tls: serverTls,
           authenticate,
+          metrics: {
+            scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+            authenticate,
+          },
           limits: {
             maxConnections: opts.maxConnections,
             idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs,

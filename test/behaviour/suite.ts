@@ -318,6 +318,10 @@ export const cases: readonly BehaviourCase[] = [
         'poolMisses',
         'totalConnections',
         'waiting',
+        // pg-pool's names for three of them.
+        'totalCount',
+        'idleCount',
+        'waitingCount',
       ];
       const c = ctx.client({ minConnections: 1, maxConnections: 1, maxStreamsPerConnection: 1, acquisitionTimeoutMs: 150 });
       const s0 = c.pool.getStats();

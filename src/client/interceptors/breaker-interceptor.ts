@@ -7,6 +7,7 @@
 import { Code, type Interceptor, type StreamRequest, type UnaryRequest } from '@connectrpc/connect';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitStats } from '../circuit-breaker.js';
 import { ConnectionError } from '../errors.js';
+import type { ClientEvents } from '../telemetry/client-events.js';
 import { annotateAttempt } from '../transport/attempt-info.js';
 import { codeOf, isTransportFailure, normalizeFailure } from './failure.js';
 import { onStreamError } from './response-errors.js';
@@ -28,8 +29,10 @@ export function circuitOpenError(endpoint: string, retryInMs: number): Connectio
 export function createBreakerInterceptor(
   endpoint: string,
   options: CircuitBreakerOptions | false,
+  events?: ClientEvents,
 ): { interceptor: Interceptor; stats(): CircuitStats } {
   const breaker = new CircuitBreaker(options);
+  if (events) breaker.onTransition = (from, to) => events.emit('circuitStateChange', { endpoint, from, to });
   const observe = (req: UnaryRequest | StreamRequest, caught: unknown) => {
     const e = normalizeFailure(req, caught);
     if (codeOf(e) === Code.Canceled || codeOf(e) === Code.DeadlineExceeded) breaker.onNeutral();

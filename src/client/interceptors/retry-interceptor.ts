@@ -24,6 +24,7 @@
 import type { Interceptor, StreamRequest, StreamResponse } from '@connectrpc/connect';
 import { type CallKind, callKindOf, claimRead, keyableMessage, type SqlMessage } from '../call-kind.js';
 import { newIdempotencyKey } from '../idempotency-key.js';
+import type { ClientEvents } from '../telemetry/client-events.js';
 import { avoidEndpoint } from '../transport/attempt-info.js';
 import { isNotARead, isNotKeyable, normalizeFailure } from './failure.js';
 import type { ResolvedRetryOptions } from './retry-options.js';
@@ -40,8 +41,11 @@ export interface RetryControl {
  * Builds the retry interceptor. `headerTimeouts`: the transport puts the call's timeout in the
  * request header (the Connect transports) rather than noting its deadline on errors.
  */
-export function createRetryInterceptor(options: ResolvedRetryOptions, init: { headerTimeouts: boolean }): RetryControl {
-  const policy = new RetryPolicy(options, init.headerTimeouts);
+export function createRetryInterceptor(
+  options: ResolvedRetryOptions,
+  init: { headerTimeouts: boolean; events?: ClientEvents },
+): RetryControl {
+  const policy = new RetryPolicy(options, init.headerTimeouts, init.events);
   const interceptor: Interceptor = (next) => async (req) => {
     // A streaming request (CopyFrom) cannot be sent again: its caller settles it by its key.
     if (req.stream && req.method.methodKind !== 'server_streaming') return next(req);
@@ -86,6 +90,7 @@ export function createRetryInterceptor(options: ResolvedRetryOptions, init: { he
         if (!d.retry || !(await sleep(d.delay, req.signal)))
           throw policy.finalError(req, kind, e, state.maybeApplied, key, state.attempt + 1);
         state.attempt++;
+        policy.noteRetry(req, { attempt: state.attempt + 1, delayMs: d.delay, error: e });
         policy.onRetry(req, d, (endpoint) => req.contextValues.set(avoidEndpoint, endpoint));
       }
     }

@@ -13,6 +13,8 @@ import { AmbiguousResultError, HeliosDBError } from '../errors.js';
 import { attemptInfoOf } from '../transport/attempt-info.js';
 import { codeOf, detailOf, isTransportFailure, lostMidStatement, neverSent, retryAfterHeader } from './failure.js';
 import { RetryBudget } from './retry-budget.js';
+import { noteRetry, type RetryNote } from '../telemetry/call-observer.js';
+import type { ClientEvents } from '../telemetry/client-events.js';
 import { type ResolvedRetryOptions, retryDelayFor } from './retry-options.js';
 
 /** Counters of a client's retries. */
@@ -87,7 +89,14 @@ export class RetryPolicy {
   constructor(
     readonly options: ResolvedRetryOptions,
     private readonly headerTimeouts: boolean,
+    private readonly events?: ClientEvents,
   ) {}
+
+  /** Tells the call's observers (its span) and the client's `retry` listeners that `req` is sent again. */
+  noteRetry(req: AnyRequest, note: RetryNote): void {
+    noteRetry(req, note);
+    this.events?.emit('retry', { method: req.method.name, ...note });
+  }
 
   /** A call succeeded: the budgets earn tokens back. */
   credit(): void {

@@ -47,6 +47,7 @@ export async function retryStream(
     const d = policy.decide(req, kind, false, e, state);
     if (!d.retry || !(await sleep(d.delay, req.signal))) return false;
     state.attempt++;
+    policy.noteRetry(req, { attempt: state.attempt + 1, delayMs: d.delay, error: e });
     policy.onRetry(req, d, (endpoint) => req.contextValues.set(avoidEndpoint, endpoint));
     return true;
   };

@@ -8,6 +8,7 @@
 import type { ContextValues, Transport } from '@connectrpc/connect';
 import type { QueryMetrics } from '../metrics.js';
 import type { PoolHandle } from '../pool-stats.js';
+import type { ClientEvents } from '../telemetry/client-events.js';
 
 /**
  * One client connection reserved for a transaction: its context values route calls to that
@@ -29,6 +30,8 @@ export interface ClientParts {
    * the transport sends them.
    */
   pin?(): ConnectionPin;
+  /** Where the transport reports connections, acquisition timeouts, retries and circuit transitions (`client.events`). Optional. */
+  events?: ClientEvents;
   /** Closes the transport's connections. */
   close(): Promise<void>;
   /**

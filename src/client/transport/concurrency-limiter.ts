@@ -9,6 +9,7 @@
 import { Code, ConnectError, type StreamResponse, type Transport, type UnaryResponse } from '@connectrpc/connect';
 import { ConnectionTimeoutError, HeliosDBError } from '../errors.js';
 import type { PoolCounters } from '../pool-stats.js';
+import type { ClientEvents } from '../telemetry/client-events.js';
 
 /** Settings of a {@link ConcurrencyLimiter}. */
 export interface ConcurrencyLimiterOptions {
@@ -16,6 +17,8 @@ export interface ConcurrencyLimiterOptions {
   maxConcurrentCalls: number;
   /** How long a call waits for a free slot before failing with ConnectionTimeoutError, ms. */
   acquisitionTimeoutMs: number;
+  /** Where acquisition timeouts are reported. Default none. */
+  events?: ClientEvents;
 }
 
 interface Waiter {
@@ -90,6 +93,7 @@ export class ConcurrencyLimiter {
               'ACQUISITION_TIMEOUT',
             ),
           );
+          this.options.events?.emit('acquisitionTimeout', { timeoutMs, waiting: this.queue.length });
         },
         byDeadline ? deadlineMs : timeoutMs,
       );

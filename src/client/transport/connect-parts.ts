@@ -19,6 +19,8 @@ import { createRetryInterceptor } from '../interceptors/retry-interceptor.js';
 import { resolveRetryOptions } from '../interceptors/retry-options.js';
 import { isLoopbackHostname } from '../tls-options.js';
 import { explainDeadlines, explainInterceptor } from './explain-failures.js';
+import { ClientEvents } from '../telemetry/client-events.js';
+import { tracingInterceptors } from '../telemetry/client-telemetry.js';
 
 /** What a Connect-family transport constructor is given. */
 export interface ConnectTransportInit {
@@ -74,12 +76,14 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
   // Retries outermost of ours (each attempt re-runs the breaker, credentials and metrics); the
   // transport's failures are put in the user's terms innermost, so every layer sees them so.
   const endpoint = new URL(baseUrl).origin;
-  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: true });
-  const breaker = createBreakerInterceptor(endpoint, config.circuitBreaker);
+  const events = new ClientEvents();
+  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: true, events });
+  const breaker = createBreakerInterceptor(endpoint, config.circuitBreaker, events);
   const init: ConnectTransportInit = {
     baseUrl,
     interceptors: [
       ...config.interceptors,
+      ...tracingInterceptors(config),
       retry.interceptor,
       breaker.interceptor,
       ...(auth ? [auth.interceptor] : []),
@@ -104,7 +108,11 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
         'INVALID_CONFIG',
       );
   }
-  const limiter = new ConcurrencyLimiter({ maxConcurrentCalls: concurrencyOf(config), acquisitionTimeoutMs: config.acquisitionTimeoutMs });
+  const limiter = new ConcurrencyLimiter({
+    maxConcurrentCalls: concurrencyOf(config),
+    acquisitionTimeoutMs: config.acquisitionTimeoutMs,
+    events,
+  });
   auth?.bind(transport);
   const pool = {
     getStats(): PoolStats {
@@ -129,6 +137,9 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
         retries: r.retries,
         retriesThrottled: r.retriesThrottled,
         ambiguousResults: r.ambiguousResults,
+        totalCount: counters.totalConnections,
+        idleCount: counters.idleConnections,
+        waitingCount: counters.waiting,
       };
     },
   };
@@ -137,6 +148,7 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
     transport: explainDeadlines(limitTransport(transport, limiter)),
     pool,
     metrics,
+    events,
     async close() {
       await auth?.close();
       await limiter.close();

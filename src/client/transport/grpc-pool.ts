@@ -20,6 +20,7 @@ import { type ConnectionError, ConnectionTimeoutError, HeliosDBError } from '../
 import { circuitOpenError } from '../interceptors/breaker-interceptor.js';
 import { isTransportFailure } from '../interceptors/failure.js';
 import type { EndpointStats, PoolCounters } from '../pool-stats.js';
+import type { ClientEventMap, ClientEvents } from '../telemetry/client-events.js';
 import { annotateAttempt } from './attempt-info.js';
 import { checkHealth, waitReady } from './channel-health.js';
 import { endpointForNewChannel, pickForCall, pickForPin } from './channel-picking.js';
@@ -43,7 +44,11 @@ export interface GrpcPoolOptions {
   maxMessageBytes: number;
   /** Extra grpc-js channel options (keepalive, compression, TLS name override). */
   channelOptions?: grpc.ChannelOptions;
+  /** Where the pool reports connections opened and closed, acquisition timeouts and circuit transitions. Default none. */
+  events?: ClientEvents;
 }
+
+type CloseReason = ClientEventMap['connectionClosed']['reason'];
 
 interface Waiter {
   resolve: (ch: PooledChannel) => void;
@@ -61,10 +66,11 @@ export class GrpcChannelPool {
   private closing = false;
   private readonly timer: NodeJS.Timeout;
   private stats = { poolHits: 0, poolMisses: 0, created: 0, closed: 0, healthCheckFailures: 0, acquisitionTimeouts: 0 };
+  private readonly drainReasons = new WeakMap<PooledChannel, CloseReason>();
 
   constructor(private readonly opts: GrpcPoolOptions) {
     if (opts.endpoints.length === 0) throw new HeliosDBError('the pool needs at least one endpoint', 'INVALID_CONFIG');
-    this.endpoints = opts.endpoints.map((e) => new Endpoint(e, new CircuitBreaker(opts.circuitBreaker)));
+    this.endpoints = opts.endpoints.map((e) => new Endpoint(e, this.breaker(e.url)));
     this.fill();
     // Often enough to probe an open circuit soon after its open period.
     const openMs = opts.circuitBreaker === false ? Infinity : (opts.circuitBreaker?.openMs ?? circuitBreakerDefaults.openMs);
@@ -74,6 +80,14 @@ export class GrpcChannelPool {
     );
     this.timer = setInterval(() => this.maintain(), tick);
     this.timer.unref();
+  }
+
+  /** A circuit breaker for `endpoint` that reports its transitions. */
+  private breaker(endpoint: string): CircuitBreaker {
+    const b = new CircuitBreaker(this.opts.circuitBreaker);
+    const events = this.opts.events;
+    if (events) b.onTransition = (from, to) => events.emit('circuitStateChange', { endpoint, from, to });
+    return b;
   }
 
   /** The endpoints in use (not retired). */
@@ -113,13 +127,13 @@ export class GrpcChannelPool {
         known.retired = false;
         next.push(known);
       } else {
-        next.push(new Endpoint(spec, new CircuitBreaker(this.opts.circuitBreaker)));
+        next.push(new Endpoint(spec, this.breaker(spec.url)));
       }
     }
     for (const ep of this.endpoints) {
       if (next.includes(ep)) continue;
       ep.retired = true;
-      for (const ch of [...this.channels]) if (ch.endpoint === ep) this.drain(ch);
+      for (const ch of [...this.channels]) if (ch.endpoint === ep) this.drain(ch, 'endpoint');
     }
     this.endpoints = [...next, ...this.endpoints.filter((e) => e.retired && this.channels.some((c) => c.endpoint === e))];
     this.fill();
@@ -143,22 +157,26 @@ export class GrpcChannelPool {
     client.getChannel().getConnectivityState(true);
     this.channels.push(ch);
     this.stats.created++;
+    this.opts.events?.emit('connectionOpened', { endpoint: endpoint.url, connectionId: ch.id });
     return ch;
   }
 
   /** Takes `ch` out of service: it closes once unused (at once if it is). */
-  private drain(ch: PooledChannel): void {
+  private drain(ch: PooledChannel, reason: CloseReason): void {
     ch.draining = true;
+    if (!this.drainReasons.has(ch)) this.drainReasons.set(ch, reason);
     if (ch.unused) this.closeChannel(ch);
   }
 
-  private closeChannel(ch: PooledChannel): void {
+  private closeChannel(ch: PooledChannel, reason?: CloseReason): void {
     if (ch.closed) return;
     ch.closed = true;
     const i = this.channels.indexOf(ch);
     if (i >= 0) this.channels.splice(i, 1);
     ch.client.close();
     this.stats.closed++;
+    const why = reason ?? this.drainReasons.get(ch) ?? 'close';
+    this.opts.events?.emit('connectionClosed', { endpoint: ch.endpoint.url, connectionId: ch.id, reason: why });
   }
 
   /**
@@ -216,6 +234,7 @@ export class GrpcChannelPool {
           const i = this.waiters.indexOf(waiter);
           if (i >= 0) this.waiters.splice(i, 1);
           this.stats.acquisitionTimeouts++;
+          this.opts.events?.emit('acquisitionTimeout', { timeoutMs: this.opts.acquisitionTimeoutMs, waiting: this.waiters.length });
           reject(
             new ConnectionTimeoutError(
               `no connection became free within ${this.opts.acquisitionTimeoutMs} ms (acquisitionTimeoutMs): all ${this.opts.maxConnections} connections carry ${this.opts.maxStreamsPerConnection} calls each`,
@@ -298,14 +317,14 @@ export class GrpcChannelPool {
     if (this.closing) return;
     const now = Date.now();
     for (const ch of [...this.channels]) {
-      if (!ch.draining && now - ch.createdAt > this.opts.maxLifetimeSeconds * 1000) this.drain(ch);
+      if (!ch.draining && now - ch.createdAt > this.opts.maxLifetimeSeconds * 1000) this.drain(ch, 'lifetime');
     }
     // Shrink idle channels above the minimum.
     let live = this.liveCount();
     for (const ch of [...this.channels]) {
       if (live <= this.opts.minConnections) break;
       if (!ch.draining && ch.unused && now - ch.lastUsed > this.opts.idleTimeoutSeconds * 1000) {
-        this.closeChannel(ch);
+        this.closeChannel(ch, 'idle');
         live--;
       }
     }
@@ -334,7 +353,7 @@ export class GrpcChannelPool {
     else if (probe || ch.endpoint.breaker.current === 'closed') ch.endpoint.breaker.onFailure();
     if (!healthy && !ch.closed && !this.closing) {
       this.stats.healthCheckFailures++;
-      this.drain(ch);
+      this.drain(ch, 'unhealthy');
       this.fill();
     }
     return healthy;

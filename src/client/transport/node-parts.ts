@@ -20,6 +20,8 @@ import { GrpcChannelPool } from './grpc-pool.js';
 import type { EndpointSpec } from './pooled-channel.js';
 import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
+import { ClientEvents } from '../telemetry/client-events.js';
+import { tracingInterceptors } from '../telemetry/client-telemetry.js';
 import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 
 /** grpc-js `CompressionAlgorithms.gzip`. */
@@ -98,7 +100,9 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
           'grpc.keepalive_permit_without_calls': 1,
         }
       : {};
+  const events = new ClientEvents();
   const pool = new GrpcChannelPool({
+    events,
     endpoints,
     circuitBreaker: config.circuitBreaker,
     credentials,
@@ -118,12 +122,18 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     },
   });
   const metrics = new QueryMetrics();
-  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: false });
+  const retry = createRetryInterceptor(resolveRetryOptions(config.retry), { headerTimeouts: false, events });
   const transport = createGrpcJsTransport({
     pool,
     baseUrl: `${tls.enabled ? 'https' : 'http'}://${target}`,
     // Retries outermost of ours: each attempt runs the credentials and metrics again.
-    interceptors: [...config.interceptors, retry.interceptor, ...(auth ? [auth.interceptor] : []), metricsInterceptor(metrics)],
+    interceptors: [
+      ...config.interceptors,
+      ...tracingInterceptors(config),
+      retry.interceptor,
+      ...(auth ? [auth.interceptor] : []),
+      metricsInterceptor(metrics),
+    ],
   });
   // A single host name with several addresses: each address an endpoint (checked again every 30 s).
   const dnsName = config.urls === undefined && net.isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0 ? url.hostname : undefined;
@@ -167,6 +177,9 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
         retries: r.retries,
         retriesThrottled: r.retriesThrottled,
         ambiguousResults: r.ambiguousResults,
+        totalCount: s.totalConnections,
+        idleCount: s.idleConnections,
+        waitingCount: s.waiting,
       };
     },
   };
@@ -187,6 +200,7 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     transport,
     pool: poolHandle,
     metrics,
+    events,
     pin,
     close: async () => {
       if (dnsTimer) clearInterval(dnsTimer);

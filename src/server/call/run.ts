@@ -11,6 +11,7 @@ import { toConnectError } from '../errors.js';
 import { type CommandSink, isDatabaseError, PgCommand, type PgCommandOptions } from '../pg/pg-command.js';
 import { PgPipeline, type PipelineOutcome, type PipelineStatement } from '../pg/pg-pipeline.js';
 import type { CallFrame, Guard } from './statement-policy.js';
+import { endStatementSpan, startStatementSpan } from '../telemetry/statement-span.js';
 
 /** Statements around a call's own, by guard and frame. */
 export interface GuardSteps {
@@ -41,23 +42,26 @@ export function isGuarded(steps: GuardSteps): boolean {
 export async function runSubmittable<T>(
   backend: Backend,
   conn: BackendConnection,
-  cmd: { done: Promise<T> },
+  cmd: { done: Promise<T>; text?: string },
   signal: AbortSignal,
 ): Promise<T> {
   // A call answered already (its deadline passed while it waited) never starts.
   if (signal.aborted) throw abortError(signal);
   const onAbort = () => void backend.cancel(conn);
   signal.addEventListener('abort', onAbort, { once: true });
+  const span = startStatementSpan(signal, cmd.text, backend.engine);
+  let failure: unknown;
   try {
     conn.query(cmd as never);
     return await cmd.done;
   } catch (e) {
-    if (signal.aborted) throw abortError(signal);
+    if (signal.aborted) throw (failure = abortError(signal));
     // A database error is mapped here; a broken connection goes up as it is, so that the call's
     // scope can tell "never sent" from "sent, outcome unknown" (./scope.ts).
-    throw isDatabaseError(e) || e instanceof ConnectError ? toConnectError(e) : e;
+    throw (failure = isDatabaseError(e) || e instanceof ConnectError ? toConnectError(e) : e);
   } finally {
     signal.removeEventListener('abort', onAbort);
+    endStatementSpan(span, failure);
   }
 }
 

@@ -25,6 +25,7 @@ import {
   requestTimeoutMs,
 } from './connection-limits.js';
 import { httpRequestGate } from './http-request-gate.js';
+import { type MetricsEndpoint, serveMetrics } from '../telemetry/metrics-endpoint.js';
 import { commonNameOf, httpTlsOptions, type ServerTls } from '../tls.js';
 
 /** Headers a browser client may send. */
@@ -74,6 +75,8 @@ export interface HttpListenerOptions {
   requestTimeoutMs?: number;
   /** Requests receiving their body at once before more are refused. Default {@link maxIncompleteRequests} (2000). */
   maxIncompleteRequests?: number;
+  /** Serves `GET /metrics` (Prometheus text, authenticated like every call); default none. */
+  metrics?: MetricsEndpoint;
 }
 
 /** A started HTTP listener. */
@@ -165,7 +168,13 @@ export async function startHttpListener(
     },
     log,
   ) as NodeHandler;
-  const handler = withCors(opts.corsOrigins, adapter);
+  const metrics = opts.metrics;
+  const served: NodeHandler = metrics
+    ? (req, res) => {
+        if (!serveMetrics(metrics, req, res, peerOfRequest, log)) adapter(req, res);
+      }
+    : adapter;
+  const handler = withCors(opts.corsOrigins, served);
   const limits = opts.limits ?? defaultConnectionLimits;
   const idleMs = limits.idleConnectionTimeoutMs;
   const headersMs = headersDeadlineOf(limits);
