@@ -189,6 +189,9 @@ export function toParam(v: unknown, index = 0, where = `$${index + 1}`, ancestor
   }
 }
 
+/** Most parameters one statement takes: the protocol's Bind message counts them in 16 bits. */
+export const maxParameters = 65535;
+
 /**
  * Converts a parameter list: an array (one value per `$n`), or undefined for none. Anything else
  * (a lone value, an object of named values, a Map) throws ParameterError before anything is
@@ -206,6 +209,11 @@ export function toParams(values: readonly unknown[] | undefined): Value[] {
     throw new ParameterError(`parameters must be an array (or left out), got ${describeValue(values)}${hint}`, 'INVALID_PARAMETER');
   }
   if (values.length === 0) return [];
+  if (values.length > maxParameters)
+    throw new ParameterError(
+      `${values.length} parameters are more than PostgreSQL takes in one statement (${maxParameters}); split the statement, or pass the values as one array parameter`,
+      'INVALID_PARAMETER',
+    );
   const out = new Array<Value>(values.length);
   for (let i = 0; i < values.length; i++) out[i] = toParam(values[i], i);
   return out;

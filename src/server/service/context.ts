@@ -22,6 +22,9 @@ import type { SessionManager } from '../sessions.js';
 import type { TypeNames } from '../type-names.js';
 import { paramToText } from '../values.js';
 
+/** Most parameters one statement takes: the protocol's Bind message counts them in 16 bits. */
+const maxParameters = 65535;
+
 /** What the service runs on. */
 export interface ServiceDeps {
   backend: Backend;
@@ -52,6 +55,16 @@ export class ServiceContext {
 
   /** Parameters in PostgreSQL text form. */
   params(values: Value[]): (string | null)[] {
+    // The protocol's Bind message counts parameters in 16 bits: more would wrap around.
+    if (values.length > maxParameters) {
+      throw serverError(
+        Code.InvalidArgument,
+        `${values.length} parameters are more than PostgreSQL takes in one statement (${maxParameters})`,
+        {
+          reason: ErrorReason.INVALID_PARAMETER,
+        },
+      );
+    }
     return values.map((v, i) => paramToText(v, i));
   }
 

@@ -1,0 +1,38 @@
+/**
+ * More parameters than the protocol's 16-bit count: refused before the wire, by the client
+ * (ParameterError) and by the server (INVALID_ARGUMENT), instead of wrapping the count around.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { create } from '@bufbuild/protobuf';
+import { Code } from '@connectrpc/connect';
+import { createClient, ParameterError } from '@heliosdb/client';
+import { ValueSchema } from '@heliosdb/client/wire';
+import { backends } from './helpers/backends.js';
+import { expectDetail } from './helpers/errors.js';
+import { useServer } from './helpers/server.js';
+
+const server = useServer(backends[0]!, { httpPort: -1 });
+
+test('70,000 parameters: ParameterError from the client, INVALID_PARAMETER from the server; 65,535 still run', async () => {
+  const ts = server();
+  const client = createClient({ url: ts.server.grpcUrl });
+  try {
+    const many = Array.from({ length: 70_000 }, (_, i) => i);
+    await assert.rejects(client.query('SELECT $1::int AS n', many), ParameterError);
+    const one = create(ValueSchema, { kind: { case: 'int32', value: 1 } });
+    const d = await expectDetail(
+      ts.db.query({ sql: 'SELECT $1::int AS n', params: Array.from({ length: 70_000 }, () => one) }),
+      Code.InvalidArgument,
+    );
+    assert.equal(d.reason, 'INVALID_PARAMETER');
+    const sql = `SELECT cardinality(ARRAY[${Array.from({ length: 65_535 }, (_, i) => `$${i + 1}::int`).join(', ')}]) AS n`;
+    const r = await client.queryOne<{ n: number }>(
+      sql,
+      Array.from({ length: 65_535 }, () => 1),
+    );
+    assert.equal(r.n, 65_535);
+  } finally {
+    await client.close();
+  }
+});
