@@ -100,10 +100,16 @@ describeEachBackend('attack: identity', (backend) => {
       : false,
   }, async () => {
     const login = await loginOf(writer);
-    const [before] = await f.adminSql('SELECT a.rolpassword, r.rolconfig FROM pg_authid a JOIN pg_roles r ON r.oid = a.oid WHERE a.rolname = $1', [login]);
+    const [before] = await f.adminSql(
+      'SELECT a.rolpassword, r.rolconfig FROM pg_authid a JOIN pg_roles r ON r.oid = a.oid WHERE a.rolname = $1',
+      [login],
+    );
     const password = await settle(writer.execute(`SET ROLE NONE; ALTER ROLE CURRENT_USER PASSWORD 'chosen by the caller'`));
     const setting = await settle(writer.execute(`SET ROLE NONE; ALTER ROLE CURRENT_USER SET work_mem = '64kB'`));
-    const [now] = await f.adminSql('SELECT a.rolpassword, r.rolconfig FROM pg_authid a JOIN pg_roles r ON r.oid = a.oid WHERE a.rolname = $1', [login]);
+    const [now] = await f.adminSql(
+      'SELECT a.rolpassword, r.rolconfig FROM pg_authid a JOIN pg_roles r ON r.oid = a.oid WHERE a.rolname = $1',
+      [login],
+    );
     // Put the login back as the server made it, whatever happened.
     await f.auth.createUser({ name: writerName, role: f.writerRole, password: 'a password', replace: true });
     await f.adminSql(`ALTER ROLE "${login}" RESET work_mem`);
