@@ -5,9 +5,9 @@
  * (/work/notes/attack-report.md):
  *
  * - held: a stream left early gives its connection back;
- * - broken (marked `todo`): a copyTo left early keeps its backend blocked writing to the server
- *   (PostgreSQL `ClientWrite`, where statement_timeout does not fire), so each one takes a pooled
- *   connection for good; on PGlite the one session, so nothing is served any more.
+ * - was broken, fixed: a copyTo left early kept its backend blocked writing to the server
+ *   (PostgreSQL `ClientWrite`, where statement_timeout does not fire), so each one took a pooled
+ *   connection for good; on PGlite the one session, so nothing was served any more.
  * @packageDocumentation
  */
 import assert from 'node:assert/strict';
@@ -37,10 +37,7 @@ describeEachBackend('attack: leaving a large result early', (backend) => {
     assert.equal((await client.queryOne<{ n: number }>('SELECT 1 AS n', [], { timeoutMs: 8000 })).n, 1);
   });
 
-  test('a copyTo left after its first chunk gives its connection back', {
-    timeout: 120_000,
-    todo: 'BROKEN: the COPY keeps running, blocked writing to the server (ClientWrite), and its connection never returns: each early exit takes one pooled connection for good (PostgreSQL), or the one session (PGlite: nothing is served any more)',
-  }, async (t) => {
+  test('a copyTo left after its first chunk gives its connection back', { timeout: 180_000 }, async (t) => {
     const s = await freshServer(t, backend, { server: serverOptions });
     const { client } = s.client('grpc', { timeoutMs: 20_000 });
     for (let i = 0; i < poolSize + 1; i++) {
@@ -49,10 +46,16 @@ describeEachBackend('attack: leaving a large result early', (backend) => {
         break;
       }
     }
-    const answer = await client.queryOne<{ n: number }>('SELECT 1 AS n', [], { timeoutMs: 8000 }).then(
-      (r) => r.n,
-      (e: Error) => e,
-    );
+    // PostgreSQL cancels the COPY; the embedded engine cannot interrupt a statement, so it serves
+    // again once it has produced (and the server drained) what each COPY started.
+    let answer: number | Error = new Error('not asked');
+    for (const until = Date.now() + (s.admin ? 0 : 90_000); ; ) {
+      answer = await client.queryOne<{ n: number }>('SELECT 1 AS n', [], { timeoutMs: 8000 }).then(
+        (r) => r.n,
+        (e: Error) => e,
+      );
+      if (answer === 1 || Date.now() > until) break;
+    }
     if (s.admin) {
       // Bounded wait for the server to end the COPYs it no longer sends anywhere (short: a backend
       // blocked in ClientWrite also holds up every DROP DATABASE ... WITH (FORCE) in the cluster).

@@ -138,9 +138,6 @@ describeEachBackend('attack: identity', (backend) => {
   });
   test("a principal without write grants stores nothing large in the server's idempotency table", {
     skip: pg ? false : 'PGlite: the server keeps these records on the one superuser session',
-    todo: pg
-      ? 'BROKEN: heliosdb.idempotency_claim is EXECUTE for PUBLIC and bounds neither key nor fingerprint: a SELECT-only role files megabytes per call, kept until the sweep'
-      : false,
   }, async () => {
     const big = await settle(
       reader.query(

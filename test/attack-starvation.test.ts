@@ -59,7 +59,6 @@ describeEachBackend('attack: one principal takes every connection', (backend) =>
 
   test('slow statements of one read-only key leave connections for others', {
     skip: pg ? false : 'PGlite is one session: a running statement holds it (docs/security.md, "What holds where")',
-    todo: 'BROKEN: auto-commit calls have no per-principal cap; pg_sleep calls of one read-only key of a SELECT-only user hold every pooled connection until the statement timeout',
   }, async () => {
     const marker = `hog_${f.id}`;
     const hogs = Array.from({ length: poolSize + 2 }, () =>
@@ -89,7 +88,6 @@ describeEachBackend('attack: one principal takes every connection', (backend) =>
 
   test("one user's read-write and read-only keys together stay under the transaction cap", {
     skip: pg ? false : 'PGlite is one session: transactions queue for it',
-    todo: "BROKEN: --max-transactions-per-principal counts per (user, role, read-only) owner, so a user's two keys hold twice the cap: the whole pool at the default (half of --pool-size)",
   }, async () => {
     const held: Transaction[] = [];
     try {

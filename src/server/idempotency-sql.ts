@@ -7,6 +7,9 @@
 /** The table idempotency records are kept in. */
 export const idempotencyTable = 'heliosdb.idempotency_keys';
 
+/** The largest response a keyed call's record holds (above any unary answer at the default message limit). */
+const maxStoredResponseBytes = 64 * 1024 * 1024;
+
 /**
  * Creates the idempotency table and the functions through which callers' own login roles record
  * keys (safe to run concurrently and repeatedly). Callers never touch the table: each function is
@@ -33,6 +36,9 @@ RETURNS TABLE (claimed boolean, state text, fingerprint text, response bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE o text := session_user || '/' || p_owner; n int;
 BEGIN
+  IF length(p_owner) > 64 OR length(p_key) > 200 OR length(p_fingerprint) > 64 THEN
+    RAISE EXCEPTION 'heliosdb.idempotency_claim: an argument is longer than the server ever sends' USING ERRCODE = '22001';
+  END IF;
   INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state) VALUES (o, p_key, p_fingerprint, 'running')
   ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running', response = NULL, created_at = now()
   WHERE k.created_at < now() - p_window_ms * interval '1 millisecond';
@@ -40,9 +46,13 @@ BEGIN
   RETURN QUERY SELECT n > 0, k.state, k.fingerprint, k.response FROM ${idempotencyTable} k WHERE k.owner = o AND k.key = p_key;
 END $f$;
 CREATE OR REPLACE FUNCTION heliosdb.idempotency_done(p_owner text, p_key text, p_response bytea) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-  UPDATE ${idempotencyTable} SET state = 'done', response = p_response WHERE owner = session_user || '/' || p_owner AND key = p_key
-$f$;
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+BEGIN
+  IF octet_length(p_response) > ${maxStoredResponseBytes} THEN
+    RAISE EXCEPTION 'heliosdb.idempotency_done: a response larger than the server ever stores' USING ERRCODE = '22001';
+  END IF;
+  UPDATE ${idempotencyTable} SET state = 'done', response = p_response WHERE owner = session_user || '/' || p_owner AND key = p_key;
+END $f$;
 CREATE OR REPLACE FUNCTION heliosdb.idempotency_forget(p_owner text, p_key text) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
   DELETE FROM ${idempotencyTable} WHERE owner = session_user || '/' || p_owner AND key = p_key AND state = 'running'
@@ -51,6 +61,9 @@ CREATE OR REPLACE FUNCTION heliosdb.idempotency_record(p_owner text, p_key text,
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE n int;
 BEGIN
+  IF length(p_owner) > 64 OR length(p_key) > 200 OR length(p_fingerprint) > 64 OR octet_length(p_response) > ${maxStoredResponseBytes} THEN
+    RAISE EXCEPTION 'heliosdb.idempotency_record: an argument is longer than the server ever sends' USING ERRCODE = '22001';
+  END IF;
   INSERT INTO ${idempotencyTable} AS k (owner, key, fingerprint, state, response) VALUES (session_user || '/' || p_owner, p_key, p_fingerprint, 'done', p_response)
   ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = EXCLUDED.response, created_at = now()
   WHERE k.created_at < now() - p_window_ms * interval '1 millisecond';
@@ -80,3 +93,11 @@ export const tombstoneSql = `INSERT INTO ${idempotencyTable} AS k (owner, key, f
 ON CONFLICT (owner, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, response = NULL, created_at = now()
 WHERE k.created_at < now() - $4::float8 * interval '1 millisecond' RETURNING 1`;
 export const sweepSql = `DELETE FROM ${idempotencyTable} WHERE created_at < now() - $1::float8 * interval '1 millisecond'`;
+
+/**
+ * Whether the idempotency functions exist in their current version (the one that bounds its
+ * arguments): column `ok`; `present` when some version exists.
+ */
+export const idempotencyCurrentSql = `SELECT coalesce((SELECT position('22001' in prosrc) > 0 FROM pg_catalog.pg_proc
+  WHERE oid = to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)')), false) AS ok,
+  to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS present`;

@@ -42,6 +42,7 @@ import {
   doneSql,
   forgetSql,
   idempotencyGrantsSql,
+  idempotencyCurrentSql,
   idempotencySchemaSql,
   idempotencyTable,
   lookupSql,
@@ -104,10 +105,19 @@ export class Idempotency {
       this.ok = await this.backend.withServerConnection(async (conn) => {
         const [who] = (await conn.query('SELECT session_user::text AS u')).rows as { u: string }[];
         this.serverRole = who?.u ?? '';
-        const [r] = (
-          await conn.query(`SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok`)
-        ).rows as { ok: unknown }[];
-        if (!(r?.ok === true || r?.ok === 't')) await conn.query(idempotencySchemaSql);
+        const [r] = (await conn.query(idempotencyCurrentSql)).rows as { ok: unknown; present: unknown }[];
+        if (!(r?.ok === true || r?.ok === 't')) {
+          try {
+            await conn.query(idempotencySchemaSql);
+          } catch (e) {
+            // An older version that this login may not replace still works, unbounded.
+            if (!(r?.present === true || r?.present === 't')) throw e;
+            await conn.query('ROLLBACK').catch(() => {});
+            this.log.warn(
+              'the idempotency functions are of an older version that does not bound their arguments: run `heliosdb auth init` to update them',
+            );
+          }
+        }
         await conn.query(idempotencyGrantsSql).catch(() => {}); // only the owner may grant
         const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
           .map((p) => `has_table_privilege('${idempotencyTable}', '${p}')`)

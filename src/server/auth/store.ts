@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { loginRoleName, loginSecret, newServerKey, scramVerifier } from '../backend/login.js';
-import { idempotencyGrantsSql, idempotencySchemaSql } from '../idempotency-sql.js';
+import { idempotencyCurrentSql, idempotencyGrantsSql, idempotencySchemaSql } from '../idempotency-sql.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';
 import { hashPassword } from './passwords.js';
 import type { ApiKeyRecord, LoginRecord, SessionRecord, UserRecord } from './records.js';
@@ -117,9 +117,7 @@ export class SqlAuthStore {
   async ensureSchema(): Promise<void> {
     const [r] = await this.sql.query(newestPart);
     if (!(r?.ok === true || r?.ok === 't')) await this.sql.query(schemaSql);
-    const [f] = await this.sql.query(
-      "SELECT to_regprocedure('heliosdb.idempotency_record(text, text, text, float8, bytea)') IS NOT NULL AS ok",
-    );
+    const [f] = await this.sql.query(idempotencyCurrentSql);
     if (!(f?.ok === true || f?.ok === 't')) await this.sql.query(idempotencySchemaSql);
     await this.sql.query(idempotencyGrantsSql);
     await this.sql.query('INSERT INTO heliosdb.server_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [newServerKey()]);

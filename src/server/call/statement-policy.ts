@@ -105,6 +105,14 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
         `${s.command} is refused on the embedded engine: it is one superuser session, so changing the role there could leave the principal's own (use PostgreSQL for separate identities; see docs/security.md)`,
       );
     }
+    if (s.node === 'LockStmt' && readOnlyPrincipal) {
+      // PostgreSQL takes any lock mode in a READ ONLY transaction: a read-only key must not block writers.
+      throw refuse(
+        Code.PermissionDenied,
+        ErrorReason.READ_ONLY_PRINCIPAL,
+        "LOCK is refused for a read-only API key: its locks would block other principals' writes",
+      );
+    }
     if (s.node === 'DoStmt' && readOnlyPrincipal && f.engine === 'pglite' && f.authRequired) {
       // On the one superuser session a DO block can reset the role and read the server's tables.
       throw refuse(

@@ -36,7 +36,7 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
     // stream of large rows holds little in this process whatever its row count.
     const maxFetchRows = Math.min(batchRows, 2000);
     const fetchBytes = 4 * batchBytes;
-    let fetchRows = Math.min(maxFetchRows, 64);
+    const fetchRows = Math.min(maxFetchRows, 64);
     let largestRow = 0;
     const queue = new PushQueue<StreamQueryResponse>();
     const encoder = new RowEncoder(format);
