@@ -28,3 +28,4 @@ export {
 } from './protocol/datetime.js';
 export { headers } from './protocol/headers.js';
 export { arrayElementOid, builtinTypeName, Oid } from './protocol/oids.js';
+export { codeForSqlstate, retryableSqlstate } from './protocol/sqlstate.js';
