@@ -119,7 +119,10 @@ export function createPgParts(config: ResolvedConnectionConfig): ClientParts {
       cancel(client: pg.Client, query: unknown): void;
     };
     canceller.connection.on('error', () => {});
-    canceller.cancel(target, (target as unknown as { activeQuery: unknown }).activeQuery);
+    // Client.cancel reads only the backend key (and the query to match) from its first argument.
+    const key = target as unknown as { processID: number; secretKey: number };
+    const running = {};
+    canceller.cancel({ activeQuery: running, processID: key.processID, secretKey: key.secretKey } as unknown as pg.Client, running);
   };
   const backend = new PgBackend(pool, endpoint, config.applicationName ?? '', cancelRequest);
   const metrics = new QueryMetrics();

@@ -65,7 +65,9 @@ export class PgPool {
   constructor(private readonly opts: PgPoolOptions) {
     this.sweep = setInterval(() => this.trimIdle(), 1000);
     this.sweep.unref();
-    for (let i = 0; i < opts.minConnections; i++) {
+    // One connection at once (a PostgreSQL connection is a server process): the rest of
+    // `minConnections` open on demand and are then kept, idle or not.
+    for (let i = 0; i < Math.min(1, opts.minConnections); i++) {
       const p = this.open();
       this.warming.push(p);
       p.then(
@@ -89,6 +91,10 @@ export class PgPool {
    */
   acquire(readOnly = false): Promise<PgConn> {
     if (this.closedPool) return Promise.reject(new HeliosDBError('the client is closed', 'CLIENT_CLOSED'));
+    // Idle connections the server closed meanwhile are dropped, not handed out.
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      if (this.idle[i].broken) this.destroy(this.idle.splice(i, 1)[0]);
+    }
     let at = -1;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       if (this.idle[i].readOnly === readOnly) {

@@ -8,6 +8,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
+import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import {
   type CopyFromRequest,
@@ -42,6 +43,41 @@ function onceCleanup(call: PgCall, cleanup: (aborted: boolean) => Promise<void>)
     call.signal.removeEventListener('abort', onAbort);
     return run(false);
   };
+}
+
+/**
+ * The next chunk of a readable stream, `null` at its end. Listens only while waiting (an async
+ * iterator would keep a `readable` listener, which stops `resume()` from draining the stream).
+ */
+function nextChunk(s: Readable): Promise<Buffer | null> {
+  const c = s.read() as Buffer | null;
+  if (c !== null) return Promise.resolve(c);
+  if (s.readableEnded) return Promise.resolve(null);
+  if (s.errored) return Promise.reject(s.errored);
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      s.off('readable', onReadable);
+      s.off('end', onEnd);
+      s.off('error', onError);
+    };
+    const onReadable = () => {
+      const chunk = s.read() as Buffer | null;
+      if (chunk === null) return;
+      cleanup();
+      resolve(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(null);
+    };
+    const onError = (e: unknown) => {
+      cleanup();
+      reject(e);
+    };
+    s.on('readable', onReadable);
+    s.on('end', onEnd);
+    s.on('error', onError);
+  });
 }
 
 /** See the file comment. */
@@ -189,18 +225,24 @@ export class PgStreams {
     let ended = false;
     const finish = onceCleanup(call, async (aborted) => {
       if (aborted && !ended) {
+        // Cancel, then read what is still coming until PostgreSQL ends the COPY, so that the
+        // connection is ready for its next statement (a transaction's stays usable).
         this.b.cancel(conn);
-        await new Promise<void>((r) => {
-          stream.once('error', () => r());
-          stream.once('end', () => r());
-          stream.resume();
-        });
+        try {
+          while ((await nextChunk(stream)) !== null);
+        } catch {
+          // The cancel's error: the COPY is over.
+        }
       }
       await lease.done();
     });
     try {
       try {
-        for await (const chunk of stream) yield create(CopyToResponseSchema, { event: { case: 'data', value: chunk as Uint8Array } });
+        for (;;) {
+          const chunk = await nextChunk(stream);
+          if (chunk === null) break;
+          yield create(CopyToResponseSchema, { event: { case: 'data', value: chunk } });
+        }
       } catch (e) {
         if (call.signal.aborted) throw abortError(call.signal);
         throw fromPgError(e, this.b.endpoint);
