@@ -7,7 +7,12 @@
  * SQL, and the browser entry's refusal.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import * as lib from '@heliosdb/client';
 import * as web from '../src/client/web.js';
@@ -30,6 +35,51 @@ test('browser entry: postgres:// and postgresql:// fail with UNSUPPORTED_IN_BROW
       },
       url,
     );
+  }
+});
+
+test('pg, pg-cursor and pg-copy-streams are optional peer dependencies, loaded only by postgres:// clients', () => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const manifest = JSON.parse(readFileSync(path.join(root, 'src/client/package.json'), 'utf8'));
+  for (const name of ['pg', 'pg-cursor', 'pg-copy-streams']) {
+    assert.ok(manifest.peerDependencies?.[name], `${name} is a peer dependency`);
+    assert.equal(manifest.peerDependenciesMeta?.[name]?.optional, true, `${name} is optional`);
+    assert.equal(manifest.dependencies?.[name], undefined, `${name} is not a dependency`);
+  }
+  // A process where the three packages cannot be found: grpc:// works, postgres:// says what to install.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sdkpg-'));
+  try {
+    writeFileSync(
+      path.join(dir, 'hooks.mjs'),
+      `const hidden = new Set(['pg', 'pg-cursor', 'pg-copy-streams']);
+export async function resolve(specifier, context, next) {
+  if (hidden.has(specifier)) throw Object.assign(new Error('Cannot find package ' + specifier), { code: 'ERR_MODULE_NOT_FOUND' });
+  return next(specifier, context);
+}`,
+    );
+    writeFileSync(path.join(dir, 'register.mjs'), `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`);
+    const script = `
+      const lib = await import(${JSON.stringify(path.join(root, 'src/client/index.ts'))});
+      const grpc = lib.createClient({ url: 'grpc://127.0.0.1:1', minConnections: 0 });
+      await grpc.close();
+      const c = lib.createClient({ url: 'postgres://127.0.0.1:1/db', minConnections: 0 });
+      const e = await c.query('SELECT 1').catch((err) => err);
+      await c.close();
+      console.log(JSON.stringify({ name: e.constructor.name, code: e.code, message: e.message }));`;
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', '--import', path.join(dir, 'register.mjs'), '--input-type=module', '-e', script],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    const got = JSON.parse(out.trim().split('\n').pop() ?? '{}');
+    assert.equal(got.code, 'INVALID_CONFIG', out);
+    assert.match(got.message, /postgres:\/\/ URLs need the pg package .*: npm install pg/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -275,6 +325,20 @@ if (!pgUrl) {
       } finally {
         await db.query(`DROP SEQUENCE ${seq}`);
       }
+    });
+
+    test('pool: one connection opens at start, at most maxConnections; serverInfo reports PostgreSQL', async () => {
+      const c = client({ minConnections: 10, maxConnections: 3 });
+      assert.ok(await waitFor(() => c.pool.getStats().totalConnections === 1), 'one connection at start');
+      await Promise.all(Array.from({ length: 12 }, (_, i) => c.query('SELECT pg_sleep(0.02), $1::int AS i', [i])));
+      const s = c.pool.getStats();
+      assert.equal(s.totalConnections, 3, 'grew to maxConnections and kept them (minConnections)');
+      assert.equal(s.created, 3);
+      const info = await c.serverInfo();
+      const version = (await db.query('SHOW server_version')).rows[0].server_version;
+      assert.equal(info.engine, 'postgresql');
+      assert.equal(info.version, version, "serverInfo().version is PostgreSQL's server_version");
+      assert.match(info.engineVersion, /^PostgreSQL /);
     });
 
     test('auto-commit SQL that leaves a transaction open is rolled back and fails; reserved sessions keep state', async () => {
