@@ -341,6 +341,31 @@ if (!pgUrl) {
       assert.match(info.engineVersion, /^PostgreSQL /);
     });
 
+    test('streams read the portal batchRows rows at a time; batches inside a transaction keep it usable', async () => {
+      const c = client();
+      const sizes: number[] = [];
+      for await (const rows of c.stream('SELECT generate_series(1, 50) AS n', [], { batchRows: 7 }).batches()) sizes.push(rows.length);
+      assert.deepEqual(sizes, [7, 7, 7, 7, 7, 7, 7, 1]);
+      const t = await newTable('id int PRIMARY KEY');
+      const tx = await c.begin();
+      await tx.execute(`INSERT INTO ${t} VALUES (1)`);
+      const e = await tx.batch([{ sql: `INSERT INTO ${t} VALUES (2)` }, { sql: `INSERT INTO ${t} VALUES (1)` }]).catch((err) => err);
+      assert.ok(e instanceof lib.UniqueViolationError);
+      assert.equal(e.statementIndex, 1);
+      const mixed = await tx.batch([{ sql: `INSERT INTO ${t} VALUES (1)` }, { sql: `INSERT INTO ${t} VALUES (3)` }], { atomic: false });
+      assert.deepEqual(
+        mixed.results.map((r) => r.ok),
+        [false, true],
+      );
+      await tx.executeMany(`INSERT INTO ${t} VALUES ($1)`, [[4], [5]]);
+      await tx.commit();
+      assert.deepEqual(
+        (await db.query(`SELECT id FROM ${t} ORDER BY id`)).rows.map((r) => r.id),
+        [1, 3, 4, 5],
+        'the atomic batch rolled back to its savepoint; the failed item of the other left the rest',
+      );
+    });
+
     test('auto-commit SQL that leaves a transaction open is rolled back and fails; reserved sessions keep state', async () => {
       const c = client({ maxConnections: 1 });
       const t = await newTable('id int');
