@@ -122,6 +122,11 @@ if (!pgUrl) {
       assert.equal(fk.code, 'FOREIGN_KEY_VIOLATION');
       assert.equal(fk.sqlstate, '23503');
       assert.equal(fk.table, child);
+      const bad = await c.prepare('SELEC 1').catch((e) => e);
+      assert.ok(bad instanceof lib.QueryError, 'a statement that does not parse fails to prepare');
+      assert.equal(bad.sqlstate, '42601');
+      const ddl = await c.execute(`CREATE INDEX ON ${child} (n)`);
+      assert.equal(ddl.command, 'CREATE INDEX', 'the whole command tag');
       const check = await c.execute(`INSERT INTO ${child} VALUES (1, NULL, 0)`).catch((e) => e);
       assert.ok(check instanceof lib.CheckViolationError);
       assert.equal(check.constraint, `${child}_n_check`);

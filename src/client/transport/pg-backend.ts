@@ -218,10 +218,17 @@ export class PgBackend {
   }
 
   /** One statement with raw text cells, rows as arrays. */
-  query(conn: PgConn, call: PgCall, text: string, values: (string | null)[], name?: string): Promise<RawResult | RawResult[]> {
-    return this.run(conn, call, () =>
+  async query(conn: PgConn, call: PgCall, text: string, values: (string | null)[], name?: string): Promise<RawResult | RawResult[]> {
+    conn.tags = [];
+    const r = (await this.run(conn, call, () =>
       conn.client.query({ text, values: values.length > 0 ? values : undefined, name, rowMode: 'array', types: rawTypes }),
-    ) as Promise<RawResult | RawResult[]>;
+    )) as RawResult | RawResult[];
+    // The whole command tags ('CREATE TABLE', not node-postgres's 'CREATE'), as a server reports them.
+    const list = Array.isArray(r) ? r : [r];
+    if (conn.tags.length === list.length) {
+      for (let i = 0; i < list.length; i++) list[i].tag = conn.tags[i];
+    }
+    return r;
   }
 
   /** Names of the given type OIDs, looked up on `conn` when not known yet. */

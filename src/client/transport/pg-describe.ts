@@ -23,7 +23,6 @@ interface ProtocolConnection {
 class DescribeStatement {
   private paramOids: number[] = [];
   private fields: pg.FieldDef[] = [];
-  private error: unknown;
   readonly done: Promise<StatementDescription>;
   private settle!: (err: unknown, d?: StatementDescription) => void;
 
@@ -48,13 +47,15 @@ class DescribeStatement {
     this.fields = msg.fields;
   }
 
-  handleError(err: unknown): void {
-    this.error ??= err;
+  handleError(err: unknown, connection: ProtocolConnection): void {
+    // node-postgres drops the query on an error: no ReadyForQuery reaches it (the Sync was sent).
+    connection.removeListener('parameterDescription', this.onParams);
+    this.settle(err);
   }
 
   handleReadyForQuery(connection: ProtocolConnection): void {
     connection.removeListener('parameterDescription', this.onParams);
-    this.settle(this.error, { paramOids: this.paramOids, fields: this.fields });
+    this.settle(undefined, { paramOids: this.paramOids, fields: this.fields });
   }
 
   handleDataRow(): void {}

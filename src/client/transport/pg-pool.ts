@@ -25,6 +25,8 @@ export interface PgConn {
   cancelled: boolean;
   /** When it was last given back (ms since the epoch). */
   idleSince: number;
+  /** The command tags PostgreSQL sent since the last statement began (node-postgres keeps only their first word). */
+  tags: string[];
 }
 
 /** Options of {@link PgPool}. */
@@ -150,11 +152,17 @@ export class PgPool {
         broken: false,
         cancelled: false,
         idleSince: 0,
+        tags: [],
       };
       // The status of every ReadyForQuery (node-postgres keeps it on its connection, not public).
-      const connection = (client as unknown as { connection?: { on(ev: string, fn: (m: { status?: string }) => void): void } }).connection;
+      const connection = (
+        client as unknown as { connection?: { on(ev: string, fn: (m: { status?: string; text?: string }) => void): void } }
+      ).connection;
       connection?.on('readyForQuery', (m) => {
         if (m.status) conn.txStatus = m.status;
+      });
+      connection?.on('commandComplete', (m) => {
+        if (m.text !== undefined) conn.tags.push(m.text);
       });
       client.on('error', () => {
         conn.broken = true;

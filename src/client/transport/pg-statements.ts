@@ -27,7 +27,8 @@ import {
 } from '../../../gen/heliosdb/v1/database_pb.js';
 import { ErrorDetailSchema, ErrorReason } from '../../../gen/heliosdb/v1/error_pb.js';
 import type { ResultSet, Value } from '../../../gen/heliosdb/v1/value_pb.js';
-import type { PgBackend, PgCall } from './pg-backend.js';
+import { abortError, type PgBackend, type PgCall } from './pg-backend.js';
+import { PipelineFailure, pipelinable, runPipeline } from './pg-batch.js';
 import { describeStatement } from './pg-describe.js';
 import { detailedError, fromPgError } from './pg-errors.js';
 import type { PgConn } from './pg-pool.js';
@@ -138,6 +139,9 @@ export class PgStatements {
           throw fromPgError(e, this.b.endpoint);
         }
       };
+      if (req.atomic && list.every((s) => s.params.length > 0 || pipelinable(s.sql))) {
+        return this.pipelined(conn, call, list, inTx, readOnly, req.returnRows, control, t0);
+      }
       if (req.atomic) await control(inTx ? 'SAVEPOINT heliosdb_batch' : 'BEGIN');
       for (let i = 0; i < list.length; i++) {
         const s = list[i];
@@ -166,11 +170,54 @@ export class PgStatements {
       return create(ExecuteBatchResponseSchema, { results, rowsAffected: affected, executionTimeMs: performance.now() - t0 });
     });
   }
+
+  /**
+   * An atomic batch in one round trip (`pg-batch.ts`): PostgreSQL's implicit transaction makes it
+   * all or nothing; inside a transaction a savepoint does.
+   */
+  private async pipelined(
+    conn: PgConn,
+    call: PgCall,
+    list: readonly { sql: string; params: readonly Value[] }[],
+    inTx: boolean,
+    readOnly: boolean,
+    returnRows: boolean,
+    control: (sql: string) => Promise<void>,
+    t0: number,
+  ): Promise<ExecuteBatchResponse> {
+    if (inTx) await control('SAVEPOINT heliosdb_batch');
+    let raws: RawResult[];
+    try {
+      const statements = list.map((s) => ({ text: s.sql, values: paramTexts(s.params) }));
+      raws = await this.b.run(conn, call, () => runPipeline(conn.client, statements));
+    } catch (e) {
+      if (inTx) await control('ROLLBACK TO SAVEPOINT heliosdb_batch; RELEASE SAVEPOINT heliosdb_batch').catch(() => {});
+      if (call.signal.aborted) throw abortError(call.signal);
+      const failure = e instanceof PipelineFailure ? e.failure : e;
+      const ce = ConnectError.from(fromPgError(failure, this.b.endpoint, { sentAsRead: readOnly }));
+      throw e instanceof PipelineFailure ? withStatementIndex(ce, e.statementIndex) : ce;
+    }
+    if (inTx) await control('RELEASE SAVEPOINT heliosdb_batch');
+    if (returnRows)
+      await this.b.resolveTypes(
+        conn,
+        raws.flatMap((r) => r.fields.map((f) => f.dataTypeID)),
+      );
+    let affected = 0n;
+    const results = raws.map((raw) => {
+      const r = resultSetOf(raw, this.b.types.get, 0);
+      affected += r.rowsAffected;
+      if (!returnRows) r.rows = undefined;
+      return create(BatchResultSchema, { result: r });
+    });
+    return create(ExecuteBatchResponseSchema, { results, rowsAffected: affected, executionTimeMs: performance.now() - t0 });
+  }
 }
 
-/** The same error with the failing statement's index in its ErrorDetail. */
+/** The same error with the failing statement's index in its ErrorDetail (database errors only). */
 function withStatementIndex(ce: ConnectError, index: number): ConnectError {
   const detail = ce.findDetails(ErrorDetailSchema)[0];
+  if (!detail?.sqlstate) return ce;
   const init: MessageInitShape<typeof ErrorDetailSchema> = { ...(detail ?? { message: ce.rawMessage }), statementIndex: index };
   const e = new ConnectError(
     ce.rawMessage,

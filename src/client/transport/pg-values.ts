@@ -158,6 +158,8 @@ export interface RawResult {
   rowCount: number | null;
   fields: FieldDef[];
   rows: (string | null)[][];
+  /** The whole command tag (`CREATE TABLE`, `INSERT 0 3`), when known. */
+  tag?: string;
 }
 
 /** A ResultSet of the last result of a statement or script, row counts summed over the script. */
@@ -170,7 +172,7 @@ export function resultSetOf(results: RawResult | RawResult[], typeName: (oid: nu
   return create(ResultSetSchema, {
     columns: columnsOf(fields, typeName),
     rows: fields.length > 0 ? compactRows(fields, last.rows) : create(RowsSchema, { rowCount: 0 }),
-    command: last?.command ?? '',
+    command: last?.tag !== undefined ? parseCommandTag(last.tag).command : (last?.command ?? ''),
     rowsAffected: affected,
     executionTimeMs,
   });
