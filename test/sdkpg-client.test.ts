@@ -313,6 +313,14 @@ if (!pgUrl) {
         assert.equal(c.pool.getStats().retries, 1, 'no retry of the write');
         assert.equal(c.pool.getStats().ambiguousResults, 1);
         assert.equal(await count(t), 2, 'the write whose answer was lost ran exactly once');
+        // A write first, so the COPY needs no set-up round trip; then its connection is cut mid-call.
+        await c.execute(`INSERT INTO ${t} DEFAULT VALUES`);
+        proxy.cutAfter(10, 'down');
+        const copy = await c.copyFrom(`COPY ${t} (id) FROM STDIN`, '100\n').catch((err) => err);
+        proxy.heal();
+        assert.ok(copy instanceof lib.AmbiguousResultError, String(copy));
+        assert.match(copy.message, /cannot be settled over postgres:\/\//);
+        assert.ok([3, 4].includes(await count(t)), 'the COPY whose answer was lost ran at most once');
       } finally {
         await proxy.close();
       }

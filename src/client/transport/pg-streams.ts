@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import { create } from '@bufbuild/protobuf';
-import { Code } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import {
@@ -170,10 +170,11 @@ export class PgStreams {
       });
     }
     if (first.value.resolveOnly) {
-      throw detailedError(
-        Code.FailedPrecondition,
-        'a COPY whose answer was lost cannot be settled over postgres:// (PostgreSQL keeps no idempotency records): check the table',
-        { reason: ErrorReason.NOT_APPLIED },
+      // PostgreSQL keeps no record of a COPY's outcome: the caller reports it as unknown
+      // (AmbiguousResultError), never as not applied, so the data is not sent twice.
+      throw new ConnectError(
+        'the outcome of a COPY whose answer was lost cannot be settled over postgres:// (PostgreSQL keeps no idempotency records): check the table',
+        Code.Unimplemented,
       );
     }
     const t0 = performance.now();
