@@ -268,6 +268,41 @@ if (!pgUrl) {
       assert.equal(got.length, 2, 'nothing after unlisten');
     });
 
+    test('listen: a lost listening connection is listened on again, with a missed event; a lost transaction says so', async () => {
+      const app = uniqueName('sdkpg_listen');
+      const c = client({ applicationName: app });
+      const channel = `sdkpg_gap_${process.pid}`;
+      const got: lib.Notification[] = [];
+      const listener = await c.listen(channel, (n) => got.push(n), { maxReconnectDelayMs: 200 });
+      await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", [app]);
+      assert.ok(await waitFor(() => got.some((n) => n.missed)), 'a missed event after the connection was lost');
+      // Listening again: a notification sent now arrives.
+      assert.ok(
+        await waitFor(async () => {
+          await db.query('SELECT pg_notify($1, $2)', [channel, 'after']);
+          return got.some((n) => n.payload === 'after');
+        }),
+        'notifications arrive again',
+      );
+      await listener.unlisten();
+      const tx = await c.begin();
+      const pid = (await tx.queryOne<{ pid: number }>('SELECT pg_backend_pid() AS pid')).pid;
+      await db.query('SELECT pg_terminate_backend($1)', [pid]);
+      const e = await tx.query('SELECT 1').catch((err) => err);
+      // PostgreSQL's FATAL admin_shutdown (57P01, retryable as a whole transaction), or, once the
+      // client saw the connection close, the transaction's lost connection.
+      assert.ok(
+        (e instanceof lib.HeliosDBError && e.sqlstate === '57P01' && e.retryable) ||
+          (e instanceof lib.ConnectionError && /was lost/.test(e.message)),
+        String(e),
+      );
+      const again = await tx.query('SELECT 1').catch((err) => err);
+      assert.ok(again instanceof lib.HeliosDBError);
+      assert.match(again.message, /was lost|not open/);
+      await tx.rollback().catch(() => {});
+      assert.deepEqual(await c.queryOne('SELECT 1 AS n'), { n: 1 }, 'the client works on');
+    });
+
     test('cancel and timeout stop the statement in PostgreSQL (cancel request), not only the call', async () => {
       const app = uniqueName('sdkpg_app');
       const c = client({ applicationName: app });
