@@ -31,11 +31,6 @@ import { PgStatements } from './pg-statements.js';
 import { PgStreams } from './pg-streams.js';
 import { createPgTransport } from './pg-transport.js';
 
-/** Whether a URL is one this transport serves. */
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url);
-}
-
 function pemText(p: Pem | Pem[] | undefined): string | string[] | undefined {
   if (p === undefined) return undefined;
   const one = (x: Pem) => (typeof x === 'string' ? x : Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString());
