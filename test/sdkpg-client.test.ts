@@ -348,6 +348,13 @@ if (!pgUrl) {
       );
     });
 
+    test("applicationName, quotes and backslashes included, is the session's application_name", async () => {
+      const name = "it's a \\ name";
+      const c = client({ applicationName: name });
+      assert.deepEqual(await c.queryOne("SELECT current_setting('application_name') AS a"), { a: name });
+      assert.deepEqual(await c.execute('SELECT 1').then(() => c.queryOne("SELECT current_setting('application_name') AS a")), { a: name });
+    });
+
     test('auto-commit SQL that leaves a transaction open is rolled back and fails; reserved sessions keep state', async () => {
       const c = client({ maxConnections: 1 });
       const t = await newTable('id int');

@@ -36,6 +36,12 @@ export function abortError(signal: AbortSignal): ConnectError {
   return ConnectError.from(signal.reason, Code.Canceled);
 }
 
+/** A string literal of SQL (an E'' literal when it holds a backslash, whatever standard_conforming_strings says). */
+function literal(text: string): string {
+  const quoted = text.replace(/'/g, "''");
+  return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
+}
+
 /** See the file comment. */
 export class PgBackend {
   readonly sessions = new Map<string, PgSession>();
@@ -114,23 +120,21 @@ export class PgBackend {
     return conn;
   }
 
-  /** Sets application_name and default_transaction_read_only when they differ (one round trip). */
+  /**
+   * Sets application_name and default_transaction_read_only when they differ, with `SET`
+   * statements in one round trip (SET, not set_config: a server that shares one session among its
+   * clients, as heliosdb's PostgreSQL port on the embedded engine, re-applies SET but refuses
+   * set_config).
+   */
   private async setUp(conn: PgConn, call: PgCall, readOnly: boolean | undefined): Promise<void> {
     const app = call.header.get(headers.applicationName) ?? this.applicationName;
     const setApp = app !== conn.applicationName;
     const setMode = readOnly !== undefined && readOnly !== conn.readOnly;
     if (!setApp && !setMode) return;
     const parts: string[] = [];
-    const values: string[] = [];
-    if (setApp) {
-      values.push(app);
-      parts.push(`set_config('application_name', $${values.length}, false)`);
-    }
-    if (setMode) {
-      values.push(readOnly ? 'on' : 'off');
-      parts.push(`set_config('default_transaction_read_only', $${values.length}, false)`);
-    }
-    await conn.client.query({ text: `SELECT ${parts.join(', ')}`, values });
+    if (setApp) parts.push(`SET application_name = ${literal(app)}`);
+    if (setMode) parts.push(`SET default_transaction_read_only = ${readOnly ? 'on' : 'off'}`);
+    await conn.client.query(parts.join('; '));
     conn.applicationName = app;
     if (setMode) conn.readOnly = readOnly;
   }
