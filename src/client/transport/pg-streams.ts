@@ -33,6 +33,26 @@ import { columnsOf, compactRows, paramTexts, rawTypes } from './pg-values.js';
 /** Rows per batch when the caller leaves it to the transport. */
 const defaultBatchRows = 1000;
 
+/** How long leaving a stream waits for the server to stop the statement and close the portal, ms. */
+const closeWaitMs = 5000;
+
+/** Whether `p` settles (either way) within `ms`. */
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    p.then(
+      () => {
+        clearTimeout(t);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(t);
+        resolve(true);
+      },
+    );
+  });
+}
+
 /** Runs `cleanup` once: when the call's signal aborts (the caller left) or when the generator ends. */
 function onceCleanup(call: PgCall, cleanup: (aborted: boolean) => Promise<void>): () => Promise<void> {
   let ran: Promise<void> | undefined;
@@ -97,14 +117,14 @@ export class PgStreams {
     const cursor = new Cursor(req.sql, paramTexts(req.params), { rowMode: 'array', types: rawTypes });
     let reading: Promise<unknown> | undefined;
     const finish = onceCleanup(call, async (aborted) => {
+      // A read in flight: cancel it, and wait for the statement to stop before the portal closes.
+      // A server that answers neither within closeWaitMs loses the connection (it is closed).
       if (aborted && reading) {
-        // A read in flight: cancel it, and wait for the statement to stop before the portal closes.
         this.b.cancel(conn);
-        await reading.catch(() => {});
+        if (!(await settlesWithin(reading, closeWaitMs))) conn.broken = true;
       }
-      await cursor.close().catch(() => {
-        conn.broken = true;
-      });
+      if (!conn.broken && !(await settlesWithin(cursor.close(), closeWaitMs))) conn.broken = true;
+      if (conn.broken) conn.client.end().catch(() => {});
       await lease.done();
     });
     const t0 = performance.now();
