@@ -303,6 +303,8 @@ export function openDriver(spec: CellSpec): BenchDriver {
       return sdkDriver(createClient({ url: targets.grpcUrl! }), 'values');
     case 'sdk-connect':
       return sdkDriver(createClient({ url: targets.httpUrl! }), 'many');
+    case 'sdk-pg':
+      return sdkDriver(createClient({ url: targets.postgresUrl!, maxConnections: spec.poolSize }), 'many');
     case 'raw':
       return rawDriver(targets.grpcUrl!);
     case 'pg':

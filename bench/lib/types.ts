@@ -12,10 +12,11 @@ export type Operation = 'simple' | 'batch' | 'stream' | 'pool-queries' | 'pool-s
  * - `sdk-connect`: `@heliosdb/client` over Connect on the HTTP listener (when the client supports `http://`)
  * - `sdk-values`: `client.execute` with a multi-row VALUES statement (batch insert only)
  * - `raw`: a bare `@grpc/grpc-js` client with protobuf-es codecs of the generated schemas: the floor
+ * - `sdk-pg`: `@heliosdb/client` over `postgres://` (the PostgreSQL wire protocol, node-postgres underneath) straight to PostgreSQL
  * - `pg`: node-postgres straight to PostgreSQL
  * - `postgres.js`: postgres.js straight to PostgreSQL
  */
-export type DriverName = 'sdk-grpc' | 'sdk-connect' | 'sdk-values' | 'raw' | 'pg' | 'postgres.js';
+export type DriverName = 'sdk-grpc' | 'sdk-connect' | 'sdk-values' | 'sdk-pg' | 'raw' | 'pg' | 'postgres.js';
 
 /** Which HeliosDB server a cell talks to (none for the direct PostgreSQL drivers). */
 export type Backend = 'postgresql' | 'pglite';

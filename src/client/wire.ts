@@ -28,6 +28,7 @@ export {
 } from './protocol/datetime.js';
 export { headers } from './protocol/headers.js';
 export { arrayElementOid, builtinTypeName, Oid } from './protocol/oids.js';
+export { codeForSqlstate, retryableSqlstate } from './protocol/sqlstate.js';
 export { registeredTracerProvider } from './telemetry/otel-global.js';
 export { formatTraceparent, parseTraceparent, traceparentHeader } from './telemetry/traceparent.js';
 export { sqlOperationName } from './telemetry/tracing-interceptor.js';

@@ -18,14 +18,14 @@ export type Client = ReturnType<ClientModule['createClient']>;
 /** Client options. */
 export type Config = WebEntry.ConnectionConfig;
 
-/** Where a case runs. */
-export type Runtime = 'node-grpc' | 'node-connect' | 'browser';
+/** Where a case runs (`node-pg`: the Node entry over `postgres://`, the PostgreSQL wire protocol). */
+export type Runtime = 'node-grpc' | 'node-connect' | 'node-pg' | 'browser';
 
 /** What every case gets. */
 export interface SuiteContext {
   /** The entry module: its `createClient`, error classes, `IsolationLevel`, ... */
   readonly lib: ClientModule;
-  /** The server URL for this runtime (`grpc://` or `http://`). */
+  /** The server URL for this runtime (`grpc://`, `http://` or `postgres://`). */
   readonly url: string;
   readonly runtime: Runtime;
   /** `pglite` or `postgresql`. */

@@ -1,6 +1,7 @@
 /**
  * Wires the Node client: parses the URL, builds the grpc-js channel pool and the transport, and
- * adds the metrics interceptor. `http://` and `https://` URLs go to `./node-connect-parts.js`.
+ * adds the metrics interceptor. `http://` and `https://` URLs go to `./node-connect-parts.js`,
+ * `postgres://` and `postgresql://` URLs to `./pg-parts.js`.
  * @packageDocumentation
  */
 import { lookup } from 'node:dns/promises';
@@ -22,6 +23,7 @@ import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
 import { ClientEvents } from '../telemetry/client-events.js';
 import { tracingInterceptors } from '../telemetry/client-telemetry.js';
+import { createPgParts } from './pg-parts.js';
 import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 
 /** grpc-js `CompressionAlgorithms.gzip`. */
@@ -53,18 +55,20 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     url = new URL(config.url);
   } catch {
     throw new HeliosDBError(
-      `invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port or https://host:port`,
+      `invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port, https://host:port or postgres://user@host:port/database`,
       'INVALID_CONFIG',
     );
   }
   // The server's HTTP listener: the Connect protocol family, as in the browser.
   if (url.protocol === 'http:' || url.protocol === 'https:') return createNodeConnectParts(config);
+  // The PostgreSQL wire protocol (node-postgres), to any PostgreSQL or heliosdb's PostgreSQL port.
+  if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') return createPgParts(config);
   let credentials: grpc.ChannelCredentials;
   let tlsChannelOptions: grpc.ChannelOptions = {};
   let defaultPort: number;
   if (url.protocol !== 'grpc:' && url.protocol !== 'grpcs:') {
     throw new HeliosDBError(
-      `unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http:// and https://`,
+      `unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http://, https://, postgres:// and postgresql://`,
       'INVALID_CONFIG',
     );
   }

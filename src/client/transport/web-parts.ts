@@ -32,6 +32,12 @@ export function createWebParts(config: ResolvedConnectionConfig): ClientParts {
         `Connect to the server's HTTP listener instead, http://host:7701 or https://host (Connect; or protocol: 'grpc-web').`,
     );
   }
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    throw unsupported(
+      `${config.url}: a browser cannot speak the PostgreSQL wire protocol (${scheme}://): it opens no TCP connections. ` +
+        `Connect to a HeliosDB server's HTTP listener instead, http://host:7701 or https://host; postgres:// URLs work in Node.`,
+    );
+  }
   const given = config as unknown as Record<string, unknown>;
   for (const key of nodeOnlyOptions) {
     if (given[key] !== undefined) {
