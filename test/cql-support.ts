@@ -17,7 +17,11 @@ export function cqlServer(t: TestContext, backend: TestBackend, options: FreshOp
 }
 
 /** A connected cassandra-driver client of `f`'s CQL listener, shut down when the test ends. */
-export async function cqlClient(_t: TestContext, f: FreshServer, options: Partial<cassandra.ClientOptions> = {}): Promise<cassandra.Client> {
+export async function cqlClient(
+  _t: TestContext,
+  f: FreshServer,
+  options: Partial<cassandra.ClientOptions> = {},
+): Promise<cassandra.Client> {
   const client = new cassandra.Client({
     contactPoints: [`127.0.0.1:${f.server.cqlPort}`],
     localDataCenter: dataCenter,
