@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import cassandra from 'cassandra-driver';
-import { describeEachBackend } from './helpers/backends.js';
+import { backends, describeEachBackend } from './helpers/backends.js';
+import { makeTestCerts } from './helpers/certs.js';
 import { createKeyspaceCql, cqlClient, cqlServer, keyspaceName } from './cql-support.js';
 
 const auth = (user: string, password: string) => ({ authProvider: new cassandra.auth.PlainTextAuthProvider(user, password) });
@@ -81,4 +82,16 @@ describeEachBackend('CQL authentication', (backend) => {
     const client = await cqlClient(t, f, auth('plain', key));
     assert.equal((await client.execute("SELECT key FROM system.local WHERE key = 'local'")).rows.length, 1);
   });
+});
+
+test('CQL over TLS: --tls-cert / --tls-key apply to the CQL listener, and passwords are accepted over it', {
+  timeout: 120_000,
+}, async (t) => {
+  const certs = makeTestCerts();
+  t.after(() => certs.cleanup());
+  const f = await cqlServer(t, backends[0], { server: { auth: 'required', tlsCert: certs.server.certFile, tlsKey: certs.server.keyFile } });
+  await f.server.auth.createUser({ name: 'secure', role: 'postgres', password: 'over tls' });
+  const client = await cqlClient(t, f, { ...auth('secure', 'over tls'), sslOptions: { ca: [certs.ca.cert], servername: 'localhost' } });
+  assert.equal((await client.execute("SELECT key FROM system.local WHERE key = 'local'")).rows.length, 1);
+  await assert.rejects(cqlClient(t, f, auth('secure', 'over tls')), 'a plain TCP client cannot talk to the TLS listener');
 });

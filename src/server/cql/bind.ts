@@ -76,7 +76,7 @@ export function bindSpecs(stmt: Statement, cols: Columns | undefined, count: num
     if (s.kind === 'update' || s.kind === 'delete' || s.kind === 'select') s.where.forEach(rel);
     if (s.kind === 'update' || s.kind === 'delete') s.conditions.forEach(rel);
     if (s.kind === 'select') put(s.limit, '[limit]', t('int'));
-    if (s.kind === 'batch')
+    if (s.kind === 'batch' && count > 0)
       throw invalid('bind markers in a BATCH given as one query string are not supported: send the statements as a batch of queries');
   };
   walk(stmt);
