@@ -39,6 +39,10 @@ describeEachBackend('CQL compatibility rows', (backend) => {
     await put(1, 0, 'again');
     assert.deepEqual(await f.verify(`SELECT v FROM ${ks}.r WHERE k = 3 OR (k = 1 AND c = 0) ORDER BY k`), [{ v: 'again' }, { v: 'new' }]);
 
+    // An unset value leaves the column as it is.
+    await client.execute('INSERT INTO r (k, c, v) VALUES (?, ?, ?)', [3, 0, cassandra.types.unset], { prepare: true });
+    assert.deepEqual(await f.verify(`SELECT v FROM ${ks}.r WHERE k = 3`), [{ v: 'new' }]);
+
     // IN, ORDER BY (reversed clustering), LIMIT, count(*).
     const inRows = await client.execute('SELECT k, c FROM r WHERE k IN (1, 2) AND c = 0');
     assert.equal(inRows.rows.length, 2);
