@@ -97,7 +97,17 @@ describeEachBackend('CQL compatibility rows', (backend) => {
 
     // Refused, with the code the drivers know.
     await rejectsWith(client.execute('CREATE TABLE st (k int, c int, s int static, PRIMARY KEY (k, c))'), codes.invalid, /static columns/);
-    await rejectsWith(client.execute('ALTER TABLE r ADD x int'), codes.invalid, /not supported/);
+    for (const q of [
+      'ALTER TABLE r ADD x int',
+      'CREATE TYPE address (street text)',
+      'CREATE MATERIALIZED VIEW mv AS SELECT * FROM r WHERE k IS NOT NULL PRIMARY KEY (k)',
+      'CREATE FUNCTION f (x int) RETURNS NULL ON NULL INPUT RETURNS int LANGUAGE java AS $$ return x; $$',
+      "CREATE ROLE alice WITH PASSWORD = 'x'",
+      'GRANT SELECT ON r TO alice',
+    ])
+      await rejectsWith(client.execute(q), codes.invalid, /not supported/);
+    await rejectsWith(client.execute('SELECT * FROM system.peers_v2'), codes.invalid, /unconfigured table/);
+    await rejectsWith(client.execute('SELECT * FROM system_virtual_schema.keyspaces'), codes.invalid, /unconfigured table/);
     await rejectsWith(client.execute('SELECT JSON * FROM r'), codes.invalid, /SELECT JSON/);
     await rejectsWith(client.execute('SELECT * FROM r WHERE token(k) > 0'), codes.syntaxError, /token/);
     await rejectsWith(

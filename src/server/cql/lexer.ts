@@ -117,7 +117,7 @@ export function tokenize(text: string): Token[] {
       const m = /^0[xX]([0-9a-fA-F]*)/.exec(text.slice(i));
       const hex = m?.[1] ?? '';
       if (hex.length % 2) throw syntaxError(`odd number of hex digits in a blob at character ${i}`);
-      out.push({ type: 'blob', text: hex, pos: i });
+      out.push({ type: 'blob', text: hex.toLowerCase(), pos: i });
       i += 2 + hex.length;
       continue;
     }
