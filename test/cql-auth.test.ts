@@ -39,6 +39,7 @@ describeEachBackend('CQL authentication', (backend) => {
     });
     const userRole = backend.name === 'postgresql' ? role : 'postgres';
     await f.server.auth.createUser({ name: 'cassie', role: userRole, password: 'correct horse' });
+    f.onCleanup(async () => void (await f.server.auth.deleteUser('cassie')));
     const { key } = await f.server.auth.createApiKey({ user: 'cassie' });
     const { key: readKey } = await f.server.auth.createApiKey({ user: 'cassie', readOnly: true });
     f.verifyAs({ apiKey: key });
@@ -73,6 +74,7 @@ describeEachBackend('CQL authentication', (backend) => {
   test('passwords are refused without TLS unless --allow-insecure-password', { timeout: 120_000 }, async (t) => {
     const f = await cqlServer(t, backend, { server: { auth: 'required' } });
     await f.server.auth.createUser({ name: 'plain', role: 'postgres', password: 'pw' });
+    f.onCleanup(async () => void (await f.server.auth.deleteUser('plain')));
     await assert.rejects(cqlClient(t, f, auth('plain', 'pw')), (e: unknown) => {
       assert.ok(isAuthFailure(e));
       assert.match(String((e as Error).message), /TLS/);
