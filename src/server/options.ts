@@ -41,6 +41,14 @@ export const serverOptionTable = {
     7701,
     'Connect, gRPC-Web, gRPC and JSON port (HTTP/1.1 and h2c); 0 picks a free one, -1 disables it',
   ),
+  cqlPort: o(
+    '--cql-port',
+    'HELIOSDB_CQL_PORT',
+    'integer',
+    9042,
+    'Cassandra CQL native protocol v4 port (docs/cql.md); 0 picks a free one, -1 disables it',
+    '9042 (0 when --port is 0)',
+  ),
   databaseUrl: o(
     '--database-url',
     'HELIOSDB_DATABASE_URL',

@@ -28,6 +28,8 @@ import { traceService } from './telemetry/call-tracing.js';
 import { ServerMetrics } from './telemetry/server-metrics.js';
 import { TypeNames } from './type-names.js';
 import { grpcServerCredentials, loadServerTls } from './tls.js';
+import { CqlAuth } from './cql/auth.js';
+import { type CqlListener, startCqlListener } from './cql/listener.js';
 
 /** A running server. */
 export interface HeliosServer {
@@ -42,6 +44,8 @@ export interface HeliosServer {
   /** Bound ports (useful with port 0). */
   readonly port: number;
   readonly httpPort: number | undefined;
+  /** Port of the CQL listener (docs/cql.md); undefined when disabled. */
+  readonly cqlPort: number | undefined;
   /** `pglite` or `postgresql`. */
   readonly engine: string;
   /** The options in force. */
@@ -65,7 +69,7 @@ function listenError(e: unknown, host: string): unknown {
   const err = e as NodeJS.ErrnoException & { port?: number };
   if (err?.code === 'EADDRINUSE') {
     return new Error(
-      `${host}:${err.port ?? '?'} is already in use (another heliosdb serve, or another program, listens there): stop it, or choose other ports with --port and --http-port (0 picks a free one)`,
+      `${host}:${err.port ?? '?'} is already in use (another heliosdb serve, or another program, listens there): stop it, or choose other ports with --port, --http-port and --cql-port (0 picks a free one)`,
     );
   }
   if (err?.code === 'EACCES')
@@ -190,6 +194,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   let grpcServer: grpc.Server | undefined;
   let port: number;
   let httpListener: HttpListener | undefined;
+  let cqlListener: CqlListener | undefined;
+  // A server on a random gRPC port (tests, embedded use) takes a random CQL port too, unless told.
+  const cqlPort = rest.cqlPort ?? (opts.port === 0 ? 0 : opts.cqlPort);
   try {
     ({ server: grpcServer, port } = await startGrpcListener(
       {
@@ -230,8 +237,24 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         log,
       );
     }
+    if (cqlPort >= 0) {
+      cqlListener = await startCqlListener({
+        host: opts.host,
+        port: cqlPort,
+        tls: serverTls,
+        auth:
+          authMode === 'required'
+            ? new CqlAuth({ authenticator, data: authData.data, allowInsecurePassword: opts.allowInsecurePassword, log })
+            : undefined,
+        scope: { backend, sessions, logins, idempotency, log },
+        maxFrameBytes: opts.maxMessageBytes,
+        maxConnections: opts.maxConnections,
+        log,
+      });
+    }
   } catch (e) {
     grpcServer?.forceShutdown();
+    await httpListener?.close(0);
     await authData.close();
     await backend.close();
     throw listenError(e, opts.host);
@@ -243,6 +266,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     {
       grpc: grpcUrl,
       http: httpUrl,
+      cql: cqlListener ? `${hostForUrl}:${cqlListener.port}` : undefined,
       engine: backend.engine,
       engineVersion,
       tls: !!serverTls,
@@ -278,6 +302,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     httpUrl,
     port,
     httpPort: httpListener?.port,
+    cqlPort: cqlListener?.port,
     engine: backend.engine,
     options: opts,
     auth: authData.admin,
@@ -300,7 +325,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         });
         // Open transactions end now, not after the drain: no new call can continue them, and
         // in-flight calls may be waiting for the connections they hold (PGlite has only one).
-        await Promise.all([grpcDone, httpListener?.close(grace), sessions.closeAll(), hub.close()]);
+        await Promise.all([grpcDone, httpListener?.close(grace), cqlListener?.close(), sessions.closeAll(), hub.close()]);
         await sessions.closeAll(); // any begun during the drain
         database.close();
         await authData.close();

@@ -1,0 +1,396 @@
+/**
+ * One CQL client connection: frames in (./frame.ts), requests answered by stream id as they
+ * finish (a driver multiplexes many), the start-up and authentication handshake, and each
+ * statement run on a backend connection of the principal's login through the same call scope
+ * as the other listeners (../call/scope.ts).
+ * @packageDocumentation
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { PeerInfo, Principal } from '../auth/principal.js';
+import { anonymous } from '../auth/principal.js';
+import type { BackendConnection } from '../backend.js';
+import type { CallContext } from '../call-context.js';
+import { type ScopeDeps, withConnection } from '../call/scope.js';
+import type { Parsed, Statement, Term } from './ast.js';
+import { type CqlAuth, passwordAuthenticator } from './auth.js';
+import { type Bound, bindSpecs, type ColumnSpec } from './bind.js';
+import type { SchemaChange } from './ddl.js';
+import { CqlError, ErrorCode, invalid, toCqlError } from './errors.js';
+import { type BatchItem, type CqlResult, type ExecOptions, resolveTarget, runBatch, runStatement, type Target } from './execute.js';
+import {
+  BodyReader,
+  BodyWriter,
+  encodeFrame,
+  type Frame,
+  FrameFlag,
+  headerBytes,
+  Opcode,
+  peekHeader,
+  ProtocolViolation,
+  protocolVersion,
+  type WireValue,
+} from './frame.js';
+import { encodePrepared, encodeResult, encodeSchemaEvent, type QueryParams, readBatch, readQueryParams } from './messages.js';
+import { parseCql } from './parser.js';
+import { selectColumns, tableColumns } from './planner.js';
+import { type PreparedCache, type PreparedStatement, preparedId } from './prepared.js';
+import { decodeValue } from './values.js';
+
+/** What a connection needs from its listener. */
+export interface ConnectionDeps {
+  readonly scope: ScopeDeps;
+  /** Undefined: no authentication (the server runs with --auth none). */
+  readonly auth: CqlAuth | undefined;
+  readonly prepared: PreparedCache;
+  readonly maxFrameBytes: number;
+  readonly dataCenter: string;
+  readonly releaseVersion: string;
+  readonly log: Logger;
+  /** Called after a schema statement changed something (events, prepared statements). */
+  onSchemaChange(c: SchemaChange): void;
+}
+
+const maxInFlight = 1024;
+const opNames: Record<number, string> = {
+  7: 'QUERY',
+  9: 'PREPARE',
+  10: 'EXECUTE',
+  11: 'REGISTER',
+  13: 'BATCH',
+  15: 'AUTH_RESPONSE',
+};
+
+/** See the file comment. */
+export class CqlConnection {
+  private buf: Buffer = Buffer.alloc(0);
+  private started = false;
+  private principal: Principal | undefined;
+  private keyspace: string | undefined;
+  private inFlight = 0;
+  private readonly abort = new AbortController();
+  /** Registered for SCHEMA_CHANGE events. */
+  schemaEvents = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly peer: PeerInfo,
+    private readonly deps: ConnectionDeps,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.abort.abort());
+    socket.on('error', () => {});
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** Sends a SCHEMA_CHANGE event (stream -1). */
+  sendEvent(c: SchemaChange): void {
+    if (this.schemaEvents && !this.socket.destroyed) this.socket.write(encodeFrame(-1, Opcode.event, encodeSchemaEvent(c)));
+  }
+
+  private send(stream: number, opcode: number, body: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(encodeFrame(stream, opcode, body));
+  }
+
+  private sendError(stream: number, e: CqlError, version = protocolVersion): void {
+    if (!this.socket.destroyed) this.socket.write(encodeFrame(stream, Opcode.error, e.encode(), 0, version));
+  }
+
+  /** A protocol error, then the connection ends (the byte stream cannot be trusted any more). */
+  private fatal(stream: number, message: string): void {
+    this.sendError(stream, new CqlError(ErrorCode.protocol, message));
+    this.socket.end();
+    this.socket.pause();
+    this.buf = Buffer.alloc(0);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    for (;;) {
+      const h = peekHeader(this.buf);
+      if (!h) return;
+      if (h.version !== protocolVersion) {
+        // Drivers start at their newest version and step down when told which one this is.
+        const message = `Invalid or unsupported protocol version (${h.version}); supported versions are (4/v4)`;
+        if (this.started || h.length < 0 || h.length > this.deps.maxFrameBytes) {
+          this.fatal(h.stream, message);
+          return;
+        }
+        if (this.buf.length < headerBytes + h.length) return;
+        this.sendError(h.stream, new CqlError(ErrorCode.protocol, message));
+        this.buf = this.buf.subarray(headerBytes + h.length);
+        continue;
+      }
+      if (h.length < 0 || h.length > this.deps.maxFrameBytes) {
+        this.fatal(h.stream, `frame of ${h.length} bytes exceeds the limit of ${this.deps.maxFrameBytes}`);
+        return;
+      }
+      if (this.buf.length < headerBytes + h.length) return;
+      const body = Buffer.from(this.buf.subarray(headerBytes, headerBytes + h.length));
+      this.buf = this.buf.subarray(headerBytes + h.length);
+      if (h.flags & FrameFlag.compression) {
+        this.fatal(h.stream, 'compression was not negotiated (this server offers none)');
+        return;
+      }
+      if (h.stream < 0) {
+        this.fatal(h.stream, 'negative stream ids are reserved for events');
+        return;
+      }
+      const frame: Frame = { version: h.version, flags: h.flags, stream: h.stream, opcode: h.opcode, body };
+      if (this.inFlight >= maxInFlight) {
+        this.sendError(h.stream, new CqlError(ErrorCode.overloaded, `more than ${maxInFlight} requests in flight on one connection`));
+        continue;
+      }
+      this.inFlight++;
+      this.handle(frame)
+        .catch((e) => {
+          if (e instanceof ProtocolViolation) {
+            this.fatal(frame.stream, e.message);
+            return;
+          }
+          const ce = toCqlError(e);
+          if (ce.code === ErrorCode.server) this.deps.log.warn({ err: e }, 'CQL request failed');
+          this.sendError(frame.stream, ce);
+        })
+        .finally(() => this.inFlight--);
+    }
+  }
+
+  private async handle(f: Frame): Promise<void> {
+    const r = new BodyReader(f.body);
+    if (f.flags & FrameFlag.customPayload) {
+      const n = r.short();
+      for (let i = 0; i < n; i++) {
+        r.string();
+        r.bytes();
+      }
+    }
+    if (f.opcode === Opcode.options) {
+      const supported = new Map([
+        ['CQL_VERSION', ['3.4.4']],
+        ['COMPRESSION', []],
+        ['PROTOCOL_VERSIONS', ['4/v4']],
+      ]);
+      return this.send(f.stream, Opcode.supported, new BodyWriter().stringMultimap(supported).build());
+    }
+    if (f.opcode === Opcode.startup) {
+      if (this.started) throw new ProtocolViolation('STARTUP was already sent on this connection');
+      const opts = r.stringMap();
+      const compression = opts.get('COMPRESSION');
+      if (compression) throw new CqlError(ErrorCode.protocol, `Unknown compression algorithm: ${compression} (this server offers none)`);
+      this.started = true;
+      if (this.deps.auth) return this.send(f.stream, Opcode.authenticate, new BodyWriter().string(passwordAuthenticator).build());
+      this.principal = anonymous;
+      return this.send(f.stream, Opcode.ready, Buffer.alloc(0));
+    }
+    if (!this.started) throw new ProtocolViolation(`Unexpected message ${opNames[f.opcode] ?? f.opcode}, expecting STARTUP or OPTIONS`);
+    if (f.opcode === Opcode.authResponse) {
+      if (!this.deps.auth || this.principal) throw new ProtocolViolation('Unexpected AUTH_RESPONSE');
+      this.principal = await this.deps.auth.verify(r.bytes(), this.peer, this.abort.signal);
+      return this.send(f.stream, Opcode.authSuccess, new BodyWriter().bytes(null).build());
+    }
+    if (!this.principal) throw new CqlError(ErrorCode.unauthorized, 'the connection is not authenticated yet: answer AUTHENTICATE first');
+    switch (f.opcode) {
+      case Opcode.register:
+        if (r.stringList().includes('SCHEMA_CHANGE')) this.schemaEvents = true;
+        return this.send(f.stream, Opcode.ready, Buffer.alloc(0));
+      case Opcode.query: {
+        const query = r.longString();
+        const params = readQueryParams(r);
+        const parsed = parseCql(query);
+        const result = await this.run(async (conn) => {
+          const target = await resolveTarget(conn, parsed.statement, this.keyspace);
+          const binds = bindSpecs(parsed.statement, columnsOf(target), parsed.markers.length);
+          return runStatement(conn, parsed.statement, bindValues(parsed, binds, params.values, params.names), this.options(params), target);
+        });
+        return this.answer(f.stream, result, false);
+      }
+      case Opcode.prepare: {
+        const query = r.longString();
+        const parsed = parseCql(query);
+        const keyspace = this.keyspace;
+        const p = await this.run(async (conn) => {
+          const target = await resolveTarget(conn, parsed.statement, keyspace);
+          const binds = bindSpecs(parsed.statement, columnsOf(target), parsed.markers.length);
+          return { target, binds };
+        });
+        const prepared: PreparedStatement = {
+          id: preparedId(keyspace, query),
+          query,
+          keyspace,
+          parsed,
+          target: p.target,
+          binds: p.binds,
+          pkIndexes: pkIndexes(parsed.statement, p.target),
+          columns: resultColumns(parsed.statement, p.target),
+        };
+        this.deps.prepared.add(prepared);
+        return this.send(f.stream, Opcode.result, encodePrepared(prepared.id, prepared.binds, prepared.pkIndexes, prepared.columns));
+      }
+      case Opcode.execute: {
+        const id = r.shortBytes();
+        const params = readQueryParams(r);
+        const prepared = this.deps.prepared.get(id);
+        if (!prepared)
+          throw new CqlError(ErrorCode.unprepared, `Prepared query with ID ${id.toString('hex')} not found`, { id: Buffer.from(id) });
+        const bound = bindValues(prepared.parsed, prepared.binds, params.values, params.names);
+        const result = await this.run((conn) =>
+          runStatement(
+            conn,
+            prepared.parsed.statement,
+            bound,
+            { ...this.options(params), keyspace: prepared.keyspace ?? this.keyspace },
+            prepared.target,
+          ),
+        );
+        const sameColumns = result.kind === 'rows' && result.columns.length === prepared.columns.length && prepared.columns.length > 0;
+        return this.answer(f.stream, result, params.skipMetadata && sameColumns);
+      }
+      case Opcode.batch: {
+        const b = readBatch(r);
+        const type = b.type === 0 ? 'logged' : b.type === 1 ? 'unlogged' : b.type === 2 ? 'counter' : undefined;
+        if (!type) throw new ProtocolViolation(`invalid BATCH type ${b.type}`);
+        const opts = this.options({ pageSize: -1, pagingState: null });
+        const result = await this.run(async (conn) => {
+          const items: BatchItem[] = [];
+          for (const e of b.entries) {
+            if (e.id) {
+              const prepared = this.deps.prepared.get(e.id);
+              if (!prepared)
+                throw new CqlError(ErrorCode.unprepared, `Prepared query with ID ${e.id.toString('hex')} not found`, {
+                  id: Buffer.from(e.id),
+                });
+              const meta = prepared.target.kind === 'table' ? prepared.target.meta : undefined;
+              items.push({
+                statement: prepared.parsed.statement,
+                bound: bindValues(prepared.parsed, prepared.binds, e.values, undefined),
+                meta,
+              });
+            } else {
+              const parsed = parseCql(e.query ?? '');
+              const target = await resolveTarget(conn, parsed.statement, this.keyspace);
+              const binds = bindSpecs(parsed.statement, columnsOf(target), parsed.markers.length);
+              items.push({
+                statement: parsed.statement,
+                bound: bindValues(parsed, binds, e.values, undefined),
+                meta: target.kind === 'table' ? target.meta : undefined,
+              });
+            }
+          }
+          return runBatch(conn, type, items, opts);
+        });
+        return this.answer(f.stream, result, false);
+      }
+      default:
+        throw new ProtocolViolation(`unknown or unexpected opcode 0x${f.opcode.toString(16)}`);
+    }
+  }
+
+  private options(params: Pick<QueryParams, 'pageSize' | 'pagingState'>): ExecOptions {
+    return {
+      keyspace: this.keyspace,
+      pageSize: params.pageSize,
+      pagingState: params.pagingState,
+      readOnly: this.principal?.readOnly ?? false,
+      system: { localAddress: localAddressOf(this.socket), dataCenter: this.deps.dataCenter, releaseVersion: this.deps.releaseVersion },
+    };
+  }
+
+  private answer(stream: number, result: CqlResult, skipMetadata: boolean): void {
+    if (result.kind === 'setKeyspace') this.keyspace = result.keyspace;
+    if (result.kind === 'schemaChange') this.deps.onSchemaChange(result.change);
+    this.send(stream, Opcode.result, encodeResult(result, skipMetadata));
+  }
+
+  /** Runs `fn` on a backend connection of the principal's login (../call/scope.ts). */
+  private async run<T>(fn: (conn: BackendConnection) => Promise<T>): Promise<T> {
+    const ctx: CallContext = { signal: this.abort.signal, requestHeader: { get: () => null }, principal: this.principal, peer: this.peer };
+    // A refusal of ours is an answer, not a broken connection: it leaves the scope as a value.
+    const out = await withConnection(this.deps.scope, ctx, '', async (conn) => {
+      try {
+        return { ok: await fn(conn) };
+      } catch (e) {
+        if (e instanceof CqlError) return { refused: e };
+        throw e;
+      }
+    });
+    if ('refused' in out) throw out.refused;
+    return out.ok;
+  }
+}
+
+function localAddressOf(socket: Socket): string {
+  const a = socket.localAddress ?? '127.0.0.1';
+  return a.startsWith('::ffff:') ? a.slice(7) : a === '::1' ? '127.0.0.1' : a;
+}
+
+function columnsOf(target: Target) {
+  if (target.kind === 'table') return tableColumns(target.meta);
+  if (target.kind === 'system') {
+    const [keyspace, name] = target.name.split('.');
+    return { keyspace, name, typeOf: (c: string) => target.table.columns.find((x) => x.name === c)?.type };
+  }
+  return undefined;
+}
+
+/** Decodes the values of a request by the statement's marker types (by position, or by name). */
+function bindValues(
+  parsed: Parsed,
+  binds: readonly ColumnSpec[],
+  values: readonly WireValue[],
+  names: readonly string[] | undefined,
+): Bound[] {
+  let ordered: WireValue[];
+  if (names) {
+    const byName = new Map(names.map((n, i) => [n, values[i]]));
+    ordered = binds.map((b) => {
+      if (!byName.has(b.name)) throw invalid(`Invalid query: no value given for bind marker ${b.name}`);
+      return byName.get(b.name)!;
+    });
+  } else {
+    if (values.length !== parsed.markers.length)
+      throw invalid(`There were ${parsed.markers.length} markers(?) in CQL but ${values.length} bound variables`);
+    ordered = [...values];
+  }
+  return ordered.map((v, i) => (v === 'unset' ? 'unset' : v === null ? null : decodeValue(binds[i].type, v)));
+}
+
+/** For each partition key column, the marker that gives its value (what drivers route by); empty when not all do. */
+function pkIndexes(s: Statement, target: Target): number[] {
+  if (target.kind !== 'table') return [];
+  const markerOf = (term: Term | undefined) => (term?.kind === 'marker' ? term.index : undefined);
+  const found = target.meta.partitionKey.map((k) => {
+    if (s.kind === 'insert') return markerOf(s.values[s.columns.indexOf(k)]);
+    if (s.kind === 'select' || s.kind === 'update' || s.kind === 'delete') {
+      const r = s.where.find((x) => x.column === k && x.op === '=');
+      return r && !Array.isArray(r.value) ? markerOf(r.value as Term) : undefined;
+    }
+    return undefined;
+  });
+  return found.every((x) => x !== undefined) ? (found as number[]) : [];
+}
+
+/** The columns a prepared statement's rows have (none for writes; `[applied]` comes with the rows). */
+function resultColumns(s: Statement, target: Target): ColumnSpec[] {
+  if (s.kind !== 'select') return [];
+  if (target.kind === 'table') return selectColumns(target.meta, s);
+  if (target.kind === 'system') {
+    const [keyspace, table] = target.name.split('.');
+    const cols =
+      s.selectors === '*'
+        ? target.table.columns
+        : s.selectors.map(
+            (x) =>
+              target.table.columns.find((c) => x.kind === 'column' && c.name === x.name) ?? {
+                name: 'count',
+                type: { kind: 'bigint' as const },
+              },
+          );
+    return cols.map((c) => ({ keyspace, table, name: c.name, type: c.type }));
+  }
+  return [];
+}
