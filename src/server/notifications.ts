@@ -137,7 +137,9 @@ export class NotificationHub {
     const conn = this.backend.openDedicated ? await this.backend.openDedicated(l.login) : await this.backend.acquire(l.login);
     if (!this.attached.has(conn)) {
       this.attached.add(conn);
-      conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(msg));
+      // Only this listener's subscribers: on PostgreSQL every login's connection that listens on a
+      // channel receives each of its notifications, so delivering to all would deliver it twice.
+      conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(l, msg));
       conn.on('error', () => this.lost(l, conn));
       conn.on('end', () => this.lost(l, conn));
       // The one shared session: a caller's DISCARD ALL ends its listens too.
@@ -192,14 +194,10 @@ export class NotificationHub {
     else await recycle(this.backend, conn, { destroy: shuttingDown });
   }
 
-  private deliver(msg: { channel: string; payload?: string; processId: number }): void {
+  private deliver(l: Listener, msg: { channel: string; payload?: string; processId: number }): void {
     const event: NotificationEvent = { channel: msg.channel, payload: msg.payload ?? '', processId: msg.processId };
-    for (const l of this.listeners.values()) {
-      const set = l.channels.get(msg.channel);
-      if (!set) continue;
-      for (const s of set) s.onNotification(event);
-      if (this.backend.engine === 'pglite') return; // one session: one listener
-    }
+    const set = l.channels.get(msg.channel);
+    if (set) for (const s of set) s.onNotification(event);
   }
 
   /** A caller's DISCARD ALL on the embedded engine's session ended its listens: listen again. */
