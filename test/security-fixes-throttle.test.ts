@@ -84,6 +84,33 @@ describe('AuthThrottle: guesses from another address', () => {
     assert.equal(out.filter((r) => r === 'wrong').length, 8);
   });
 
+  test('1024 attempts in the pipeline in all: the next is refused at once, from any address', async () => {
+    const s = manualSleep();
+    const th = new AuthThrottle({ sleep: s.sleep });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const held = Array.from({ length: 1024 }, (_, i) =>
+      th
+        .checkPassword({ address: `10.0.${i >> 8}.${i & 255}`, user: `u${i}` }, () => gate.then(() => false))
+        .catch((e: unknown) => String(e)),
+    );
+    assert.equal(th.stats().pending, 1024);
+    await assert.rejects(
+      th.checkPassword({ address: '203.0.113.1', user: 'alice' }, async () => true),
+      (e: unknown) => {
+        assert.ok(isRateLimited(e));
+        assert.match(ConnectError.from(e).rawMessage, /too many passwords/);
+        return true;
+      },
+    );
+    open();
+    for (let i = 0; i < 10 && th.stats().pending > 0; i++) await s.releaseAll();
+    await Promise.all(held);
+    assert.equal(await th.checkPassword({ address: '203.0.113.1', user: 'alice' }, async () => true), true);
+  });
+
   test('one user from one address is still bounded', async () => {
     const s = manualSleep();
     const th = new AuthThrottle({

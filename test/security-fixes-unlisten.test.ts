@@ -44,6 +44,7 @@ describeEachBackend("a writer's hidden UNLISTEN does not silence other listeners
   const attacks: [string, () => string][] = [
     ["DO $$ BEGIN EXECUTE 'UNLISTEN *'; END $$", () => "DO $$ BEGIN EXECUTE 'UNLISTEN *'; END $$"],
     ['a function that runs UNLISTEN *', () => `SELECT ${fn}()`],
+    ['UNLISTEN * after a 70 KB comment (not parsed by the server)', () => `/* ${'x'.repeat(70_000)} */ UNLISTEN *`],
   ];
   let n = 0;
   for (const [what, sql] of attacks) {
