@@ -39,6 +39,13 @@ export interface Backend {
    * (the embedded one: the worker runs it before the connection's next message).
    */
   resetConnection?(conn: BackendConnection): void;
+  /**
+   * The embedded engine (one session shared by callers and the server's listener): after each
+   * call's reset, the channels `channels()` returns are listened on again where a caller's
+   * statement dropped them (`UNLISTEN`, also inside a function or `DO` block), and `onDropped`
+   * is told which were. Undefined where listeners have connections of their own.
+   */
+  keepListening?(channels: () => readonly string[], onDropped: (channels: string[]) => void): void;
   /** The application_name connections start with (and return to after each call). */
   readonly defaultApplicationName: string;
   /**

@@ -4,7 +4,11 @@
  * embedded engine's one session) and fans each
  * notification out to the Listen streams that asked for its channel. A connection that breaks is
  * replaced, its channels listened to again, and every subscriber told that notifications may
- * have been missed in between (a gap). A subscriber that does not keep up loses notifications
+ * have been missed in between (a gap). On the embedded engine, whose one session callers share,
+ * every call's reset listens again on the channels a caller's statement dropped (`UNLISTEN`,
+ * `DISCARD ALL`, also inside a function or `DO` block; see Backend.keepListening), and their
+ * subscribers get the same gap. Each notification goes to the subscribers of the listener whose
+ * connection received it. A subscriber that does not keep up loses notifications
  * beyond a bound, and is told so the same way.
  * @packageDocumentation
  */
@@ -12,7 +16,6 @@ import type { Logger } from 'pino';
 import type { Principal } from './auth/principal.js';
 import type { Backend, BackendConnection, BackendLogin } from './backend.js';
 import type { LoginResolver } from './backend/logins.js';
-import { onCommandTag } from './backend/connection.js';
 import { recycle } from './backend/recycle.js';
 import { quoteIdent } from './sql-quote.js';
 
@@ -42,6 +45,8 @@ interface Listener {
   conn: BackendConnection | undefined;
   /** Subscribers by channel. */
   readonly channels: Map<string, Set<Subscriber>>;
+  /** Channels its LISTEN succeeded on and no UNLISTEN was sent for. */
+  readonly listening: Set<string>;
   /** Serialises LISTEN / UNLISTEN / reconnects on the connection. */
   tail: Promise<void>;
   closed: boolean;
@@ -59,7 +64,14 @@ export class NotificationHub {
     private readonly backend: Backend,
     private readonly logins: LoginResolver,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // The embedded engine's one session: a caller's UNLISTEN (even inside a DO block or a
+    // function) or DISCARD ALL ends the server's listens too; every call's reset listens again.
+    backend.keepListening?.(
+      () => [...(this.listeners.get('pglite')?.listening ?? [])],
+      (channels) => this.dropped(channels),
+    );
+  }
 
   /** Subscribers, all channels together. */
   get size(): number {
@@ -75,7 +87,11 @@ export class NotificationHub {
     // One listener per login; on the embedded engine every login shares its one session.
     const key = this.backend.engine === 'pglite' ? 'pglite' : login.key;
     let l = this.listeners.get(key);
-    if (!l) this.listeners.set(key, (l = { login, conn: undefined, channels: new Map(), tail: Promise.resolve(), closed: false }));
+    if (!l)
+      this.listeners.set(
+        key,
+        (l = { login, conn: undefined, channels: new Map(), listening: new Set(), tail: Promise.resolve(), closed: false }),
+      );
     const listener = l;
     const added: string[] = [];
     for (const ch of new Set(channels)) {
@@ -137,11 +153,11 @@ export class NotificationHub {
     const conn = this.backend.openDedicated ? await this.backend.openDedicated(l.login) : await this.backend.acquire(l.login);
     if (!this.attached.has(conn)) {
       this.attached.add(conn);
-      conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(msg));
+      // Only this listener's subscribers: on PostgreSQL every login's connection that listens on a
+      // channel receives each of its notifications, so delivering to all would deliver it twice.
+      conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(l, msg));
       conn.on('error', () => this.lost(l, conn));
       conn.on('end', () => this.lost(l, conn));
-      // The one shared session: a caller's DISCARD ALL ends its listens too.
-      if (this.backend.engine === 'pglite') onCommandTag(conn, (tag) => tag === 'DISCARD ALL' && this.discarded(l));
     }
     if (this.backend.engine === 'pglite') {
       // One shared session: the LISTEN stays on it between calls (its reset keeps listens).
@@ -161,6 +177,7 @@ export class NotificationHub {
     const conn = await this.connection(l);
     try {
       await conn.query(channels.map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; '));
+      for (const ch of channels) if (l.channels.has(ch)) l.listening.add(ch);
     } finally {
       this.done(conn);
     }
@@ -168,6 +185,7 @@ export class NotificationHub {
 
   private async unlisten(l: Listener, channels: string[]): Promise<void> {
     if (l.closed) return;
+    for (const ch of channels) if (!l.channels.has(ch)) l.listening.delete(ch);
     if (l.channels.size === 0 && this.backend.engine !== 'pglite') {
       await this.drop(l, false);
       return;
@@ -192,25 +210,25 @@ export class NotificationHub {
     else await recycle(this.backend, conn, { destroy: shuttingDown });
   }
 
-  private deliver(msg: { channel: string; payload?: string; processId: number }): void {
+  private deliver(l: Listener, msg: { channel: string; payload?: string; processId: number }): void {
     const event: NotificationEvent = { channel: msg.channel, payload: msg.payload ?? '', processId: msg.processId };
-    for (const l of this.listeners.values()) {
-      const set = l.channels.get(msg.channel);
-      if (!set) continue;
-      for (const s of set) s.onNotification(event);
-      if (this.backend.engine === 'pglite') return; // one session: one listener
-    }
+    const set = l.channels.get(msg.channel);
+    if (set) for (const s of set) s.onNotification(event);
   }
 
-  /** A caller's DISCARD ALL on the embedded engine's session ended its listens: listen again. */
-  private discarded(l: Listener): void {
-    if (l.closed || this.closed || l.channels.size === 0) return;
+  /**
+   * A call on the embedded engine's session dropped these channels (`UNLISTEN`, `DISCARD ALL`,
+   * also inside a function or `DO` block); its reset listened on them again: tell their
+   * subscribers notifications may have been missed.
+   */
+  private dropped(channels: readonly string[]): void {
+    const l = this.listeners.get('pglite');
+    if (!l || l.closed || this.closed) return;
     const reason =
-      "a call's DISCARD ALL ended the listens of the embedded engine's session; the server listens again: notifications sent meanwhile may be missing";
-    for (const set of l.channels.values()) for (const s of set) s.onGap(reason);
-    void this.serial(l, () => this.listen(l, [...l.channels.keys()])).catch((e) =>
-      this.log.warn({ err: e }, 'listening again after DISCARD ALL failed'),
-    );
+      "a call's statement ended the embedded engine session's listens on this channel (UNLISTEN or DISCARD ALL); the server listens again: notifications sent meanwhile may be missing";
+    const told = new Set<Subscriber>();
+    for (const ch of channels) for (const s of l.channels.get(ch) ?? []) told.add(s);
+    for (const s of told) s.onGap(reason);
   }
 
   /** The listener's connection broke: listen again on a new one, telling every subscriber. */

@@ -80,7 +80,11 @@ export class Authenticator {
     const cn = call.peer.certificateCommonName;
     if (cn) {
       const user = await this.o.data.findUser(cn);
-      if (user) return { user: user.name, role: user.role, method: 'client_certificate', readOnly: false, login: user.login };
+      if (user)
+        return this.rechecked(
+          { user: user.name, role: user.role, method: 'client_certificate', readOnly: false, login: user.login },
+          async () => (await this.o.data.findUser(cn)) !== undefined,
+        );
       if (this.mode === 'required')
         throw this.unauthenticated(`the client certificate's common name ${JSON.stringify(cn)} names no HeliosDB user`);
     }
@@ -109,21 +113,34 @@ export class Authenticator {
       if (token.startsWith(sessionTokenPrefix)) {
         const s = await this.o.data.findSession(key);
         if (s && s.expiresAtMs > now) {
-          principal = { user: s.user, role: s.role, method: 'password', readOnly: false, sessionTokenHash: key, login: s.login };
+          principal = this.rechecked(
+            { user: s.user, role: s.role, method: 'password', readOnly: false, sessionTokenHash: key, login: s.login },
+            async () => {
+              const again = await this.o.data.findSession(key);
+              return again !== undefined && again.expiresAtMs > Date.now();
+            },
+          );
           until = Math.min(until, s.expiresAtMs);
         } else why = 'the session token is unknown or expired: log in again';
       } else if (token.startsWith('hdb_')) {
         const id = apiKeyIdOf(token);
         apiKeyId = id;
         const k = id === undefined ? undefined : await this.o.data.findApiKey(id);
-        if (k && !k.revoked && sameDigest(k.keyHash, key))
-          principal = { user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly, login: k.login };
+        if (id !== undefined && k && !k.revoked && sameDigest(k.keyHash, key))
+          principal = this.rechecked({ user: k.user, role: k.role, method: 'api_key', readOnly: k.readOnly, login: k.login }, async () => {
+            const again = await this.o.data.findApiKey(id);
+            return again !== undefined && !again.revoked && sameDigest(again.keyHash, key);
+          });
         else why = 'the API key is unknown or revoked';
       } else if (this.o.jwt && token.split('.').length === 3) {
         const { user: name, expiresAtMs } = await this.o.jwt.verify(token);
         const u = await this.o.data.findUser(name);
         until = Math.min(until, expiresAtMs);
-        if (u) principal = { user: u.name, role: u.role, method: 'oauth', readOnly: false, login: u.login };
+        if (u)
+          principal = this.rechecked(
+            { user: u.name, role: u.role, method: 'oauth', readOnly: false, login: u.login },
+            async () => Date.now() < expiresAtMs && (await this.o.data.findUser(name)) !== undefined,
+          );
         else why = `the access token names ${JSON.stringify(name)}, which is no HeliosDB user`;
       } else if (token.split('.').length === 3) {
         why = 'this server does not accept OAuth 2.0 access tokens (no --jwks-url)';
@@ -153,6 +170,38 @@ export class Authenticator {
     }
     this.cache.set(key, { principal, until });
     return principal;
+  }
+
+  /**
+   * `p` with {@link Principal.stillValid}: `check` asked at most once per `cacheMs` (concurrent
+   * askers share one lookup); a lookup that fails (the store is unreachable) counts as valid and
+   * is retried next time.
+   */
+  private rechecked(p: Principal, check: () => Promise<boolean>): Principal {
+    let until = Date.now() + this.o.cacheMs;
+    let valid = true;
+    let running: Promise<boolean> | undefined;
+    const stillValid = (): Promise<boolean> => {
+      if (!valid) return Promise.resolve(false);
+      if (Date.now() < until) return Promise.resolve(true);
+      running ??= check()
+        .then(
+          (ok) => {
+            valid = ok;
+            until = Date.now() + this.o.cacheMs;
+            return ok;
+          },
+          (e: unknown) => {
+            this.o.log.warn({ err: e }, 'credential re-check failed');
+            return true;
+          },
+        )
+        .finally(() => {
+          running = undefined;
+        });
+      return running;
+    };
+    return { ...p, stillValid };
   }
 
   private unauthenticated(message: string) {

@@ -24,6 +24,13 @@ export interface Principal {
    * ../backend/login.ts); undefined for anonymous callers, who use the server's login.
    */
   readonly login?: { readonly role: string; readonly generation: number };
+  /**
+   * Asks again whether the credential this principal came from still holds (the API key is not
+   * revoked, the session not ended, the user not deleted, the access token not expired): at most
+   * once per `--auth-cache-ms`, true meanwhile. Long-lived calls (Listen) call it while they run.
+   * Undefined for anonymous callers. Resolves true when the store cannot be asked right now.
+   */
+  readonly stillValid?: () => Promise<boolean>;
 }
 
 /** The caller of a server without authentication that sent no credentials. */

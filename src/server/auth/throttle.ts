@@ -11,9 +11,12 @@
  *   user name, it waits (1 s, doubling, at most `maxDelayMs`) and is then verified: a correct
  *   password still succeeds, and resets the user name's count (not the address's). Checks run
  *   through a {@link FairQueue} (a few at a time, round robin per address). Bounded: at most
- *   `maxPendingPerAddress` attempts per address and `maxPendingPerUser` per user name in the
- *   pipeline (waiting or being checked), `maxPending` in all; beyond them, and when the wait would
- *   outlive the call's deadline, the answer is at once RESOURCE_EXHAUSTED with `retryAfterMs`.
+ *   `maxPendingPerAddress` attempts per address and `maxPendingPerUserAddress` per user name from
+ *   one address in the pipeline (waiting or being checked), `maxPending` in all; beyond them, and
+ *   when the wait would outlive the call's deadline, the answer is at once RESOURCE_EXHAUSTED with
+ *   `retryAfterMs`. No bound counts one user name's attempts from all addresses together: guesses
+ *   from elsewhere slow the user's Login down (its wait) but never refuse it at once (issue 11:
+ *   a valid credential is never refused because others failed).
  * - Bearer tokens ({@link AuthThrottle.refuseToken}): high-entropy, so they are verified first
  *   and a valid one never waits. Only failures count; the refusal of a failure over the limit is
  *   held back for the delay (a tarpit), at most `maxTarpitPerAddress` per address and
@@ -65,8 +68,8 @@ export interface AuthThrottleOptions {
   maxTracked?: number;
   /** Password attempts one address may have waiting or being checked. Default 8. */
   maxPendingPerAddress?: number;
-  /** Password attempts one user name may have waiting or being checked. Default 8. */
-  maxPendingPerUser?: number;
+  /** Password attempts one user name may have waiting or being checked from one address. Default 8. */
+  maxPendingPerUserAddress?: number;
   /** Password attempts waiting or being checked in all. Default 1024. */
   maxPending?: number;
   /** Held-back refusals of bearer tokens per address. Default 64. */
@@ -117,6 +120,8 @@ export class AuthThrottle {
   private readonly tarpit = new Map<string, number>();
   private tarpitted = 0;
   private pending = 0;
+  /** Attempts in the pipeline per (address, user name) pair; at most `maxPending` entries. */
+  private readonly pairs = new Map<string, number>();
   private readonly o: Required<AuthThrottleOptions>;
 
   constructor(options: AuthThrottleOptions = {}) {
@@ -127,7 +132,7 @@ export class AuthThrottle {
       forgetAfterMs: 900_000,
       maxTracked: 10_000,
       maxPendingPerAddress: 8,
-      maxPendingPerUser: 8,
+      maxPendingPerUserAddress: 8,
       maxPending: 1024,
       maxTarpitPerAddress: 64,
       maxTarpit: 4096,
@@ -166,11 +171,14 @@ export class AuthThrottle {
     if (this.pending >= this.o.maxPending) throw limited('the server is checking too many passwords right now', later);
     if (this.passwordAddresses.inFlight(addr) >= this.o.maxPendingPerAddress)
       throw limited('too many login attempts from this client are in progress', later);
-    if (this.users.inFlight(user) >= this.o.maxPendingPerUser)
-      throw limited('too many login attempts for this user are in progress', later);
+    const pair = `${addr} ${user}`;
+    const ofPair = this.pairs.get(pair) ?? 0;
+    if (ofPair >= this.o.maxPendingPerUserAddress)
+      throw limited('too many login attempts for this user from this client are in progress', later);
     this.refuseBeyondDeadline(a, wait);
     this.passwordAddresses.begin(addr);
     this.users.begin(user);
+    this.pairs.set(pair, ofPair + 1);
     this.pending++;
     let outcome: AttemptOutcome = 'abandoned';
     try {
@@ -201,6 +209,9 @@ export class AuthThrottle {
       return ok;
     } finally {
       this.pending--;
+      const left = (this.pairs.get(pair) ?? 1) - 1;
+      if (left > 0) this.pairs.set(pair, left);
+      else this.pairs.delete(pair);
       this.passwordAddresses.end(addr, outcome);
       this.users.end(user, outcome);
     }

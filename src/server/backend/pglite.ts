@@ -76,6 +76,7 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
     log,
   });
   const txStatusField = (conn: BackendConnection) => conn as unknown as { _txStatus?: string };
+  let hubChannels: () => readonly string[] = () => [];
   const backend: Backend = {
     engine: 'pglite',
     acquire: (login, signal) => pool.acquire(login, signal),
@@ -83,7 +84,11 @@ export async function createPgliteBackend(opts: ResolvedServerOptions, log: Logg
     // Nothing can interrupt a statement running in PGlite.
     cancel: async () => {},
     resetSql: resetSqlFor(opts.databaseApplicationName),
-    resetConnection: () => engine.resetSession(resetSqlFor(opts.databaseApplicationName)),
+    resetConnection: () => engine.resetSession(resetSqlFor(opts.databaseApplicationName), hubChannels()),
+    keepListening(channels, onDropped) {
+      hubChannels = channels;
+      engine.on('relistened', onDropped);
+    },
     defaultApplicationName: opts.databaseApplicationName,
     async withServerConnection(fn) {
       const conn = await pool.acquire(serverLogin);

@@ -101,6 +101,8 @@ function engineGone(reason: string): Error {
 /** Events of {@link PgliteEngine}. */
 interface EngineEvents {
   exit: [EngineExit];
+  /** A reset found these channels of its `listen` dropped and listened on them again. */
+  relistened: [string[]];
 }
 
 /** See the file comment; made by {@link startPgliteEngine}. */
@@ -236,10 +238,13 @@ export class PgliteEngine extends EventEmitter<EngineEvents> {
   /**
    * Clears the open connection's session with `sql` (a script without results) in the worker,
    * before anything posted later, without waiting for it: call it between two of the
-   * connection's exchanges (after its ReadyForQuery).
+   * connection's exchanges (after its ReadyForQuery). Of `listen` (channels the server listens on
+   * in the session), those the session no longer listens on are listened on again and reported
+   * with the `relistened` event.
    */
-  resetSession(sql: string): void {
-    const run = (): void => this.post({ t: 'reset', sql });
+  resetSession(sql: string, listen?: readonly string[]): void {
+    const channels = listen && listen.length > 0 ? [...listen] : undefined;
+    const run = (): void => this.post({ t: 'reset', sql, listen: channels });
     if (this.current) this.current.socket.betweenMessages({ run, abort: () => {} });
     else run();
   }
@@ -300,6 +305,9 @@ export class PgliteEngine extends EventEmitter<EngineEvents> {
         else waiter.resolve({ rowCount: msg.rowCount, txStatus: msg.txStatus });
         break;
       }
+      case 'relistened':
+        this.emit('relistened', msg.channels);
+        break;
       default:
         break;
     }

@@ -43,7 +43,16 @@ export type ToWorker =
    * Clear the session (`sql`, the backend's reset script) before whatever is posted next: no
    * answer, so a call's clean-up costs the main thread no round trip.
    */
-  | { t: 'reset'; sql: string }
+  | {
+      t: 'reset';
+      sql: string;
+      /**
+       * Channels the server itself listens on in the session: after `sql`, any of them the session
+       * no longer listens on (a caller's `UNLISTEN`, also from a function or `DO` block) is listened
+       * on again and reported with `relistened`.
+       */
+      listen?: string[];
+    }
   /** Run `COPY ... FROM '/dev/blob'` with `data` as the blob. */
   | { t: 'copyFrom'; id: number; sql: string; data: Uint8Array }
   /** Close the database and exit. */
@@ -60,7 +69,9 @@ export type FromWorker =
   /** Raw backend protocol bytes for connection `conn`. */
   | { t: 'data'; conn: number; data: Uint8Array }
   | { t: 'copied'; id: number; rowCount: number; txStatus: string; error?: undefined }
-  | { t: 'copied'; id: number; error: PgErrorFields; txStatus: string; rowCount?: undefined };
+  | { t: 'copied'; id: number; error: PgErrorFields; txStatus: string; rowCount?: undefined }
+  /** After a `reset`: these of its `listen` channels had been dropped and are listened on again. */
+  | { t: 'relistened'; channels: string[] };
 
 /** The parameters PostgreSQL reports to a client at start-up (GUC_REPORT), in its order. */
 export const reportedParameters = [

@@ -121,6 +121,16 @@ async function main(): Promise<void> {
     await db.exec('DISCARD ALL');
   };
 
+  /** Listens again on those of `channels` the session dropped; reports them. */
+  const relisten = async (channels: string[]): Promise<void> => {
+    const res = await db.query<{ c: string }>('SELECT pg_listening_channels() AS c');
+    const listening = new Set(res.rows.map((r) => r.c));
+    const dropped = channels.filter((c) => !listening.has(c));
+    if (dropped.length === 0) return;
+    await db.exec(dropped.map((c) => `LISTEN "${c.replaceAll('"', '""')}"`).join('; '));
+    post({ t: 'relistened', channels: dropped });
+  };
+
   const copyFrom = async (id: number, sql: string, data: Uint8Array): Promise<void> => {
     try {
       const res = await db.query(sql, [], { blob: new Blob([data as Uint8Array<ArrayBuffer>]) });
@@ -148,6 +158,7 @@ async function main(): Promise<void> {
           process.stderr.write(`embedded engine: the session reset failed: ${err instanceof Error ? err.message : inspect(err)}\n`);
           await reset();
         }
+        if (msg.listen && msg.listen.length > 0) await relisten(msg.listen);
         return;
       case 'shutdown':
         await db.close();

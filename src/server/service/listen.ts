@@ -1,7 +1,8 @@
 /**
  * Listen: a server-streaming RPC that listens on channels (through ../notifications.ts) and
  * sends every notification, a gap event when some may have been missed, and ends only when the
- * client leaves or the server shuts down.
+ * client leaves, the server shuts down, or the caller's credential stops holding (UNAUTHENTICATED,
+ * see ./credential-watch.ts).
  * @packageDocumentation
  */
 import { create } from '@bufbuild/protobuf';
@@ -12,6 +13,7 @@ import { abortError } from '../call-context.js';
 import { serverError, toConnectError } from '../errors.js';
 import type { NotificationHub } from '../notifications.js';
 import type { ServiceContext } from './context.js';
+import { watchCredential } from './credential-watch.js';
 import { PushQueue } from './push-queue.js';
 
 /** Most channels one Listen call may name. */
@@ -20,7 +22,7 @@ const maxChannels = 100;
 const maxQueued = 10_000;
 
 /** The Listen handler. */
-export function listenHandler(_c: ServiceContext, hub: NotificationHub): ServiceImpl<typeof DatabaseService>['listen'] {
+export function listenHandler(c: ServiceContext, hub: NotificationHub): ServiceImpl<typeof DatabaseService>['listen'] {
   return async function* listen(req, ctx) {
     if (req.channels.length === 0 || req.channels.length > maxChannels) {
       throw serverError(Code.InvalidArgument, `Listen needs 1 to ${maxChannels} channels`, { reason: ErrorReason.INVALID_REQUEST });
@@ -63,10 +65,13 @@ export function listenHandler(_c: ServiceContext, hub: NotificationHub): Service
       });
     const stop = () => queue.end();
     ctx.signal.addEventListener('abort', stop, { once: true });
+    // A credential revoked while the stream is open ends it (UNAUTHENTICATED) within the auth cache window.
+    const unwatch = watchCredential(principalOf(ctx), c.deps.options.authCacheMs, (e) => queue.end(e));
     try {
       queue.push(create(ListenResponseSchema, { event: { case: 'ready', value: {} } }));
       yield* queue.drain();
     } finally {
+      unwatch();
       ctx.signal.removeEventListener('abort', stop);
       sub.close();
     }
