@@ -89,8 +89,3 @@ export function forgetParsedStatements(conn: BackendConnection): void {
   const c = (conn as unknown as PgPrivate).connection;
   if (c?.parsedStatements) c.parsedStatements = {};
 }
-
-/** Calls `fn` with the tag of every statement that completes on `conn` (any caller's). */
-export function onCommandTag(conn: BackendConnection, fn: (tag: string) => void): void {
-  (conn as unknown as PgPrivate).connection?.on?.('commandComplete', (msg) => fn(msg.text));
-}
