@@ -87,6 +87,8 @@ describeEachBackend('a credential revoked while its Listen stream is open (attac
         );
         const first = victim.errors.find((e) => e instanceof AuthenticationError)!;
         assert.equal(first.grpcCode, 16);
+        assert.ok(await waitFor(() => victim.listener.closed, 10_000), 'the client stops asking with refused credentials');
+        assert.equal(victim.errors.filter((e) => e instanceof AuthenticationError).length, 1, 'one refusal, no retries');
         await notifyAndSettle(ctl, channel, 'after the revocation');
         assert.deepEqual(victim.payloads(), ['before'], 'nothing sent after the revocation reached the revoked listener');
         // A credential that still holds keeps its stream.

@@ -7,7 +7,7 @@
  */
 import type { Client as RpcClient } from '@connectrpc/connect';
 import type { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
-import { type HeliosDBError, toHeliosError } from './errors.js';
+import { AuthenticationError, type HeliosDBError, toHeliosError } from './errors.js';
 
 /** One event a listener's callback receives. */
 export interface Notification {
@@ -30,7 +30,11 @@ export interface Notification {
 export interface ListenOptions {
   /** Ends the listener when aborted (as `unlisten()`). */
   signal?: AbortSignal;
-  /** Errors after the first successful listen (each followed by a new attempt). Default: none. */
+  /**
+   * Errors after the first successful listen, each followed by a new attempt; an
+   * AuthenticationError (its credentials revoked or expired) ends the listener instead, and
+   * `closed` turns true. Default: none.
+   */
   onError?: (error: HeliosDBError) => void;
   /** Longest wait between attempts to listen again, ms. Default `5000`. */
   maxReconnectDelayMs?: number;
@@ -49,7 +53,7 @@ export class Listener implements AsyncDisposable {
     this.channels = channels;
   }
 
-  /** Whether `unlisten()` was called. */
+  /** Whether `unlisten()` was called, or the server refused the listener's credentials. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -130,6 +134,11 @@ export class Listener implements AsyncDisposable {
             options.onError?.(err);
           } catch {
             // ignore
+          }
+          // Asking again with credentials the server refused would only count as guessing.
+          if (err instanceof AuthenticationError) {
+            this.#closed = true;
+            break;
           }
         }
         if (signal.aborted) break;
