@@ -27,6 +27,7 @@ import type { PipelineOutcome, PipelineStatement } from '../pg/pg-pipeline.js';
 import { ResultCollector } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { CountingSink } from './exec.js';
+import { runUnnestChunk } from './unnest-chunk.js';
 
 const batchSavepoint = 'heliosdb_batch';
 const noSteps: GuardSteps = { prelude: [], postlude: [] };
@@ -62,6 +63,8 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         ? 'read'
         : 'none';
     const format = req.rowFormat || RowFormat.VALUES;
+    // One statement with many parameter sets (executeMany): a chunk may run as one statement.
+    const single = req.statements.length === 0 && req.parameterSets.length > 1;
     const t0 = performance.now();
     return withConnection(
       c.scope,
@@ -131,6 +134,10 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         results[i].code = err.code;
       };
 
+      if (o.atomic && !o.returnRows && single) {
+        const one = await runUnnestChunk(backend, conn, statements, { inTx: o.inTx, steps: o.steps, signal: ctx.signal });
+        if (one) return one;
+      }
       if (o.atomic) {
         const list = o.inTx ? [sp, ...statements, release] : statements;
         const offset = o.inTx ? 1 : 0;
