@@ -102,6 +102,23 @@ describeEachBackend('executeMany as one statement per chunk', (backend) => {
     assert.equal(await statements(), 1);
   });
 
+  test('a BEFORE trigger that skips rows: exact total, per-set counts 0', async () => {
+    await reset();
+    await client.execute(
+      `CREATE FUNCTION ${t}_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER ${t}_odd BEFORE INSERT ON ${t} FOR EACH ROW EXECUTE FUNCTION ${t}_skip();`,
+    );
+    try {
+      const r = await client.executeMany(`INSERT INTO ${t} (id) VALUES ($1)`, [[1], [2], [3], [4]]);
+      assert.equal(r.rowCount, 2);
+      assert.ok(r.results.every((x) => x.ok && x.result.rowCount === 0));
+      assert.equal(await rows(), 2);
+      assert.equal(await statements(), 1);
+    } finally {
+      await client.execute(`DROP TRIGGER ${t}_odd ON ${t}; DROP FUNCTION ${t}_skip()`);
+    }
+  });
+
   test('array columns and ON CONFLICT keep the per-set path', async () => {
     await reset();
     await client.executeMany(`INSERT INTO ${t} (id, tags) VALUES ($1, $2)`, [

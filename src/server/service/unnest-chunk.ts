@@ -35,7 +35,8 @@ export interface UnnestChunkOptions {
 }
 
 /**
- * Runs `statements` (one text, many parameter sets) as one statement; the per-set results, or
+ * Runs `statements` (one text, many parameter sets) as one statement; the per-set results and
+ * the statement's exact count, or
  * undefined when the chunk must run on today's path (not such an INSERT, a type unnest cannot
  * carry, or the statement failed without effect).
  */
@@ -44,7 +45,7 @@ export async function runUnnestChunk(
   conn: BackendConnection,
   statements: readonly PipelineStatement[],
   o: UnnestChunkOptions,
-): Promise<BatchResult[] | undefined> {
+): Promise<{ results: BatchResult[]; rowsAffected: bigint } | undefined> {
   if (statements.length < 2) return undefined;
   const sql = statements[0].text;
   const plan = planUnnestInsert(sql);
@@ -95,9 +96,10 @@ export async function runUnnestChunk(
     return undefined;
   }
   const each = sink.rowsAffected === BigInt(statements.length) ? 1n : 0n;
-  return statements.map(() =>
+  const results = statements.map(() =>
     create(BatchResultSchema, {
       result: create(ResultSetSchema, { command: sink.command || 'INSERT', rowsAffected: each }),
     }),
   );
+  return { results, rowsAffected: sink.rowsAffected };
 }
