@@ -157,6 +157,7 @@ export class GrpcChannelPool {
     ch.closed = true;
     const i = this.channels.indexOf(ch);
     if (i >= 0) this.channels.splice(i, 1);
+    for (const fn of ch.onClose.splice(0)) fn();
     ch.client.close();
     this.stats.closed++;
   }

@@ -1,0 +1,250 @@
+/**
+ * SessionService: DatabaseService's unary calls multiplexed over one bidirectional stream (see
+ * proto/heliosdb/v1/session.proto). Each operation runs through the same handler as its unary
+ * call, with a call context of its own (its signal: the stream's, its own deadline and cancel
+ * op; the stream's headers, principal and peer, authenticated once at open). Results finished in
+ * one event-loop tick go out in one message. At most {@link defaultSessionInFlight} operations run
+ * at once per stream (announced in the first message); more wait in order. Transactions and
+ * reserved sessions begun on the stream are rolled back / released when it ends.
+ * @packageDocumentation
+ */
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import {
+  type DatabaseService,
+  ErrorDetailSchema,
+  type SessionOp,
+  type SessionRequest,
+  type SessionResponse,
+  SessionResponseSchema,
+  type SessionResult,
+  SessionResultSchema,
+  type SessionService,
+} from '@heliosdb/client/wire';
+import type { Logger } from 'pino';
+import type { CallContext } from '../call-context.js';
+import { PushQueue } from './push-queue.js';
+
+/** Operations one stream runs at once. */
+export const defaultSessionInFlight = 256;
+
+type Op = Exclude<SessionOp['op'], { case: 'cancel' } | { case: undefined }>;
+type AnyHandler = (req: unknown, ctx: CallContext) => Promise<unknown>;
+
+/** The SessionService implementation over `database` (the unary handlers). */
+export function createSessionService(
+  database: ServiceImpl<typeof DatabaseService>,
+  log: Logger,
+  maxInFlight = defaultSessionInFlight,
+): ServiceImpl<typeof SessionService> {
+  return {
+    session(requests: AsyncIterable<SessionRequest>, ctx: CallContext): AsyncIterable<SessionResponse> {
+      const run = new SessionRun(database as unknown as Record<string, AnyHandler>, ctx, log, maxInFlight);
+      return run.start(requests);
+    },
+  };
+}
+
+interface Running {
+  ac: AbortController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** One open stream. */
+class SessionRun {
+  private readonly out = new PushQueue<SessionResponse>();
+  private readonly running = new Map<number, Running>();
+  private readonly waiting: SessionOp[] = [];
+  private pending: SessionResult[] = [];
+  private flushScheduled = false;
+  private readonly transactions = new Set<string>();
+  private readonly reserved = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly handlers: Record<string, AnyHandler>,
+    private readonly stream: CallContext,
+    private readonly log: Logger,
+    private readonly maxInFlight: number,
+  ) {}
+
+  start(requests: AsyncIterable<SessionRequest>): AsyncIterable<SessionResponse> {
+    this.out.push(create(SessionResponseSchema, { opened: { maxInFlight: this.maxInFlight } }));
+    // The client went away: the responses end at once (and the finally below gives back what it owned).
+    if (this.stream.signal.aborted) this.out.end();
+    else this.stream.signal.addEventListener('abort', () => this.out.end(), { once: true });
+    void this.read(requests);
+    const self = this;
+    return (async function* () {
+      try {
+        yield* self.out.drain();
+      } finally {
+        await self.close();
+      }
+    })();
+  }
+
+  private async read(requests: AsyncIterable<SessionRequest>): Promise<void> {
+    try {
+      for await (const req of requests) {
+        for (const op of req.ops) this.receive(op);
+      }
+    } catch {
+      // The stream failed (the client went away): the responses end too.
+    }
+    // The client half-closed: answer what runs, then end.
+    this.endWhenIdle = true;
+    this.maybeEnd();
+  }
+
+  private endWhenIdle = false;
+
+  private maybeEnd(): void {
+    if (this.endWhenIdle && this.running.size === 0 && this.waiting.length === 0) {
+      this.flush();
+      this.out.end();
+    }
+  }
+
+  private receive(op: SessionOp): void {
+    if (op.op.case === 'cancel') {
+      const target = op.op.value.id;
+      const r = this.running.get(target);
+      if (r) r.ac.abort(new ConnectError('cancelled by the client', Code.Canceled));
+      else {
+        const i = this.waiting.findIndex((w) => w.id === target);
+        if (i !== -1) {
+          this.waiting.splice(i, 1);
+          this.fail(target, new ConnectError('the operation was cancelled before it started', Code.Canceled));
+        }
+      }
+      return;
+    }
+    if (this.running.size >= this.maxInFlight) this.waiting.push(op);
+    else this.run(op);
+  }
+
+  private run(op: SessionOp): void {
+    const id = op.id;
+    const kind = op.op as Op;
+    const handler = kind.case ? this.handlers[kind.case] : undefined;
+    if (!handler) {
+      this.fail(id, new ConnectError('the session operation is empty or unknown', Code.InvalidArgument));
+      return;
+    }
+    if (this.running.has(id)) {
+      this.fail(id, new ConnectError(`operation id ${id} is already in flight on this session`, Code.InvalidArgument));
+      return;
+    }
+    const ac = new AbortController();
+    const streamSignal = this.stream.signal;
+    const onStreamAbort = () => ac.abort(streamSignal.reason);
+    if (streamSignal.aborted) ac.abort(streamSignal.reason);
+    else streamSignal.addEventListener('abort', onStreamAbort, { once: true });
+    const deadline = op.timeoutMs > 0 ? Date.now() + op.timeoutMs : undefined;
+    const timer =
+      deadline !== undefined
+        ? setTimeout(() => ac.abort(new ConnectError('deadline exceeded', Code.DeadlineExceeded)), op.timeoutMs)
+        : undefined;
+    const entry: Running = { ac, timer };
+    this.running.set(id, entry);
+    const ctx: CallContext = {
+      signal: ac.signal,
+      requestHeader: this.stream.requestHeader,
+      principal: this.stream.principal,
+      peer: this.stream.peer,
+      values: this.stream.values,
+      timeoutMs: () => (deadline !== undefined ? deadline - Date.now() : undefined),
+    };
+    let p: Promise<unknown>;
+    try {
+      p = Promise.resolve(handler(kind.value, ctx));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (res) => {
+        this.track(kind, res);
+        this.push(create(SessionResultSchema, { id, result: { case: kind.case, value: res } as SessionResult['result'] }));
+      },
+      (e: unknown) => this.fail(id, ac.signal.aborted && !(e instanceof ConnectError) ? ac.signal.reason : e),
+    ).finally(() => {
+      if (timer) clearTimeout(timer);
+      streamSignal.removeEventListener('abort', onStreamAbort);
+      this.running.delete(id);
+      const next = this.waiting.shift();
+      if (next) this.run(next);
+      this.maybeEnd();
+    });
+  }
+
+  /** Remembers what the stream owns, so that its end can give it back. */
+  private track(kind: Op, res: unknown): void {
+    switch (kind.case) {
+      case 'beginTransaction':
+        this.transactions.add((res as { transactionId: string }).transactionId);
+        break;
+      case 'commit':
+      case 'rollback':
+        this.transactions.delete(kind.value.transactionId);
+        break;
+      case 'reserveSession':
+        this.reserved.add((res as { sessionId: string }).sessionId);
+        break;
+      case 'releaseSession':
+        this.reserved.delete(kind.value.sessionId);
+        break;
+    }
+  }
+
+  private fail(id: number, e: unknown): void {
+    let ce: ConnectError;
+    if (e instanceof ConnectError) ce = e;
+    else {
+      this.log.error({ err: e }, 'unexpected error while serving a session operation');
+      ce = new ConnectError(e instanceof Error ? e.message : String(e), Code.Internal);
+    }
+    const detail = ce.findDetails(ErrorDetailSchema)[0];
+    this.push(create(SessionResultSchema, { id, result: { case: 'error', value: { code: ce.code, message: ce.rawMessage, detail } } }));
+  }
+
+  private push(r: SessionResult): void {
+    if (this.closed) return;
+    this.pending.push(r);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const results = this.pending;
+    this.pending = [];
+    this.out.push(create(SessionResponseSchema, { results }));
+  }
+
+  /** The stream ended: stop what runs, roll back its transactions, release its sessions. */
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.running.values()) r.ac.abort(new ConnectError('the session ended', Code.Canceled));
+    this.waiting.length = 0;
+    const ctx: CallContext = {
+      signal: new AbortController().signal,
+      requestHeader: this.stream.requestHeader,
+      principal: this.stream.principal,
+      peer: this.stream.peer,
+      values: this.stream.values,
+    };
+    for (const transactionId of this.transactions) {
+      await this.handlers.rollback({ transactionId }, ctx).catch(() => {});
+    }
+    for (const sessionId of this.reserved) {
+      await this.handlers.releaseSession({ sessionId }, ctx).catch(() => {});
+    }
+    this.transactions.clear();
+    this.reserved.clear();
+  }
+}
