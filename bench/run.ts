@@ -71,6 +71,7 @@ type Variant = [DriverName, Backend | 'direct'];
 const variants: Record<Operation, Variant[]> = {
   simple: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['pg', 'direct'],
@@ -80,6 +81,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   batch: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-values', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
@@ -88,6 +90,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   stream: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['pg', 'direct'],
@@ -95,6 +98,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   'pool-queries': [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['pg', 'direct'],
@@ -102,6 +106,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   'pool-streams': [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['pg', 'direct'],

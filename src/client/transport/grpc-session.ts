@@ -8,12 +8,13 @@
  * operations fail with {@link SessionUnsupported} so that the caller sends them as unary calls.
  * @packageDocumentation
  */
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type * as grpc from '@grpc/grpc-js';
 import { ErrorDetailSchema } from '../../../gen/heliosdb/v1/error_pb.js';
 import {
   type SessionOp,
+  SessionOpSchema,
   type SessionRequest,
   SessionRequestSchema,
   type SessionResponse,
@@ -25,7 +26,7 @@ import { connectErrorFromGrpc } from './grpc-codec.js';
 
 /** The operation kinds a session carries: DatabaseService's unary methods, by local name. */
 export const sessionOpKinds: ReadonlySet<string> = new Set(
-  SessionService.methods[0].input.fields.filter((f) => f.oneof?.name === 'op' && f.localName !== 'cancel').map((f) => f.localName),
+  SessionOpSchema.fields.filter((f) => f.oneof?.name === 'op' && f.localName !== 'cancel').map((f) => f.localName),
 );
 
 /** Thrown for the operations of a stream the server does not implement: send them unary. */
@@ -93,7 +94,7 @@ export class GrpcSession {
     const id = this.nextId;
     this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
     const timeoutMs = deadline !== undefined ? Math.max(1, deadline - Date.now()) : 0;
-    const op = { id, timeoutMs, op: { case: kind, value: message } } as unknown as SessionOp;
+    const op = create(SessionOpSchema, { id, timeoutMs, op: { case: kind, value: message } as SessionOp['op'] });
     return new Promise((resolve, reject) => {
       const p: Pending = { op, written: false, resolve, reject };
       this.pending.set(id, p);
@@ -131,7 +132,7 @@ export class GrpcSession {
     if (!p) return;
     this.settle(id);
     if (p.written) {
-      this.outgoing.push({ id: 0, timeoutMs: 0, op: { case: 'cancel', value: { id } } } as unknown as SessionOp);
+      this.outgoing.push(create(SessionOpSchema, { op: { case: 'cancel', value: { id } } }));
       this.schedule();
     } else {
       const i = this.queue.indexOf(p);
@@ -168,7 +169,7 @@ export class GrpcSession {
     if (this.outgoing.length === 0) return;
     const ops = this.outgoing;
     this.outgoing = [];
-    this.call.write({ ops } as unknown as SessionRequest);
+    this.call.write(create(SessionRequestSchema, { ops }));
   }
 
   private onResponse(m: SessionResponse): void {

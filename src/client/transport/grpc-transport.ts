@@ -88,7 +88,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
    * `avoid` (the endpoint a previous attempt failed on). A keyed Commit whose pinned connection is
    * gone may go to any server: the key settles its outcome there (src/server/idempotency.ts).
    */
-  async function channelFor(pinned: unknown, avoid: string | undefined, anyServer: boolean): Promise<PooledChannel> {
+  async function channelFor(pinned: unknown, avoid: string | undefined, anyServer: boolean, pack = false): Promise<PooledChannel> {
     let ch: PooledChannel;
     if (pinned && !((pinned as PooledChannel).closed && anyServer)) {
       ch = pinned as PooledChannel;
@@ -103,7 +103,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       }
       ch.inFlight++;
     } else {
-      const got = pool.acquire(avoid);
+      const got = pool.acquire(avoid, pack);
       ch = got instanceof Promise ? await got : got;
     }
     const ready = pool.ready(ch);
@@ -151,7 +151,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         try {
           // A keyed commit settles on any server (its key is in the database), even when its channel closed.
           const keyedCommit = callKindOf(method, req.message) === 'commit' && !!(req.message as { idempotencyKey?: string }).idempotencyKey;
-          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), keyedCommit);
+          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), keyedCommit, opts.sessions !== undefined);
         } catch (e) {
           throw annotateAttempt(e, { sent: false, deadline });
         }

@@ -71,8 +71,12 @@ class SessionRun {
   start(requests: AsyncIterable<SessionRequest>): AsyncIterable<SessionResponse> {
     this.out.push(create(SessionResponseSchema, { opened: { maxInFlight: this.maxInFlight } }));
     // The client went away: the responses end at once (and the finally below gives back what it owned).
-    if (this.stream.signal.aborted) this.out.end();
-    else this.stream.signal.addEventListener('abort', () => this.out.end(), { once: true });
+    const onStreamAbort = () => {
+      for (const r of this.running.values()) r.ac.abort(this.stream.signal.reason);
+      this.out.end();
+    };
+    if (this.stream.signal.aborted) onStreamAbort();
+    else this.stream.signal.addEventListener('abort', onStreamAbort, { once: true });
     void this.read(requests);
     const self = this;
     return (async function* () {
@@ -137,10 +141,7 @@ class SessionRun {
       return;
     }
     const ac = new AbortController();
-    const streamSignal = this.stream.signal;
-    const onStreamAbort = () => ac.abort(streamSignal.reason);
-    if (streamSignal.aborted) ac.abort(streamSignal.reason);
-    else streamSignal.addEventListener('abort', onStreamAbort, { once: true });
+    if (this.stream.signal.aborted) ac.abort(this.stream.signal.reason);
     const deadline = op.timeoutMs > 0 ? Date.now() + op.timeoutMs : undefined;
     const timer =
       deadline !== undefined
@@ -170,7 +171,6 @@ class SessionRun {
       (e: unknown) => this.fail(id, ac.signal.aborted && !(e instanceof ConnectError) ? ac.signal.reason : e),
     ).finally(() => {
       if (timer) clearTimeout(timer);
-      streamSignal.removeEventListener('abort', onStreamAbort);
       this.running.delete(id);
       const next = this.waiting.shift();
       if (next) this.run(next);
