@@ -36,6 +36,13 @@ export class SessionUnsupported extends Error {
   }
 }
 
+/**
+ * A stream without operations for this long is ended by the client (half-closed), before the
+ * server's stall timeout for request streams (300 s) would end it; the next operation opens a new
+ * one. ms.
+ */
+export const sessionIdleMs = 120_000;
+
 /** Operations written before the server announced its limit. */
 const initialInFlight = 64;
 const path = `/${SessionService.typeName}/${SessionService.methods[0].name}`;
@@ -68,6 +75,7 @@ export class GrpcSession {
   private answered = false;
   private flushScheduled = false;
   private nextId = 1;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     client: grpc.Client,
@@ -91,6 +99,10 @@ export class GrpcSession {
    */
   run(kind: string, message: unknown, deadline: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.closed) return Promise.reject(this.unsupported ? new SessionUnsupported() : sessionGone(this.endpoint, false));
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
     const id = this.nextId;
     this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
     const timeoutMs = deadline !== undefined ? Math.max(1, deadline - Date.now()) : 0;
@@ -126,6 +138,13 @@ export class GrpcSession {
     this.onEnd(new ConnectError(`the session with ${this.endpoint} was closed`, Code.Unavailable));
   }
 
+  /** No operation for {@link sessionIdleMs}: half-close; the server ends the stream cleanly. */
+  private endIdle(): void {
+    if (this.closed || this.pending.size > 0) return;
+    this.closed = true;
+    this.call.end();
+  }
+
   /** The caller gave up on `id` (its signal, its deadline): a cancel op when it was written. */
   private abandon(id: number, e: ConnectError): void {
     const p = this.pending.get(id);
@@ -148,6 +167,10 @@ export class GrpcSession {
     this.pending.delete(id);
     if (p.written) this.written--;
     p.cleanup?.();
+    if (this.pending.size === 0 && !this.closed) {
+      this.idleTimer = setTimeout(() => this.endIdle(), sessionIdleMs);
+      this.idleTimer.unref();
+    }
     return p;
   }
 
@@ -197,6 +220,7 @@ export class GrpcSession {
   }
 
   private onEnd(e: ConnectError): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.closed) return;
     this.closed = true;
     if (!this.answered && e.code === Code.Unimplemented) this.unsupported = true;
