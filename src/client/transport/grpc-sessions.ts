@@ -3,7 +3,7 @@
  * which one: DatabaseService's unary methods, on the channel the pool chose for the call (so
  * pinning, health and circuit breakers work as for unary calls), one stream per channel and
  * identity (the `authorization` and application-name headers, authenticated when the stream
- * opens: a renewed token opens a new stream, the old one ends when its operations are answered).
+ * opens: a renewed token opens a new stream, the old one ends when idle).
  * An endpoint that answered UNIMPLEMENTED gets unary calls, and is asked again after
  * {@link unsupportedRetryMs}.
  * @packageDocumentation
@@ -52,10 +52,10 @@ export class GrpcSessions {
       s = undefined;
     }
     if (!s) {
-      // Another identity on this channel (a renewed token): the old streams end once idle.
+      // Another identity on this channel (a renewed token): the old stream ends once idle (its
+      // idle timer), not now: a transaction begun on it moves to the stream that uses it next.
       for (const [k, old] of map) {
-        if (old.size === 0) {
-          old.close();
+        if (old.closed) {
           map.delete(k);
           this.all.delete(old);
         }

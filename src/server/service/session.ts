@@ -5,7 +5,8 @@
  * op; the stream's headers, principal and peer, authenticated once at open). Results finished in
  * one event-loop tick go out in one message. At most {@link defaultSessionInFlight} operations run
  * at once per stream (announced in the first message); more wait in order. Transactions and
- * reserved sessions begun on the stream are rolled back / released when it ends.
+ * reserved sessions begun on the stream are rolled back / released when it ends (one used later
+ * by another stream of the same server, after a token renewal, belongs to that stream from then).
  * @packageDocumentation
  */
 import { create } from '@bufbuild/protobuf';
@@ -37,9 +38,11 @@ export function createSessionService(
   log: Logger,
   maxInFlight = defaultSessionInFlight,
 ): ServiceImpl<typeof SessionService> {
+  // Which stream owns each transaction and reserved session: the one that used it last.
+  const owners = new Map<string, SessionRun>();
   return {
     session(requests: AsyncIterable<SessionRequest>, ctx: CallContext): AsyncIterable<SessionResponse> {
-      const run = new SessionRun(database as unknown as Record<string, AnyHandler>, ctx, log, maxInFlight);
+      const run = new SessionRun(database as unknown as Record<string, AnyHandler>, ctx, log, maxInFlight, owners);
       return run.start(requests);
     },
   };
@@ -66,6 +69,7 @@ class SessionRun {
     private readonly stream: CallContext,
     private readonly log: Logger,
     private readonly maxInFlight: number,
+    private readonly owners: Map<string, SessionRun>,
   ) {}
 
   start(requests: AsyncIterable<SessionRequest>): AsyncIterable<SessionResponse> {
@@ -165,6 +169,8 @@ class SessionRun {
     }
     p.then(
       (res) => {
+        // Only a call that succeeded (its principal owns the transaction) moves it here.
+        this.adopt((kind.value as { transactionId?: string }).transactionId);
         this.track(kind, res);
         this.push(create(SessionResultSchema, { id, result: { case: kind.case, value: res } as SessionResult['result'] }));
       },
@@ -178,23 +184,44 @@ class SessionRun {
     });
   }
 
+  /** A transaction or reserved session of another stream used here: this stream owns it now. */
+  private adopt(id: string | undefined): void {
+    if (!id) return;
+    const from = this.owners.get(id);
+    if (!from || from === this) return;
+    this.owners.set(id, this);
+    if (from.transactions.delete(id)) this.transactions.add(id);
+    if (from.reserved.delete(id)) this.reserved.add(id);
+  }
+
   /** Remembers what the stream owns, so that its end can give it back. */
   private track(kind: Op, res: unknown): void {
     switch (kind.case) {
-      case 'beginTransaction':
-        this.transactions.add((res as { transactionId: string }).transactionId);
+      case 'beginTransaction': {
+        const id = (res as { transactionId: string }).transactionId;
+        this.transactions.add(id);
+        this.owners.set(id, this);
         break;
+      }
       case 'commit':
       case 'rollback':
-        this.transactions.delete(kind.value.transactionId);
+        this.forget(this.transactions, kind.value.transactionId);
         break;
-      case 'reserveSession':
-        this.reserved.add((res as { sessionId: string }).sessionId);
+      case 'reserveSession': {
+        const id = (res as { sessionId: string }).sessionId;
+        this.reserved.add(id);
+        this.owners.set(id, this);
         break;
+      }
       case 'releaseSession':
-        this.reserved.delete(kind.value.sessionId);
+        this.forget(this.reserved, kind.value.sessionId);
         break;
     }
+  }
+
+  private forget(set: Set<string>, id: string): void {
+    set.delete(id);
+    if (this.owners.get(id) === this) this.owners.delete(id);
   }
 
   private fail(id: number, e: unknown): void {
@@ -239,9 +266,13 @@ class SessionRun {
       values: this.stream.values,
     };
     for (const transactionId of this.transactions) {
+      if (this.owners.get(transactionId) !== this) continue;
+      this.owners.delete(transactionId);
       await this.handlers.rollback({ transactionId }, ctx).catch(() => {});
     }
     for (const sessionId of this.reserved) {
+      if (this.owners.get(sessionId) !== this) continue;
+      this.owners.delete(sessionId);
       await this.handlers.releaseSession({ sessionId }, ctx).catch(() => {});
     }
     this.transactions.clear();
