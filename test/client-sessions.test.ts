@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { CancelledError, createClient, QueryError, TimeoutError } from '@heliosdb/client';
+import { AuthenticationError, CancelledError, createClient, QueryError, TimeoutError } from '@heliosdb/client';
+import { makeTestCerts } from './helpers/certs.js';
+import { makeUser, type SecurityFixture, startSecureServer } from './helpers/security.js';
 import { ExecuteRequestSchema, QueryRequestSchema } from '../gen/heliosdb/v1/database_pb.js';
 import {
   type SessionOp,
@@ -276,4 +278,35 @@ test('one stream per channel and identity: other credentials (a renewed token) o
     sessions.close();
     client.close();
   }
+});
+
+describeEachBackend('sessions and credentials', (backend) => {
+  let f: SecurityFixture;
+  before(async () => {
+    f = await startSecureServer(backend, makeTestCerts(), { authCacheMs: 100, authFailureLimit: 1000 });
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  test('a key revoked while its session is open stops working on that session', async () => {
+    const user = await makeUser(f, 'sess', f.writerRole);
+    const { id, key } = await f.auth.createApiKey({ user });
+    const c = createClient({ url: f.server.grpcUrl, ...f.tlsOptions(), apiKey: key, sessions: true, minConnections: 1 });
+    try {
+      assert.equal((await c.query<{ n: number }>('SELECT 1 AS n')).rows[0].n, 1);
+      assert.equal(await f.auth.revokeApiKey(id), true);
+      const refused = await waitFor(async () => {
+        try {
+          await c.query('SELECT 1');
+          return false;
+        } catch (e) {
+          return e instanceof AuthenticationError;
+        }
+      }, 15_000);
+      assert.ok(refused, 'the open session checks its credentials again and refuses the revoked key');
+    } finally {
+      await c.close();
+    }
+  });
 });

@@ -214,6 +214,7 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
         const { ctx, dispose } = contextOf(call);
         void (async () => {
           if (authenticate) {
+            if (requestStream) ctx.reauthenticate = () => authenticateCall(authenticate, service, method.name, call, ctx);
             try {
               await authenticateCall(authenticate, service, method.name, call, ctx);
             } catch (err) {

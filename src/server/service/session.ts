@@ -26,6 +26,13 @@ import type { Logger } from 'pino';
 import type { CallContext } from '../call-context.js';
 import { PushQueue } from './push-queue.js';
 
+/**
+ * How often a stream's credentials are checked again, ms: an operation that starts later than
+ * this after the last check waits for a new one, so that a revoked key or an expired token stops
+ * working on open streams too (the authenticator's cache makes most checks free).
+ */
+export const sessionReauthMs = 1000;
+
 /** Operations one stream runs at once. */
 export const defaultSessionInFlight = 256;
 
@@ -63,6 +70,8 @@ class SessionRun {
   private readonly transactions = new Set<string>();
   private readonly reserved = new Set<string>();
   private closed = false;
+  private authAt = Date.now();
+  private reauth: Promise<void> | undefined;
 
   constructor(
     private readonly handlers: Record<string, AnyHandler>,
@@ -153,17 +162,21 @@ class SessionRun {
         : undefined;
     const entry: Running = { ac, timer };
     this.running.set(id, entry);
-    const ctx: CallContext = {
-      signal: ac.signal,
-      requestHeader: this.stream.requestHeader,
-      principal: this.stream.principal,
-      peer: this.stream.peer,
-      values: this.stream.values,
-      timeoutMs: () => (deadline !== undefined ? deadline - Date.now() : undefined),
+    const call = () => {
+      const ctx: CallContext = {
+        signal: ac.signal,
+        requestHeader: this.stream.requestHeader,
+        principal: this.stream.principal,
+        peer: this.stream.peer,
+        values: this.stream.values,
+        timeoutMs: () => (deadline !== undefined ? deadline - Date.now() : undefined),
+      };
+      return handler(kind.value, ctx);
     };
     let p: Promise<unknown>;
     try {
-      p = Promise.resolve(handler(kind.value, ctx));
+      const check = this.credentialsCheck();
+      p = check ? check.then(call) : Promise.resolve(call());
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -182,6 +195,29 @@ class SessionRun {
       if (next) this.run(next);
       this.maybeEnd();
     });
+  }
+
+  /**
+   * The stream's credentials checked again when the last check is older than
+   * {@link sessionReauthMs} (one check for the operations that wait for it); undefined when no
+   * check is due. A refusal fails the waiting operations and ends the stream with it.
+   */
+  private credentialsCheck(): Promise<void> | undefined {
+    const again = this.stream.reauthenticate;
+    if (!again) return this.reauth;
+    if (!this.reauth && Date.now() - this.authAt >= sessionReauthMs) {
+      this.reauth = again().then(
+        () => {
+          this.authAt = Date.now();
+          this.reauth = undefined;
+        },
+        (e: unknown) => {
+          setImmediate(() => this.out.end(e));
+          throw e;
+        },
+      );
+    }
+    return this.reauth;
   }
 
   /** A transaction or reserved session of another stream used here: this stream owns it now. */
