@@ -192,6 +192,20 @@ describeEachBackend('sessions', (backend) => {
     }
   });
 
+  test('an idle stream is ended by the client, cleanly', async () => {
+    const client = new grpc.Client(ts.server.grpcUrl.replace('grpc://', ''), grpc.credentials.createInsecure());
+    try {
+      const s = new GrpcSession(client, new grpc.Metadata(), ts.server.grpcUrl, 200);
+      const r = (await s.run('query', create(QueryRequestSchema, { sql: 'SELECT 1' }), undefined, undefined)) as { result?: unknown };
+      assert.ok(r.result);
+      assert.ok(await waitFor(() => s.closed, 10_000), 'ended after 200 ms without operations');
+      assert.equal(s.unsupported, false);
+      await assert.rejects(s.run('query', create(QueryRequestSchema, { sql: 'SELECT 1' }), undefined, undefined), /is closed/);
+    } finally {
+      client.close();
+    }
+  });
+
   test('the client over sessions: a deadline and an abort stop the statement', {
     skip: backend.name === 'pglite' && 'PGlite cannot cancel a running statement',
   }, async () => {
@@ -274,6 +288,9 @@ test('one stream per channel and identity: other credentials (a renewed token) o
     const b = sessions.sessionFor(ch, method, md('two'));
     assert.ok(b && b !== a, 'a renewed token gets a stream of its own');
     assert.equal(sessions.sessionFor(ch, DatabaseService.method.streamQuery, md('two')), undefined, 'streams are not session operations');
+    b.close();
+    const again = sessions.sessionFor(ch, method, md('two'));
+    assert.ok(again && again !== b && !again.closed, 'an ended stream is opened again by the next call');
   } finally {
     sessions.close();
     client.close();

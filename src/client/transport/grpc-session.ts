@@ -81,6 +81,8 @@ export class GrpcSession {
     client: grpc.Client,
     metadata: grpc.Metadata,
     private readonly endpoint: string,
+    /** Idle time after which the stream is ended, ms. Default {@link sessionIdleMs}. */
+    private readonly idleMs = sessionIdleMs,
   ) {
     this.call = client.makeBidiStreamRequest(path, ser, de, metadata, {});
     this.call.on('data', (m: SessionResponse) => this.onResponse(m));
@@ -168,7 +170,7 @@ export class GrpcSession {
     if (p.written) this.written--;
     p.cleanup?.();
     if (this.pending.size === 0 && !this.closed) {
-      this.idleTimer = setTimeout(() => this.endIdle(), sessionIdleMs);
+      this.idleTimer = setTimeout(() => this.endIdle(), this.idleMs);
       this.idleTimer.unref();
     }
     return p;
