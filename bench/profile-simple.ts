@@ -3,7 +3,7 @@
  * PostgreSQL, or PGlite with --pglite), runs `SELECT $1::int` from this process through one stack
  * in a closed loop, and prints queries/s with the client's and the server's CPU per query.
  *
- *   npx tsx bench/profile-simple.ts --driver=sdk|raw|connect|pg [--c=1] [--ms=5000] [--prof] [--stream=ROWS]
+ *   npx tsx bench/profile-simple.ts --driver=sdk|session|raw|connect|pg [--c=1] [--ms=5000] [--prof] [--stream=ROWS]
  *
  * With --stream=ROWS each call streams ROWS rows of ~1 KB instead, with --batch=ROWS it inserts
  * ROWS rows (figures are then per row).
@@ -74,7 +74,9 @@ const d = openDriver({
             ? 'postgres.js'
             : driver === 'values'
               ? 'sdk-values'
-              : 'sdk-grpc',
+              : driver === 'session'
+                ? 'sdk-session'
+                : 'sdk-grpc',
   backend: 'postgresql',
   ops: ['simple'],
   poolSize: 20,

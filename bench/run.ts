@@ -71,6 +71,7 @@ type Variant = [DriverName, Backend | 'direct'];
 const variants: Record<Operation, Variant[]> = {
   simple: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['sdk-pg', 'direct'],
@@ -81,6 +82,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   batch: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-values', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
@@ -90,6 +92,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   stream: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['sdk-pg', 'direct'],
@@ -98,6 +101,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   'pool-queries': [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['sdk-pg', 'direct'],
@@ -106,6 +110,7 @@ const variants: Record<Operation, Variant[]> = {
   ],
   'pool-streams': [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
     ['sdk-pg', 'direct'],

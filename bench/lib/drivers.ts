@@ -299,6 +299,12 @@ export function openDriver(spec: CellSpec): BenchDriver {
   switch (spec.driver) {
     case 'sdk-grpc':
       return sdkDriver(createClient({ url: targets.grpcUrl! }), 'many');
+    case 'sdk-session': {
+      const d = sdkDriver(createClient({ url: targets.grpcUrl!, sessions: true }), 'many');
+      d.notes.all =
+        'sessions: true (unary calls multiplexed over one SessionService stream per connection, one message per event-loop tick)';
+      return d;
+    }
     case 'sdk-values':
       return sdkDriver(createClient({ url: targets.grpcUrl! }), 'values');
     case 'sdk-connect':

@@ -66,6 +66,7 @@ export interface Report {
 
 const driverLabel: Record<DriverName, string> = {
   'sdk-grpc': 'HeliosDB SDK, gRPC',
+  'sdk-session': 'HeliosDB SDK, gRPC sessions',
   'sdk-connect': 'HeliosDB SDK, Connect (HTTP)',
   'sdk-values': 'HeliosDB SDK, execute(multi-row VALUES)',
   'sdk-pg': 'HeliosDB SDK, postgres://',
@@ -499,6 +500,57 @@ export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['g
       met: sdkStreams.failed === 0 && sdkStreams.completed === sizes.poolStreams,
     });
   }
+  out.push(...sessionGoals(rows, hi, sizes));
+  return out;
+}
+
+/** The goals of the multiplexed-sessions issue (#14): the session stack against pg direct. */
+function sessionGoals(rows: AggRow[], hi: string, sizes: Record<string, unknown>): Report['goals'] {
+  const out: Report['goals'] = [];
+  const session = find(rows, 'simple', 'sdk-session', 'postgresql');
+  const pgSimple = find(rows, 'simple', 'pg', 'direct');
+  const s = phaseOf(session, hi)?.perSecond;
+  const p = phaseOf(pgSimple, hi)?.perSecond;
+  if (s !== undefined && p !== undefined) {
+    out.push({
+      goal: `sessions: simple query ${hi} >= 0.5× pg`,
+      value: `${(s / p).toFixed(2)}× (${fmtNum(s)} vs ${fmtNum(p)} q/s)`,
+      met: s >= 0.5 * p,
+    });
+    out.push({ goal: `sessions: simple query ${hi} >= 12K q/s`, value: `${fmtNum(s)} q/s`, met: s >= 12_000 });
+  }
+  const s1 = phaseOf(session, 'c1')?.p50Ms;
+  const p1 = phaseOf(pgSimple, 'c1')?.p50Ms;
+  if (s1 !== undefined && p1 !== undefined && p1 > 0)
+    out.push({
+      goal: 'sessions: simple query c1 p50 <= 3× pg',
+      value: `${(s1 / p1).toFixed(1)}× (${s1.toFixed(2)} vs ${p1.toFixed(2)} ms)`,
+      met: s1 <= 3 * p1,
+    });
+  const stream = phaseOf(find(rows, 'stream', 'sdk-session', 'postgresql'), 'stream')?.mbPerSecond;
+  const pgStream = phaseOf(find(rows, 'stream', 'pg', 'direct'), 'stream')?.mbPerSecond;
+  if (stream !== undefined && pgStream !== undefined)
+    out.push({ goal: 'sessions: streaming >= 0.6× pg', value: `${(stream / pgStream).toFixed(2)}×`, met: stream >= 0.6 * pgStream });
+  const batch = phaseOf(find(rows, 'batch', 'sdk-session', 'postgresql'), 'insert')?.perSecond;
+  const pgBatch = phaseOf(find(rows, 'batch', 'pg', 'direct'), 'insert')?.perSecond;
+  if (batch !== undefined && pgBatch !== undefined)
+    out.push({
+      goal: "sessions: executeMany >= 0.8× pg's multi-row INSERT",
+      value: `${(batch / pgBatch).toFixed(2)}× (${fmtNum(batch)} vs ${fmtNum(pgBatch)} rows/s)`,
+      met: batch >= 0.8 * pgBatch,
+    });
+  for (const [op, phase, size] of [
+    ['pool-queries', 'in-flight', 'poolQueries'],
+    ['pool-streams', 'streams', 'poolStreams'],
+  ] as const) {
+    const r = phaseOf(find(rows, op, 'sdk-session', 'postgresql'), phase);
+    if (r)
+      out.push({
+        goal: `sessions: ${op}, zero failures`,
+        value: `${fmtNum(r.completed)} completed, ${fmtNum(r.failed)} failed`,
+        met: r.failed === 0 && r.completed === sizes[size],
+      });
+  }
   return out;
 }
 
@@ -507,6 +559,7 @@ export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['g
 
 const palette: Record<DriverName, string> = {
   'sdk-grpc': '#2563eb',
+  'sdk-session': '#db2777',
   'sdk-connect': '#7c3aed',
   'sdk-values': '#0891b2',
   'sdk-pg': '#db2777',

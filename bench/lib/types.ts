@@ -10,13 +10,14 @@ export type Operation = 'simple' | 'batch' | 'stream' | 'pool-queries' | 'pool-s
  * A client stack: how the benchmark reaches the database.
  * - `sdk-grpc`: `@heliosdb/client` over native gRPC (the pooled grpc-js transport)
  * - `sdk-connect`: `@heliosdb/client` over Connect on the HTTP listener (when the client supports `http://`)
+ * - `sdk-session`: `@heliosdb/client` over native gRPC with `sessions: true` (operations multiplexed over one SessionService stream per connection)
  * - `sdk-values`: `client.execute` with a multi-row VALUES statement (batch insert only)
  * - `raw`: a bare `@grpc/grpc-js` client with protobuf-es codecs of the generated schemas: the floor
  * - `sdk-pg`: `@heliosdb/client` over `postgres://` (the PostgreSQL wire protocol, node-postgres underneath) straight to PostgreSQL
  * - `pg`: node-postgres straight to PostgreSQL
  * - `postgres.js`: postgres.js straight to PostgreSQL
  */
-export type DriverName = 'sdk-grpc' | 'sdk-connect' | 'sdk-values' | 'sdk-pg' | 'raw' | 'pg' | 'postgres.js';
+export type DriverName = 'sdk-grpc' | 'sdk-session' | 'sdk-connect' | 'sdk-values' | 'sdk-pg' | 'raw' | 'pg' | 'postgres.js';
 
 /** Which HeliosDB server a cell talks to (none for the direct PostgreSQL drivers). */
 export type Backend = 'postgresql' | 'pglite';

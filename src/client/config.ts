@@ -95,6 +95,15 @@ export interface ConnectionConfig {
   minConnections?: number;
   /** Most connections. Default `100` (env `HELIOSDB_MAX_CONNECTIONS`). */
   maxConnections?: number;
+  /**
+   * `grpc://` and `grpcs://` only: send the unary calls (queries, executes, prepared statements,
+   * batches, transaction control) as operations of one multiplexed session stream per connection
+   * (SessionService), the operations of one event-loop tick in one message, instead of one HTTP/2
+   * call each. Retries, deadlines, cancellation, transactions and errors behave as for unary
+   * calls; a server without sessions gets unary calls. Streams (`stream`, `copyFrom`, `copyTo`,
+   * `listen`) stay their own calls. Default `false` (env `HELIOSDB_SESSIONS`).
+   */
+  sessions?: boolean;
   /** Calls one connection carries before the pool opens another (HTTP/2 concurrent streams). Default `100`. */
   maxStreamsPerConnection?: number;
   /** A connection is recycled (drained, then closed) after this long. Default `3600`. */
@@ -185,6 +194,7 @@ const optionTable: Record<keyof ConnectionConfig, true> = {
   minConnections: true,
   maxConnections: true,
   maxStreamsPerConnection: true,
+  sessions: true,
   maxLifetimeSeconds: true,
   poolRecycleSeconds: true,
   healthCheckIntervalSeconds: true,
@@ -225,6 +235,7 @@ export const clientDefaults: Omit<ResolvedConnectionConfig, UnsetKeys> = {
   minConnections: 10,
   maxConnections: 100,
   maxStreamsPerConnection: 100,
+  sessions: false,
   maxLifetimeSeconds: 3600,
   healthCheckIntervalSeconds: 60,
   idleTimeoutSeconds: 30,
@@ -253,7 +264,7 @@ function env(): Record<string, string | undefined> {
   return p?.env ?? {};
 }
 
-/** Client options read from `HELIOSDB_URL`, `HELIOSDB_URLS` (comma-separated), `HELIOSDB_KEEPALIVE_INTERVAL_MS`, `HELIOSDB_KEEPALIVE_TIMEOUT_MS`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`, `HELIOSDB_SSL_MODE`, `HELIOSDB_USER`, `HELIOSDB_PASSWORD`, `HELIOSDB_API_KEY`. */
+/** Client options read from `HELIOSDB_URL`, `HELIOSDB_URLS` (comma-separated), `HELIOSDB_KEEPALIVE_INTERVAL_MS`, `HELIOSDB_KEEPALIVE_TIMEOUT_MS`, `HELIOSDB_APPLICATION_NAME`, `HELIOSDB_MIN_CONNECTIONS`, `HELIOSDB_MAX_CONNECTIONS`, `HELIOSDB_CONNECT_TIMEOUT_MS`, `HELIOSDB_ACQUISITION_TIMEOUT_MS`, `HELIOSDB_TIMEOUT_MS`, `HELIOSDB_COMPRESSION`, `HELIOSDB_SESSIONS` (`true` or `false`), `HELIOSDB_SSL_MODE`, `HELIOSDB_USER`, `HELIOSDB_PASSWORD`, `HELIOSDB_API_KEY`. */
 export function configFromEnv(vars: Record<string, string | undefined> = env()): ConnectionConfig {
   const out: ConnectionConfig = {};
   const num = (name: string): number | undefined => {
@@ -270,6 +281,12 @@ export function configFromEnv(vars: Record<string, string | undefined> = env()):
     if (compression !== 'gzip' && compression !== 'none')
       throw new TypeError(`HELIOSDB_COMPRESSION must be gzip or none, got ${JSON.stringify(compression)}`);
     out.compression = compression;
+  }
+  const sessions = vars.HELIOSDB_SESSIONS;
+  if (sessions) {
+    if (sessions !== 'true' && sessions !== 'false')
+      throw new TypeError(`HELIOSDB_SESSIONS must be true or false, got ${JSON.stringify(sessions)}`);
+    out.sessions = sessions === 'true';
   }
   out.minConnections = num('HELIOSDB_MIN_CONNECTIONS');
   out.maxConnections = num('HELIOSDB_MAX_CONNECTIONS');

@@ -11,6 +11,7 @@ export * from '../../gen/grpc/health/v1/health_pb.js';
 export * from '../../gen/heliosdb/v1/auth_pb.js';
 export * from '../../gen/heliosdb/v1/database_pb.js';
 export * from '../../gen/heliosdb/v1/error_pb.js';
+export * from '../../gen/heliosdb/v1/session_pb.js';
 export * from '../../gen/heliosdb/v1/value_pb.js';
 export { type ArrayItems, parseArrayLiteral } from './protocol/array-literal.js';
 export { CompactReader, CompactWriter, decodeUtf8 } from './protocol/compact.js';

@@ -21,6 +21,11 @@ export interface CallContext {
   peer?: PeerInfo;
   /** Connect's context values (HTTP listener: the principal and peer are kept there). */
   readonly values?: ContextValues;
+  /**
+   * Authenticates the call again from its headers and replaces `principal` (a long-lived stream,
+   * SessionService, on the native gRPC listener); rejects as authentication does.
+   */
+  reauthenticate?(): Promise<void>;
   /** Milliseconds left before the call's deadline; undefined without one (both listeners). */
   timeoutMs?(): number | undefined;
 }

@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import { Health } from '@heliosdb/client/wire';
 import { AuthService } from '@heliosdb/client/wire';
-import { DatabaseService } from '@heliosdb/client/wire';
+import { DatabaseService, SessionService } from '@heliosdb/client/wire';
 import { createAuthService } from './auth/auth-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { JwtVerifier } from './auth/jwt.js';
@@ -18,6 +18,7 @@ import { LoginResolver } from './backend/logins.js';
 import { Idempotency } from './idempotency.js';
 import { NotificationHub } from './notifications.js';
 import { createDatabaseService } from './service/database-service.js';
+import { createSessionService } from './service/session.js';
 import { loadSqlParser } from './sql/analyze.js';
 import { createHealthService, HealthState } from './health-service.js';
 import { startGrpcListener } from './listeners/grpc-listener.js';
@@ -211,7 +212,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
           maxConcurrentStreams: opts.maxConcurrentStreams,
         },
       },
-      services,
+      // Sessions (multiplexed unary calls over one bidi stream) only on the native gRPC listener.
+      [...services, { service: SessionService, impl: createSessionService(database.impl, log) }],
       log,
     ));
     if (opts.httpPort >= 0) {

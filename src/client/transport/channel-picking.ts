@@ -21,6 +21,16 @@ export function leastLoadedOn(
   return best;
 }
 
+/** The busiest live channel of `ep` (any endpoint when undefined) with fewer than `maxStreams` calls. */
+function busiestWithRoom(channels: readonly PooledChannel[], ep: Endpoint | undefined, maxStreams: number): PooledChannel | undefined {
+  let best: PooledChannel | undefined;
+  for (const ch of channels) {
+    if (ch.draining || (ep && ch.endpoint !== ep) || ch.inFlight >= maxStreams) continue;
+    if (!best || ch.inFlight > best.inFlight) best = ch;
+  }
+  return best;
+}
+
 /** The endpoints in the order to try, from `start`: not retired, circuit not open. */
 function usableFrom(endpoints: readonly Endpoint[], start: number): Endpoint[] {
   const n = endpoints.length;
@@ -34,7 +44,8 @@ function usableFrom(endpoints: readonly Endpoint[], start: number): Endpoint[] {
 
 /**
  * The channel for a call: least loaded with a free slot (`maxStreams`), on a usable endpoint,
- * not on `avoid` unless nothing else has room. `start` rotates the endpoints' order. Does not
+ * not on `avoid` unless nothing else has room. `start` rotates the endpoints' order. `pack`: the
+ * busiest channel with a free slot instead (session operations: fewer, fuller streams). Does not
  * take the circuit's slot (the caller does).
  */
 export function pickForCall(
@@ -43,17 +54,19 @@ export function pickForCall(
   maxStreams: number,
   start: number,
   avoid?: string,
+  pack = false,
 ): PooledChannel | undefined {
   if (endpoints.length === 1) {
     const ep = endpoints[0]!;
     if (!ep.breaker.available()) return undefined;
+    if (pack) return busiestWithRoom(channels, undefined, maxStreams);
     const best = leastLoadedOn(channels, undefined);
     return best && best.inFlight < maxStreams ? best : undefined;
   }
   let pick: PooledChannel | undefined;
   let fallback: PooledChannel | undefined;
   for (const ep of usableFrom(endpoints, start)) {
-    const best = leastLoadedOn(channels, ep);
+    const best = pack ? busiestWithRoom(channels, ep, maxStreams) : leastLoadedOn(channels, ep);
     if (!best || best.inFlight >= maxStreams) continue;
     if (ep.url === avoid) {
       fallback ??= best;

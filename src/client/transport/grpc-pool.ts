@@ -173,6 +173,7 @@ export class GrpcChannelPool {
     ch.closed = true;
     const i = this.channels.indexOf(ch);
     if (i >= 0) this.channels.splice(i, 1);
+    for (const fn of ch.onClose.splice(0)) fn();
     ch.client.close();
     this.stats.closed++;
     const why = reason ?? this.drainReasons.get(ch) ?? 'close';
@@ -183,9 +184,9 @@ export class GrpcChannelPool {
    * The least-loaded channel with a free call slot (./channel-picking.ts), taking its circuit's
    * slot (a half-open circuit's probe).
    */
-  private leastLoaded(avoid?: string): PooledChannel | undefined {
+  private leastLoaded(avoid?: string, pack = false): PooledChannel | undefined {
     const start = this.endpoints.length > 1 ? this.rotation++ % this.endpoints.length : 0;
-    const chosen = pickForCall(this.endpoints, this.channels, this.opts.maxStreamsPerConnection, start, avoid);
+    const chosen = pickForCall(this.endpoints, this.channels, this.opts.maxStreamsPerConnection, start, avoid, pack);
     return chosen?.endpoint.breaker.tryAcquire() ? chosen : undefined;
   }
 
@@ -210,11 +211,12 @@ export class GrpcChannelPool {
 
   /**
    * Takes a call slot on the least-loaded channel, opening or waiting for one when all are full.
-   * Fails fast with CIRCUIT_OPEN when every endpoint's circuit is open.
+   * Fails fast with CIRCUIT_OPEN when every endpoint's circuit is open. `pack`: the busiest
+   * channel with a free slot instead (session operations, which share one stream per channel).
    */
-  acquire(avoid?: string): PooledChannel | Promise<PooledChannel> {
+  acquire(avoid?: string, pack = false): PooledChannel | Promise<PooledChannel> {
     if (this.closing) throw new HeliosDBError('the client is closed', 'CLIENT_CLOSED');
-    const ch = this.leastLoaded(avoid);
+    const ch = this.leastLoaded(avoid, pack);
     if (ch) {
       this.stats.poolHits++;
       return this.take(ch);

@@ -27,6 +27,8 @@ import { LazyCall, localDeadline } from './grpc-call-state.js';
 import { codecOf, connectErrorFromGrpc, metadataToHeaders, normalizeIterable } from './grpc-codec.js';
 import type { GrpcChannelPool } from './grpc-pool.js';
 import type { PooledChannel } from './pooled-channel.js';
+import { SessionUnsupported } from './grpc-session.js';
+import type { GrpcSessions } from './grpc-sessions.js';
 
 /** Context value naming the channel a call must use (a `PooledChannel` from `GrpcChannelPool.pin`). */
 export const pinnedChannel = createContextKey<unknown>(undefined, { description: 'heliosdb pinned channel' });
@@ -48,12 +50,32 @@ function pinnedFailure(ce: ConnectError, ch: PooledChannel): ConnectError {
   return e;
 }
 
+/** A unary response carrying `message` (a session operation's result), without headers or trailers. */
+function unaryResponse(method: UnaryRequest<any, any>['method'], message: unknown): UnaryResponse<any, any> {
+  let header: Headers | undefined;
+  let trailer: Headers | undefined;
+  return {
+    stream: false,
+    service: method.parent,
+    method,
+    get header() {
+      return (header ??= new Headers());
+    },
+    message: message as never,
+    get trailer() {
+      return (trailer ??= new Headers());
+    },
+  };
+}
+
 /** Options of the grpc-js transport. */
 export interface GrpcTransportOptions {
   pool: GrpcChannelPool;
   /** Base URL shown to interceptors (`http://host:port`). */
   baseUrl: string;
   interceptors?: Interceptor[];
+  /** Unary DatabaseService calls over multiplexed sessions (./grpc-sessions.ts); default none (every call its own HTTP/2 stream). */
+  sessions?: GrpcSessions;
 }
 
 /** Builds the transport. */
@@ -66,7 +88,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
    * `avoid` (the endpoint a previous attempt failed on). A keyed Commit whose pinned connection is
    * gone may go to any server: the key settles its outcome there (src/server/idempotency.ts).
    */
-  async function channelFor(pinned: unknown, avoid: string | undefined, anyServer: boolean): Promise<PooledChannel> {
+  async function channelFor(pinned: unknown, avoid: string | undefined, anyServer: boolean, pack = false): Promise<PooledChannel> {
     let ch: PooledChannel;
     if (pinned && !((pinned as PooledChannel).closed && anyServer)) {
       ch = pinned as PooledChannel;
@@ -81,7 +103,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
       }
       ch.inFlight++;
     } else {
-      const got = pool.acquire(avoid);
+      const got = pool.acquire(avoid, pack);
       ch = got instanceof Promise ? await got : got;
     }
     const ready = pool.ready(ch);
@@ -129,7 +151,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         try {
           // A keyed commit settles on any server (its key is in the database), even when its channel closed.
           const keyedCommit = callKindOf(method, req.message) === 'commit' && !!(req.message as { idempotencyKey?: string }).idempotencyKey;
-          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), keyedCommit);
+          ch = await channelFor(values?.get(pinnedChannel), values?.get(avoidEndpoint), keyedCommit, opts.sessions !== undefined);
         } catch (e) {
           throw annotateAttempt(e, { sent: false, deadline });
         }
@@ -137,6 +159,21 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport {
         try {
           abortSignal?.throwIfAborted();
           const metadata = lazy.metadata(req, ours);
+          const session = opts.sessions?.sessionFor(ch, method, metadata);
+          if (session) {
+            try {
+              const value = await session.run(method.localName, req.message, deadline, abortSignal);
+              pool.report(ch);
+              return unaryResponse(method, value);
+            } catch (e) {
+              if (!(e instanceof SessionUnsupported)) {
+                const ce = localDeadline(ConnectError.from(e), method.name, timeoutMs);
+                pool.report(ch, ce);
+                throw annotateAttempt(pinned ? pinnedFailure(ce, ch) : ce, { endpoint: ch.endpoint.url, deadline });
+              }
+              // The server has no sessions: this call, and the next ones for a while, go unary.
+            }
+          }
           return await new Promise<UnaryResponse<any, any>>((resolve, reject) => {
             let responseMetadata: grpc.Metadata | undefined;
             let responseHeader: Headers | undefined;

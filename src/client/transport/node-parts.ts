@@ -20,6 +20,7 @@ import { resolveRetryOptions } from '../interceptors/retry-options.js';
 import { GrpcChannelPool } from './grpc-pool.js';
 import type { EndpointSpec } from './pooled-channel.js';
 import { createGrpcJsTransport, pinnedChannel } from './grpc-transport.js';
+import { GrpcSessions } from './grpc-sessions.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
 import { ClientEvents } from '../telemetry/client-events.js';
 import { tracingInterceptors } from '../telemetry/client-telemetry.js';
@@ -130,6 +131,7 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   const transport = createGrpcJsTransport({
     pool,
     baseUrl: `${tls.enabled ? 'https' : 'http'}://${target}`,
+    sessions: config.sessions ? new GrpcSessions() : undefined,
     // Retries outermost of ours: each attempt runs the credentials and metrics again.
     interceptors: [
       ...config.interceptors,

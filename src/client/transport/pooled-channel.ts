@@ -40,6 +40,8 @@ export class PooledChannel {
   closed = false;
   lastUsed = Date.now();
   readonly createdAt = Date.now();
+  /** Called once when the pool closes the channel (its sessions end with it). */
+  readonly onClose: (() => void)[] = [];
   /** When its last health check ran (its creation before the first). */
   lastCheck = this.createdAt;
   constructor(

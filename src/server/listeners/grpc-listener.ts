@@ -153,7 +153,6 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
     const fn = fns[method.localName].bind(impl);
     const responseStream = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
     const requestStream = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
-    if (requestStream && responseStream) continue; // none in HeliosDB's services
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream,
@@ -164,7 +163,7 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
       responseDeserialize: deserializer(method.output),
       originalName: method.name,
     };
-    if (requestStream) {
+    if (requestStream && !responseStream) {
       // Client streaming (CopyFrom): the handler reads the request messages as an async iterable,
       // with backpressure (the stream is read only as fast as the handler consumes it).
       handlers[method.localName] = (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -191,10 +190,13 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
         answer(p, dispose, callback, log);
       };
     } else {
+      // Server streaming, and bidirectional (SessionService): the handler reads the request
+      // messages as an async iterable, authenticated once when the stream opens.
       handlers[method.localName] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         const { ctx, dispose } = contextOf(call);
         void (async () => {
           if (authenticate) {
+            if (requestStream) ctx.reauthenticate = () => authenticateCall(authenticate, service, method.name, call, ctx);
             try {
               await authenticateCall(authenticate, service, method.name, call, ctx);
             } catch (err) {
@@ -203,7 +205,12 @@ export function addService(server: grpc.Server, service: DescService, impl: obje
               return;
             }
           }
-          const it = (fn(call.request, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+          const input = requestStream
+            ? (async function* () {
+                for await (const m of call as unknown as AsyncIterable<unknown>) yield m;
+              })()
+            : call.request;
+          const it = (fn(input, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
           let finished = false;
           try {
             for (;;) {

@@ -27,6 +27,7 @@ import type { PipelineOutcome, PipelineStatement } from '../pg/pg-pipeline.js';
 import { ResultCollector } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { CountingSink } from './exec.js';
+import { runUnnestChunk } from './unnest-chunk.js';
 
 const batchSavepoint = 'heliosdb_batch';
 const noSteps: GuardSteps = { prelude: [], postlude: [] };
@@ -62,12 +63,17 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         ? 'read'
         : 'none';
     const format = req.rowFormat || RowFormat.VALUES;
+    // One statement with many parameter sets (executeMany): a chunk may run as one statement.
+    const single = req.statements.length === 0 && req.parameterSets.length > 1;
     const t0 = performance.now();
+    /** The exact count of a chunk run as one statement (its per-set counts may be 0). */
+    let unnestTotal: bigint | undefined;
     return withConnection(
       c.scope,
       ctx,
       req.transactionId,
       async (conn, scope) => {
+        unnestTotal = undefined;
         const steps = guardSteps(guard, scope.frame);
         // A read-only principal's auto-commit batch runs inside the READ ONLY block opened here; a
         // keyed batch inside the transaction that records its key: both as in a transaction.
@@ -85,6 +91,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         if (block) await conn.query('ROLLBACK');
         let rowsAffected = 0n;
         for (const r of out) rowsAffected += r.result?.rowsAffected ?? 0n;
+        if (unnestTotal !== undefined) rowsAffected = unnestTotal;
         return { results: out, rowsAffected, executionTimeMs: performance.now() - t0 };
       },
       { keyed, guard, selfCommitting: checked.some((x) => x.selfCommitting) },
@@ -131,6 +138,13 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         results[i].code = err.code;
       };
 
+      if (o.atomic && !o.returnRows && single) {
+        const one = await runUnnestChunk(backend, conn, statements, { inTx: o.inTx, steps: o.steps, signal: ctx.signal });
+        if (one) {
+          unnestTotal = one.rowsAffected;
+          return one.results;
+        }
+      }
       if (o.atomic) {
         const list = o.inTx ? [sp, ...statements, release] : statements;
         const offset = o.inTx ? 1 : 0;
