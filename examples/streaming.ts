@@ -28,7 +28,7 @@ await pipeline(Readable.from(csv(toFile)), createWriteStream(file));
 console.log(`file: ${toFile.stats?.rowCount} rows into ${file}`);
 
 // 2. Into an HTTP response: a client that goes away cancels the query on the server.
-const http = createServer((req, res) => {
+const http = createServer((_req, res) => {
   res.setHeader('content-type', 'text/csv');
   const rows = client.stream<{ i: number; hash: string }>(query, [count]);
   pipeline(Readable.from(csv(rows)), res).catch((e) => console.error('response ended early:', (e as Error).message));
