@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { backends } from './helpers/backends.js';
+import { makeTestCerts } from './helpers/certs.js';
 import { freshServer } from './helpers/fresh.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,6 +63,23 @@ describe('examples', () => {
       for (const [sql, n] of c.check ?? []) assert.equal((await f.verify(sql))[0].n, n, sql);
     });
   }
+
+  test('examples/tls-auth.ts runs against a server with TLS and authentication required', { timeout: 120_000 }, async (t) => {
+    const certs = makeTestCerts();
+    t.after(() => certs.cleanup());
+    const f = await freshServer(t, pglite, { server: { tlsCert: certs.server.certFile, tlsKey: certs.server.keyFile, auth: 'required' } });
+    await f.server.auth.createUser({ name: 'alice', role: 'postgres', password: 'correct horse battery staple' });
+    const { key } = await f.server.auth.createApiKey({ user: 'alice' });
+    const { code, output } = await runExample('tls-auth.ts', {
+      HELIOSDB_URL: f.server.grpcUrl.replace('127.0.0.1', 'localhost'),
+      HELIOSDB_CA_FILE: certs.ca.certFile,
+      APP_API_KEY: key,
+      APP_USER: 'alice',
+      APP_PASSWORD: 'correct horse battery staple',
+    });
+    assert.equal(code, 0, output);
+    assert.match(output, /api key: runs as postgres\npassword: logged in as alice\nno credentials: [A-Z_]+/);
+  });
 
   test('npm start (examples/quickstart.ts) serves, shows the SDK working, and stops on SIGTERM', { timeout: 120_000 }, async () => {
     const { code, output } = await runExample('quickstart.ts', { HELIOSDB_PORT: '0', HELIOSDB_HTTP_PORT: '0' }, 'Serving until Ctrl-C.');
