@@ -77,6 +77,7 @@ export class BaseClient implements Queryable {
   readonly events: ClientEvents;
   /** The generated DatabaseService client on this client's transport (for advanced use). */
   readonly rpc: RpcClient<typeof DatabaseService>;
+  /** @internal Runs the calls; subclasses and transports only. */
   protected readonly runner: QueryRunner;
   private readonly health: RpcClient<typeof Health>;
   private readonly parts: ClientParts;

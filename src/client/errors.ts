@@ -225,7 +225,7 @@ export class RetryableError extends HeliosDBError {
   }
 }
 
-/** What a failing operation was doing, for the error's fields. */
+/** @internal What a failing operation was doing, for the error's fields. */
 export interface ErrorContext {
   query?: string;
   params?: readonly unknown[];
@@ -255,7 +255,7 @@ const cursorHint =
   'a FETCH leaves the cursor on the last row it returned, or after the last row when it returned fewer rows than it asked for (the end of the result); ' +
   'to UPDATE or DELETE ... WHERE CURRENT OF every row, fetch one row at a time (cursor.fetch(1), or fetchSize: 1), or update the fetched rows by key';
 
-/** Maps anything a call threw onto the hierarchy. Already-mapped errors pass through. */
+/** @internal Maps anything a call threw onto the hierarchy. Already-mapped errors pass through. */
 export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBError {
   if (err instanceof HeliosDBError) return err;
   // Connect wraps errors thrown inside a transport (the pool's, for instance); unwrap ours.
@@ -321,6 +321,7 @@ export function toHeliosError(err: unknown, ctx: ErrorContext = {}): HeliosDBErr
 }
 
 /**
+ * @internal
  * The name of an {@link ErrorReason} (`TRANSACTION_EXPIRED`), what {@link HeliosDBError.reason}
  * holds; `undefined` for none, and `REASON_<n>` for a reason newer than this client.
  */

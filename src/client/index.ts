@@ -10,6 +10,7 @@
  * await client.close();
  * ```
  * @packageDocumentation
+ * @module @heliosdb/client
  */
 import { BaseClient } from './client.js';
 import { type ConnectionConfig, resolveConfig } from './config.js';

@@ -313,8 +313,9 @@ type ValueOf<S> = S extends { kind: 'integer' }
 export type ServerOptionName = keyof Table;
 
 /**
- * Options of `startServer` and `heliosdb serve`: every field of {@link serverOptionTable}, each
- * optional (its default applies); see the table for flags, variables, defaults and meanings.
+ * Options of `startServer` and `heliosdb serve`: every option of the server (the table in
+ * `options.ts`), each optional (its default applies); `heliosdb serve --help` and the README list
+ * their flags, variables, defaults and meanings.
  */
 export type ServerOptions = { [K in ServerOptionName]?: ValueOf<Table[K]> };
 
