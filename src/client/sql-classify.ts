@@ -230,12 +230,11 @@ export function splitStatements(tokens: readonly SqlToken[]): SqlToken[][] {
 /** Words that, anywhere in a SELECT / VALUES / TABLE / WITH statement, may mean it writes. */
 const writeWords = new Set(['insert', 'update', 'delete', 'merge', 'into', 'copy', 'call', 'do', 'lock']);
 /**
- * Function names that write, also when written as a "quoted identifier": sequences, and the
- * effects a READ ONLY transaction does not stop (large objects on PostgreSQL 15, notifications).
+ * Built-in functions with effects that a READ ONLY transaction does not stop: large-object writes
+ * (PostgreSQL 15 and older let them through) and notifications. A statement calling one is no
+ * read, for the client and for the server's analysis alike.
  */
-const writeFunctions = new Set([
-  'nextval',
-  'setval',
+export const effectFunctions: ReadonlySet<string> = new Set([
   'lo_create',
   'lo_creat',
   'lo_from_bytea',
@@ -249,6 +248,8 @@ const writeFunctions = new Set([
   'lowrite',
   'pg_notify',
 ]);
+/** Function names that write, also when written as a "quoted identifier": sequences and {@link effectFunctions}. */
+const writeFunctions = new Set(['nextval', 'setval', ...effectFunctions]);
 /** What may follow FOR in a locking clause (FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE). */
 const lockingAfterFor = new Set(['update', 'share', 'no', 'key']);
 

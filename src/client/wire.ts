@@ -33,3 +33,4 @@ export { codeForSqlstate, retryableSqlstate } from './protocol/sqlstate.js';
 export { registeredTracerProvider } from './telemetry/otel-global.js';
 export { formatTraceparent, parseTraceparent, traceparentHeader } from './telemetry/traceparent.js';
 export { sqlOperationName } from './telemetry/tracing-interceptor.js';
+export { effectFunctions } from './sql-classify.js';

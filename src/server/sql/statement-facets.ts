@@ -5,6 +5,7 @@
  * transaction block").
  * @packageDocumentation
  */
+import { effectFunctions } from '@heliosdb/client/wire';
 import { commandName, type PgFields } from './command-name.js';
 import { collectFacts, explainAnalyzes, isFalseArg, type TreeFacts } from './tree-facts.js';
 import type { StatementInfo, TransactionControl } from './types.js';
@@ -158,25 +159,6 @@ function identityChange(node: string, f: PgFields, facts: TreeFacts): boolean {
   if (node === 'VariableSetStmt') return identitySettings.has(settingName(f));
   return node === 'DiscardStmt' && f.target === 'DISCARD_ALL';
 }
-
-/**
- * Built-in functions with effects that a READ ONLY transaction does not stop: large-object writes
- * (PostgreSQL 15 and older let them through) and notifications. A SELECT calling one is no read.
- */
-const effectFunctions = new Set([
-  'lo_create',
-  'lo_creat',
-  'lo_from_bytea',
-  'lo_import',
-  'lo_export',
-  'lo_put',
-  'lo_unlink',
-  'lo_truncate',
-  'lo_truncate64',
-  'lo_open',
-  'lowrite',
-  'pg_notify',
-]);
 
 function callsEffectFunction(facts: TreeFacts): boolean {
   for (const name of facts.functions) if (effectFunctions.has(name.toLowerCase().replace(/^pg_catalog\./, ''))) return true;
