@@ -34,3 +34,4 @@ export { registeredTracerProvider } from './telemetry/otel-global.js';
 export { formatTraceparent, parseTraceparent, traceparentHeader } from './telemetry/traceparent.js';
 export { sqlOperationName } from './telemetry/tracing-interceptor.js';
 export { effectFunctions } from './sql-classify.js';
+export { paramToText } from './protocol/param-text.js';

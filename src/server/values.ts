@@ -19,57 +19,7 @@ import {
 import { type ArrayItems, parseArrayLiteral } from '@heliosdb/client/wire';
 import { serverError } from './errors.js';
 
-function floatText(n: number): string {
-  if (Number.isNaN(n)) return 'NaN';
-  if (n === Infinity) return 'Infinity';
-  if (n === -Infinity) return '-Infinity';
-  return String(n);
-}
-
-function quoteArrayElement(text: string | null): string {
-  if (text === null) return 'NULL';
-  return '"' + text.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
-}
-
-/** A parameter Value as the text PostgreSQL parses (`null` for NULL). */
-export function paramToText(v: Value, index: number): string | null {
-  const k = v.kind;
-  switch (k.case) {
-    case undefined:
-    case 'nullValue':
-      return null;
-    case 'bool':
-      return k.value ? 't' : 'f';
-    case 'int32':
-    case 'int64':
-      return String(k.value);
-    case 'float32':
-    case 'float64':
-      return floatText(k.value);
-    case 'numeric':
-    case 'text':
-    case 'uuid':
-    case 'date':
-    case 'time':
-    case 'json':
-      if (k.value.includes('\0')) {
-        throw serverError(Code.InvalidArgument, `parameter $${index + 1} contains a NUL character, which PostgreSQL text cannot hold`, {
-          reason: ErrorReason.INVALID_PARAMETER,
-        });
-      }
-      return k.value;
-    case 'bytes':
-      return '\\x' + Buffer.from(k.value.buffer, k.value.byteOffset, k.value.byteLength).toString('hex');
-    case 'timestamp':
-      return formatTimestampMicros(k.value, false);
-    case 'timestamptz':
-      return formatTimestampMicros(k.value, true);
-    case 'interval':
-      return formatInterval(k.value);
-    case 'array':
-      return '{' + k.value.values.map((e) => quoteArrayElement(paramToText(e, index))).join(',') + '}';
-  }
-}
+export { paramToText } from '@heliosdb/client/wire';
 
 const nullValue = create(ValueSchema, { kind: { case: 'nullValue', value: NullValue.NULL_VALUE } });
 

@@ -18,68 +18,16 @@ import {
 } from '../../../gen/heliosdb/v1/value_pb.js';
 import { ErrorDetailSchema, ErrorReason } from '../../../gen/heliosdb/v1/error_pb.js';
 import { CompactWriter } from '../protocol/compact.js';
+import { paramToText } from '../protocol/param-text.js';
 import { formatInterval, formatTimestampMicros } from '../protocol/datetime.js';
 import { builtinTypeName, Oid } from '../protocol/oids.js';
 
 /** node-postgres type parsing turned off: every cell stays PostgreSQL's text. */
 export const rawTypes = { getTypeParser: () => (text: string) => text };
 
-function floatText(n: number): string {
-  if (Number.isNaN(n)) return 'NaN';
-  if (n === Infinity) return 'Infinity';
-  if (n === -Infinity) return '-Infinity';
-  return String(n);
-}
-
-function arrayElement(text: string | null): string {
-  return text === null ? 'NULL' : `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-function invalidParameter(message: string): ConnectError {
-  const value = create(ErrorDetailSchema, { message, reason: ErrorReason.INVALID_PARAMETER });
-  return new ConnectError(message, Code.InvalidArgument, undefined, [{ desc: ErrorDetailSchema, value }]);
-}
-
-/** A parameter Value as the text PostgreSQL parses (`null` for NULL). */
-export function paramText(v: Value, index: number): string | null {
-  const k = v.kind;
-  switch (k.case) {
-    case undefined:
-    case 'nullValue':
-      return null;
-    case 'bool':
-      return k.value ? 't' : 'f';
-    case 'int32':
-    case 'int64':
-      return String(k.value);
-    case 'float32':
-    case 'float64':
-      return floatText(k.value);
-    case 'numeric':
-    case 'text':
-    case 'uuid':
-    case 'date':
-    case 'time':
-    case 'json':
-      if (k.value.includes('\0'))
-        throw invalidParameter(`parameter $${index + 1} contains a NUL character, which PostgreSQL text cannot hold`);
-      return k.value;
-    case 'bytes':
-      return `\\x${Buffer.from(k.value.buffer, k.value.byteOffset, k.value.byteLength).toString('hex')}`;
-    case 'timestamp':
-      return formatTimestampMicros(k.value, false);
-    case 'timestamptz':
-      return formatTimestampMicros(k.value, true);
-    case 'interval':
-      return formatInterval(k.value);
-    case 'array':
-      return `{${k.value.values.map((e) => arrayElement(paramText(e, index))).join(',')}}`;
-  }
-}
-
 /** Every parameter as text. */
 export function paramTexts(params: readonly Value[]): (string | null)[] {
-  return params.map(paramText);
+  return params.map(paramToText);
 }
 
 /** bytea's text output (`\x0a1b...`, or the legacy escape format) as bytes. */
