@@ -27,7 +27,6 @@ async function arrives(got: string[], payload: string): Promise<boolean> {
 }
 
 describeEachBackend('attack: listen', (backend) => {
-  const pg = backend.name === 'postgresql';
   let f: SecurityFixture;
   let attacker: HeliosDBClient;
   let victim: HeliosDBClient;

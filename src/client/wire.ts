@@ -35,3 +35,4 @@ export { formatTraceparent, parseTraceparent, traceparentHeader } from './teleme
 export { sqlOperationName } from './telemetry/tracing-interceptor.js';
 export { effectFunctions } from './sql-classify.js';
 export { paramToText } from './protocol/param-text.js';
+export { databaseErrorOf, type PgErrorLike } from './protocol/database-error.js';

@@ -5,19 +5,10 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { NullValue } from '@bufbuild/protobuf/wkt';
-import { Code } from '@connectrpc/connect';
-import { type Value, ValueSchema, ErrorReason } from '@heliosdb/client/wire';
+import { type Value, ValueSchema } from '@heliosdb/client/wire';
 import { arrayElementOid, Oid } from '@heliosdb/client/wire';
-import {
-  formatInterval,
-  INFINITY_MICROS,
-  NEG_INFINITY_MICROS,
-  formatTimestampMicros,
-  parseInterval,
-  parseTimestampMicros,
-} from '@heliosdb/client/wire';
+import { INFINITY_MICROS, NEG_INFINITY_MICROS, parseInterval, parseTimestampMicros } from '@heliosdb/client/wire';
 import { type ArrayItems, parseArrayLiteral } from '@heliosdb/client/wire';
-import { serverError } from './errors.js';
 
 export { paramToText } from '@heliosdb/client/wire';
 

@@ -10,7 +10,7 @@ import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { ErrorDetailSchema, ErrorReason } from '../../../gen/heliosdb/v1/error_pb.js';
 import { HeliosDBError } from '../errors.js';
-import { codeForSqlstate, retryableSqlstate } from '../protocol/sqlstate.js';
+import { databaseErrorOf, type PgErrorLike } from '../protocol/database-error.js';
 import { annotateAttempt } from './attempt-info.js';
 
 type DetailInit = MessageInitShape<typeof ErrorDetailSchema>;
@@ -19,21 +19,6 @@ type DetailInit = MessageInitShape<typeof ErrorDetailSchema>;
 export function detailedError(code: Code, message: string, detail: DetailInit = {}): ConnectError {
   const value = create(ErrorDetailSchema, { ...detail, message });
   return new ConnectError(message, code, undefined, [{ desc: ErrorDetailSchema, value }]);
-}
-
-interface PgErrorLike {
-  code?: unknown;
-  message?: string;
-  detail?: string;
-  hint?: string;
-  position?: string;
-  schema?: string;
-  table?: string;
-  column?: string;
-  constraint?: string;
-  dataType?: string;
-  severity?: string;
-  where?: string;
 }
 
 const refused = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
@@ -50,13 +35,8 @@ export function fromPgError(err: unknown, endpoint: string, opts: { sentAsRead?:
   const e = (err ?? {}) as PgErrorLike;
   const message = e.message || String(err);
   const code = typeof e.code === 'string' ? e.code : '';
-  if (/^[0-9A-Z]{5}$/.test(code) && e.severity) {
-    let status = codeForSqlstate(code, e.severity);
-    let reason = ErrorReason.UNSPECIFIED;
-    if (code === '57014' && /statement timeout/.test(message)) {
-      status = Code.DeadlineExceeded;
-      reason = ErrorReason.STATEMENT_TIMEOUT;
-    }
+  const db = databaseErrorOf(err);
+  if (db) {
     // A write in a call sent as a read (the read-only connection refused it): nothing ran.
     if (code === '25006' && opts.sentAsRead) {
       return detailedError(Code.FailedPrecondition, `sent as a read, but it writes: ${message}`, {
@@ -65,20 +45,8 @@ export function fromPgError(err: unknown, endpoint: string, opts: { sentAsRead?:
       });
     }
     const fatal = e.severity === 'FATAL' || e.severity === 'PANIC';
-    const ce = detailedError(status, message, {
-      reason,
-      sqlstate: code,
-      detail: e.detail ?? '',
-      hint: e.hint ?? '',
-      position: e.position ? Number(e.position) : 0,
-      schema: e.schema ?? '',
-      table: e.table ?? '',
-      column: e.column ?? '',
-      constraint: e.constraint ?? '',
-      dataType: e.dataType ?? '',
-      severity: e.severity ?? '',
-      where: e.where ?? '',
-      retryable: retryableSqlstate(code, e.severity),
+    const ce = detailedError(db.code, message, {
+      ...db.detail,
       ...(opts.statementIndex !== undefined ? { statementIndex: opts.statementIndex } : {}),
     });
     return fatal && code.startsWith('28') ? annotateAttempt(ce, { sent: false, endpoint }) : ce;

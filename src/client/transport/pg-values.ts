@@ -5,7 +5,6 @@
  * @packageDocumentation
  */
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
 import {
   type Column,
@@ -16,10 +15,8 @@ import {
   RowsSchema,
   type Value,
 } from '../../../gen/heliosdb/v1/value_pb.js';
-import { ErrorDetailSchema, ErrorReason } from '../../../gen/heliosdb/v1/error_pb.js';
 import { CompactWriter } from '../protocol/compact.js';
 import { paramToText } from '../protocol/param-text.js';
-import { formatInterval, formatTimestampMicros } from '../protocol/datetime.js';
 import { builtinTypeName, Oid } from '../protocol/oids.js';
 
 /** node-postgres type parsing turned off: every cell stays PostgreSQL's text. */
