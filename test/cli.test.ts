@@ -97,3 +97,13 @@ test('a started server logs JSON when not on a terminal, says each warning once,
   await slow;
   await client.close();
 });
+
+test('`npx heliosdb` works in a clone right after npm install, without a build (the README uses it)', async () => {
+  // Run from a folder outside the repository's tsconfig reach, as npx does from the project root.
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('npx', ['--no-install', 'heliosdb', 'version'], { timeout: 60_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+  assert.match(out, /^\d+\.\d+\.\d+/);
+});
