@@ -171,7 +171,7 @@ describe('client options', () => {
     const cases: [object, RegExp][] = [
       [
         { connectionString: 'postgres://u@db/app' },
-        /"connectionString": use url \(url: 'grpc:\/\/db\.example\.com:7700' is the HeliosDB server's address; the PostgreSQL URL is the server's option: heliosdb serve --database-url/,
+        /"connectionString": use url \(url: 'grpc:\/\/db\.example\.com:7700' for a HeliosDB server, or 'postgres:\/\/user@db\.example\.com:5432\/app'/,
       ],
       [{ connectionTimeoutMillis: 5000 }, /"connectionTimeoutMillis": use connectTimeoutMs\./],
       [{ max: 20 }, /"max": use maxConnections\./],
@@ -180,7 +180,7 @@ describe('client options', () => {
       [{ statement_timeout: 1000 }, /"statement_timeout": use timeoutMs \(/],
       [
         { host: 'db', port: 5432, database: 'app' },
-        /"host", "port": use url \(url: 'grpc:\/\/.*"database": use url \(.*so the server chooses the database\)/,
+        /"host", "port": use url \(url: 'grpc:\/\/.*"database": use url \(.*the server chooses the database\)/,
       ],
       [{ ssl: true, maxConection: 3 }, /"maxConection": use maxConnections\./],
       [{ timeoutMS: 5 }, /"timeoutMS": use timeoutMs\./],

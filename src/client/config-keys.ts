@@ -7,8 +7,8 @@
 import { ConfigurationError } from './errors.js';
 
 const urlNote =
-  "url: 'grpc://db.example.com:7700' is the HeliosDB server's address; the PostgreSQL URL is the server's option: heliosdb serve --database-url postgres://...";
-const databaseNote = `${urlNote}, so the server chooses the database`;
+  "url: 'grpc://db.example.com:7700' for a HeliosDB server, or 'postgres://user@db.example.com:5432/app' to speak PostgreSQL's protocol to a PostgreSQL server (or to heliosdb's pg port) directly";
+const databaseNote = `${urlNote}; through a HeliosDB server, the server chooses the database`;
 
 /** Options of other clients (node-postgres, postgres.js, mysql2, ...): the option to use instead, and a note. */
 const aliases: Record<string, [option: string, note?: string]> = {
