@@ -1,5 +1,5 @@
 /**
- * More parameters than the protocol's 16-bit count: refused before the wire, by the client
+ * Statement input the wire cannot carry or PostgreSQL cannot parse. More parameters than the protocol's 16-bit count: refused before the wire, by the client
  * (ParameterError) and by the server (INVALID_ARGUMENT), instead of wrapping the count around.
  */
 import assert from 'node:assert/strict';
@@ -33,6 +33,30 @@ test('70,000 parameters: ParameterError from the client, INVALID_PARAMETER from 
     );
     assert.equal(r.n, 65_535);
   } finally {
+    await client.close();
+  }
+});
+
+test('a syntax error says only that: PostgreSQL ran nothing of the script, so nothing committed', async () => {
+  const ts = server();
+  const client = createClient({ url: ts.server.grpcUrl });
+  try {
+    await client.execute('CREATE TABLE IF NOT EXISTS syntax_t (x int)');
+    for (const sql of ['SELEC 1', 'INSERT INTO syntax_t VALUES (1); SELEC 2']) {
+      const e = await client.execute(sql).then(
+        () => undefined,
+        (err: Error & { sqlstate?: string }) => err,
+      );
+      assert.equal(e?.sqlstate, '42601', sql);
+      assert.doesNotMatch(e!.message, /committed/, sql);
+    }
+    assert.equal(
+      (await client.queryOne<{ n: number }>('SELECT count(*)::int AS n FROM syntax_t')).n,
+      0,
+      'the INSERT before the error never ran',
+    );
+  } finally {
+    await client.execute('DROP TABLE IF EXISTS syntax_t').catch(() => {});
     await client.close();
   }
 });

@@ -110,7 +110,8 @@ function callError(e: unknown, principal: Principal, opts: ScopeOptions, autocom
   }
   const ce = e instanceof ConnectError ? e : toConnectError(e);
   const detail = ce.findDetails(ErrorDetailSchema)[0];
-  if (opts.selfCommitting && detail && !detail.reason) {
+  // A syntax error (42601) stops a script before PostgreSQL runs any of it: nothing committed.
+  if (opts.selfCommitting && detail && !detail.reason && detail.sqlstate !== '42601') {
     // What the script committed itself before the failure stays committed, as in PostgreSQL.
     return serverError(
       ce.code,
