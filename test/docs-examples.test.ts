@@ -110,6 +110,7 @@ const placeholderUrls = {
   GRPC_URL: 'grpc://127.0.0.1:7700',
   HTTP_URL: 'http://127.0.0.1:7701',
   DATABASE_URL: 'postgres://127.0.0.1:5432/app',
+  CQL_ADDRESS: '127.0.0.1:9042',
 };
 
 describe('documentation code blocks', () => {
@@ -152,7 +153,12 @@ describe('documentation code blocks', () => {
     test(`${name(b)} runs`, { skip: backend ? false : postgresSkipReason, timeout: 120_000 }, async (t) => {
       assert.ok(backend);
       const f = await freshServer(t, backend);
-      const urls = { GRPC_URL: f.server.grpcUrl, HTTP_URL: f.server.httpUrl ?? '', DATABASE_URL: f.server.options.databaseUrl ?? '' };
+      const urls = {
+        GRPC_URL: f.server.grpcUrl,
+        HTTP_URL: f.server.httpUrl ?? '',
+        DATABASE_URL: f.server.options.databaseUrl ?? '',
+        CQL_ADDRESS: `127.0.0.1:${f.server.cqlPort ?? 9042}`,
+      };
       const setup = args(b, 'sql');
       if (setup.length > 0) {
         const { client } = f.client('grpc');
@@ -186,6 +192,8 @@ describe('documentation code blocks', () => {
     shim,
     [
       '#!/usr/bin/env bash',
+      // Outside the repository tsx finds no tsconfig: point it at ours, so @heliosdb/* are the sources, not a build.
+      `export TSX_TSCONFIG_PATH="${join(root, 'tsconfig.json')}"`,
       `if [ "$1" = serve ]; then exec "${process.execPath}" "${join(root, 'test/helpers/docs-serve-once.mjs')}" "$@"; fi`,
       `exec "${process.execPath}" --import "${import.meta.resolve('tsx')}" "${join(root, 'src/server/bin/heliosdb.ts')}" "$@"`,
       '',

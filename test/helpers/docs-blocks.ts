@@ -11,7 +11,7 @@
  * - `<!-- docs-test: expect SELECT count(*)::int AS n FROM users => [{"n": 3}] -->` after the
  *   block, the SQL's rows (through a separate client) must equal the JSON.
  * - `<!-- docs-test: replace grpcs://db.example.com:7700 => $GRPC_URL -->` text replaced in the
- *   block before it runs (`$GRPC_URL`, `$HTTP_URL`, `$DATABASE_URL` name the fresh server's).
+ *   block before it runs (`$GRPC_URL`, `$HTTP_URL`, `$DATABASE_URL`, `$CQL_ADDRESS` name the fresh server's).
  * - `<!-- docs-test: postgres -->` run on a server over PostgreSQL rather than PGlite.
  * - `<!-- docs-test: typecheck reason -->` type-check only: the block is not run (it talks to
  *   hosts that do not exist here); the reason is listed.
@@ -147,7 +147,7 @@ export function replacements(block: DocBlock, urls: Record<string, string>): [st
     const at = a.indexOf('=>');
     if (at < 0) throw new Error(`${block.file}:${block.line}: replace needs "FROM => TO"`);
     const to = a.slice(at + 2).trim();
-    return [a.slice(0, at).trim(), to.replace(/\$(GRPC_URL|HTTP_URL|DATABASE_URL)\b/g, (_, k: string) => urls[k] ?? '')];
+    return [a.slice(0, at).trim(), to.replace(/\$(GRPC_URL|HTTP_URL|DATABASE_URL|CQL_ADDRESS)\b/g, (_, k: string) => urls[k] ?? '')];
   });
 }
 
