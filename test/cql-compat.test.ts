@@ -127,5 +127,14 @@ describeEachBackend('CQL compatibility rows', (backend) => {
     await client.execute(`DROP KEYSPACE ${ks}`);
     assert.deepEqual(await f.verify('SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1', [ks]), [{ n: 0 }]);
     await client.execute(`DROP KEYSPACE IF EXISTS ${ks}`);
+
+    // A PostgreSQL schema and table not made through CQL are not CQL's, and the error says so.
+    const plain = keyspaceName('plain');
+    await f.verify(`CREATE SCHEMA ${plain}; CREATE TABLE ${plain}.t (k int PRIMARY KEY)`);
+    try {
+      await rejectsWith(client.execute(`SELECT * FROM ${plain}.t`), codes.invalid, /CREATE KEYSPACE/);
+    } finally {
+      await f.verify(`DROP SCHEMA ${plain} CASCADE`);
+    }
   });
 });

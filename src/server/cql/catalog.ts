@@ -149,3 +149,11 @@ export async function listTables(conn: BackendConnection): Promise<TableMeta[]> 
   );
   return r.flatMap((x) => tableFromComment(x.k ?? '', x.t ?? '', x.d) ?? []);
 }
+
+/**
+ * The error text for a keyspace that is not there: only schemas made with CREATE KEYSPACE (and
+ * their tables made with CREATE TABLE) are CQL's; other PostgreSQL schemas and tables are not seen.
+ */
+export function keyspaceMissing(name: string): string {
+  return `Keyspace '${name}' does not exist (only keyspaces made with CREATE KEYSPACE through CQL, and their tables made with CREATE TABLE, are visible to CQL; other PostgreSQL schemas and tables are not)`;
+}

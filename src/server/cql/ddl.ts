@@ -7,7 +7,7 @@
 import type { BackendConnection } from '../backend.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';
 import type { Statement } from './ast.js';
-import { keyspaceComment, qualified, readKeyspace, readTable, tableComment } from './catalog.js';
+import { keyspaceComment, keyspaceMissing, qualified, readKeyspace, readTable, tableComment } from './catalog.js';
 import { CqlError, ErrorCode, invalid, unsupported } from './errors.js';
 import { expiresColumn } from './planner.js';
 import { isSystemKeyspace } from './system-tables.js';
@@ -29,7 +29,7 @@ async function exists(conn: BackendConnection, sql: string, values: unknown[]): 
 /** A keyspace that must exist (and be one of CQL's) for a table statement. */
 export async function requireKeyspace(conn: BackendConnection, name: string): Promise<void> {
   if (isSystemKeyspace(name)) throw new CqlError(ErrorCode.unauthorized, `${name} keyspace is not user-modifiable.`);
-  if (!(await readKeyspace(conn, name))) throw invalid(`Keyspace '${name}' does not exist`);
+  if (!(await readKeyspace(conn, name))) throw invalid(keyspaceMissing(name));
 }
 
 /** Runs a schema statement on `conn` (inside the caller's transaction). */

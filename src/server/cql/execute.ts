@@ -8,7 +8,7 @@ import type { BackendConnection } from '../backend.js';
 import { txStatusOf } from '../backend/connection.js';
 import type { Relation, Statement, Term } from './ast.js';
 import { type Bound, type ColumnSpec, termValue } from './bind.js';
-import { readKeyspace, readTable, type TableMeta } from './catalog.js';
+import { keyspaceMissing, readKeyspace, readTable, type TableMeta } from './catalog.js';
 import { runDdl, type SchemaChange } from './ddl.js';
 import { CqlError, ErrorCode, invalid, unsupported } from './errors.js';
 import { planDelete, planInsert, planSelect, planUpdate, type SelectPlan, type WritePlan } from './planner.js';
@@ -52,7 +52,7 @@ export async function resolveTarget(conn: BackendConnection, s: Statement, keysp
   }
   const meta = await readTable(conn, ks, s.table.name);
   if (meta) return { kind: 'table', meta };
-  if (!(await readKeyspace(conn, ks))) throw invalid(`Keyspace ${ks} does not exist`);
+  if (!(await readKeyspace(conn, ks))) throw invalid(keyspaceMissing(ks));
   throw invalid(`unconfigured table ${s.table.name}`);
 }
 
@@ -236,8 +236,7 @@ export async function runStatement(
     case 'unsupported':
       throw unsupported(s.what);
     case 'use':
-      if (!isSystemKeyspace(s.keyspace) && !(await readKeyspace(conn, s.keyspace)))
-        throw invalid(`Keyspace '${s.keyspace}' does not exist`);
+      if (!isSystemKeyspace(s.keyspace) && !(await readKeyspace(conn, s.keyspace))) throw invalid(keyspaceMissing(s.keyspace));
       return { kind: 'setKeyspace', keyspace: s.keyspace };
     case 'createKeyspace':
     case 'dropKeyspace':
