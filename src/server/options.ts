@@ -41,6 +41,14 @@ export const serverOptionTable = {
     7701,
     'Connect, gRPC-Web, gRPC and JSON port (HTTP/1.1 and h2c); 0 picks a free one, -1 disables it',
   ),
+  pgPort: o(
+    '--pg-port',
+    'HELIOSDB_PG_PORT',
+    'integer',
+    7702,
+    'PostgreSQL wire-protocol port (psql, pgbench, PostgreSQL drivers); 0 picks a free one, -1 disables it',
+    '7702 (a free one when --port is 0)',
+  ),
   databaseUrl: o(
     '--database-url',
     'HELIOSDB_DATABASE_URL',

@@ -23,6 +23,7 @@ import { createHealthService, HealthState } from './health-service.js';
 import { startGrpcListener } from './listeners/grpc-listener.js';
 import { type HttpListener, startHttpListener } from './listeners/http-listener.js';
 import { type ResolvedServerOptions, resolveOptions, type ServerOptions } from './options.js';
+import { type PgWireListener, startPgWireListener } from './pgwire/listener.js';
 import { SessionManager } from './sessions.js';
 import { TypeNames } from './type-names.js';
 import { grpcServerCredentials, loadServerTls } from './tls.js';
@@ -40,6 +41,10 @@ export interface HeliosServer {
   /** Bound ports (useful with port 0). */
   readonly port: number;
   readonly httpPort: number | undefined;
+  /** `postgres://host:port` of the PostgreSQL wire-protocol listener; undefined when disabled. */
+  readonly pgUrl: string | undefined;
+  /** Bound port of the PostgreSQL wire-protocol listener; undefined when disabled. */
+  readonly pgPort: number | undefined;
   /** `pglite` or `postgresql`. */
   readonly engine: string;
   /** The options in force. */
@@ -175,6 +180,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   let grpcServer: grpc.Server | undefined;
   let port: number;
   let httpListener: HttpListener | undefined;
+  let pgListener: PgWireListener | undefined;
   try {
     ({ server: grpcServer, port } = await startGrpcListener(
       {
@@ -211,8 +217,23 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         log,
       );
     }
+    // --pg-port follows --port 0 (a free port) unless given itself.
+    const pgPort = rest.pgPort ?? (opts.port === 0 ? 0 : opts.pgPort);
+    if (pgPort >= 0) {
+      pgListener = await startPgWireListener({
+        host: opts.host,
+        port: pgPort,
+        backend,
+        logins,
+        auth: { mode: authMode, authenticator, data: authData.data, allowInsecurePassword: opts.allowInsecurePassword, log },
+        options: opts,
+        serverTls,
+        log,
+      });
+    }
   } catch (e) {
     grpcServer?.forceShutdown();
+    await httpListener?.close(0);
     await authData.close();
     await backend.close();
     throw listenError(e, opts.host);
@@ -220,10 +241,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const grpcUrl = `${serverTls ? 'grpcs' : 'grpc'}://${hostForUrl}:${port}`;
   const httpUrl = httpListener ? `${serverTls ? 'https' : 'http'}://${hostForUrl}:${httpListener.port}` : undefined;
+  const pgUrl = pgListener ? `postgres://${hostForUrl}:${pgListener.port}` : undefined;
   log.info(
     {
       grpc: grpcUrl,
       http: httpUrl,
+      pg: pgUrl,
       engine: backend.engine,
       engineVersion,
       tls: !!serverTls,
@@ -259,6 +282,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     httpUrl,
     port,
     httpPort: httpListener?.port,
+    pgUrl,
+    pgPort: pgListener?.port,
     engine: backend.engine,
     options: opts,
     auth: authData.admin,
@@ -281,7 +306,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         });
         // Open transactions end now, not after the drain: no new call can continue them, and
         // in-flight calls may be waiting for the connections they hold (PGlite has only one).
-        await Promise.all([grpcDone, httpListener?.close(grace), sessions.closeAll(), hub.close()]);
+        await Promise.all([grpcDone, httpListener?.close(grace), pgListener?.close(), sessions.closeAll(), hub.close()]);
         await sessions.closeAll(); // any begun during the drain
         database.close();
         await authData.close();
