@@ -27,7 +27,9 @@ import {
   queryMessage,
   queryText,
   readyForQuery,
+  syncMessage,
 } from './messages.js';
+import { quoteIdent } from '../sql-quote.js';
 import { renameMessage, StatementNames } from './statement-names.js';
 import { judgeSql, refusalSql } from './statement-rules.js';
 
@@ -51,6 +53,8 @@ export interface SessionHost {
 
 /** One exchange in flight (a Query, or extended messages up to their Sync). */
 interface Exchange {
+  /** A DEALLOCATE ALL played with Close messages: their CloseComplete answers become this tag. */
+  replaceTag?: string;
   /** ParseComplete / BindComplete the engine sends before the injected refusal's, when one was injected. */
   swallowParseAfter?: number;
   swallowBindAfter?: number;
@@ -155,9 +159,13 @@ export class PgliteSession {
           continue;
         }
         if (ex) ex.gotBinds++;
+      } else if (type === 0x33 /* 3 */ && this.exchanges[0]?.replaceTag) {
+        continue;
       } else if (type === 0x45 /* E */) {
         if (this.exchanges[0]) this.exchanges[0].failed = true;
       } else if (type === 0x5a /* Z */) {
+        const tag = this.exchanges[0]?.replaceTag;
+        if (tag) out.push(commandComplete(tag));
         this.exchanges.shift();
         this.outstanding--;
         this.txStatus = String.fromCharCode(msg[5]!);
@@ -252,7 +260,33 @@ export class PgliteSession {
           this.startCopy(queryText(msg));
           continue;
         }
+        if (verdict.deallocate?.all) {
+          if (this.outstanding > 0) break;
+          this.pending.shift();
+          // This client's statements only, by Close messages (the tag is DEALLOCATE ALL's).
+          const names = [...this.prepared.keys()];
+          this.prepared.clear();
+          this.deferred.clear();
+          this.failedParses.clear();
+          this.names.forgetStatements();
+          for (const name of names) out.push(message('C', Buffer.concat([Buffer.from('S'), cstr(name)])));
+          out.push(syncMessage);
+          this.outstanding++;
+          this.exchanges.push({ ...newExchange(), replaceTag: 'DEALLOCATE ALL' });
+          continue;
+        }
         this.pending.shift();
+        if (verdict.deallocate && !verdict.deallocate.all) {
+          const mapped = this.names.forgetStatement(verdict.deallocate.name) ?? `h0x${verdict.deallocate.name}`;
+          this.prepared.delete(mapped);
+          this.deferred.delete(mapped);
+          this.failedParses.delete(mapped);
+          this.outstanding++;
+          if (this.current) this.current = undefined;
+          else this.exchanges.push(newExchange());
+          out.push(queryMessage(`DEALLOCATE ${quoteIdent(mapped)}`));
+          continue;
+        }
         if (verdict.changesSettings) this.settingsDirty = true;
         this.outstanding++;
         // Extended messages sent without a Sync before it share its ReadyForQuery.

@@ -45,6 +45,11 @@ export class StatementNames {
     return s;
   }
 
+  /** Forgets every statement name (after DEALLOCATE ALL). */
+  forgetStatements(): void {
+    this.statements.clear();
+  }
+
   /** Forgets every portal (they end with their transaction). */
   forgetPortals(): void {
     this.portals.clear();

@@ -20,6 +20,20 @@ export interface StatementVerdict {
   copyFromStdin: boolean;
   /** COPY ... FROM STDIN among other statements. */
   copyAmongOthers: boolean;
+  /**
+   * It is exactly one DEALLOCATE: of the client's own statements (all of them, or the one named,
+   * as the client named it), which the session layer maps.
+   */
+  deallocate?: { all: true } | { all: false; name: string };
+}
+
+/** The name a DEALLOCATE statement's text gives, as PostgreSQL folds it; undefined for ALL. */
+function deallocateTarget(text: string): { all: true } | { all: false; name: string } | undefined {
+  const m = /^deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[^\s;]+)\s*$/i.exec(text);
+  if (!m) return undefined;
+  const n = m[1]!;
+  if (n.startsWith('"')) return { all: false, name: n.slice(1, -1).replace(/""/g, '"') };
+  return n.toLowerCase() === 'all' ? { all: true } : { all: false, name: n.toLowerCase() };
 }
 
 const shared = "the embedded engine's clients share one database session";
@@ -34,7 +48,7 @@ export function judgeSql(sql: string, authRequired: boolean): StatementVerdict {
       if (a.statements.length === 1) v.copyFromStdin = true;
       else v.copyAmongOthers = true;
     }
-    if (s.identityChange) {
+    if (s.identityChange && s.node !== 'DiscardStmt') {
       if (authRequired) {
         v.refusal = {
           code: '42501',
@@ -52,7 +66,11 @@ export function judgeSql(sql: string, authRequired: boolean): StatementVerdict {
       };
       return v;
     }
-    if (!s.sessionState) continue;
+    if (s.node === 'DeallocateStmt' && a.statements.length === 1) {
+      v.deallocate = deallocateTarget(s.text);
+      if (v.deallocate) return v;
+    }
+    if (!s.sessionState && s.node !== 'DiscardStmt') continue;
     if (s.node === 'VariableSetStmt') {
       v.changesSettings = true;
       continue;
