@@ -36,12 +36,13 @@ describeEachBackend('pg port: authentication', (backend) => {
   let fx: SecurityFixture;
   let plain: SecurityFixture;
   let user: string;
+  let plainUser: string;
   const password = randomBytes(9).toString('hex');
   before(async () => {
     fx = await startSecureServer(backend, certs, { httpPort: -1 });
     plain = await startSecureServer(backend, certs, { httpPort: -1, tls: false });
     user = await makeUser(fx, 'pgw_auth', fx.writerRole, password);
-    await plain.auth.createUser({ name: user, role: plain.writerRole, password });
+    plainUser = await makeUser(plain, 'pgw_auth', plain.writerRole, password);
   });
   after(async () => {
     await fx?.close();
@@ -74,7 +75,7 @@ describeEachBackend('pg port: authentication', (backend) => {
       refused('28000', /requires TLS/),
     );
     await assert.rejects(
-      connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user, password }),
+      connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user: plainUser, password }),
       refused('28000', /passwords are refused over a connection without TLS/),
     );
   });
@@ -91,8 +92,8 @@ describeEachBackend('pg port: authentication', (backend) => {
     await assert.rejects(connect({ ...tls(), user, password: ro.key }), refused('28000', /read-only API keys are refused/));
     await assert.rejects(connect({ ...tls(), user, password: 'hdb_notakey_0000' }), refused('28P01'));
     // Without TLS an API key is accepted, as on the other listeners.
-    const { key: plainKey } = await plain.auth.createApiKey({ user });
-    const p = await connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user, password: plainKey });
+    const { key: plainKey } = await plain.auth.createApiKey({ user: plainUser });
+    const p = await connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user: plainUser, password: plainKey });
     await p.end();
   });
 
@@ -104,7 +105,8 @@ describeEachBackend('pg port: authentication', (backend) => {
         await c.query('RESET ROLE');
         const r = await c.query('SELECT current_user AS u, session_user AS s');
         assert.match(r.rows[0].s, /^hdb_[0-9a-f]{8}_/);
-        assert.equal(r.rows[0].u, r.rows[0].s);
+        // The login role starts in the user's role (ALTER ROLE ... SET role), and returns there.
+        assert.equal(r.rows[0].u, fx.writerRole);
         await assert.rejects(c.query('SET ROLE postgres'), refused('42501'));
         await assert.rejects(c.query('SELECT count(*) FROM heliosdb.users'), refused('42501'));
       } else {

@@ -77,6 +77,8 @@ export class PgliteScheduler implements SessionHost {
   private last: PgliteSession | undefined;
   private appliedKey: string | undefined;
   private needsRollback = false;
+  /** A client left inside an extended exchange: the engine needs a Sync before anything else. */
+  private needsSync = false;
   private closes: string[] = [];
   private queue: Turn[] = [];
   private turning = false;
@@ -168,6 +170,7 @@ export class PgliteScheduler implements SessionHost {
     if (this.holder !== s) return;
     this.holder = undefined;
     this.last = s;
+    if (s.closed && s.unsynced) this.needsSync = true;
     if (s.closed) this.forget(s);
     void this.next();
   }
@@ -288,10 +291,13 @@ export class PgliteScheduler implements SessionHost {
     this.last = undefined;
     this.closes = [];
     this.needsRollback = false;
+    this.needsSync = false;
   }
 
   private async giveBack(): Promise<void> {
     if (!this.conn) return;
+    if (this.needsSync) await this.exchange(syncMessage, 1);
+    this.needsSync = false;
     await this.snapshotLast();
     if (this.needsRollback) await this.exchange(queryMessage('ROLLBACK'), 1);
     this.detach(false);
@@ -335,6 +341,8 @@ export class PgliteScheduler implements SessionHost {
   }
 
   private async switchTo(s: PgliteSession): Promise<ExchangeResult> {
+    if (this.needsSync) await this.exchange(syncMessage, 1);
+    this.needsSync = false;
     const parts: Buffer[] = [];
     let z = 0;
     let sql = this.needsRollback ? 'ROLLBACK; ' : '';

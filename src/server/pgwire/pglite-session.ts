@@ -126,6 +126,11 @@ export class PgliteSession {
     return this.pending.length > 0;
   }
 
+  /** True when it sent extended-protocol messages without their Sync (the engine is inside an exchange). */
+  get unsynced(): boolean {
+    return this.current !== undefined;
+  }
+
   /** True when the engine owes it answers. */
   get busy(): boolean {
     return this.outstanding > 0 || this.copy !== undefined;
@@ -425,7 +430,8 @@ export class PgliteSession {
       this.pump();
       return;
     }
-    if (this.outstanding === 0 && !this.copy && this.pending.length === 0 && this.txStatus === 'I') {
+    // Not inside an extended exchange either: its Sync is still to come.
+    if (this.outstanding === 0 && !this.copy && this.pending.length === 0 && this.txStatus === 'I' && !this.current) {
       this.holder = false;
       this.host.idle(this);
     }
