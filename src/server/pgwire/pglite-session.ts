@@ -238,6 +238,17 @@ export class PgliteSession {
   }
 
   private pump(): void {
+    try {
+      this.pumpMessages();
+    } catch (e) {
+      // A malformed message ends this client only.
+      const m = e instanceof ProtocolViolation ? e.message : String(e);
+      if (!this.closed) this.client.socket.end(errorResponse({ severity: 'FATAL', code: '08P01', message: m }));
+      this.close();
+    }
+  }
+
+  private pumpMessages(): void {
     if (this.closed) return;
     if (!this.holder) {
       while (this.answerPrepareOnly()) {
