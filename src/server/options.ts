@@ -49,6 +49,14 @@ export const serverOptionTable = {
     'Cassandra CQL native protocol v4 port (docs/cql.md); 0 picks a free one, -1 disables it',
     '9042 (0 when --port is 0)',
   ),
+  pgPort: o(
+    '--pg-port',
+    'HELIOSDB_PG_PORT',
+    'integer',
+    7702,
+    'PostgreSQL wire-protocol port (psql, pgbench, PostgreSQL drivers); 0 picks a free one, -1 disables it',
+    '7702 (a free one when --port is 0)',
+  ),
   databaseUrl: o(
     '--database-url',
     'HELIOSDB_DATABASE_URL',

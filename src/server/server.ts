@@ -24,6 +24,7 @@ import { createHealthService, HealthState } from './health-service.js';
 import { startGrpcListener } from './listeners/grpc-listener.js';
 import { type HttpListener, startHttpListener } from './listeners/http-listener.js';
 import { type ResolvedServerOptions, resolveOptions, type ServerOptions } from './options.js';
+import { type PgWireListener, startPgWireListener } from './pgwire/listener.js';
 import { SessionManager } from './sessions.js';
 import { traceService } from './telemetry/call-tracing.js';
 import { ServerMetrics } from './telemetry/server-metrics.js';
@@ -47,6 +48,10 @@ export interface HeliosServer {
   readonly httpPort: number | undefined;
   /** Port of the CQL listener (docs/cql.md); undefined when disabled. */
   readonly cqlPort: number | undefined;
+  /** `postgres://host:port` of the PostgreSQL wire-protocol listener; undefined when disabled. */
+  readonly pgUrl: string | undefined;
+  /** Bound port of the PostgreSQL wire-protocol listener; undefined when disabled. */
+  readonly pgPort: number | undefined;
   /** `pglite` or `postgresql`. */
   readonly engine: string;
   /** The options in force. */
@@ -70,7 +75,7 @@ function listenError(e: unknown, host: string): unknown {
   const err = e as NodeJS.ErrnoException & { port?: number };
   if (err?.code === 'EADDRINUSE') {
     return new Error(
-      `${host}:${err.port ?? '?'} is already in use (another heliosdb serve, or another program, listens there): stop it, or choose other ports with --port, --http-port and --cql-port (0 picks a free one)`,
+      `${host}:${err.port ?? '?'} is already in use (another heliosdb serve, or another program, listens there): stop it, or choose other ports with --port, --http-port, --pg-port and --cql-port (0 picks a free one)`,
     );
   }
   if (err?.code === 'EACCES')
@@ -198,6 +203,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   let cqlListener: CqlListener | undefined;
   // A server on a random gRPC port (tests, embedded use) takes a random CQL port too, unless told.
   const cqlPort = rest.cqlPort ?? (opts.port === 0 ? 0 : opts.cqlPort);
+  let pgListener: PgWireListener | undefined;
   try {
     ({ server: grpcServer, port } = await startGrpcListener(
       {
@@ -254,6 +260,20 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         log,
       });
     }
+    // --pg-port follows --port 0 (a free port) unless given itself.
+    const pgPort = rest.pgPort ?? (opts.port === 0 ? 0 : opts.pgPort);
+    if (pgPort >= 0) {
+      pgListener = await startPgWireListener({
+        host: opts.host,
+        port: pgPort,
+        backend,
+        logins,
+        auth: { mode: authMode, authenticator, data: authData.data, allowInsecurePassword: opts.allowInsecurePassword, log },
+        options: opts,
+        serverTls,
+        log,
+      });
+    }
   } catch (e) {
     grpcServer?.forceShutdown();
     await httpListener?.close(0);
@@ -264,11 +284,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const grpcUrl = `${serverTls ? 'grpcs' : 'grpc'}://${hostForUrl}:${port}`;
   const httpUrl = httpListener ? `${serverTls ? 'https' : 'http'}://${hostForUrl}:${httpListener.port}` : undefined;
+  const pgUrl = pgListener ? `postgres://${hostForUrl}:${pgListener.port}` : undefined;
   log.info(
     {
       grpc: grpcUrl,
       http: httpUrl,
       cql: cqlListener ? `${hostForUrl}:${cqlListener.port}` : undefined,
+      pg: pgUrl,
       engine: backend.engine,
       engineVersion,
       tls: !!serverTls,
@@ -305,6 +327,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
     port,
     httpPort: httpListener?.port,
     cqlPort: cqlListener?.port,
+    pgUrl,
+    pgPort: pgListener?.port,
     engine: backend.engine,
     options: opts,
     auth: authData.admin,
@@ -327,7 +351,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         });
         // Open transactions end now, not after the drain: no new call can continue them, and
         // in-flight calls may be waiting for the connections they hold (PGlite has only one).
-        await Promise.all([grpcDone, httpListener?.close(grace), cqlListener?.close(), sessions.closeAll(), hub.close()]);
+        await Promise.all([
+          grpcDone,
+          httpListener?.close(grace),
+          cqlListener?.close(),
+          pgListener?.close(),
+          sessions.closeAll(),
+          hub.close(),
+        ]);
         await sessions.closeAll(); // any begun during the drain
         database.close();
         await authData.close();

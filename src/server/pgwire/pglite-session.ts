@@ -1,0 +1,509 @@
+/**
+ * One client of the embedded engine's PostgreSQL port: its messages, queued until the scheduler
+ * (./pglite-scheduler.ts) gives it PGlite's one session, then forwarded with its statement and
+ * portal names mapped (./statement-names.ts) and what cannot be isolated replaced by a statement
+ * that raises the refusal (./statement-rules.ts), so the answers keep their order; the engine's
+ * answers go back as they are, except the completions of those replacements. It gives the session
+ * back at ReadyForQuery when idle outside a transaction block with nothing more to send.
+ *
+ * COPY FROM STDIN (one statement in a simple Query) is played here: the client's CopyData is
+ * gathered (up to `--max-copy-bytes`) and run from a blob, PGlite's own way (../backend.ts
+ * `copyFromBlob`). A CancelRequest removes the client's queued work with 57014; a statement that
+ * already runs in PGlite cannot be interrupted.
+ * @packageDocumentation
+ */
+import { replaceCopyStdio } from '../sql/analyze.js';
+import type { PgClient } from './client.js';
+import { MessageFramer } from './framing.js';
+import {
+  commandComplete,
+  copyInResponse,
+  cstr,
+  cstringAt,
+  errorResponse,
+  message,
+  parseFields,
+  ProtocolViolation,
+  queryMessage,
+  queryText,
+  readyForQuery,
+  syncMessage,
+} from './messages.js';
+import { quoteIdent } from '../sql-quote.js';
+import { renameMessage, StatementNames } from './statement-names.js';
+import { judgeSql, refusalSql } from './statement-rules.js';
+
+const parseComplete = message('1', Buffer.alloc(0));
+
+/** What a session needs from the scheduler. */
+export interface SessionHost {
+  readonly authRequired: boolean;
+  readonly maxCopyBytes: number;
+  /** The session has messages to send and does not hold the engine. */
+  want(s: PgliteSession): void;
+  /** Sends bytes to the engine (the holder only). */
+  write(s: PgliteSession, data: Buffer): void;
+  /** The holder is done: idle outside a transaction, nothing to send. */
+  idle(s: PgliteSession): void;
+  /** The client is gone. */
+  gone(s: PgliteSession): void;
+  /** Runs `COPY ... FROM '/dev/blob'` with `data` on the held session. */
+  copyFrom(sql: string, data: Buffer): Promise<{ rowCount: number; txStatus: string }>;
+}
+
+/** One exchange in flight (a Query, or extended messages up to their Sync). */
+interface Exchange {
+  /** A DEALLOCATE ALL played with Close messages: their CloseComplete answers become this tag. */
+  replaceTag?: string;
+  /** ParseComplete / BindComplete the engine sends before the injected refusal's, when one was injected. */
+  swallowParseAfter?: number;
+  swallowBindAfter?: number;
+  /** Parse and Bind messages sent. */
+  sentParses: number;
+  sentBinds: number;
+  /** ParseComplete and BindComplete received. */
+  gotParses: number;
+  gotBinds: number;
+  failed: boolean;
+}
+
+const newExchange = (): Exchange => ({ sentParses: 0, sentBinds: 0, gotParses: 0, gotBinds: 0, failed: false });
+
+/** See the file comment. */
+export class PgliteSession {
+  /** The engine's prepared statements of this client, by engine name: the Parse that made each. */
+  readonly prepared = new Map<string, Buffer>();
+  /**
+   * Named statements answered here while another client held the engine (a Parse-only exchange,
+   * as libpq's PQprepare sends): made in the engine when this client next takes it.
+   */
+  readonly deferred = new Map<string, Buffer>();
+  /** Deferred statements the engine refused: the error their first use gets. */
+  readonly failedParses = new Map<string, { code: string; message: string }>();
+  /** The engine generation {@link prepared} exist in (the scheduler bumps it when PGlite was reset). */
+  preparedGen = 0;
+  /** Settings to apply when this client takes the engine (start-up ones, then what it SET). */
+  settings: [string, string][];
+  /** It ran SET or RESET since its settings were last read back. */
+  settingsDirty = false;
+  holder = false;
+  closed = false;
+  txStatus = 'I';
+  private readonly names: StatementNames;
+  private readonly framer: MessageFramer;
+  private readonly engineFramer: MessageFramer;
+  private pending: Buffer[] = [];
+  private outstanding = 0;
+  private exchanges: Exchange[] = [];
+  /** The extended exchange being sent (in {@link exchanges} once its first message is). */
+  private current: Exchange | undefined;
+  private skipUntilSync = false;
+  private discardUntilSync = false;
+  private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string } | undefined;
+
+  constructor(
+    readonly client: PgClient,
+    private readonly host: SessionHost,
+    settings: [string, string][],
+    maxMessageBytes: number,
+  ) {
+    this.settings = settings;
+    this.names = new StatementNames(client.id);
+    this.framer = new MessageFramer(maxMessageBytes);
+    this.engineFramer = new MessageFramer(0x7fffffff);
+  }
+
+  /** Starts reading the client's messages. */
+  start(): void {
+    const { socket } = this.client;
+    socket.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    socket.on('close', () => this.close());
+    if (this.client.leftover.length) this.fromClient(this.client.leftover);
+  }
+
+  /** True when it has messages the engine has not been sent. */
+  get hasWork(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** True when it sent extended-protocol messages without their Sync (the engine is inside an exchange). */
+  get unsynced(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** True when the engine owes it answers. */
+  get busy(): boolean {
+    return this.outstanding > 0 || this.copy !== undefined;
+  }
+
+  /** The scheduler gave it the engine. */
+  activated(): void {
+    this.holder = true;
+    this.pump();
+  }
+
+  /** Bytes from the engine for this client (the holder). */
+  engineData(chunk: Buffer): void {
+    this.engineFramer.push(chunk);
+    const out: Buffer[] = [];
+    for (;;) {
+      const msg = this.engineFramer.nextTyped();
+      if (!msg) break;
+      const type = msg[0]!;
+      if (type === 0x31 /* 1 */) {
+        const ex = this.exchanges[0];
+        if (ex && ex.swallowParseAfter === ex.gotParses && !ex.failed) {
+          ex.swallowParseAfter = undefined;
+          continue;
+        }
+        if (ex) ex.gotParses++;
+      } else if (type === 0x32 /* 2 */) {
+        const ex = this.exchanges[0];
+        if (ex && ex.swallowBindAfter === ex.gotBinds && !ex.failed) {
+          ex.swallowBindAfter = undefined;
+          continue;
+        }
+        if (ex) ex.gotBinds++;
+      } else if (type === 0x33 /* 3 */ && this.exchanges[0]?.replaceTag) {
+        continue;
+      } else if (type === 0x45 /* E */) {
+        if (this.exchanges[0]) this.exchanges[0].failed = true;
+      } else if (type === 0x5a /* Z */) {
+        const tag = this.exchanges[0]?.replaceTag;
+        if (tag) out.push(commandComplete(tag));
+        this.exchanges.shift();
+        this.outstanding--;
+        this.txStatus = String.fromCharCode(msg[5]!);
+      }
+      out.push(msg);
+    }
+    if (out.length && !this.closed) this.client.socket.write(out.length === 1 ? Buffer.from(out[0]!) : Buffer.concat(out));
+    this.afterAnswers();
+  }
+
+  /** A CancelRequest for this client. */
+  cancel(): void {
+    if (this.holder || this.closed || this.pending.length === 0) return;
+    // Queued work never reached the engine: drop its first exchange, answered as cancelled.
+    const i = this.pending.findIndex((m) => m[0] === 0x53 /* S */ || m[0] === 0x51 /* Q */);
+    if (i < 0) {
+      this.pending = [];
+      this.discardUntilSync = true;
+      return;
+    }
+    this.pending.splice(0, i + 1);
+    this.client.socket.write(
+      Buffer.concat([
+        errorResponse({ severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' }),
+        readyForQuery(this.txStatus),
+      ]),
+    );
+  }
+
+  /** Ends the session (the client left, or the engine went away). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.copy = undefined;
+    this.host.gone(this);
+  }
+
+  private fromClient(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.framer.push(chunk);
+      for (;;) {
+        const msg = this.framer.nextTyped();
+        if (!msg) break;
+        const type = msg[0]!;
+        if (type === 0x58 /* X */) {
+          this.client.socket.end();
+          this.close();
+          return;
+        }
+        if (this.discardUntilSync) {
+          if (type === 0x53) this.discardUntilSync = false;
+          continue;
+        }
+        this.pending.push(Buffer.from(msg));
+      }
+    } catch (e) {
+      const m = e instanceof ProtocolViolation ? e.message : String(e);
+      this.client.socket.end(errorResponse({ severity: 'FATAL', code: '08P01', message: m }));
+      this.close();
+      return;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    try {
+      this.pumpMessages();
+    } catch (e) {
+      // A malformed message ends this client only.
+      const m = e instanceof ProtocolViolation ? e.message : String(e);
+      if (!this.closed) this.client.socket.end(errorResponse({ severity: 'FATAL', code: '08P01', message: m }));
+      this.close();
+    }
+  }
+
+  private pumpMessages(): void {
+    if (this.closed) return;
+    if (!this.holder) {
+      while (this.answerPrepareOnly()) {
+        // answered here
+      }
+      if (this.pending.length) this.host.want(this);
+      return;
+    }
+    const out: Buffer[] = [];
+    while (this.pending.length) {
+      if (this.copy) {
+        const msg = this.pending.shift()!;
+        this.copyMessage(msg);
+        continue;
+      }
+      const msg = this.pending[0]!;
+      const type = String.fromCharCode(msg[0]!);
+      if (type === 'Q') {
+        const verdict = judgeSql(queryText(msg), this.host.authRequired);
+        if (verdict.copyFromStdin && !verdict.refusal) {
+          // Answered here, in order: only once everything sent before has its answers.
+          if (this.outstanding > 0) break;
+          this.pending.shift();
+          this.flush(out);
+          this.startCopy(queryText(msg));
+          continue;
+        }
+        if (verdict.deallocate?.all) {
+          if (this.outstanding > 0) break;
+          this.pending.shift();
+          // This client's statements only, by Close messages (the tag is DEALLOCATE ALL's).
+          const names = [...this.prepared.keys()];
+          this.prepared.clear();
+          this.deferred.clear();
+          this.failedParses.clear();
+          this.names.forgetStatements();
+          for (const name of names) out.push(message('C', Buffer.concat([Buffer.from('S'), cstr(name)])));
+          out.push(syncMessage);
+          this.outstanding++;
+          this.exchanges.push({ ...newExchange(), replaceTag: 'DEALLOCATE ALL' });
+          continue;
+        }
+        this.pending.shift();
+        if (verdict.deallocate && !verdict.deallocate.all) {
+          const mapped = this.names.forgetStatement(verdict.deallocate.name) ?? `h0x${verdict.deallocate.name}`;
+          this.prepared.delete(mapped);
+          this.deferred.delete(mapped);
+          this.failedParses.delete(mapped);
+          this.outstanding++;
+          if (this.current) this.current = undefined;
+          else this.exchanges.push(newExchange());
+          out.push(queryMessage(`DEALLOCATE ${quoteIdent(mapped)}`));
+          continue;
+        }
+        if (verdict.changesSettings) this.settingsDirty = true;
+        this.outstanding++;
+        // Extended messages sent without a Sync before it share its ReadyForQuery.
+        if (this.current) this.current = undefined;
+        else this.exchanges.push(newExchange());
+        this.names.forgetPortals();
+        out.push(verdict.refusal ? queryMessage(refusalSql(verdict.refusal)) : msg);
+        continue;
+      }
+      this.pending.shift();
+      if (this.skipUntilSync && type !== 'S') continue;
+      if (type === 'd' || type === 'c' || type === 'f') continue; // no COPY in progress: ignored
+      const ex = this.exchange();
+      if (type === 'P') {
+        const { sql } = parseFields(msg);
+        const verdict = judgeSql(sql, this.host.authRequired);
+        const refusal =
+          verdict.refusal ??
+          (verdict.copyFromStdin
+            ? { code: '0A000', message: "COPY FROM STDIN runs on the embedded engine's PostgreSQL port only as a simple Query" }
+            : undefined);
+        if (refusal) {
+          this.inject(ex, refusal, out);
+          continue;
+        }
+        if (verdict.changesSettings) this.settingsDirty = true;
+        const r = renameMessage(msg, this.names);
+        if (r.statement) {
+          this.prepared.set(r.statement, r.msg);
+          this.deferred.delete(r.statement);
+          this.failedParses.delete(r.statement);
+        }
+        ex.sentParses++;
+        out.push(r.msg);
+        continue;
+      }
+      if (type === 'S') {
+        this.skipUntilSync = false;
+        this.outstanding++;
+        this.current = undefined;
+        out.push(msg);
+        continue;
+      }
+      const r = renameMessage(msg, this.names);
+      const failed = this.failedStatementOf(r.msg);
+      if (failed) {
+        this.inject(ex, failed, out);
+        continue;
+      }
+      if (r.closes && r.statement) {
+        this.prepared.delete(r.statement);
+        this.deferred.delete(r.statement);
+        this.failedParses.delete(r.statement);
+      }
+      if (type === 'B') ex.sentBinds++;
+      out.push(r.msg);
+    }
+    this.flush(out);
+    this.afterAnswers();
+  }
+
+  /**
+   * Sends, instead of a refused message, a statement that raises the refusal (its completions
+   * swallowed), and skips the rest of the exchange: the engine answers with the error in order,
+   * and fails the transaction block as PostgreSQL would.
+   */
+  private inject(ex: Exchange, refusal: { code: string; message: string }, out: Buffer[]): void {
+    ex.swallowParseAfter = ex.sentParses;
+    ex.swallowBindAfter = ex.sentBinds;
+    out.push(
+      message('P', Buffer.concat([cstr(''), cstr(refusalSql(refusal)), Buffer.alloc(2)])),
+      message('B', Buffer.concat([cstr(''), cstr(''), Buffer.alloc(6)])),
+      message('E', Buffer.concat([cstr(''), Buffer.alloc(4)])),
+    );
+    this.skipUntilSync = true;
+  }
+
+  /** The extended exchange being sent, opened (and queued for its answers) by its first message. */
+  private exchange(): Exchange {
+    if (!this.current) {
+      this.current = newExchange();
+      this.exchanges.push(this.current);
+    }
+    return this.current;
+  }
+
+  /**
+   * A queued exchange of named Parse messages and a Sync, outside a transaction block, is answered
+   * at once and its statements made when this client next holds the engine: a client that
+   * prepares while it waits (pgbench -M prepared, with several clients on one thread) would
+   * otherwise wait for a client it is itself blocking. An error in such a statement comes with its
+   * first Bind or Describe.
+   */
+  private answerPrepareOnly(): boolean {
+    if (this.txStatus !== 'I' || this.outstanding > 0) return false;
+    let n = 0;
+    while (n < this.pending.length && this.pending[n]![0] === 0x50 /* P */) n++;
+    if (n === 0 || this.pending[n]?.[0] !== 0x53 /* S */) return false;
+    const parses = this.pending.slice(0, n);
+    for (const msg of parses) {
+      const { name, sql } = parseFields(msg);
+      if (name === '') return false;
+      const v = judgeSql(sql, this.host.authRequired);
+      if (v.refusal || v.copyFromStdin || v.changesSettings) return false;
+    }
+    this.pending.splice(0, n + 1);
+    for (const msg of parses) {
+      const r = renameMessage(msg, this.names);
+      this.prepared.set(r.statement!, r.msg);
+      this.deferred.set(r.statement!, r.msg);
+      this.failedParses.delete(r.statement!);
+    }
+    this.client.socket.write(Buffer.concat([...parses.map(() => parseComplete), readyForQuery(this.txStatus)]));
+    return true;
+  }
+
+  /** The error a Bind or Describe of a deferred statement that failed gets, instead of running. */
+  private failedStatementOf(msg: Buffer): { code: string; message: string } | undefined {
+    if (this.failedParses.size === 0) return undefined;
+    const type = msg[0];
+    let name: string | undefined;
+    if (type === 0x42 /* B */) name = cstringAt(msg, cstringAt(msg, 5)[1])[0];
+    else if (type === 0x44 /* D */ && msg[5] === 0x53 /* S */) name = cstringAt(msg, 6)[0];
+    return name ? this.failedParses.get(name) : undefined;
+  }
+
+  private flush(out: Buffer[]): void {
+    if (out.length === 0) return;
+    this.host.write(this, out.length === 1 ? out[0]! : Buffer.concat(out));
+    out.length = 0;
+  }
+
+  private afterAnswers(): void {
+    if (!this.holder || this.closed) return;
+    if (this.outstanding === 0 && this.pending.length) {
+      this.pump();
+      return;
+    }
+    // Not inside an extended exchange either: its Sync is still to come.
+    if (this.outstanding === 0 && !this.copy && this.pending.length === 0 && this.txStatus === 'I' && !this.current) {
+      this.holder = false;
+      this.host.idle(this);
+    }
+  }
+
+  private startCopy(sql: string): void {
+    this.copy = { sql, chunks: [], bytes: 0 };
+    this.client.socket.write(copyInResponse(/\bbinary\b/i.test(sql)));
+  }
+
+  private copyMessage(msg: Buffer): void {
+    const c = this.copy!;
+    const type = String.fromCharCode(msg[0]!);
+    if (type === 'd') {
+      c.bytes += msg.length - 5;
+      if (c.bytes > this.host.maxCopyBytes)
+        c.failed ??= `COPY FROM STDIN sent more than --max-copy-bytes (${this.host.maxCopyBytes} bytes), the most the embedded engine reads into memory`;
+      else c.chunks.push(msg.subarray(5));
+      return;
+    }
+    if (type === 'f') {
+      c.failed ??= `COPY from stdin failed: ${msg.toString('utf8', 5, Math.max(5, msg.length - 1))}`;
+      this.endCopy();
+      return;
+    }
+    if (type === 'c') this.endCopy();
+    // Flush and Sync during COPY are ignored, as PostgreSQL does.
+  }
+
+  private endCopy(): void {
+    const c = this.copy!;
+    const inBlock = this.txStatus !== 'I';
+    const fail = (code: string, m: string, fields: Record<string, string> = {}) => {
+      this.copy = undefined;
+      this.txStatus = inBlock ? 'E' : 'I';
+      this.client.socket.write(
+        Buffer.concat([errorResponse({ severity: 'ERROR', code, message: m, ...fields }), readyForQuery(this.txStatus)]),
+      );
+      this.afterAnswers();
+    };
+    if (c.failed) {
+      fail(c.failed.startsWith('COPY from stdin failed') ? '57014' : '54000', c.failed);
+      return;
+    }
+    let sql: string;
+    try {
+      sql = replaceCopyStdio(c.sql, '/dev/blob');
+    } catch (e) {
+      fail('0A000', (e as Error).message);
+      return;
+    }
+    this.host.copyFrom(sql, Buffer.concat(c.chunks)).then(
+      (r) => {
+        this.copy = undefined;
+        this.txStatus = r.txStatus;
+        if (!this.closed) this.client.socket.write(Buffer.concat([commandComplete(`COPY ${r.rowCount}`), readyForQuery(r.txStatus)]));
+        this.afterAnswers();
+      },
+      (e: { code?: string; message?: string; detail?: string; hint?: string }) => {
+        fail(e.code ?? 'XX000', e.message ?? String(e), { ...(e.detail ? { detail: e.detail } : {}), ...(e.hint ? { hint: e.hint } : {}) });
+      },
+    );
+  }
+}
