@@ -36,7 +36,8 @@ function parseExposition(text: string): { samples: Sample[]; types: Map<string, 
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    assert.ok(!Number.isNaN(value) || m[3] === 'NaN', `a number: ${line}`);
+    // prom-client writes NaN as `Nan`; Prometheus reads NaN in any case.
+    assert.ok(!Number.isNaN(value) || /^nan$/i.test(m[3]), `a number: ${line}`);
     samples.push({ name: m[1], labels, value });
   }
   return { samples, types };

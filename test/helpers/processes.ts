@@ -54,6 +54,11 @@ export class ServerProcess {
       String(this.port),
       '--http-port',
       '-1',
+      // Several of these run at once: no fixed-port listeners besides the gRPC one.
+      '--pg-port',
+      '-1',
+      '--cql-port',
+      '-1',
       '--log-level',
       'info',
       ...this.extraArgs,
