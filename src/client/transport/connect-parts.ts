@@ -14,6 +14,7 @@ import type { ResolvedConnectionConfig } from '../config.js';
 import { HeliosDBError } from '../errors.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import type { PoolStats } from '../pool-stats.js';
+import { singleEndpointStats } from './single-endpoint-stats.js';
 import { createBreakerInterceptor } from '../interceptors/breaker-interceptor.js';
 import { createRetryInterceptor } from '../interceptors/retry-interceptor.js';
 import { resolveRetryOptions } from '../interceptors/retry-options.js';
@@ -116,31 +117,8 @@ export function createConnectParts(config: ResolvedConnectionConfig, factories: 
   auth?.bind(transport);
   const pool = {
     getStats(): PoolStats {
-      const r = retry.stats();
-      const b = breaker.stats();
       const counters = limiter.getStats();
-      return {
-        ...counters,
-        endpoints: [
-          {
-            url: endpoint,
-            circuit: b.state,
-            consecutiveFailures: b.consecutiveFailures,
-            circuitOpened: b.opened,
-            circuitRejected: b.rejected,
-            retryAt: b.retryAt,
-            connections: 0,
-            inFlight: counters.inFlight,
-            retryTokens: r.budgets[endpoint],
-          },
-        ],
-        retries: r.retries,
-        retriesThrottled: r.retriesThrottled,
-        ambiguousResults: r.ambiguousResults,
-        totalCount: counters.totalConnections,
-        idleCount: counters.idleConnections,
-        waitingCount: counters.waiting,
-      };
+      return singleEndpointStats(endpoint, counters, breaker.stats(), retry.stats(), 0);
     },
   };
   return {

@@ -21,6 +21,7 @@ import { createRetryInterceptor } from '../interceptors/retry-interceptor.js';
 import { resolveRetryOptions } from '../interceptors/retry-options.js';
 import { metricsInterceptor, QueryMetrics } from '../metrics.js';
 import type { PoolStats } from '../pool-stats.js';
+import { singleEndpointStats } from './single-endpoint-stats.js';
 import { type Pem, resolveTls } from '../tls-options.js';
 import type { ClientParts } from './client-parts.js';
 import { PgBackend } from './pg-backend.js';
@@ -135,31 +136,8 @@ export function createPgParts(config: ResolvedConnectionConfig): ClientParts {
   );
   const poolHandle = {
     getStats(): PoolStats {
-      const r = retry.stats();
-      const b = breaker.stats();
       const counters = pool.stats();
-      return {
-        ...counters,
-        endpoints: [
-          {
-            url: endpoint,
-            circuit: b.state,
-            consecutiveFailures: b.consecutiveFailures,
-            circuitOpened: b.opened,
-            circuitRejected: b.rejected,
-            retryAt: b.retryAt,
-            connections: counters.totalConnections,
-            inFlight: counters.inFlight,
-            retryTokens: r.budgets[endpoint],
-          },
-        ],
-        retries: r.retries,
-        retriesThrottled: r.retriesThrottled,
-        ambiguousResults: r.ambiguousResults,
-        totalCount: counters.totalConnections,
-        idleCount: counters.idleConnections,
-        waitingCount: counters.waiting,
-      };
+      return singleEndpointStats(endpoint, counters, breaker.stats(), retry.stats(), counters.totalConnections);
     },
   };
   return {
