@@ -60,3 +60,38 @@ test('a syntax error says only that: PostgreSQL ran nothing of the script, so no
     await client.close();
   }
 });
+
+test('a NUL character in the SQL text: INVALID_REQUEST from every RPC, and nothing of the text runs', async () => {
+  const ts = server();
+  const client = createClient({ url: ts.server.grpcUrl });
+  try {
+    await client.execute('CREATE TABLE IF NOT EXISTS nul_t (x int)');
+    const sql = 'INSERT INTO nul_t VALUES (1);\u0000 SELECT 1';
+    const calls: [string, () => Promise<unknown>][] = [
+      ['query', () => client.query(sql)],
+      ['execute', () => client.execute(sql)],
+      ['batch', () => client.batch([{ sql }])],
+      [
+        'stream',
+        async () => {
+          for await (const _ of client.stream(sql)) void _;
+        },
+      ],
+      ['prepare', () => client.prepare(sql)],
+    ];
+    for (const [name, call] of calls) {
+      const e = await call().then(
+        () => undefined,
+        (err: Error & { code?: string }) => err,
+      );
+      assert.ok(e, `${name} refused`);
+      assert.equal(e.code, 'INVALID_REQUEST', `${name}: ${e.message}`);
+      assert.match(e.message, /NUL character/, name);
+      assert.doesNotMatch(e.message, /committed/, name);
+    }
+    assert.equal((await client.queryOne<{ n: number }>('SELECT count(*)::int AS n FROM nul_t')).n, 0, 'nothing inserted');
+  } finally {
+    await client.execute('DROP TABLE IF EXISTS nul_t').catch(() => {});
+    await client.close();
+  }
+});

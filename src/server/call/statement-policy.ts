@@ -77,6 +77,12 @@ export function checkSql(sqls: readonly string[], facts: CallFacts): CheckedSql[
 }
 
 function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
+  if (sql.includes('\0')) {
+    // PostgreSQL's protocol ends a statement at its first NUL: refused before it is sent.
+    throw serverError(Code.InvalidArgument, 'the SQL text contains a NUL character, which PostgreSQL cannot receive', {
+      reason: ErrorReason.INVALID_REQUEST,
+    });
+  }
   const analysis = analyzeSql(sql);
   const readOnlyPrincipal = f.principal.readOnly;
   const statements = analysis.statements;
