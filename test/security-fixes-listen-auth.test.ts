@@ -2,6 +2,7 @@
  * Attack report row 35: a Listen stream opened with a credential that is later revoked (API key
  * revoked, user deleted, password changed) ends with UNAUTHENTICATED within the auth cache window,
  * and receives nothing sent afterwards; a listener whose credential still holds keeps receiving.
+ * A StreamQuery read slowly ends the same way.
  * Each backend; absence is shown by a control listener that does receive the later notification.
  * @packageDocumentation
  */
@@ -100,6 +101,33 @@ describeEachBackend('a credential revoked while its Listen stream is open (attac
       }
     });
   }
+
+  test('a stream read slowly ends with UNAUTHENTICATED once its key is revoked, before its last row', {
+    skip: backend.databaseUrl ? false : 'the embedded engine has one session: a revocation (a write) waits for the open stream',
+  }, async () => {
+    const user = await makeUser(f, 'streamer', f.readerRole);
+    const k = await f.auth.createApiKey({ user, readOnly: true });
+    const client = createClient({ url: f.server.grpcUrl, apiKey: k.key, minConnections: 0 });
+    clients.push(client);
+    const total = 1_000_000;
+    let seen = 0;
+    const outcome = (async () => {
+      for await (const _ of client.stream('SELECT g FROM generate_series(1, $1::int) g', [total])) {
+        seen++;
+        if (seen === 1) {
+          await f.auth.revokeApiKey(k.id);
+          await new Promise((r) => setTimeout(r, 3 * cacheMs + 500)); // past the auth cache and a re-check
+        }
+      }
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const e = await outcome;
+    assert.ok(e instanceof AuthenticationError, `the stream ended with UNAUTHENTICATED, not ${String(e)}`);
+    assert.ok(seen < total, `it ended before its last row (${seen} of ${total} read)`);
+    await assert.rejects(client.query('SELECT 1'), AuthenticationError, 'and the key is refused from then on');
+  });
 
   test('a reserved session and a transaction opened before the revocation are refused at their next call', {
     skip: backend.databaseUrl ? false : 'the embedded engine has one session: a revocation (a write) waits for the open transaction',

@@ -10,6 +10,7 @@ import { Code, type ServiceImpl } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
 import { type DatabaseService, type StreamQueryResponse, StreamQueryResponseSchema, ErrorReason } from '@heliosdb/client/wire';
 import { RowFormat } from '@heliosdb/client/wire';
+import { principalOf } from '../auth/principal.js';
 import { guardSteps } from '../call/run.js';
 import { runSubmittable } from '../call/run.js';
 import { withConnection } from '../call/scope.js';
@@ -17,6 +18,7 @@ import { serverError } from '../errors.js';
 import { type CommandSink, PgCommand } from '../pg/pg-command.js';
 import { columnsOf, parseCommandTag, RowEncoder } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
+import { watchCredential } from './credential-watch.js';
 import { PushQueue } from './push-queue.js';
 
 /** Messages waiting for the client beyond which the database connection is no longer read. */
@@ -140,9 +142,17 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
       },
       (e) => queue.end(e),
     );
+    // A credential revoked while rows still flow ends the stream (UNAUTHENTICATED) within the auth
+    // cache window, as a Listen stream does: a slow reader keeps no portal open on a revoked key.
+    const unwatch = watchCredential(principalOf(ctx), options.authCacheMs, (e) => {
+      consumerGone = true;
+      cmd?.close();
+      queue.end(e);
+    });
     try {
       yield* queue.drain();
     } finally {
+      unwatch();
       if (!queue.isEnded) {
         // The consumer left early (cancel, deadline, error): close the portal and free the connection.
         consumerGone = true;
