@@ -25,7 +25,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { unsupported } from './lib/drivers.js';
 import { Ipc } from './lib/ipc.js';
-import { aggregate, goals, labelOf, markdown, type Machine, type Report, svg } from './lib/report.js';
+import { svg } from './lib/chart.js';
+import { goals } from './lib/goals.js';
+import { aggregate, labelOf, markdown, type Machine, type Report } from './lib/report.js';
 import type { Backend, CellResult, CellSpec, DriverName, Operation, ProcessUsage, Sizes } from './lib/types.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
