@@ -8,6 +8,7 @@ import type { DriverName } from './types.js';
 
 const palette: Record<DriverName, string> = {
   'sdk-grpc': '#2563eb',
+  'sdk-grpc-traced': '#60a5fa',
   'sdk-session': '#db2777',
   'sdk-connect': '#7c3aed',
   'sdk-values': '#0891b2',
@@ -15,6 +16,7 @@ const palette: Record<DriverName, string> = {
   raw: '#6b7280',
   pg: '#16a34a',
   'postgres.js': '#ea580c',
+  cql: '#ca8a04',
 };
 
 function xml(s: string): string {
@@ -51,6 +53,17 @@ export function svg(r: Report): string {
     unit: 'MB/s',
     bars: r.rows.filter((x) => x.op === 'stream').flatMap((x) => bar(x, phaseOf(x, 'stream')?.mbPerSecond)),
   });
+  const hi = concurrency[concurrency.length - 1];
+  for (const [op, title, unit] of [
+    ['point', 'Point query by primary key', 'queries/s'],
+    ['insert', 'One-row insert', 'rows/s'],
+  ] as const) {
+    panels.push({
+      title: `${title}, concurrency ${hi}`,
+      unit,
+      bars: r.rows.filter((x) => x.op === op).flatMap((x) => bar(x, phaseOf(x, `c${hi}`)?.perSecond)),
+    });
+  }
   panels.push({
     title: `${fmtNum(r.sizes.poolQueries as number)} queries in flight at once (time to finish all, lower is better)`,
     unit: 's',
