@@ -5,6 +5,7 @@
  */
 import { fmtNum } from './format.js';
 import { type AggRow, find, phaseOf, type Report } from './report.js';
+import type { Backend, DriverName, Operation } from './types.js';
 
 export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['goals'] {
   const out: Report['goals'] = [];
@@ -84,6 +85,7 @@ export function goals(rows: AggRow[], sizes: Record<string, unknown>): Report['g
     });
   }
   out.push(...sessionGoals(rows, hi, sizes));
+  out.push(...portRatios(rows, hi), ...tracingRatios(rows, hi));
   return out;
 }
 
@@ -133,6 +135,109 @@ function sessionGoals(rows: AggRow[], hi: string, sizes: Record<string, unknown>
         value: `${fmtNum(r.completed)} completed, ${fmtNum(r.failed)} failed`,
         met: r.failed === 0 && r.completed === sizes[size],
       });
+  }
+  return out;
+}
+
+const engines: [Backend, string][] = [
+  ['postgresql', 'PostgreSQL'],
+  ['pglite', 'PGlite'],
+];
+
+/** `a / b` of one phase's rate as a ratio line (no goal: `met` is null), when both ran. */
+function rateRatio(
+  goal: string,
+  op: Operation,
+  phase: string,
+  a: readonly [DriverName, Backend | 'direct'],
+  b: readonly [DriverName, Backend | 'direct'],
+  rows: AggRow[],
+  unit: string,
+  rate: 'perSecond' | 'mbPerSecond' = 'perSecond',
+): Report['goals'] {
+  const x = phaseOf(find(rows, op, ...a), phase)?.[rate];
+  const y = phaseOf(find(rows, op, ...b), phase)?.[rate];
+  if (x === undefined || y === undefined || !(y > 0)) return [];
+  return [{ goal, value: `${(x / y).toFixed(2)}× (${fmtNum(x)} vs ${fmtNum(y)} ${unit})`, met: null }];
+}
+
+/**
+ * Ratios of the listeners' cells (no goals yet): pg through heliosdb's pg port against pg straight
+ * to PostgreSQL (issue 15), cassandra-driver on the CQL port against pg on the same point query and
+ * insert (issue 17).
+ */
+function portRatios(rows: AggRow[], hi: string): Report['goals'] {
+  const out: Report['goals'] = [];
+  const pg = ['pg', 'direct'] as const;
+  for (const [b, name] of engines) {
+    const port = ['pg', b] as const;
+    const c1 = phaseOf(find(rows, 'simple', ...port), 'c1')?.p50Ms;
+    const p1 = phaseOf(find(rows, 'simple', ...pg), 'c1')?.p50Ms;
+    out.push(
+      ...rateRatio(`pg via heliosdb pg port → ${name}, simple query ${hi}, vs pg → PostgreSQL`, 'simple', hi, port, pg, rows, 'q/s'),
+    );
+    if (c1 !== undefined && p1 !== undefined && p1 > 0)
+      out.push({
+        goal: `pg via heliosdb pg port → ${name}, simple query c1 p50, vs pg → PostgreSQL`,
+        value: `${(c1 / p1).toFixed(1)}× (${c1.toFixed(2)} vs ${p1.toFixed(2)} ms)`,
+        met: null,
+      });
+    out.push(
+      ...rateRatio(`pg via heliosdb pg port → ${name}, batch insert, vs pg → PostgreSQL`, 'batch', 'insert', port, pg, rows, 'rows/s'),
+    );
+    out.push(
+      ...rateRatio(
+        `pg via heliosdb pg port → ${name}, streaming, vs pg → PostgreSQL`,
+        'stream',
+        'stream',
+        port,
+        pg,
+        rows,
+        'MB/s',
+        'mbPerSecond',
+      ),
+    );
+    out.push(
+      ...rateRatio(
+        `SDK postgres:// via heliosdb pg port → ${name}, simple query ${hi}, vs pg → PostgreSQL`,
+        'simple',
+        hi,
+        ['sdk-pg', b],
+        pg,
+        rows,
+        'q/s',
+      ),
+    );
+    for (const [op, what, unit] of [
+      ['point', 'point query', 'q/s'],
+      ['insert', 'insert', 'rows/s'],
+    ] as const) {
+      out.push(
+        ...rateRatio(`cassandra-driver via CQL port → ${name}, ${what} ${hi}, vs pg via pg port`, op, hi, ['cql', b], port, rows, unit),
+      );
+      out.push(
+        ...rateRatio(`cassandra-driver via CQL port → ${name}, ${what} ${hi}, vs pg → PostgreSQL`, op, hi, ['cql', b], pg, rows, unit),
+      );
+    }
+  }
+  return out;
+}
+
+/** What recording a client span per call costs: the SDK with a tracer provider against without. */
+function tracingRatios(rows: AggRow[], hi: string): Report['goals'] {
+  const out: Report['goals'] = [];
+  const on = find(rows, 'simple', 'sdk-grpc-traced', 'postgresql');
+  const off = find(rows, 'simple', 'sdk-grpc', 'postgresql');
+  for (const phase of ['c1', hi]) {
+    const a = phaseOf(on, phase);
+    const b = phaseOf(off, phase);
+    if (!a || !b || !(b.perSecond > 0)) continue;
+    const cpu = (p: typeof a) => (p.clientCpuMs * 1000) / p.completed;
+    out.push({
+      goal: `tracing on (spans recorded) vs off, SDK gRPC simple query ${phase}`,
+      value: `${(a.perSecond / b.perSecond).toFixed(2)}× (${fmtNum(a.perSecond)} vs ${fmtNum(b.perSecond)} q/s; client CPU ${fmtNum(cpu(a))} vs ${fmtNum(cpu(b))} µs/q)`,
+      met: null,
+    });
   }
   return out;
 }
