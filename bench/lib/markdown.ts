@@ -43,7 +43,8 @@ function loopTable(rows: AggRow[], op: Operation, unit: string): string {
     if (withPort) header.push(`${p} vs pg port`);
   }
   const last = phases[phases.length - 1];
-  header.push(`client CPU µs/op (${last})`, `server CPU µs/op (${last})`);
+  const per = unit === 'q/s' ? 'q' : 'row';
+  header.push(`client CPU µs/${per} (${last})`, `server CPU µs/${per} (${last})`);
   const body = list.map((row) => {
     if (status(row)) return statusRow(row, header.length);
     const cells = [row.label];
