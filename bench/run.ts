@@ -3,7 +3,10 @@
  * (simple query, batch insert, streaming, pool) through the HeliosDB SDK, the raw generated stub on
  * a bare grpc-js client (the floor of our stack), node-postgres and postgres.js, in one run on one
  * machine. The HeliosDB server (on PostgreSQL, and on PGlite for the simple query) runs in a child
- * process; every cell runs in a fresh client process; both are metered apart.
+ * process; every cell runs in a fresh client process; both are metered apart. Beside them: pg (and
+ * the SDK over postgres://) through the server's pg port on both backends, a prepared point query
+ * and one-row insert run by pg, cassandra-driver on the CQL port and the SDK on the same keyspace
+ * tables (./lib/kv.ts), and the SDK with an OpenTelemetry tracer provider recording spans.
  *
  * Writes bench/results/latest.{md,json,svg} (a full run) or bench/results/quick.{md,json,svg}
  * (`--quick`, the CI smoke run: small sizes, one repeat, no speed assertions; it fails only when
