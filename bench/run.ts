@@ -2,7 +2,7 @@
  * Side-by-side benchmarks (`npm run bench`, `npm run bench -- --quick`): the design document's four operations
  * (simple query, batch insert, streaming, pool) through the HeliosDB SDK, the raw generated stub on
  * a bare grpc-js client (the floor of our stack), node-postgres and postgres.js, in one run on one
- * machine. The HeliosDB server (on PostgreSQL, and on PGlite for the simple query) runs in a child
+ * machine. The HeliosDB server (on PostgreSQL, and on PGlite for the simple query and the cells below) runs in a child
  * process; every cell runs in a fresh client process; both are metered apart. Beside them: pg (and
  * the SDK over postgres://) through the server's pg port on both backends, a prepared point query
  * and one-row insert run by pg, cassandra-driver on the CQL port and the SDK on the same keyspace
