@@ -2,14 +2,17 @@
  * Side-by-side benchmarks (`npm run bench`, `npm run bench -- --quick`): the design document's four operations
  * (simple query, batch insert, streaming, pool) through the HeliosDB SDK, the raw generated stub on
  * a bare grpc-js client (the floor of our stack), node-postgres and postgres.js, in one run on one
- * machine. The HeliosDB server (on PostgreSQL, and on PGlite for the simple query) runs in a child
- * process; every cell runs in a fresh client process; both are metered apart.
+ * machine. The HeliosDB server (on PostgreSQL, and on PGlite for the simple query and the cells below) runs in a child
+ * process; every cell runs in a fresh client process; both are metered apart. Beside them: pg (and
+ * the SDK over postgres://) through the server's pg port on both backends, a prepared point query
+ * and one-row insert run by pg, cassandra-driver on the CQL port and the SDK on the same keyspace
+ * tables (./lib/kv.ts), and the SDK with an OpenTelemetry tracer provider recording spans.
  *
  * Writes bench/results/latest.{md,json,svg} (a full run) or bench/results/quick.{md,json,svg}
  * (`--quick`, the CI smoke run: small sizes, one repeat, no speed assertions; it fails only when
  * something breaks).
  *
- * Flags: --quick, --repeats=N, --only=simple,batch,stream,pool-queries,pool-streams, --out=DIR,
+ * Flags: --quick, --repeats=N, --only=simple,batch,stream,pool-queries,pool-streams,point,insert, --out=DIR,
  * --render (write the Markdown and the chart again from the last run's JSON),
  * --no-wait (a full run otherwise waits, within limits, for other work on the machine to calm
  * down before each cell).
@@ -25,7 +28,11 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { unsupported } from './lib/drivers.js';
 import { Ipc } from './lib/ipc.js';
-import { aggregate, goals, labelOf, markdown, type Machine, type Report, svg } from './lib/report.js';
+import { dropKv, setUpKv } from './lib/kv.js';
+import { svg } from './lib/chart.js';
+import { goals } from './lib/goals.js';
+import { markdown } from './lib/markdown.js';
+import { aggregate, labelOf, type Machine, type Report } from './lib/report.js';
 import type { Backend, CellResult, CellSpec, DriverName, Operation, ProcessUsage, Sizes } from './lib/types.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,7 +42,7 @@ const flagValue = (name: string) => flag(name)?.split('=').slice(1).join('=');
 
 const quick = flag('quick') !== undefined;
 const repeats = Number(flagValue('repeats') ?? (quick ? 1 : 3));
-const allOps: Operation[] = ['simple', 'batch', 'stream', 'pool-queries', 'pool-streams'];
+const allOps: Operation[] = ['simple', 'batch', 'stream', 'pool-queries', 'pool-streams', 'point', 'insert'];
 const ops = (flagValue('only')?.split(',') as Operation[] | undefined) ?? allOps;
 for (const op of ops) if (!allOps.includes(op)) throw new Error(`unknown operation ${op}; expected ${allOps.join(', ')}`);
 const outDir = path.resolve(root, flagValue('out') ?? 'bench/results');
@@ -71,14 +78,19 @@ type Variant = [DriverName, Backend | 'direct'];
 const variants: Record<Operation, Variant[]> = {
   simple: [
     ['sdk-grpc', 'postgresql'],
+    ['sdk-grpc-traced', 'postgresql'],
     ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
+    ['pg', 'postgresql'],
+    ['sdk-pg', 'postgresql'],
     ['sdk-pg', 'direct'],
     ['pg', 'direct'],
     ['postgres.js', 'direct'],
     ['sdk-grpc', 'pglite'],
     ['raw', 'pglite'],
+    ['pg', 'pglite'],
+    ['sdk-pg', 'pglite'],
   ],
   batch: [
     ['sdk-grpc', 'postgresql'],
@@ -86,18 +98,22 @@ const variants: Record<Operation, Variant[]> = {
     ['sdk-values', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
+    ['pg', 'postgresql'],
     ['sdk-pg', 'direct'],
     ['pg', 'direct'],
     ['postgres.js', 'direct'],
+    ['pg', 'pglite'],
   ],
   stream: [
     ['sdk-grpc', 'postgresql'],
     ['sdk-session', 'postgresql'],
     ['sdk-connect', 'postgresql'],
     ['raw', 'postgresql'],
+    ['pg', 'postgresql'],
     ['sdk-pg', 'direct'],
     ['pg', 'direct'],
     ['postgres.js', 'direct'],
+    ['pg', 'pglite'],
   ],
   'pool-queries': [
     ['sdk-grpc', 'postgresql'],
@@ -117,7 +133,22 @@ const variants: Record<Operation, Variant[]> = {
     ['pg', 'direct'],
     ['postgres.js', 'direct'],
   ],
+  // The same point query and one-row upsert on the same keyspace tables (./lib/kv.ts): CQL beside pg.
+  point: kvVariants(),
+  insert: kvVariants(),
 };
+
+function kvVariants(): Variant[] {
+  return [
+    ['pg', 'direct'],
+    ['pg', 'postgresql'],
+    ['cql', 'postgresql'],
+    ['sdk-grpc', 'postgresql'],
+    ['pg', 'pglite'],
+    ['cql', 'pglite'],
+    ['sdk-grpc', 'pglite'],
+  ];
+}
 
 const childArgv = ['--import', 'tsx', '--expose-gc'];
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -129,6 +160,10 @@ interface ServerProc {
   backend: Backend;
   grpcUrl: string;
   httpUrl?: string;
+  /** The pg port, as a URL with user and database. */
+  pgPortUrl?: string;
+  /** The CQL port, `host:port`. */
+  cqlAddress?: string;
   pid: number;
   ipc: Ipc;
   stop(): Promise<void>;
@@ -142,12 +177,13 @@ async function startServerProc(backend: Backend): Promise<ServerProc> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const ipc = new Ipc(child);
-  const ready = await new Promise<{ grpcUrl: string; httpUrl?: string; pid: number }>((resolve, reject) => {
+  type Ready = { grpcUrl: string; httpUrl?: string; pgUrl?: string; cqlPort?: number; pid: number };
+  const ready = await new Promise<Ready>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the ${backend} server did not start within 60 s`)), 60_000);
     ipc.onEvent = (name, value) => {
       if (name !== 'ready') return;
       clearTimeout(timer);
-      resolve(value as { grpcUrl: string; httpUrl?: string; pid: number });
+      resolve(value as Ready);
     };
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
@@ -155,9 +191,20 @@ async function startServerProc(backend: Backend): Promise<ServerProc> {
     });
   });
   child.once('exit', () => ipc.failPending(`the ${backend} server exited`));
+  let pgPortUrl: string | undefined;
+  if (ready.pgUrl) {
+    const u = new URL(ready.pgUrl);
+    u.username = 'postgres';
+    u.pathname = '/postgres';
+    pgPortUrl = u.toString();
+  }
   return {
     backend,
-    ...ready,
+    grpcUrl: ready.grpcUrl,
+    httpUrl: ready.httpUrl,
+    pgPortUrl,
+    cqlAddress: ready.cqlPort === undefined ? undefined : `127.0.0.1:${ready.cqlPort}`,
+    pid: ready.pid,
     ipc,
     async stop() {
       if (child.exitCode !== null) return;
@@ -331,7 +378,7 @@ async function main(): Promise<number> {
     notes.push(`PostgreSQL was not reachable at ${postgresUrl}: only the PGlite cells ran`);
     log(`bench: PostgreSQL is not reachable at ${postgresUrl}; running the PGlite cells only`);
   }
-  const wantPglite = ops.includes('simple');
+  const wantPglite = ops.some((op) => variants[op].some(([, b]) => b === 'pglite'));
   const wantPostgres = !!pgVersion;
   log(`bench: ${quick ? 'quick' : 'full'} run, ${repeats} repeat(s), operations ${ops.join(', ')}`);
   const [pgServer, pgliteServer] = await Promise.all([
@@ -340,7 +387,10 @@ async function main(): Promise<number> {
   ]);
   const servers: Partial<Record<Backend, ServerProc>> = { postgresql: pgServer, pglite: pgliteServer };
   const results: CellResult[] = [];
+  const wantKv = ops.includes('point') || ops.includes('insert');
+  const kvServers = wantKv ? [pgServer, pgliteServer].filter((s) => s?.cqlAddress) : [];
   try {
+    for (const s of kvServers) await setUpKv(s!.cqlAddress!);
     // A full run gives every operation of every stack a fresh process, and interleaves the stacks
     // (rotating their order on each repeat, so none always runs first or last). A quick run runs
     // all operations of a stack in one process, to start fewer processes.
@@ -371,7 +421,13 @@ async function main(): Promise<number> {
         ops: job.ops,
         sizes,
         poolSize,
-        targets: { grpcUrl: server?.grpcUrl, httpUrl: server?.httpUrl, postgresUrl },
+        targets: {
+          grpcUrl: server?.grpcUrl,
+          httpUrl: server?.httpUrl,
+          postgresUrl,
+          pgPortUrl: server?.pgPortUrl,
+          cqlAddress: server?.cqlAddress,
+        },
       };
       const why = unsupported(driver, spec);
       if (!why) await waitForQuiet();
@@ -388,6 +444,9 @@ async function main(): Promise<number> {
       log(`    (${took} s)`);
     }
   } finally {
+    // The keyspace lives in the PostgreSQL database; PGlite's goes with its server.
+    if (pgServer?.cqlAddress && wantKv)
+      await dropKv(pgServer.cqlAddress).catch((e: unknown) => log(`bench: dropping the keyspace: ${String(e)}`));
     await Promise.all([pgServer?.stop(), pgliteServer?.stop()]);
   }
 
@@ -397,6 +456,8 @@ async function main(): Promise<number> {
     `Simple query: ${sizes.simpleMs / 1000} s per cell after ${sizes.warmupMs / 1000} s of warm-up, closed loop (each of c workers sends its next query when the last answered).`,
     `Batch insert: the SDK passes all rows to one executeMany call; the raw stub sends ExecuteBatch calls of ${sizes.batchChunk} parameter sets (the server pipelines one Bind/Execute per row); pg runs one multi-row INSERT ... VALUES of ${sizes.batchChunk} rows per call, postgres.js its sql(rows) bulk insert of ${sizes.batchChunk} rows; each call waits for the previous one.`,
     'Streaming and pool streams: the SDK decodes every row into a JavaScript object (as pg and postgres.js do); the raw stub leaves the compact row bytes undecoded.',
+    'The "via heliosdb pg port" stacks reach the server on its PostgreSQL wire-protocol port (on PostgreSQL each client connection is relayed to a backend connection of its own; PGlite is one session the connections take turns on), the cassandra-driver stacks on its CQL port.',
+    `Point query and insert: ${sizes.simpleMs / 1000} s per phase after ${sizes.warmupMs / 1000} s of warm-up, closed loop as the simple query, on tables of a keyspace made through the CQL port (on PostgreSQL a schema of the database the direct drivers use, so pg → PostgreSQL reads the same table); every insert writes a fresh key into a table emptied before each phase, and the rows are counted afterwards.`,
   );
   const report: Report = {
     mode: quick ? 'quick' : 'full',

@@ -3,7 +3,8 @@
  * network, so the interceptor's own work is all that is measured): without the interceptor, with
  * it and no tracer provider registered (the fast path every application without OpenTelemetry
  * takes), and with a provider registered that records spans.
- * Run: npx tsx bench/tracing-overhead.ts [--quick]
+ * Run: npx tsx bench/tracing-overhead.ts [--quick]. `npm run bench` measures the round trip with
+ * tracing on beside off (its `sdk-grpc-traced` cells, bench/lib/traced.ts).
  */
 import type { UnaryRequest, UnaryResponse } from '@connectrpc/connect';
 import { trace } from '@opentelemetry/api';

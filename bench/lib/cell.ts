@@ -17,12 +17,15 @@ import {
   unsupported,
 } from './drivers.js';
 import { Ipc } from './ipc.js';
+import { insertKvTable } from './kv.js';
 import { startUsage } from './proc.js';
 import type { CellKey, CellResult, CellSpec, PhaseResult, ProcessUsage } from './types.js';
 
 const spec = JSON.parse(process.argv[2]!) as CellSpec;
 const ipc = new Ipc(process);
 const viaServer = spec.backend !== 'direct';
+/** Where tables are set up and checked: PostgreSQL itself, or PGlite through the server's pg port. */
+const adminUrl = spec.backend === 'pglite' ? spec.targets.pgPortUrl : spec.targets.postgresUrl;
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -88,14 +91,16 @@ async function closedLoop(fn: (i: number) => Promise<void>, concurrency: number,
   return { elapsedMs, count, failed, firstError, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
 }
 
-async function simple(d: BenchDriver): Promise<PhaseResult[]> {
+/** Closed loops of `fn` at each concurrency: warm-up, then (after `before`) a measured phase. */
+async function loops(fn: (i: number) => Promise<void>, before?: () => Promise<void>): Promise<PhaseResult[]> {
   const out: PhaseResult[] = [];
   for (const c of spec.sizes.concurrency) {
-    const warm = await closedLoop(d.simple!, c, spec.sizes.warmupMs);
+    const warm = await closedLoop(fn, c, spec.sizes.warmupMs);
     if (warm.failed > 0) throw warm.firstError;
+    await before?.();
     out.push(
       await measure(`c${c}`, async () => {
-        const r = await closedLoop(d.simple!, c, spec.sizes.simpleMs);
+        const r = await closedLoop(fn, c, spec.sizes.simpleMs);
         return {
           elapsedMs: r.elapsedMs,
           completed: r.count,
@@ -110,13 +115,46 @@ async function simple(d: BenchDriver): Promise<PhaseResult[]> {
   return out;
 }
 
+function simple(d: BenchDriver): Promise<PhaseResult[]> {
+  return loops(d.simple!);
+}
+
+function point(d: BenchDriver): Promise<PhaseResult[]> {
+  return loops(d.point!);
+}
+
+/** Upserts of fresh keys (one counter over the whole cell), into a table emptied before each phase. */
+async function insertKv(d: BenchDriver): Promise<PhaseResult[]> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    let key = 0;
+    let measured = 0;
+    const phases = await loops(
+      () => d.insertOne!(++key),
+      async () => {
+        await admin.query(`TRUNCATE ${insertKvTable}`);
+        measured = key;
+      },
+    );
+    // The last phase's rows are all there (the table was emptied just before it).
+    const last = phases[phases.length - 1];
+    const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${insertKvTable} WHERE key > $1`, [measured]);
+    if (Number(rows[0].n) !== last.completed) throw new Error(`${rows[0].n} rows in ${insertKvTable}, expected ${last.completed}`);
+    await admin.query(`TRUNCATE ${insertKvTable}`);
+    return phases;
+  } finally {
+    await admin.end();
+  }
+}
+
 function benchRows(n: number): BenchRow[] {
   const base = Date.UTC(2026, 0, 1);
   return Array.from({ length: n }, (_, i) => [i + 1, `name-${i + 1}`, (i + 1) * 0.5, new Date(base + i * 1000)]);
 }
 
 async function batch(d: BenchDriver): Promise<PhaseResult[]> {
-  const admin = new pg.Client({ connectionString: spec.targets.postgresUrl });
+  const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
     await admin.query(createInsertTable);
@@ -193,7 +231,17 @@ async function poolStreams(d: BenchDriver): Promise<PhaseResult[]> {
 type Op = CellSpec['ops'][number];
 
 function notesFor(d: BenchDriver, op: Op): string[] {
-  const kind = ({ simple: 'simple', batch: 'batch', stream: 'stream', 'pool-queries': 'simple', 'pool-streams': 'stream' } as const)[op];
+  const kind = (
+    {
+      simple: 'simple',
+      batch: 'batch',
+      stream: 'stream',
+      'pool-queries': 'simple',
+      'pool-streams': 'stream',
+      point: 'point',
+      insert: 'insert',
+    } as const
+  )[op];
   return [d.notes.all, d.notes[kind]].filter((n): n is string => !!n);
 }
 
@@ -203,6 +251,8 @@ const runners: Record<Op, (d: BenchDriver) => Promise<PhaseResult[]>> = {
   stream,
   'pool-queries': poolQueries,
   'pool-streams': poolStreams,
+  point,
+  insert: insertKv,
 };
 
 async function main(): Promise<CellResult[]> {
@@ -219,6 +269,8 @@ async function main(): Promise<CellResult[]> {
         stream: d.stream,
         'pool-queries': d.simple,
         'pool-streams': d.stream,
+        point: d.point,
+        insert: d.insertOne,
       }[op];
       if (!need) {
         out.push({ spec: key(op), phases: [], skipped: `${spec.driver} has no ${op}` });

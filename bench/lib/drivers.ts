@@ -1,7 +1,8 @@
 /**
  * The client stacks the benchmark compares, each behind one small interface: the HeliosDB SDK
- * (native gRPC, Connect), the raw generated stub on a bare grpc-js client (the floor of our
- * stack), node-postgres and postgres.js straight to PostgreSQL.
+ * (native gRPC, Connect, postgres://), the raw generated stub on a bare grpc-js client (the floor
+ * of our stack), node-postgres and postgres.js (straight to PostgreSQL, or node-postgres through the
+ * server's pg port), and cassandra-driver on the server's CQL port (./cql-driver.ts).
  * @packageDocumentation
  */
 import { create, fromBinary, type DescMessage, toBinary } from '@bufbuild/protobuf';
@@ -25,10 +26,12 @@ import {
 } from '../../gen/heliosdb/v1/database_pb.js';
 import { RowFormat, type Value, ValueSchema } from '../../gen/heliosdb/v1/value_pb.js';
 import { createClient, type HeliosDBClient } from '@heliosdb/client';
-import type { CellSpec, DriverName } from './types.js';
+import { cqlDriver } from './cql-driver.js';
+import { expectValue, insertKvSql, kvValue, pointKey, pointSql } from './kv.js';
+import { tracedClient } from './traced.js';
+import type { BenchDriver, BenchRow, CellSpec, DriverName, DriverNotes } from './types.js';
 
-/** One row of the batch insert: id int, name text, score float8, created timestamptz. */
-export type BenchRow = [id: number, name: string, score: number, created: Date];
+export type { BenchDriver, BenchRow, DriverNotes } from './types.js';
 
 export const insertTable = 'bench_insert';
 export const insertColumns = ['id', 'name', 'score', 'created'] as const;
@@ -45,24 +48,6 @@ export function streamPayloadBytes(rows: number, width = 1000): number {
   let digits = 0;
   for (let d = 1, lo = 1; lo <= rows; d++, lo *= 10) digits += d * (Math.min(rows, lo * 10 - 1) - lo + 1);
   return digits + rows * width;
-}
-
-/** Notes by kind of work. */
-export type DriverNotes = Partial<Record<'all' | 'simple' | 'batch' | 'stream', string>>;
-
-/** What every stack offers; an operation a stack lacks is left undefined. */
-export interface BenchDriver {
-  /** `SELECT $1::int` with `i`; rejects when the answer is wrong. */
-  simple?(i: number): Promise<void>;
-  /** Inserts one chunk of rows into {@link insertTable}. */
-  insert?(rows: BenchRow[]): Promise<void>;
-  /** Inserts all rows in one call, when the stack chunks by itself (the SDK's executeMany). */
-  insertAll?(rows: BenchRow[]): Promise<void>;
-  /** Reads a whole result; resolves to the number of rows seen. */
-  stream?(sql: string): Promise<number>;
-  /** How this stack runs each kind of work (`all` applies to every operation). */
-  readonly notes: DriverNotes;
-  close(): Promise<void>;
 }
 
 function multiRowInsert(n: number): string {
@@ -114,11 +99,22 @@ function sdkDriver(client: HeliosDBClient, mode: 'many' | 'values'): BenchDriver
   };
   notes.stream = 'client.stream(sql).batches(), rows decoded to objects';
   notes.simple = 'client.query, the SDK defaults';
+  notes.point = 'client.query';
+  notes.insert = 'client.execute of the upsert';
   return {
     notes,
     async simple(i) {
       const r = await client.query<{ n: number }>(simpleSql, [i]);
       expectN(r.rows[0]?.n, i);
+    },
+    async point(i) {
+      const key = pointKey(i);
+      const r = await client.query<{ value: string }>(pointSql, [key]);
+      expectValue(r.rows[0]?.value, key);
+    },
+    async insertOne(key) {
+      const r = await client.execute(insertKvSql, [key, kvValue(key)]);
+      if (r.rowCount !== 1) throw new Error(`the insert affected ${r.rowCount} rows`);
     },
     insert,
     insertAll,
@@ -222,10 +218,21 @@ function pgDriver(url: string, poolSize: number): BenchDriver {
       simple: 'pool.query with a parameter (extended protocol, unnamed statement)',
       batch: 'one multi-row INSERT ... VALUES per chunk',
       stream: 'pg-cursor, 2000 rows per read',
+      point: 'pool.query of a named (prepared) statement',
+      insert: 'pool.query of a named (prepared) upsert',
     },
     async simple(i) {
       const r = await pool.query<{ n: number }>(simpleSql, [i]);
       expectN(r.rows[0]?.n, i);
+    },
+    async point(i) {
+      const key = pointKey(i);
+      const r = await pool.query<{ value: string }>({ name: 'bench_point', text: pointSql, values: [key] });
+      expectValue(r.rows[0]?.value, key);
+    },
+    async insertOne(key) {
+      const r = await pool.query({ name: 'bench_insert_kv', text: insertKvSql, values: [key, kvValue(key)] });
+      if (r.rowCount !== 1) throw new Error(`the insert affected ${r.rowCount} rows`);
     },
     async insert(rows) {
       await pool.query(multiRowInsertSql(rows.length), rows.flat());
@@ -280,7 +287,10 @@ function postgresJsDriver(url: string, poolSize: number): BenchDriver {
 }
 
 /** Why a stack cannot run here, or undefined when it can. */
-export function unsupported(driver: DriverName, spec: Pick<CellSpec, 'targets'>): string | undefined {
+export function unsupported(driver: DriverName, spec: Pick<CellSpec, 'targets' | 'backend'>): string | undefined {
+  if (spec.backend !== 'direct' && (driver === 'pg' || driver === 'sdk-pg' || driver === 'postgres.js') && !spec.targets.pgPortUrl)
+    return 'the server has no pg port';
+  if (driver === 'cql' && !spec.targets.cqlAddress) return 'the server has no CQL port';
   if (driver === 'sdk-connect') {
     if (!spec.targets.httpUrl) return 'the server has no HTTP listener';
     try {
@@ -296,9 +306,19 @@ export function unsupported(driver: DriverName, spec: Pick<CellSpec, 'targets'>)
 /** Opens a stack for a cell. */
 export function openDriver(spec: CellSpec): BenchDriver {
   const { targets } = spec;
+  // The PostgreSQL drivers: straight to PostgreSQL, or through the server's pg port.
+  const pgUrl = spec.backend === 'direct' ? targets.postgresUrl! : targets.pgPortUrl!;
   switch (spec.driver) {
     case 'sdk-grpc':
       return sdkDriver(createClient({ url: targets.grpcUrl! }), 'many');
+    case 'sdk-grpc-traced': {
+      const d = sdkDriver(tracedClient(targets.grpcUrl!), 'many');
+      d.notes.all =
+        'an OpenTelemetry BasicTracerProvider registered in the client process, a BatchSpanProcessor with an exporter that drops the spans: every call records a client span and sends its traceparent (the server process has no provider)';
+      return d;
+    }
+    case 'cql':
+      return cqlDriver(targets.cqlAddress!);
     case 'sdk-session': {
       const d = sdkDriver(createClient({ url: targets.grpcUrl!, sessions: true }), 'many');
       d.notes.all =
@@ -310,12 +330,12 @@ export function openDriver(spec: CellSpec): BenchDriver {
     case 'sdk-connect':
       return sdkDriver(createClient({ url: targets.httpUrl! }), 'many');
     case 'sdk-pg':
-      return sdkDriver(createClient({ url: targets.postgresUrl!, maxConnections: spec.poolSize }), 'many');
+      return sdkDriver(createClient({ url: pgUrl, maxConnections: spec.poolSize }), 'many');
     case 'raw':
       return rawDriver(targets.grpcUrl!);
     case 'pg':
-      return pgDriver(targets.postgresUrl!, spec.poolSize);
+      return pgDriver(pgUrl, spec.poolSize);
     case 'postgres.js':
-      return postgresJsDriver(targets.postgresUrl!, spec.poolSize);
+      return postgresJsDriver(pgUrl, spec.poolSize);
   }
 }

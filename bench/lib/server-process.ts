@@ -1,6 +1,6 @@
 /**
  * The HeliosDB server in its own process, so that its CPU and memory are measured apart from the
- * client's. Started by bench/run.ts with the server options as JSON in argv[2]; answers `begin`
+ * client's. Its listeners (gRPC, HTTP, pg port, CQL) take free ports. Started by bench/run.ts with the server options as JSON in argv[2]; answers `begin`
  * (reset the peak RSS, note the CPU) and `end` (CPU and peak RSS since `begin`) over IPC.
  * @packageDocumentation
  */
@@ -51,7 +51,14 @@ const ipc = new Ipc(process, {
     return true;
   },
 });
-ipc.emit('ready', { grpcUrl: server.grpcUrl, httpUrl: server.httpUrl, engine: server.engine, pid: process.pid });
+ipc.emit('ready', {
+  grpcUrl: server.grpcUrl,
+  httpUrl: server.httpUrl,
+  pgUrl: server.pgUrl,
+  cqlPort: server.cqlPort,
+  engine: server.engine,
+  pid: process.pid,
+});
 process.on('disconnect', () => {
   void server.close().finally(() => process.exit(0));
 });

@@ -3,8 +3,13 @@
  * @packageDocumentation
  */
 
-/** What a cell measures. */
-export type Operation = 'simple' | 'batch' | 'stream' | 'pool-queries' | 'pool-streams';
+/**
+ * What a cell measures. `simple` is `SELECT $1::int` (no table); `point` reads one row of a small
+ * keyspace table by its primary key, `insert` upserts one row into another (prepared statements,
+ * closed loop like `simple`), so that the CQL stack and the SQL stacks run the same statements on
+ * the same tables (./kv.ts).
+ */
+export type Operation = 'simple' | 'batch' | 'stream' | 'pool-queries' | 'pool-streams' | 'point' | 'insert';
 
 /**
  * A client stack: how the benchmark reaches the database.
@@ -13,11 +18,26 @@ export type Operation = 'simple' | 'batch' | 'stream' | 'pool-queries' | 'pool-s
  * - `sdk-session`: `@heliosdb/client` over native gRPC with `sessions: true` (operations multiplexed over one SessionService stream per connection)
  * - `sdk-values`: `client.execute` with a multi-row VALUES statement (batch insert only)
  * - `raw`: a bare `@grpc/grpc-js` client with protobuf-es codecs of the generated schemas: the floor
- * - `sdk-pg`: `@heliosdb/client` over `postgres://` (the PostgreSQL wire protocol, node-postgres underneath) straight to PostgreSQL
- * - `pg`: node-postgres straight to PostgreSQL
- * - `postgres.js`: postgres.js straight to PostgreSQL
+ * - `sdk-grpc-traced`: `sdk-grpc` with an OpenTelemetry tracer provider registered in the client process (a span recorded per call)
+ * - `sdk-pg`: `@heliosdb/client` over `postgres://` (the PostgreSQL wire protocol, node-postgres underneath)
+ * - `pg`: node-postgres
+ * - `postgres.js`: postgres.js
+ * - `cql`: cassandra-driver on the server's CQL port
+ *
+ * `sdk-pg`, `pg` and `postgres.js` go straight to PostgreSQL on the `direct` backend, and through
+ * the HeliosDB server's PostgreSQL wire-protocol port (`--pg-port`) on the others.
  */
-export type DriverName = 'sdk-grpc' | 'sdk-session' | 'sdk-connect' | 'sdk-values' | 'sdk-pg' | 'raw' | 'pg' | 'postgres.js';
+export type DriverName =
+  | 'sdk-grpc'
+  | 'sdk-grpc-traced'
+  | 'sdk-session'
+  | 'sdk-connect'
+  | 'sdk-values'
+  | 'sdk-pg'
+  | 'raw'
+  | 'pg'
+  | 'postgres.js'
+  | 'cql';
 
 /** Which HeliosDB server a cell talks to (none for the direct PostgreSQL drivers). */
 export type Backend = 'postgresql' | 'pglite';
@@ -52,6 +72,10 @@ export interface Targets {
   httpUrl?: string;
   /** PostgreSQL URL (direct drivers, and table setup). */
   postgresUrl?: string;
+  /** `postgres://` URL of the server's PostgreSQL wire-protocol port (user and database set). */
+  pgPortUrl?: string;
+  /** `host:port` of the server's CQL port. */
+  cqlAddress?: string;
 }
 
 /** What the orchestrator asks a cell process to do: one stack, one or more operations in turn. */
@@ -123,3 +147,28 @@ export type IpcMessage =
   | { type: 'request'; id: number; method: string; args?: unknown }
   | { type: 'response'; id: number; value?: unknown; error?: string }
   | { type: 'event'; name: string; value?: unknown };
+
+/** One row of the batch insert: id int, name text, score float8, created timestamptz. */
+export type BenchRow = [id: number, name: string, score: number, created: Date];
+
+/** Notes by kind of work. */
+export type DriverNotes = Partial<Record<'all' | 'simple' | 'batch' | 'stream' | 'point' | 'insert', string>>;
+
+/** What every stack offers; an operation a stack lacks is left undefined. */
+export interface BenchDriver {
+  /** `SELECT $1::int` with `i`; rejects when the answer is wrong. */
+  simple?(i: number): Promise<void>;
+  /** Inserts one chunk of rows into the batch insert's table (./drivers.ts). */
+  insert?(rows: BenchRow[]): Promise<void>;
+  /** Inserts all rows in one call, when the stack chunks by itself (the SDK's executeMany). */
+  insertAll?(rows: BenchRow[]): Promise<void>;
+  /** Reads a whole result; resolves to the number of rows seen. */
+  stream?(sql: string): Promise<number>;
+  /** The point query of the `i`-th key of ./kv.ts's point table; rejects when the value is wrong. */
+  point?(i: number): Promise<void>;
+  /** Upserts key `key` into ./kv.ts's insert table. */
+  insertOne?(key: number): Promise<void>;
+  /** How this stack runs each kind of work (`all` applies to every operation). */
+  readonly notes: DriverNotes;
+  close(): Promise<void>;
+}
