@@ -69,6 +69,7 @@ interface ExchangeResult {
 export class PgliteScheduler implements SessionHost {
   readonly authRequired: boolean;
   readonly maxCopyBytes: number;
+  readonly idleInTransactionTimeoutMs: number;
   private conn: BackendConnection | undefined;
   private stream: Duplex | undefined;
   private saved: ((...a: unknown[]) => void)[] = [];
@@ -98,6 +99,7 @@ export class PgliteScheduler implements SessionHost {
   constructor(private readonly deps: SchedulerDeps) {
     this.authRequired = deps.options.auth === 'required';
     this.maxCopyBytes = deps.options.maxCopyBytes;
+    this.idleInTransactionTimeoutMs = Math.max(0, deps.options.pgIdleInTransactionTimeoutMs);
   }
 
   /** Serves one authenticated client until it leaves. */

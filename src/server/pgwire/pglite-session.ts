@@ -10,10 +10,15 @@
  * gathered (up to `--max-copy-bytes`) and run from a blob, PGlite's own way (../backend.ts
  * `copyFromBlob`). A CancelRequest removes the client's queued work with 57014; a statement that
  * already runs in PGlite cannot be interrupted.
+ *
+ * A client idle inside a transaction block holds the one session every other client waits for:
+ * after `--pg-idle-in-transaction-timeout-ms` it gets FATAL 25P03, as from PostgreSQL's
+ * `idle_in_transaction_session_timeout`, and is disconnected; the scheduler rolls its transaction
+ * back before the next client's turn.
  * @packageDocumentation
  */
 import { replaceCopyStdio } from '../sql/analyze.js';
-import type { PgClient } from './client.js';
+import { endWithFatal, type PgClient } from './client.js';
 import { MessageFramer } from './framing.js';
 import {
   commandComplete,
@@ -39,6 +44,8 @@ const parseComplete = message('1', Buffer.alloc(0));
 export interface SessionHost {
   readonly authRequired: boolean;
   readonly maxCopyBytes: number;
+  /** How long a client may be idle inside a transaction block, ms (0: no limit). */
+  readonly idleInTransactionTimeoutMs: number;
   /** The session has messages to send and does not hold the engine. */
   want(s: PgliteSession): void;
   /** Sends bytes to the engine (the holder only). */
@@ -100,6 +107,7 @@ export class PgliteSession {
   private skipUntilSync = false;
   private discardUntilSync = false;
   private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string } | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly client: PgClient,
@@ -204,6 +212,7 @@ export class PgliteSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopIdleTimer();
     this.pending = [];
     this.copy = undefined;
     this.host.gone(this);
@@ -211,6 +220,7 @@ export class PgliteSession {
 
   private fromClient(chunk: Buffer): void {
     if (this.closed) return;
+    this.stopIdleTimer();
     try {
       this.framer.push(chunk);
       for (;;) {
@@ -442,10 +452,32 @@ export class PgliteSession {
       return;
     }
     // Not inside an extended exchange either: its Sync is still to come.
-    if (this.outstanding === 0 && !this.copy && this.pending.length === 0 && this.txStatus === 'I' && !this.current) {
+    const waiting = this.outstanding === 0 && !this.copy && this.pending.length === 0 && !this.current;
+    if (waiting && this.txStatus === 'I') {
       this.holder = false;
       this.host.idle(this);
+    } else if (waiting && this.host.idleInTransactionTimeoutMs > 0 && !this.idleTimer) {
+      this.idleTimer = setTimeout(() => this.idleInTransactionTimeout(), this.host.idleInTransactionTimeoutMs);
+      this.idleTimer.unref();
     }
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  /** Idle in a transaction block too long: disconnected (the scheduler rolls the transaction back). */
+  private idleInTransactionTimeout(): void {
+    this.idleTimer = undefined;
+    if (this.closed || !this.holder || this.busy || this.pending.length || this.txStatus === 'I') return;
+    this.client.log.info({ timeoutMs: this.host.idleInTransactionTimeoutMs }, 'pg port: idle-in-transaction timeout');
+    endWithFatal(this.client.socket, {
+      code: '25P03',
+      message: 'terminating connection due to idle-in-transaction timeout',
+      hint: `on the embedded engine a transaction block holds the one session every client shares; the server allows --pg-idle-in-transaction-timeout-ms (${this.host.idleInTransactionTimeoutMs} ms) of idleness in one`,
+    });
+    this.close();
   }
 
   private startCopy(sql: string): void {
