@@ -269,6 +269,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         port: pgPort,
         backend,
         logins,
+        hub,
         auth: {
           mode: authMode,
           authenticator,

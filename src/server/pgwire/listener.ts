@@ -11,6 +11,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend.js';
 import type { LoginResolver } from '../backend/logins.js';
+import type { NotificationHub } from '../notifications.js';
 import type { ResolvedServerOptions } from '../options.js';
 import type { ServerTls } from '../tls.js';
 import { authenticatePgClient, type PgAuthConversation, PgAuthError, type PgAuthDeps } from './authentication.js';
@@ -28,6 +29,8 @@ export interface PgWireListenerDeps {
   port: number;
   backend: Backend;
   logins: LoginResolver;
+  /** The server's notification hub (LISTEN on the embedded engine). */
+  hub?: NotificationHub;
   auth: PgAuthDeps;
   options: ResolvedServerOptions;
   serverTls: ServerTls | undefined;
@@ -88,7 +91,9 @@ export async function startPgWireListener(deps: PgWireListenerDeps): Promise<PgW
   const sockets = new Set<net.Socket>();
   const accepted = new Set<net.Socket>();
   const scheduler =
-    deps.backend.engine === 'pglite' ? new PgliteScheduler({ backend: deps.backend, logins: deps.logins, options, log }) : undefined;
+    deps.backend.engine === 'pglite'
+      ? new PgliteScheduler({ backend: deps.backend, logins: deps.logins, hub: deps.hub, options, log })
+      : undefined;
   let nextId = 0;
 
   const serve = async (raw: net.Socket): Promise<void> => {
