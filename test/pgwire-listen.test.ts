@@ -35,37 +35,45 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/** A gRPC client of the server (with authentication: the fixture user's API key, over TLS). */
 function grpcOf(t: TestContext, s: PgPortServer): HeliosDBClient {
-  const g = createClient({ url: s.server.grpcUrl, minConnections: 0 });
+  const ca = (s.pgConfig.ssl as { ca?: string } | undefined)?.ca;
+  const g = createClient({
+    url: s.server.grpcUrl,
+    minConnections: 0,
+    ...(s.auth ? { apiKey: s.keyEnv.PGPASSWORD, ssl: { ca: ca! } } : {}),
+  });
   t.after(() => g.close());
   return g;
 }
 
 describeEachBackend('pg port: LISTEN and NOTIFY', (backend: TestBackend) => {
-  test('a pg-port client gets the NOTIFYs of other pg-port clients, of gRPC calls and its own', async (t) => {
-    const s = await pgPortServer(t, backend, { auth: false });
-    const grpc = grpcOf(t, s);
-    const a = await connect(s);
-    const b = await connect(s);
-    try {
-      const r = await a.c.query('LISTEN pgw_orders');
-      assert.equal(r.command, 'LISTEN');
-      await b.c.query("NOTIFY pgw_orders, 'from b'");
-      await until(() => a.notes.length === 1, 'the notification from b');
-      assert.deepEqual(a.notes[0], { channel: 'pgw_orders', payload: 'from b' });
-      await grpc.execute("SELECT pg_notify('pgw_orders', 'from grpc')");
-      await until(() => a.notes.length === 2, 'the notification from gRPC');
-      assert.equal(a.notes[1]!.payload, 'from grpc');
-      await a.c.query("NOTIFY pgw_orders, 'from a'");
-      await until(() => a.notes.length === 3, 'its own notification');
-      assert.equal(a.notes[2]!.payload, 'from a');
-      // b does not listen: it gets nothing.
-      assert.equal(b.notes.length, 0);
-    } finally {
-      await a.c.end();
-      await b.c.end();
-    }
-  });
+  for (const auth of [false, true]) {
+    test(`a pg-port client gets the NOTIFYs of other pg-port clients, of gRPC calls and its own, ${auth ? 'with' : 'without'} authentication`, async (t) => {
+      const s = await pgPortServer(t, backend, { auth });
+      const grpc = grpcOf(t, s);
+      const a = await connect(s);
+      const b = await connect(s);
+      try {
+        const r = await a.c.query('LISTEN pgw_orders');
+        assert.equal(r.command, 'LISTEN');
+        await b.c.query("NOTIFY pgw_orders, 'from b'");
+        await until(() => a.notes.length === 1, 'the notification from b');
+        assert.deepEqual(a.notes[0], { channel: 'pgw_orders', payload: 'from b' });
+        await grpc.execute("SELECT pg_notify('pgw_orders', 'from grpc')");
+        await until(() => a.notes.length === 2, 'the notification from gRPC');
+        assert.equal(a.notes[1]!.payload, 'from grpc');
+        await a.c.query("NOTIFY pgw_orders, 'from a'");
+        await until(() => a.notes.length === 3, 'its own notification');
+        assert.equal(a.notes[2]!.payload, 'from a');
+        // b does not listen: it gets nothing.
+        assert.equal(b.notes.length, 0);
+      } finally {
+        await a.c.end();
+        await b.c.end();
+      }
+    });
+  }
 
   test('an SDK listener gets the NOTIFYs of pg-port clients; both get those of gRPC calls', async (t) => {
     const s = await pgPortServer(t, backend, { auth: false });
