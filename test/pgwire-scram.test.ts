@@ -255,6 +255,22 @@ except psycopg.OperationalError as e:
     }
   });
 
+  if (backend.name === 'pglite') {
+    // (PGlite: the server's own database; on PostgreSQL the users table is shared with other tests.)
+    test('a HeliosDB user named apikey is a user like any other: SCRAM with its password', async () => {
+      await fx.auth.createUser({ name: 'apikey', role: fx.writerRole, password });
+      try {
+        assert.equal((await firstAuthRequest(fx.server.pgPort!, 'apikey')).code, 10);
+        const c = await connect({ ...plain(), user: 'apikey', password });
+        assert.equal((await c.query('SELECT current_user AS u')).rows[0].u, fx.writerRole);
+        await c.end();
+      } finally {
+        await fx.auth.deleteUser('apikey');
+      }
+      assert.equal((await firstAuthRequest(fx.server.pgPort!, 'apikey')).code, 3);
+    });
+  }
+
   if (backend.name === 'postgresql') {
     test('a user whose password was set before verifiers keeps the cleartext method (refused without TLS)', async () => {
       const old = await makeUser(fx, 'pgw_old', fx.writerRole, password);
