@@ -215,6 +215,13 @@ except psycopg.OperationalError as e:
     assert.equal(salt(real)[2], '4096');
     assert.equal(Buffer.from(salt(a)[1]!, 'base64').length, Buffer.from(salt(real)[1]!, 'base64').length);
     assert.notEqual(salt(a)[1], (/,s=([^,]+),/.exec(await serverFirst(fx.server.pgPort!, `other_${fx.id}`)) ?? [])[1]);
+    // A user without a password (API keys only) is answered as a name that is no user.
+    const keysOnly = await makeUser(fx, 'pgw_keys_only', fx.writerRole);
+    assert.equal((await firstAuthRequest(fx.server.pgPort!, keysOnly)).code, 10);
+    const e = await connect({ ...plain(), user: keysOnly, password: 'wrong' }).catch((x) => x);
+    assert.ok(refused('28P01')(e), String(e));
+    assert.equal(e.message.replace(keysOnly, 'X'), wrongName.message.replace(unknown, 'X'));
+    assert.equal(salt(await serverFirst(fx.server.pgPort!, keysOnly))[1], salt(await serverFirst(fx.server.pgPort!, keysOnly))[1]);
   });
 
   test('SCRAM proofs are checked through the login throttle', async () => {

@@ -4,14 +4,15 @@
  * PostgreSQL offers one method per connection:
  *
  * - a HeliosDB user with a SCRAM-SHA-256 verifier (a password set since HeliosDB keeps one), and
- *   any name that is no user: SCRAM-SHA-256 (../auth/scram.ts), with or without TLS, since the
- *   password never travels. A name that is no user plays the exchange with a mock verifier, so
- *   the answers do not tell whether the user exists; the proof fails with 28P01.
- * - a user without a verifier, and the name {@link tokenUserName} (when no user has it):
- *   AuthenticationCleartextPassword. An API key or session token there is checked as a bearer
- *   token (the user name is then not used); anything else is the named user's password, checked
- *   against its scrypt hash, refused over a connection without TLS unless
- *   `--allow-insecure-password`.
+ *   any other name but those below (no such user, or a user without a password): SCRAM-SHA-256
+ *   (../auth/scram.ts), with or without TLS, since the password never travels. A name without a
+ *   verifier plays the exchange with a mock one, so the answers do not tell whether the user
+ *   exists; the proof fails with 28P01.
+ * - a user whose password was kept before verifiers were, and the name {@link tokenUserName}
+ *   (unless a user of that name has a verifier): AuthenticationCleartextPassword. An API key or
+ *   session token there is checked as a bearer token (the user name is then not used); anything
+ *   else is the named user's password, checked against its scrypt hash, refused over a connection
+ *   without TLS unless `--allow-insecure-password`.
  *
  * Passwords of either kind are checked through the same throttle as Login. A client certificate
  * verified against `--tls-client-ca` identifies its user without a password. Without
@@ -71,10 +72,7 @@ function isToken(pw: string): boolean {
   return pw.startsWith('hdb_') || pw.startsWith('hdbs_') || pw.split('.').length === 3;
 }
 
-/**
- * Authenticates a client; `askPassword` sends AuthenticationCleartextPassword and resolves with the
- * PasswordMessage. Throws {@link PgAuthError}.
- */
+/** Authenticates a client through `conversation` (see the file comment). Throws {@link PgAuthError}. */
 export async function authenticatePgClient(
   deps: PgAuthDeps,
   peer: PeerInfo,
@@ -104,7 +102,12 @@ export async function authenticatePgClient(
   } catch (e) {
     throw refusal(e);
   }
-  if (named ? named.scramVerifier !== undefined : startupUser !== tokenUserName) return scram(deps, peer, startupUser, named, conversation);
+  // Cleartext for the users a SCRAM exchange cannot serve (a password kept before verifiers were),
+  // and for API keys under the name tokenUserName; SCRAM for everyone else, a mock one for names
+  // without a verifier (no such user, or one without a password), so the method tells nothing.
+  const cleartext =
+    named?.scramVerifier === undefined && (startupUser === tokenUserName || (named !== undefined && named.passwordHash !== undefined));
+  if (!cleartext) return scram(deps, peer, startupUser, named?.scramVerifier ? named : undefined, conversation);
   const password = await conversation.askPassword();
   if (password === '') throw new PgAuthError('28P01', 'password authentication failed: the password is empty');
   if (isToken(password)) {
