@@ -1,7 +1,8 @@
 /**
  * Who a client of heliosdb's PostgreSQL port is, on both backends: TLS (SSLRequest answered with
  * the server's certificate; plaintext refused when TLS is configured), a HeliosDB user's password
- * (over TLS only, unless --allow-insecure-password), an API key as the password, read-only keys
+ * (SCRAM-SHA-256 over TLS here; without TLS: test/pgwire-scram.test.ts), an API key as the password
+ * (user `apikey`, cleartext; over TLS only, unless --allow-insecure-password, for a password), read-only keys
  * refused, wrong credentials refused with 28P01; statements under the principal's role, and on
  * PostgreSQL its own login role, which raw SQL cannot leave. Hostile bytes end only their own
  * connection.
@@ -69,31 +70,32 @@ describeEachBackend('pg port: authentication', (backend) => {
     await assert.rejects(connect({ ...tls(), user, password: '' }), (e: Error) => /password/.test(e.message));
   });
 
-  test('plaintext is refused when TLS is configured; passwords are refused without TLS', async () => {
+  test('plaintext is refused when TLS is configured; cleartext passwords are refused without TLS', async () => {
     await assert.rejects(
       connect({ host: '127.0.0.1', port: fx.server.pgPort!, database: 'postgres', user, password }),
       refused('28000', /requires TLS/),
     );
+    // User apikey gets the cleartext method: a password there (not a key) needs TLS.
     await assert.rejects(
-      connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user: plainUser, password }),
+      connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user: 'apikey', password }),
       refused('28000', /passwords are refused over a connection without TLS/),
     );
   });
 
   test('an API key as the password; a read-only key is refused', async () => {
     const { key } = await fx.auth.createApiKey({ user });
-    const c = await connect({ ...tls(), user: 'any name', password: key });
+    const c = await connect({ ...tls(), user: 'apikey', password: key });
     try {
       assert.equal((await c.query('SELECT current_user AS u')).rows[0].u, fx.writerRole);
     } finally {
       await c.end();
     }
     const ro = await fx.auth.createApiKey({ user, readOnly: true });
-    await assert.rejects(connect({ ...tls(), user, password: ro.key }), refused('28000', /read-only API keys are refused/));
-    await assert.rejects(connect({ ...tls(), user, password: 'hdb_notakey_0000' }), refused('28P01'));
+    await assert.rejects(connect({ ...tls(), user: 'apikey', password: ro.key }), refused('28000', /read-only API keys are refused/));
+    await assert.rejects(connect({ ...tls(), user: 'apikey', password: 'hdb_notakey_0000' }), refused('28P01'));
     // Without TLS an API key is accepted, as on the other listeners.
     const { key: plainKey } = await plain.auth.createApiKey({ user: plainUser });
-    const p = await connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user: plainUser, password: plainKey });
+    const p = await connect({ host: '127.0.0.1', port: plain.server.pgPort!, database: 'postgres', user: 'apikey', password: plainKey });
     await p.end();
   });
 

@@ -207,7 +207,7 @@ describeEachBackend('pg port: drivers', (backend) => {
     const c = await client(s.pgConfig);
     t.after(() => c.end());
     for (const sql of [
-      'LISTEN pgw_channel',
+      'LISTEN pgw_channel; SELECT 1',
       'PREPARE pgw_p AS SELECT 1',
       'CREATE TEMP TABLE pgw_tmp (x int)',
       'SELECT pg_advisory_lock(1)',

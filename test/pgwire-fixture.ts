@@ -34,9 +34,9 @@ export interface PgPortServer {
   readonly user: string;
   readonly password: string;
   /**
-   * {@link env} with an API key of the user as the password (with authentication): a key is
-   * checked by its digest, a password by scrypt (tens of ms by design), so many connections at
-   * once log in faster with a key.
+   * {@link env} with an API key of the user as the password, as user `apikey` (with
+   * authentication): a key is checked by its digest, a password by SCRAM's 4096 PBKDF2 rounds in
+   * the client, so many connections at once log in faster with a key.
    */
   readonly keyEnv: Record<string, string>;
   /** A table name as the verifying connection names it (schema-qualified where needed). */
@@ -119,7 +119,7 @@ export async function pgPortServer(t: TestContext, backend: TestBackend, opts: {
     },
     user,
     password,
-    keyEnv: { ...env, PGPASSWORD: key },
+    keyEnv: { ...env, PGUSER: 'apikey', PGPASSWORD: key },
     qualify: (table) => (schema ? `${schema}.${table}` : table),
     verify: (sql) => fx.adminSql(sql),
   };

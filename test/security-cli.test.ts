@@ -73,6 +73,25 @@ test('heliosdb user create / apikey create / apikey revoke against --database-ur
     // The password from standard input works for Login (over cleartext only with the server's consent).
     const [u] = (await admin.query('SELECT password_hash FROM heliosdb.users WHERE name = $1', [user])).rows;
     assert.match(u.password_hash, /^scrypt\$/);
+    // ... and a SCRAM-SHA-256 verifier of it, for the pg port's SCRAM (no TLS needed); --replace changes both.
+    const scram = async (password: string) => {
+      const pc = new pg.Client({ host: '127.0.0.1', port: server.pgPort!, database: 'postgres', user, password });
+      pc.on('error', () => {});
+      await pc.connect();
+      const r = await pc.query('SELECT current_user AS u');
+      await pc.end();
+      return r.rows[0].u;
+    };
+    const [v] = (await admin.query('SELECT scram_verifier FROM heliosdb.users WHERE name = $1', [user])).rows;
+    assert.match(v.scram_verifier, /^SCRAM-SHA-256\$4096:/);
+    assert.equal(await scram('pw-from-stdin'), role);
+    const replaced = await heliosdb(
+      ['user', 'create', user, '--role', role, '--replace', '--password-stdin', '--database-url', url],
+      'new-pw\n',
+    );
+    assert.equal(replaced.code, 0, replaced.stderr);
+    await assert.rejects(scram('pw-from-stdin'), (e: { code?: string }) => e.code === '28P01');
+    assert.equal(await scram('new-pw'), role);
     assert.equal((await heliosdb(['user', 'delete', user, '--database-url', url])).code, 0);
   } finally {
     await server.close();

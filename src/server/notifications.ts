@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { Principal } from './auth/principal.js';
 import type { Backend, BackendConnection, BackendLogin } from './backend.js';
 import type { LoginResolver } from './backend/logins.js';
+import { serverLogin } from './backend/login.js';
 import { recycle } from './backend/recycle.js';
 import { quoteIdent } from './sql-quote.js';
 
@@ -85,14 +86,49 @@ export class NotificationHub {
     await this.logins.ready(principal);
     const login = this.logins.loginOf(principal);
     // One listener per login; on the embedded engine every login shares its one session.
-    const key = this.backend.engine === 'pglite' ? 'pglite' : login.key;
+    const listener = this.listenerFor(this.backend.engine === 'pglite' ? 'pglite' : login.key, login);
+    const { added, subscription } = this.register(listener, channels, sub);
+    try {
+      await this.serial(listener, () => this.listen(listener, added));
+    } catch (e) {
+      subscription.close();
+      throw e;
+    }
+    return subscription;
+  }
+
+  /**
+   * Subscribes `sub` to `channel` on the embedded engine's session, whose holder (the pg port's
+   * scheduler) has just run LISTEN on it: from now on the server keeps that listen across calls'
+   * resets, as its own.
+   */
+  adoptEngineListen(channel: string, sub: Subscriber, conn: BackendConnection): Subscription {
+    const listener = this.listenerFor('pglite', serverLogin);
+    // What the session receives while calls have it comes through the connection's events.
+    this.attach(listener, conn);
+    const { subscription } = this.register(listener, [channel], sub);
+    listener.listening.add(channel);
+    return subscription;
+  }
+
+  /** A notification the embedded engine sent to the pg port's scheduler, which held its session. */
+  deliverEngineNotification(n: NotificationEvent): void {
+    const l = this.listeners.get('pglite');
+    if (l) this.deliver(l, n);
+  }
+
+  private listenerFor(key: string, login: BackendLogin): Listener {
     let l = this.listeners.get(key);
     if (!l)
       this.listeners.set(
         key,
         (l = { login, conn: undefined, channels: new Map(), listening: new Set(), tail: Promise.resolve(), closed: false }),
       );
-    const listener = l;
+    return l;
+  }
+
+  /** Adds `sub` to `channels` of `listener`: the channels that had no subscriber, and the subscription. */
+  private register(listener: Listener, channels: readonly string[], sub: Subscriber): { added: string[]; subscription: Subscription } {
     const added: string[] = [];
     for (const ch of new Set(channels)) {
       let set = listener.channels.get(ch);
@@ -119,13 +155,7 @@ export class NotificationHub {
         if (removed.length > 0) void this.serial(listener, () => this.unlisten(listener, removed));
       },
     };
-    try {
-      await this.serial(listener, () => this.listen(listener, added));
-    } catch (e) {
-      subscription.close();
-      throw e;
-    }
-    return subscription;
+    return { added, subscription };
   }
 
   /** Ends every listener (shutdown). */
@@ -151,20 +181,24 @@ export class NotificationHub {
     if (l.conn) return l.conn;
     // PostgreSQL: a connection of its own, outside the pool, so that listening never starves calls.
     const conn = this.backend.openDedicated ? await this.backend.openDedicated(l.login) : await this.backend.acquire(l.login);
-    if (!this.attached.has(conn)) {
-      this.attached.add(conn);
-      // Only this listener's subscribers: on PostgreSQL every login's connection that listens on a
-      // channel receives each of its notifications, so delivering to all would deliver it twice.
-      conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(l, msg));
-      conn.on('error', () => this.lost(l, conn));
-      conn.on('end', () => this.lost(l, conn));
-    }
+    this.attach(l, conn);
     if (this.backend.engine === 'pglite') {
       // One shared session: the LISTEN stays on it between calls (its reset keeps listens).
       return conn;
     }
     l.conn = conn;
     return conn;
+  }
+
+  /** Hands the connection's notifications to the listener's subscribers (once per connection). */
+  private attach(l: Listener, conn: BackendConnection): void {
+    if (this.attached.has(conn)) return;
+    this.attached.add(conn);
+    // Only this listener's subscribers: on PostgreSQL every login's connection that listens on a
+    // channel receives each of its notifications, so delivering to all would deliver it twice.
+    conn.on('notification', (msg: { channel: string; payload?: string; processId: number }) => this.deliver(l, msg));
+    conn.on('error', () => this.lost(l, conn));
+    conn.on('end', () => this.lost(l, conn));
   }
 
   /** Gives a borrowed connection back (the embedded engine: listens outlive the call). */
@@ -183,9 +217,12 @@ export class NotificationHub {
     }
   }
 
-  private async unlisten(l: Listener, channels: string[]): Promise<void> {
+  private async unlisten(l: Listener, removed: string[]): Promise<void> {
     if (l.closed) return;
-    for (const ch of channels) if (!l.channels.has(ch)) l.listening.delete(ch);
+    // Channels subscribed to again since are kept.
+    const channels = removed.filter((ch) => !l.channels.has(ch));
+    if (channels.length === 0) return;
+    for (const ch of channels) l.listening.delete(ch);
     if (l.channels.size === 0 && this.backend.engine !== 'pglite') {
       await this.drop(l, false);
       return;

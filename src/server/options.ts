@@ -297,6 +297,13 @@ export const serverOptionTable = {
     'the largest COPY FROM on PGlite, which reads it from memory',
     '256 MiB',
   ),
+  pgIdleInTransactionTimeoutMs: o(
+    '--pg-idle-in-transaction-timeout-ms',
+    'HELIOSDB_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+    'integer',
+    60_000,
+    'a pg-port client idle this long inside a transaction block on PGlite, whose one session it holds, is rolled back and disconnected (25P03); 0 never',
+  ),
   databaseApplicationName: o(
     '--database-application-name',
     'HELIOSDB_DATABASE_APPLICATION_NAME',

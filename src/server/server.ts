@@ -10,6 +10,7 @@ import { DatabaseService, SessionService } from '@heliosdb/client/wire';
 import { createAuthService } from './auth/auth-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { JwtVerifier } from './auth/jwt.js';
+import { mockScramKey } from './auth/scram.js';
 import { AuthThrottle } from './auth/throttle.js';
 import { openAuthData } from './auth/setup.js';
 import type { AuthAdmin } from './auth/store.js';
@@ -268,7 +269,15 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         port: pgPort,
         backend,
         logins,
-        auth: { mode: authMode, authenticator, data: authData.data, allowInsecurePassword: opts.allowInsecurePassword, log },
+        hub,
+        auth: {
+          mode: authMode,
+          authenticator,
+          data: authData.data,
+          allowInsecurePassword: opts.allowInsecurePassword,
+          mockKey: mockScramKey(authData.serverKey),
+          log,
+        },
         options: opts,
         serverTls,
         log,

@@ -17,6 +17,11 @@ export interface UserRecord {
   role: string;
   /** scrypt hash; undefined when the user has no password (API keys, OAuth, certificates only). */
   passwordHash: string | undefined;
+  /**
+   * SCRAM-SHA-256 verifier of the password (PostgreSQL's form), for the PostgreSQL port; undefined
+   * for users whose password was set before HeliosDB kept one.
+   */
+  scramVerifier?: string;
   /** The login role its statements run under (PostgreSQL); undefined on the embedded engine. */
   login?: LoginRecord;
 }

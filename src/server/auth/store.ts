@@ -1,7 +1,7 @@
 /**
  * Users, API keys and password sessions, kept durably in the backend database's `heliosdb`
  * schema, so several servers on one database share them. Secrets are never stored: passwords as
- * scrypt hashes, API keys and session tokens (random, 256 bits) as SHA-256 digests.
+ * scrypt hashes (and SCRAM-SHA-256 verifiers, for the PostgreSQL port), API keys and session tokens (random, 256 bits) as SHA-256 digests.
  *
  * The same store serves the running server (reads, sessions) and the `heliosdb user` / `heliosdb
  * apikey` commands (writes), each through its own {@link SqlRunner}.
@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS heliosdb.sessions (
 );
 ALTER TABLE heliosdb.users ADD COLUMN IF NOT EXISTS login_role text UNIQUE;
 ALTER TABLE heliosdb.users ADD COLUMN IF NOT EXISTS login_generation integer NOT NULL DEFAULT 1;
+ALTER TABLE heliosdb.users ADD COLUMN IF NOT EXISTS scram_verifier text;
 CREATE TABLE IF NOT EXISTS heliosdb.server_key (
   id integer PRIMARY KEY CHECK (id = 1),
   key text NOT NULL
@@ -69,11 +70,16 @@ REVOKE ALL ON ALL TABLES IN SCHEMA heliosdb FROM PUBLIC;
 COMMIT;
 `;
 
-/** The newest table the schema adds (an older schema is upgraded when it is missing). */
-const newestPart = "SELECT to_regclass('heliosdb.server_key') IS NOT NULL AS ok";
+/** The newest parts the schema adds (an older schema is upgraded when one is missing). */
+const newestPart = `SELECT to_regclass('heliosdb.server_key') IS NOT NULL AND EXISTS (
+  SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('heliosdb.users') AND attname = 'scram_verifier' AND NOT attisdropped
+) AS ok`;
 
-/** Columns of a user row, with its login. */
-const userColumns = 'u.name, u.role, u.password_hash, u.login_role, u.login_generation';
+/**
+ * Columns of a user row, with its login. The SCRAM verifier is read through `to_jsonb`, so a server
+ * reading a schema made before it (not upgraded by `heliosdb auth init` yet) finds none.
+ */
+const userColumns = "u.name, u.role, u.password_hash, u.login_role, u.login_generation, to_jsonb(u) ->> 'scram_verifier' AS scram_verifier";
 
 function loginOf(r: Record<string, unknown>): LoginRecord | undefined {
   return r.login_role == null ? undefined : { role: String(r.login_role), generation: Number(r.login_generation ?? 1) };
@@ -84,6 +90,7 @@ function userOf(r: Record<string, unknown>): UserRecord {
     name: String(r.name),
     role: String(r.role),
     passwordHash: r.password_hash == null ? undefined : String(r.password_hash),
+    scramVerifier: r.scram_verifier == null ? undefined : String(r.scram_verifier),
     login: loginOf(r),
   };
 }
@@ -200,15 +207,18 @@ export class SqlAuthStore {
     if (!opts.name) throw new Error('a user needs a name');
     if (!opts.role) throw new Error('a user needs a PostgreSQL role (--role)');
     const hash = opts.password === undefined ? null : await hashPassword(opts.password);
+    // The PostgreSQL port's SCRAM-SHA-256 needs a verifier of the password itself (see ./scram.ts).
+    const verifier = opts.password === undefined ? null : scramVerifier(opts.password);
     await this.ensureSchema();
     if (!this.loginRoles) {
       const conflict = opts.replace
-        ? 'ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, login_generation = heliosdb.users.login_generation + 1'
+        ? 'ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, scram_verifier = EXCLUDED.scram_verifier, login_generation = heliosdb.users.login_generation + 1'
         : '';
-      await this.sql.query(`INSERT INTO heliosdb.users (name, role, password_hash) VALUES ($1, $2, $3) ${conflict}`, [
+      await this.sql.query(`INSERT INTO heliosdb.users (name, role, password_hash, scram_verifier) VALUES ($1, $2, $3, $4) ${conflict}`, [
         opts.name,
         opts.role,
         hash,
+        verifier,
       ]);
       if (opts.replace) await this.sql.query('DELETE FROM heliosdb.sessions WHERE user_name = $1', [opts.name]);
       return;
@@ -216,11 +226,11 @@ export class SqlAuthStore {
     const [db] = await this.sql.query('SELECT current_database() AS d');
     const login = loginRoleName(String(db.d), opts.name);
     const conflict = opts.replace
-      ? 'ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, login_role = EXCLUDED.login_role, login_generation = heliosdb.users.login_generation + 1'
+      ? 'ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash, scram_verifier = EXCLUDED.scram_verifier, login_role = EXCLUDED.login_role, login_generation = heliosdb.users.login_generation + 1'
       : '';
     const [row] = await this.sql.query(
-      `INSERT INTO heliosdb.users (name, role, password_hash, login_role) VALUES ($1, $2, $3, $4) ${conflict} RETURNING login_generation`,
-      [opts.name, opts.role, hash, login],
+      `INSERT INTO heliosdb.users (name, role, password_hash, scram_verifier, login_role) VALUES ($1, $2, $3, $4, $5) ${conflict} RETURNING login_generation`,
+      [opts.name, opts.role, hash, verifier, login],
     );
     if (opts.replace) await this.sql.query('DELETE FROM heliosdb.sessions WHERE user_name = $1', [opts.name]);
     await this.provisionLogin(login, opts.role, opts.name, Number(row.login_generation));

@@ -1,16 +1,22 @@
 /**
  * Who a PostgreSQL-port client is, by the rules of the other listeners (../auth/authenticator.ts,
- * docs/security.md). With `--auth required` the client is asked for a password
- * (AuthenticationCleartextPassword): an API key or session token there is checked as a bearer
- * token (the start-up user name is then not used); anything else is the password of the HeliosDB
- * user the start-up names, checked against its stored hash through the same throttle as Login, and
- * refused over a connection without TLS unless `--allow-insecure-password`. A client certificate
+ * docs/security.md). With `--auth required` the method follows the start-up user name, since
+ * PostgreSQL offers one method per connection:
+ *
+ * - a HeliosDB user with a SCRAM-SHA-256 verifier (a password set since HeliosDB keeps one), and
+ *   any other name but those below (no such user, or a user without a password): SCRAM-SHA-256
+ *   (../auth/scram.ts), with or without TLS, since the password never travels. A name without a
+ *   verifier plays the exchange with a mock one, so the answers do not tell whether the user
+ *   exists; the proof fails with 28P01.
+ * - a user whose password was kept before verifiers were, and the name {@link tokenUserName}
+ *   (unless a user of that name has a verifier): AuthenticationCleartextPassword. An API key or
+ *   session token there is checked as a bearer token (the user name is then not used); anything
+ *   else is the named user's password, checked against its scrypt hash, refused over a connection
+ *   without TLS unless `--allow-insecure-password`.
+ *
+ * Passwords of either kind are checked through the same throttle as Login. A client certificate
  * verified against `--tls-client-ca` identifies its user without a password. Without
  * authentication no password is asked and the client is anonymous (or its certificate's user).
- *
- * SCRAM-SHA-256 is not offered: HeliosDB stores users' passwords as scrypt hashes and API keys as
- * SHA-256 digests, and SCRAM needs a PBKDF2 verifier of the password itself, so the server could
- * only answer a SCRAM exchange by keeping a second, weaker form of every secret.
  * @packageDocumentation
  */
 import { ConnectError } from '@connectrpc/connect';
@@ -20,6 +26,8 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { dummyPasswordHash, verifyPassword } from '../auth/passwords.js';
 import type { PeerInfo, Principal } from '../auth/principal.js';
 import type { AuthData, UserRecord } from '../auth/records.js';
+import { mockScramVerifier, parseScramVerifier, ScramProtocolError, scramMechanism, startScram } from '../auth/scram.js';
+import { authenticationSasl, authenticationSaslContinue, authenticationSaslFinal, cstringAt, ProtocolViolation } from './messages.js';
 
 /** What authentication needs. */
 export interface PgAuthDeps {
@@ -27,8 +35,23 @@ export interface PgAuthDeps {
   authenticator: Authenticator;
   data: AuthData;
   allowInsecurePassword: boolean;
+  /** Key of the mock salts of names that are no user (the same for a name while it is the same). */
+  mockKey: Buffer;
   log: Logger;
 }
+
+/** How authentication talks to the client. */
+export interface PgAuthConversation {
+  /** Sends AuthenticationCleartextPassword; resolves with the PasswordMessage's password. */
+  askPassword(): Promise<string>;
+  /** Sends an authentication request; resolves with the client's next password-type ('p') message. */
+  exchange(request: Buffer): Promise<Buffer>;
+  /** Sends a message without waiting for an answer. */
+  send(msg: Buffer): void;
+}
+
+/** The start-up user name that asks for the cleartext method when no HeliosDB user has it (API keys). */
+export const tokenUserName = 'apikey';
 
 /** An authentication refusal: FATAL with its SQLSTATE (28P01 wrong credentials, 28000 refused). */
 export class PgAuthError extends Error {
@@ -49,15 +72,12 @@ function isToken(pw: string): boolean {
   return pw.startsWith('hdb_') || pw.startsWith('hdbs_') || pw.split('.').length === 3;
 }
 
-/**
- * Authenticates a client; `askPassword` sends AuthenticationCleartextPassword and resolves with the
- * PasswordMessage. Throws {@link PgAuthError}.
- */
+/** Authenticates a client through `conversation` (see the file comment). Throws {@link PgAuthError}. */
 export async function authenticatePgClient(
   deps: PgAuthDeps,
   peer: PeerInfo,
   startupUser: string,
-  askPassword: () => Promise<string>,
+  conversation: PgAuthConversation,
 ): Promise<Principal> {
   const call = (authorization: string | null) =>
     deps.authenticator.authenticate({
@@ -75,7 +95,20 @@ export async function authenticatePgClient(
   } catch (e) {
     throw refusal(e);
   }
-  const password = await askPassword();
+  const malformed = !startupUser || Buffer.byteLength(startupUser) > maxUserBytes;
+  let named: UserRecord | undefined;
+  try {
+    named = malformed ? undefined : await deps.data.findUser(startupUser);
+  } catch (e) {
+    throw refusal(e);
+  }
+  // Cleartext for the users a SCRAM exchange cannot serve (a password kept before verifiers were),
+  // and for API keys under the name tokenUserName; SCRAM for everyone else, a mock one for names
+  // without a verifier (no such user, or one without a password), so the method tells nothing.
+  const cleartext =
+    named?.scramVerifier === undefined && (startupUser === tokenUserName || (named !== undefined && named.passwordHash !== undefined));
+  if (!cleartext) return scram(deps, peer, startupUser, named?.scramVerifier ? named : undefined, conversation);
+  const password = await conversation.askPassword();
   if (password === '') throw new PgAuthError('28P01', 'password authentication failed: the password is empty');
   if (isToken(password)) {
     try {
@@ -90,12 +123,12 @@ export async function authenticatePgClient(
       'passwords are refused over a connection without TLS: connect with sslmode=require (the server needs --tls-cert and --tls-key), or use an API key as the password; --allow-insecure-password permits it for local development',
     );
   }
-  const malformed = !startupUser || Buffer.byteLength(startupUser) > maxUserBytes || Buffer.byteLength(password) > maxPasswordBytes;
+  const tooLong = Buffer.byteLength(password) > maxPasswordBytes;
   let user: UserRecord | undefined;
   let ok: boolean;
   try {
     ok = await deps.authenticator.throttle.checkPassword({ address: peer.address, user: startupUser }, async () => {
-      if (malformed) return false;
+      if (malformed || tooLong) return false;
       user = await deps.data.findUser(startupUser);
       const matches = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()));
       return matches && user?.passwordHash !== undefined;
@@ -103,11 +136,52 @@ export async function authenticatePgClient(
   } catch (e) {
     throw refusal(e);
   }
-  if (!ok || !user) {
-    deps.log.info({ user: startupUser.slice(0, maxUserBytes), address: peer.address, listener: 'pg' }, 'failed login');
-    throw new PgAuthError('28P01', `password authentication failed for user ${JSON.stringify(startupUser.slice(0, maxUserBytes))}`);
-  }
+  if (!ok || !user) throw failedLogin(deps, peer, startupUser);
   return { user: user.name, role: user.role, method: 'password', readOnly: false, login: user.login };
+}
+
+/**
+ * A SCRAM-SHA-256 exchange for `startupUser` (`user` when it exists with a verifier; a mock
+ * verifier otherwise). The proof is checked under the throttle once the client sent it, so a slow
+ * client holds no check slot.
+ */
+async function scram(
+  deps: PgAuthDeps,
+  peer: PeerInfo,
+  startupUser: string,
+  user: UserRecord | undefined,
+  conversation: PgAuthConversation,
+): Promise<Principal> {
+  const verifier = parseScramVerifier(user?.scramVerifier) ?? mockScramVerifier(deps.mockKey, startupUser);
+  const initial = await conversation.exchange(authenticationSasl([scramMechanism]));
+  const [mechanism, at] = cstringAt(initial, 5);
+  if (mechanism !== scramMechanism)
+    throw new ProtocolViolation(`the client chose SASL mechanism ${JSON.stringify(mechanism)}: the server offers ${scramMechanism}`);
+  if (initial.length < at + 4) throw new ProtocolViolation('malformed SASLInitialResponse');
+  const len = initial.readInt32BE(at);
+  if (len < 0 || at + 4 + len !== initial.length) throw new ProtocolViolation('malformed SASLInitialResponse');
+  try {
+    const exchange = startScram(initial.toString('utf8', at + 4), verifier);
+    const final = await conversation.exchange(authenticationSaslContinue(exchange.serverFirst));
+    let serverFinal: string | undefined;
+    const ok = await deps.authenticator.throttle.checkPassword({ address: peer.address, user: startupUser }, async () => {
+      serverFinal = exchange.finish(final.toString('utf8', 5));
+      return serverFinal !== undefined && user !== undefined;
+    });
+    if (!ok || !user || serverFinal === undefined) throw failedLogin(deps, peer, startupUser);
+    conversation.send(authenticationSaslFinal(serverFinal));
+    return { user: user.name, role: user.role, method: 'password', readOnly: false, login: user.login };
+  } catch (e) {
+    if (e instanceof ScramProtocolError) throw new ProtocolViolation(e.message);
+    if (e instanceof ConnectError) throw refusal(e);
+    throw e;
+  }
+}
+
+/** Logs a failed login and makes its refusal (the same whether the user exists or not). */
+function failedLogin(deps: PgAuthDeps, peer: PeerInfo, startupUser: string): PgAuthError {
+  deps.log.info({ user: startupUser.slice(0, maxUserBytes), address: peer.address, listener: 'pg' }, 'failed login');
+  return new PgAuthError('28P01', `password authentication failed for user ${JSON.stringify(startupUser.slice(0, maxUserBytes))}`);
 }
 
 /** A refusal of the authenticator, in PostgreSQL's terms. */

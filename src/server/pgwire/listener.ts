@@ -11,9 +11,10 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend.js';
 import type { LoginResolver } from '../backend/logins.js';
+import type { NotificationHub } from '../notifications.js';
 import type { ResolvedServerOptions } from '../options.js';
 import type { ServerTls } from '../tls.js';
-import { authenticatePgClient, PgAuthError, type PgAuthDeps } from './authentication.js';
+import { authenticatePgClient, type PgAuthConversation, PgAuthError, type PgAuthDeps } from './authentication.js';
 import { type BackendKey, CancelRegistry } from './cancel.js';
 import { endWithFatal, type PgClient, paramOf } from './client.js';
 import { MessageFramer } from './framing.js';
@@ -28,6 +29,8 @@ export interface PgWireListenerDeps {
   port: number;
   backend: Backend;
   logins: LoginResolver;
+  /** The server's notification hub (LISTEN on the embedded engine). */
+  hub?: NotificationHub;
   auth: PgAuthDeps;
   options: ResolvedServerOptions;
   serverTls: ServerTls | undefined;
@@ -43,36 +46,42 @@ export interface PgWireListener {
   close(): Promise<void>;
 }
 
-/** Reads the PasswordMessage after AuthenticationCleartextPassword. */
-function askPassword(started: StartedConnection, framer: MessageFramer): Promise<string> {
+/** Authentication's exchanges with the client: each request is answered by a password-type ('p') message. */
+function conversationOf(started: StartedConnection, framer: MessageFramer): PgAuthConversation {
   const { socket } = started;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error('the client sent no password in time')), startupTimeoutMs);
-    const done = (r: string | Error): void => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('close', onClose);
-      if (typeof r === 'string') resolve(r);
-      else reject(r);
-    };
-    const onClose = (): void => done(new Error('the client closed the connection during authentication'));
-    const onData = (chunk: Buffer): void => {
-      try {
-        framer.push(chunk);
-        const msg = framer.nextTyped();
-        if (!msg) return;
-        if (msg[0] !== 0x70)
-          throw new ProtocolViolation(`expected a password message, got message type ${JSON.stringify(String.fromCharCode(msg[0]!))}`);
-        done(cstringAt(msg, 5)[0]);
-      } catch (e) {
-        done(e as Error);
-      }
-    };
-    socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.write(authenticationCleartextPassword());
-    if (framer.pending) onData(Buffer.alloc(0));
-  });
+  const exchange = (request: Buffer): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error('the client did not answer the authentication request in time')), startupTimeoutMs);
+      const done = (r: Buffer | Error): void => {
+        clearTimeout(timer);
+        socket.removeListener('data', onData);
+        socket.removeListener('close', onClose);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      const onClose = (): void => done(new Error('the client closed the connection during authentication'));
+      const onData = (chunk: Buffer): void => {
+        try {
+          framer.push(chunk);
+          const msg = framer.nextTyped();
+          if (!msg) return;
+          if (msg[0] !== 0x70)
+            throw new ProtocolViolation(`expected a password message, got message type ${JSON.stringify(String.fromCharCode(msg[0]!))}`);
+          done(Buffer.from(msg));
+        } catch (e) {
+          done(e as Error);
+        }
+      };
+      socket.on('data', onData);
+      socket.on('close', onClose);
+      socket.write(request);
+      if (framer.pending) onData(Buffer.alloc(0));
+    });
+  return {
+    exchange,
+    askPassword: async () => cstringAt(await exchange(authenticationCleartextPassword()), 5)[0],
+    send: (msg) => void socket.write(msg),
+  };
 }
 
 /** Starts the listener. */
@@ -82,7 +91,9 @@ export async function startPgWireListener(deps: PgWireListenerDeps): Promise<PgW
   const sockets = new Set<net.Socket>();
   const accepted = new Set<net.Socket>();
   const scheduler =
-    deps.backend.engine === 'pglite' ? new PgliteScheduler({ backend: deps.backend, logins: deps.logins, options, log }) : undefined;
+    deps.backend.engine === 'pglite'
+      ? new PgliteScheduler({ backend: deps.backend, logins: deps.logins, hub: deps.hub, options, log })
+      : undefined;
   let nextId = 0;
 
   const serve = async (raw: net.Socket): Promise<void> => {
@@ -117,7 +128,7 @@ export async function startPgWireListener(deps: PgWireListenerDeps): Promise<PgW
     };
     let principal: PgClient['principal'];
     try {
-      principal = await authenticatePgClient(deps.auth, peer, paramOf(started, 'user') ?? '', () => askPassword(started, framer));
+      principal = await authenticatePgClient(deps.auth, peer, paramOf(started, 'user') ?? '', conversationOf(started, framer));
     } catch (e) {
       if (e instanceof PgAuthError) endWithFatal(socket, { code: e.sqlstate, message: e.message });
       else if (e instanceof ProtocolViolation) endWithFatal(socket, { code: '08P01', message: e.message });

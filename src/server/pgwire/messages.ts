@@ -36,6 +36,27 @@ export function authenticationCleartextPassword(): Buffer {
   return message('R', body);
 }
 
+/** AuthenticationSASL with the mechanisms offered. */
+export function authenticationSasl(mechanisms: string[]): Buffer {
+  const code = Buffer.alloc(4);
+  code.writeInt32BE(10, 0);
+  return message('R', Buffer.concat([code, ...mechanisms.map(cstr), Buffer.alloc(1)]));
+}
+
+/** AuthenticationSASLContinue with the server-first-message. */
+export function authenticationSaslContinue(data: string): Buffer {
+  const code = Buffer.alloc(4);
+  code.writeInt32BE(11, 0);
+  return message('R', Buffer.concat([code, Buffer.from(data, 'utf8')]));
+}
+
+/** AuthenticationSASLFinal with the server-final-message. */
+export function authenticationSaslFinal(data: string): Buffer {
+  const code = Buffer.alloc(4);
+  code.writeInt32BE(12, 0);
+  return message('R', Buffer.concat([code, Buffer.from(data, 'utf8')]));
+}
+
 /** The fields of an ErrorResponse or NoticeResponse (the codes of PostgreSQL's protocol). */
 export interface ErrorFields {
   severity: 'ERROR' | 'FATAL' | 'NOTICE' | 'WARNING';

@@ -17,6 +17,7 @@ import type { Backend, BackendConnection } from '../backend.js';
 import { stateOf } from '../backend/connection.js';
 import type { LoginResolver } from '../backend/logins.js';
 import { recycle } from '../backend/recycle.js';
+import type { NotificationHub, Subscriber, Subscription } from '../notifications.js';
 import type { ResolvedServerOptions } from '../options.js';
 import { reportedParameters } from '../pglite/messages.js';
 import { quoteIdent, quoteLiteral } from '../sql-quote.js';
@@ -26,6 +27,7 @@ import {
   authenticationOk,
   backendKeyData,
   cstr,
+  cstringAt,
   dataRowCells,
   errorFieldsOf,
   message,
@@ -42,6 +44,8 @@ export interface SchedulerDeps {
   backend: Backend;
   logins: LoginResolver;
   options: ResolvedServerOptions;
+  /** The server's notification hub, which the clients' LISTENs subscribe to. */
+  hub: NotificationHub | undefined;
   log: Logger;
 }
 
@@ -69,6 +73,7 @@ interface ExchangeResult {
 export class PgliteScheduler implements SessionHost {
   readonly authRequired: boolean;
   readonly maxCopyBytes: number;
+  readonly idleInTransactionTimeoutMs: number;
   private conn: BackendConnection | undefined;
   private stream: Duplex | undefined;
   private saved: ((...a: unknown[]) => void)[] = [];
@@ -98,6 +103,7 @@ export class PgliteScheduler implements SessionHost {
   constructor(private readonly deps: SchedulerDeps) {
     this.authRequired = deps.options.auth === 'required';
     this.maxCopyBytes = deps.options.maxCopyBytes;
+    this.idleInTransactionTimeoutMs = Math.max(0, deps.options.pgIdleInTransactionTimeoutMs);
   }
 
   /** Serves one authenticated client until it leaves. */
@@ -182,6 +188,24 @@ export class PgliteScheduler implements SessionHost {
       return;
     }
     this.forget(s);
+  }
+
+  async listen(s: PgliteSession, channel: string, sub: Subscriber): Promise<Subscription> {
+    const hub = this.deps.hub;
+    if (!hub) throw Object.assign(new Error('notifications are not available on this server'), { code: '0A000' });
+    const conn = this.conn;
+    if (this.holder !== s || !conn) throw new Error('the embedded engine session is not held');
+    const r = await this.exchange(queryMessage(`LISTEN ${quoteIdent(channel)}`), 1);
+    const failed = r.errors[0];
+    if (failed) throw Object.assign(new Error(failed.M ?? 'LISTEN failed'), { code: failed.C });
+    return hub.adoptEngineListen(channel, sub, conn);
+  }
+
+  notification(msg: Buffer): void {
+    const processId = msg.readInt32BE(5);
+    const [channel, at] = cstringAt(msg, 9);
+    const [payload] = cstringAt(msg, at);
+    this.deps.hub?.deliverEngineNotification({ channel, payload, processId });
   }
 
   copyFrom(sql: string, data: Buffer): Promise<{ rowCount: number; txStatus: string }> {
@@ -421,6 +445,7 @@ export class PgliteScheduler implements SessionHost {
       const msg = x.framer.nextTyped();
       if (!msg) return;
       if (msg[0] === 0x44 /* D */) x.result.rows.push(dataRowCells(msg));
+      else if (msg[0] === 0x41 /* A */) this.notification(msg);
       else if (msg[0] === 0x45 /* E */) {
         const e = errorFieldsOf(msg);
         x.result.errors.push(e);

@@ -10,10 +10,23 @@
  * gathered (up to `--max-copy-bytes`) and run from a blob, PGlite's own way (../backend.ts
  * `copyFromBlob`). A CancelRequest removes the client's queued work with 57014; a statement that
  * already runs in PGlite cannot be interrupted.
+ *
+ * A client idle inside a transaction block holds the one session every other client waits for:
+ * after `--pg-idle-in-transaction-timeout-ms` it gets FATAL 25P03, as from PostgreSQL's
+ * `idle_in_transaction_session_timeout`, and is disconnected; the scheduler rolls its transaction
+ * back before the next client's turn.
+ *
+ * LISTEN and UNLISTEN (alone in a simple Query, outside a transaction block) are played per client:
+ * the scheduler listens on the one session for the server's notification hub (../notifications.ts),
+ * which hands each notification to this client's subscription as to a Listen stream; it reaches
+ * the client as a NotificationResponse while it is idle outside a transaction block, as from
+ * PostgreSQL (./pglite-listens.ts). A client's subscriptions end with it.
  * @packageDocumentation
  */
 import { replaceCopyStdio } from '../sql/analyze.js';
-import type { PgClient } from './client.js';
+import type { Subscriber, Subscription } from '../notifications.js';
+import { endWithFatal, type PgClient } from './client.js';
+import { ClientListens } from './pglite-listens.js';
 import { MessageFramer } from './framing.js';
 import {
   commandComplete,
@@ -39,6 +52,8 @@ const parseComplete = message('1', Buffer.alloc(0));
 export interface SessionHost {
   readonly authRequired: boolean;
   readonly maxCopyBytes: number;
+  /** How long a client may be idle inside a transaction block, ms (0: no limit). */
+  readonly idleInTransactionTimeoutMs: number;
   /** The session has messages to send and does not hold the engine. */
   want(s: PgliteSession): void;
   /** Sends bytes to the engine (the holder only). */
@@ -47,6 +62,13 @@ export interface SessionHost {
   idle(s: PgliteSession): void;
   /** The client is gone. */
   gone(s: PgliteSession): void;
+  /**
+   * Listens on `channel` on the held session and subscribes `sub` to it (the server's notification
+   * hub); resolves with the subscription.
+   */
+  listen(s: PgliteSession, channel: string, sub: Subscriber): Promise<Subscription>;
+  /** A NotificationResponse the engine sent to the holder: for the hub's subscribers. */
+  notification(msg: Buffer): void;
   /** Runs `COPY ... FROM '/dev/blob'` with `data` on the held session. */
   copyFrom(sql: string, data: Buffer): Promise<{ rowCount: number; txStatus: string }>;
 }
@@ -100,6 +122,11 @@ export class PgliteSession {
   private skipUntilSync = false;
   private discardUntilSync = false;
   private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string } | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** This client's LISTENs and the notifications they brought. */
+  private readonly listens: ClientListens;
+  /** A LISTEN being played: the messages after it wait. */
+  private listening = false;
 
   constructor(
     readonly client: PgClient,
@@ -111,6 +138,11 @@ export class PgliteSession {
     this.names = new StatementNames(client.id);
     this.framer = new MessageFramer(maxMessageBytes);
     this.engineFramer = new MessageFramer(0x7fffffff);
+    this.listens = new ClientListens(
+      client,
+      () => !this.busy && this.txStatus === 'I',
+      () => this.close(),
+    );
   }
 
   /** Starts reading the client's messages. */
@@ -133,7 +165,7 @@ export class PgliteSession {
 
   /** True when the engine owes it answers. */
   get busy(): boolean {
-    return this.outstanding > 0 || this.copy !== undefined;
+    return this.outstanding > 0 || this.copy !== undefined || this.listening;
   }
 
   /** The scheduler gave it the engine. */
@@ -165,6 +197,10 @@ export class PgliteSession {
         }
         if (ex) ex.gotBinds++;
       } else if (type === 0x33 /* 3 */ && this.exchanges[0]?.replaceTag) {
+        continue;
+      } else if (type === 0x41 /* A */) {
+        // A notification of the one session: the hub hands it to the clients that listen.
+        this.host.notification(Buffer.from(msg));
         continue;
       } else if (type === 0x45 /* E */) {
         if (this.exchanges[0]) this.exchanges[0].failed = true;
@@ -204,6 +240,8 @@ export class PgliteSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopIdleTimer();
+    this.listens.close();
     this.pending = [];
     this.copy = undefined;
     this.host.gone(this);
@@ -211,6 +249,7 @@ export class PgliteSession {
 
   private fromClient(chunk: Buffer): void {
     if (this.closed) return;
+    this.stopIdleTimer();
     try {
       this.framer.push(chunk);
       for (;;) {
@@ -259,6 +298,7 @@ export class PgliteSession {
     }
     const out: Buffer[] = [];
     while (this.pending.length) {
+      if (this.listening) break;
       if (this.copy) {
         const msg = this.pending.shift()!;
         this.copyMessage(msg);
@@ -275,6 +315,20 @@ export class PgliteSession {
           this.flush(out);
           this.startCopy(queryText(msg));
           continue;
+        }
+        if (verdict.listen && !verdict.refusal && this.txStatus === 'I') {
+          // Played here, in order: only once everything sent before has its answers.
+          if (this.outstanding > 0) break;
+          this.pending.shift();
+          this.flush(out);
+          this.playListen(verdict.listen);
+          continue;
+        }
+        if (verdict.listen && !verdict.refusal) {
+          verdict.refusal = {
+            code: '0A000',
+            message: `${verdict.listen.kind.toUpperCase()} runs outside a transaction block on the embedded engine's PostgreSQL port, where the port plays it for each client`,
+          };
         }
         if (verdict.deallocate?.all) {
           if (this.outstanding > 0) break;
@@ -323,7 +377,12 @@ export class PgliteSession {
           verdict.refusal ??
           (verdict.copyFromStdin
             ? { code: '0A000', message: "COPY FROM STDIN runs on the embedded engine's PostgreSQL port only as a simple Query" }
-            : undefined);
+            : verdict.listen
+              ? {
+                  code: '0A000',
+                  message: `${verdict.listen.kind.toUpperCase()} runs on the embedded engine's PostgreSQL port only as a simple Query, which the port plays for each client`,
+                }
+              : undefined);
         if (refusal) {
           this.inject(ex, refusal, out);
           continue;
@@ -406,7 +465,7 @@ export class PgliteSession {
       const { name, sql } = parseFields(msg);
       if (name === '') return false;
       const v = judgeSql(sql, this.host.authRequired);
-      if (v.refusal || v.copyFromStdin || v.changesSettings) return false;
+      if (v.refusal || v.copyFromStdin || v.changesSettings || v.listen) return false;
     }
     this.pending.splice(0, n + 1);
     for (const msg of parses) {
@@ -435,17 +494,70 @@ export class PgliteSession {
     out.length = 0;
   }
 
+  /** A LISTEN or UNLISTEN of this client, outside a transaction block, with nothing outstanding. */
+  private playListen(l: { kind: 'listen' | 'unlisten'; channel: string | undefined }): void {
+    const done = (tag: string, error?: { code: string; message: string }): void => {
+      this.listening = false;
+      if (this.closed) return;
+      this.client.socket.write(
+        Buffer.concat([error ? errorResponse({ severity: 'ERROR', ...error }) : commandComplete(tag), readyForQuery(this.txStatus)]),
+      );
+      this.afterAnswers();
+    };
+    if (l.kind === 'unlisten') {
+      this.listens.remove(l.channel);
+      done('UNLISTEN');
+      return;
+    }
+    const channel = l.channel ?? '';
+    if (this.listens.has(channel)) {
+      done('LISTEN');
+      return;
+    }
+    this.listening = true;
+    this.host.listen(this, channel, this.listens.subscriber).then(
+      (sub) => {
+        this.listens.add(channel, sub);
+        done('LISTEN');
+      },
+      (e: { code?: string; message?: string }) => done('LISTEN', { code: e.code ?? 'XX000', message: e.message ?? String(e) }),
+    );
+  }
+
   private afterAnswers(): void {
+    this.listens.flush();
     if (!this.holder || this.closed) return;
     if (this.outstanding === 0 && this.pending.length) {
       this.pump();
       return;
     }
     // Not inside an extended exchange either: its Sync is still to come.
-    if (this.outstanding === 0 && !this.copy && this.pending.length === 0 && this.txStatus === 'I' && !this.current) {
+    const waiting = this.outstanding === 0 && !this.copy && this.pending.length === 0 && !this.current;
+    if (waiting && this.txStatus === 'I') {
       this.holder = false;
       this.host.idle(this);
+    } else if (waiting && this.host.idleInTransactionTimeoutMs > 0 && !this.idleTimer) {
+      this.idleTimer = setTimeout(() => this.idleInTransactionTimeout(), this.host.idleInTransactionTimeoutMs);
+      this.idleTimer.unref();
     }
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  /** Idle in a transaction block too long: disconnected (the scheduler rolls the transaction back). */
+  private idleInTransactionTimeout(): void {
+    this.idleTimer = undefined;
+    if (this.closed || !this.holder || this.busy || this.pending.length || this.txStatus === 'I') return;
+    this.client.log.info({ timeoutMs: this.host.idleInTransactionTimeoutMs }, 'pg port: idle-in-transaction timeout');
+    endWithFatal(this.client.socket, {
+      code: '25P03',
+      message: 'terminating connection due to idle-in-transaction timeout',
+      hint: `on the embedded engine a transaction block holds the one session every client shares; the server allows --pg-idle-in-transaction-timeout-ms (${this.host.idleInTransactionTimeoutMs} ms) of idleness in one`,
+    });
+    this.close();
   }
 
   private startCopy(sql: string): void {

@@ -1,7 +1,8 @@
 /**
  * What the embedded engine's PostgreSQL port refuses, because its clients share one database
  * session and it could not be kept to one client: SQL-level PREPARE / DEALLOCATE (the protocol's
- * named statements are isolated; see ./statement-names.ts), LISTEN / UNLISTEN, DECLARE ... WITH
+ * named statements are isolated; see ./statement-names.ts), LISTEN / UNLISTEN other than alone in a
+ * simple Query (which the session layer plays per client), DECLARE ... WITH
  * HOLD, temporary objects, LOAD, DISCARD, session advisory locks and `set_config(..., false)`;
  * and, with authentication required, changes of the role (as ../call/statement-policy.ts refuses
  * them on every listener). Settings made with SET and RESET are allowed: they follow the client
@@ -25,6 +26,8 @@ export interface StatementVerdict {
    * as the client named it), which the session layer maps.
    */
   deallocate?: { all: true } | { all: false; name: string };
+  /** It is exactly one LISTEN or UNLISTEN (channel undefined: `UNLISTEN *`), which the session layer plays. */
+  listen?: { kind: 'listen' | 'unlisten'; channel: string | undefined };
 }
 
 /** The name a DEALLOCATE statement's text gives, as PostgreSQL folds it; undefined for ALL. */
@@ -60,9 +63,13 @@ export function judgeSql(sql: string, authRequired: boolean): StatementVerdict {
       continue;
     }
     if (s.listen) {
+      if (a.statements.length === 1) {
+        v.listen = { kind: s.listen, channel: s.listenChannel };
+        return v;
+      }
       v.refusal = {
         code: '0A000',
-        message: `${s.command} is not supported on the embedded engine's PostgreSQL port: ${shared}, so notifications could not reach only this client (use the SDK's client.listen, or PostgreSQL)`,
+        message: `${s.command} must be the only statement of its query on the embedded engine's PostgreSQL port: ${shared}, and the port plays LISTEN and UNLISTEN for each client`,
       };
       return v;
     }

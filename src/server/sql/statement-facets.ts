@@ -202,6 +202,7 @@ export function describeStatement(node: string, f: PgFields, text: string): Stat
   if (node === 'CopyStmt') info.copy = { from: f.is_from === true, client: typeof f.filename !== 'string', program: f.is_program === true };
   if (node === 'ListenStmt') info.listen = 'listen';
   if (node === 'UnlistenStmt') info.listen = 'unlisten';
+  if (info.listen && typeof f.conditionname === 'string') info.listenChannel = f.conditionname;
   if (node === 'NotifyStmt' || facts.functions.has('pg_notify') || facts.functions.has('pg_catalog.pg_notify')) info.notify = true;
   return info;
 }

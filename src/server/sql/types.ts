@@ -57,6 +57,8 @@ export interface StatementInfo {
   copy?: { from: boolean; client: boolean; program: boolean };
   /** LISTEN or UNLISTEN. */
   listen?: 'listen' | 'unlisten';
+  /** The channel a LISTEN or UNLISTEN names (undefined: `UNLISTEN *`). */
+  listenChannel?: string;
   /** NOTIFY, or a call of pg_notify(). */
   notify?: boolean;
   /**
