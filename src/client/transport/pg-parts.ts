@@ -76,14 +76,11 @@ export function createPgParts(config: ResolvedConnectionConfig): ClientParts {
   const modules = pgModules();
   const ssl = pgSsl(config);
   const clientConfig: pg.ClientConfig = {
-    connectionString: config.url,
+    connectionString: connectionStringOf(url, config),
     application_name: config.applicationName || undefined,
     connectionTimeoutMillis: config.connectTimeoutMs,
     keepAlive: config.keepaliveIntervalMs > 0,
     keepAliveInitialDelayMillis: config.keepaliveIntervalMs,
-    ...(config.user !== undefined ? { user: config.user } : {}),
-    // An API key is the password (heliosdb's PostgreSQL port takes one so).
-    ...(config.password !== undefined ? { password: config.password } : config.apiKey !== undefined ? { password: config.apiKey } : {}),
     ...(ssl !== undefined ? { ssl } : {}),
   };
   const connect = async (): Promise<pg.Client> => {
@@ -149,4 +146,20 @@ export function createPgParts(config: ResolvedConnectionConfig): ClientParts {
       await pool.close();
     },
   };
+}
+
+/**
+ * The URL node-postgres connects with. node-postgres lets a connection string's user and password
+ * win over its options (an absent one as empty), so `user`, and `password` or `apiKey`, are
+ * written into the URL; an API key without a user logs in as `apikey`, the name heliosdb's
+ * PostgreSQL port takes a key under (docs/postgres-wire.md).
+ */
+function connectionStringOf(url: URL, config: ResolvedConnectionConfig): string {
+  const password = config.password ?? config.apiKey;
+  const user = config.user ?? (config.password === undefined && config.apiKey !== undefined && !url.username ? 'apikey' : undefined);
+  if (user === undefined && password === undefined) return config.url;
+  const u = new URL(url.href);
+  if (user !== undefined) u.username = encodeURIComponent(user);
+  if (password !== undefined) u.password = encodeURIComponent(password);
+  return u.href;
 }
