@@ -5,6 +5,7 @@
  *   `--max-connections-per-principal` and all together against `--pg-port-max-backends`; beyond a
  *   cap a client is refused with 53300, and the count is given back when the client leaves, when
  *   its backend is ended, and when the backend could not be opened (counted in pg_stat_activity).
+ *   Without authentication every client is the same principal (the server's login).
  * - PostgreSQL backend: a session idle outside a transaction for `--idle-connection-timeout-ms`
  *   is ended with FATAL 57P05 (and its backend with it); one in a transaction block or running a
  *   statement is not.
@@ -75,6 +76,7 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
   describe('backends per login and in all', () => {
     let fx: SecurityFixture;
     let alice: string;
+    let aliceOtherKey: string;
     let bob: string;
     let bobKey: string;
     let aliceLogin: string;
@@ -88,6 +90,7 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
       });
       for (const name of ['alice', 'bob']) await fx.auth.createUser({ name: `${name}_${fx.id}`, role: fx.writerRole });
       alice = (await fx.auth.createApiKey({ user: `alice_${fx.id}` })).key;
+      aliceOtherKey = (await fx.auth.createApiKey({ user: `alice_${fx.id}` })).key;
       bobKey = (await fx.auth.createApiKey({ user: `bob_${fx.id}` })).key;
       bob = bobKey;
       const c = await as(alice);
@@ -115,10 +118,11 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
       for (const c of open.splice(0)) await c.end().catch(() => {});
     };
 
-    test('one user holds at most --max-connections-per-principal backends, all users at most --pg-port-max-backends; beyond: 53300', async () => {
+    test('one user (its keys together) holds at most --max-connections-per-principal backends, all users at most --pg-port-max-backends; beyond: 53300', async () => {
       const a1 = await as(alice);
-      const a2 = await as(alice);
+      const a2 = await as(aliceOtherKey);
       await assert.rejects(as(alice), refused('53300', /--max-connections-per-principal/));
+      await assert.rejects(as(aliceOtherKey), refused('53300', /--max-connections-per-principal/));
       assert.equal(await backendsOf(aliceLogin), 2);
       const b1 = await as(bob);
       await assert.rejects(as(bob), refused('53300', /--pg-port-max-backends/));
@@ -157,6 +161,20 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
       for (const c of [a2, a3]) assert.equal((await c.query('SELECT 1 AS x')).rows[0].x, 1);
       await closeAll();
     });
+  });
+
+  test('without --auth required every client is the same principal: the server login holds at most --max-connections-per-principal backends', async () => {
+    const server = await startServer({ port: 0, httpPort: -1, cqlPort: -1, logLevel: 'silent', databaseUrl: dbUrl, poolSize: 4 });
+    const open: pg.Client[] = [];
+    try {
+      const config = { host: '127.0.0.1', port: server.pgPort!, user: 'postgres', database: 'postgres' };
+      for (let i = 0; i < 2; i++) open.push(await connect(config));
+      await assert.rejects(connect(config), refused('53300', /at most 2 at once \(--max-connections-per-principal\)/));
+      for (const c of open) assert.equal((await c.query('SELECT 1 AS x')).rows[0].x, 1);
+    } finally {
+      for (const c of open) await c.end().catch(() => {});
+      await server.close();
+    }
   });
 
   describe('idle sessions', () => {
