@@ -225,7 +225,7 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
   });
 });
 
-describe('pg port start-up: one SSLRequest and one GSSENCRequest', () => {
+describe('pg port start-up', () => {
   let server: HeliosServer;
   before(async () => {
     server = await startServer({ port: 0, httpPort: -1, cqlPort: -1, logLevel: 'silent' });
@@ -274,5 +274,42 @@ describe('pg port start-up: one SSLRequest and one GSSENCRequest', () => {
     assert.equal(ok.subarray(0, 2).toString(), 'NN');
     assert.equal(ok[2], 0x52, 'AuthenticationOk');
     assert.equal(sqlstateOf(ok), undefined);
+  });
+
+  test('one address has at most 32 connections in start-up or authentication; beyond: 53300; authenticated ones do not count', async () => {
+    const silent: net.Socket[] = [];
+    const openSilent = (): Promise<{ socket: net.Socket; answer: Promise<Buffer> }> =>
+      new Promise((resolve) => {
+        const chunks: Buffer[] = [];
+        const socket = net.connect({ host: '127.0.0.1', port: server.pgPort! });
+        socket.on('error', () => {});
+        socket.on('data', (d) => chunks.push(d));
+        const answer = new Promise<Buffer>((r) => socket.on('close', () => r(Buffer.concat(chunks))));
+        silent.push(socket);
+        socket.on('connect', () => resolve({ socket, answer }));
+      });
+    const client = new pg.Client({ host: '127.0.0.1', port: server.pgPort!, user: 'postgres', database: 'postgres' });
+    client.on('error', () => {});
+    try {
+      for (let i = 0; i < 31; i++) await openSilent();
+      await new Promise((r) => setTimeout(r, 300));
+      await client.connect();
+      assert.equal((await client.query('SELECT 1 AS x')).rows[0].x, 1);
+      const last = await openSilent();
+      const beyond = await openSilent();
+      const refusedAnswer = await Promise.race([beyond.answer, new Promise<undefined>((r) => setTimeout(r, 5000))]);
+      assert.ok(refusedAnswer, 'the connection beyond the cap was not closed');
+      assert.equal(sqlstateOf(refusedAnswer), '53300');
+      assert.match(refusedAnswer.toString('latin1'), /too many connections from this address still starting up/);
+      assert.equal(last.socket.destroyed, false);
+      for (const s of silent) s.destroy();
+      await new Promise((r) => setTimeout(r, 300));
+      const again = await exchange([startup]);
+      assert.equal(again[0], 0x52, 'AuthenticationOk once the silent connections are gone');
+      assert.equal((await client.query('SELECT 2 AS x')).rows[0].x, 2);
+    } finally {
+      for (const s of silent) s.destroy();
+      await client.end().catch(() => {});
+    }
   });
 });
