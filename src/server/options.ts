@@ -131,6 +131,13 @@ export const serverOptionTable = {
     0,
     "database connections one user's calls may hold at once on PostgreSQL (its keys together; the rest wait); 0 is half of --pool-size",
   ),
+  pgPortMaxBackends: o(
+    '--pg-port-max-backends',
+    'HELIOSDB_PG_PORT_MAX_BACKENDS',
+    'integer',
+    0,
+    "PostgreSQL backends the pg port's clients may hold at once (one per client, besides --pool-size; beyond it a client is refused with 53300); 0 is --pool-size",
+  ),
   transactionIdleTimeoutMs: o(
     '--transaction-idle-timeout-ms',
     'HELIOSDB_TRANSACTION_IDLE_TIMEOUT_MS',

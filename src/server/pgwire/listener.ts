@@ -22,6 +22,7 @@ import { authenticationCleartextPassword, cstringAt, ProtocolViolation } from '.
 import { PgliteScheduler } from './pglite-scheduler.js';
 import { relayToPostgres } from './postgres-relay.js';
 import { negotiate, type StartedConnection, startupTimeoutMs } from './startup.js';
+import { type LeaveStartup, maxStartingPerAddress, StartingConnections } from './startup-slots.js';
 
 /** What the listener needs. */
 export interface PgWireListenerDeps {
@@ -90,13 +91,14 @@ export async function startPgWireListener(deps: PgWireListenerDeps): Promise<PgW
   const cancels = new CancelRegistry();
   const sockets = new Set<net.Socket>();
   const accepted = new Set<net.Socket>();
+  const starting = new StartingConnections();
   const scheduler =
     deps.backend.engine === 'pglite'
       ? new PgliteScheduler({ backend: deps.backend, logins: deps.logins, hub: deps.hub, options, log })
       : undefined;
   let nextId = 0;
 
-  const serve = async (raw: net.Socket): Promise<void> => {
+  const serve = async (raw: net.Socket, leaveStartup: LeaveStartup): Promise<void> => {
     const negotiated = await negotiate(raw, deps.serverTls);
     if (negotiated.kind === 'cancel') {
       cancels.cancel(negotiated.processId, negotiated.secretKey);
@@ -143,6 +145,7 @@ export async function startPgWireListener(deps: PgWireListenerDeps): Promise<PgW
       });
       return;
     }
+    leaveStartup();
     let cancel: () => void = () => {};
     const key: BackendKey = cancels.issue(() => cancel());
     socket.once('close', () => cancels.release(key));
@@ -166,10 +169,19 @@ export async function startPgWireListener(deps: PgWireListenerDeps): Promise<PgW
       endWithFatal(raw, { code: '53300', message: 'sorry, too many clients already (--max-connections)' });
       return;
     }
+    const leaveStartup = starting.enter((raw.remoteAddress ?? '').replace(/^::ffff:/, ''));
+    if (!leaveStartup) {
+      endWithFatal(raw, {
+        code: '53300',
+        message: `sorry, too many connections from this address still starting up (at most ${maxStartingPerAddress})`,
+      });
+      return;
+    }
+    raw.once('close', leaveStartup);
     accepted.add(raw);
     raw.once('close', () => accepted.delete(raw));
     raw.setKeepAlive(true, 60_000);
-    serve(raw).catch((err) => {
+    serve(raw, leaveStartup).catch((err) => {
       log.debug({ err }, 'pg port: connection ended during start-up');
       if (err instanceof ProtocolViolation) endWithFatal(raw, { code: '08P01', message: err.message });
       else raw.destroy();

@@ -9,6 +9,11 @@
  * server's statement timeout comes first in `options`, so the client's own wins). The backend's
  * ParameterStatus messages go to the client; its BackendKeyData stays here, and the client gets
  * the server's own key (./cancel.ts), which a CancelRequest maps back to this backend.
+ *
+ * Backends are counted per login and in all (./relay-limits.ts): a client beyond a cap is refused
+ * with 53300 before a backend is opened, and its count is given back however the relay ends. A
+ * session idle outside a transaction for `--idle-connection-timeout-ms` is ended with FATAL 57P05
+ * (./relay-idle.ts).
  * @packageDocumentation
  */
 import net from 'node:net';
@@ -20,7 +25,9 @@ import { urlWithLogin } from '../backend/postgres.js';
 import type { ResolvedServerOptions } from '../options.js';
 import type { CancelRegistry } from './cancel.js';
 import { endWithFatal, type PgClient } from './client.js';
-import { authenticationOk, backendKeyData, parameterStatus, readyForQuery } from './messages.js';
+import { authenticationOk, backendKeyData, message, parameterStatus, readyForQuery } from './messages.js';
+import { RelayIdleWatch } from './relay-idle.js';
+import { relayLimitsOf } from './relay-limits.js';
 
 /** What the relay needs. */
 export interface RelayDeps {
@@ -48,7 +55,6 @@ function sendCancel(host: string, port: number, processId: number, secretKey: nu
 
 /** Relays `c` to a backend of its own until either side ends. */
 export async function relayToPostgres(c: PgClient, deps: RelayDeps, registerKey: (cancel: () => void) => void): Promise<void> {
-  const url = deps.options.databaseUrl!;
   let login: ReturnType<LoginResolver['loginOf']>;
   try {
     await deps.logins.ready(c.principal);
@@ -57,6 +63,28 @@ export async function relayToPostgres(c: PgClient, deps: RelayDeps, registerKey:
     endWithFatal(c.socket, { code: '28000', message: (e as Error).message });
     return;
   }
+  const slot = relayLimitsOf(deps.cancels, deps.options).take(login.user ?? '');
+  if (typeof slot !== 'function') {
+    endWithFatal(c.socket, { code: '53300', message: slot.refused });
+    return;
+  }
+  try {
+    await relay(c, deps, registerKey, login);
+  } finally {
+    slot();
+  }
+}
+
+/** Terminate, sent to the backend of a session the server ends. */
+const terminate = message('X', Buffer.alloc(0));
+
+async function relay(
+  c: PgClient,
+  deps: RelayDeps,
+  registerKey: (cancel: () => void) => void,
+  login: ReturnType<LoginResolver['loginOf']>,
+): Promise<void> {
+  const url = deps.options.databaseUrl!;
   const clientOptions = c.params.find(([k]) => k === 'options')?.[1] ?? '';
   const passOn = c.params.filter(([k]) => !loginKeys.has(k));
   const backendClient = new pg.Client({
@@ -109,18 +137,35 @@ export async function relayToPostgres(c: PgClient, deps: RelayDeps, registerKey:
   if (c.leftover.length) backend.write(c.leftover);
   await new Promise<void>((resolve) => {
     let ended = false;
-    const end = (): void => {
+    const end = (fatal?: { code: string; message: string }): void => {
       if (ended) return;
       ended = true;
-      c.socket.destroy();
-      backend.destroy();
+      idle.stop();
+      backend.unpipe(c.socket);
+      c.socket.unpipe(backend);
+      if (fatal) {
+        backend.end(terminate);
+        endWithFatal(c.socket, fatal);
+      } else {
+        c.socket.destroy();
+        backend.destroy();
+      }
       resolve();
     };
+    const idle = new RelayIdleWatch(deps.options.idleConnectionTimeoutMs, () =>
+      end({ code: '57P05', message: 'terminating connection due to idle-session timeout (--idle-connection-timeout-ms)' }),
+    );
+    if (c.leftover.length) idle.fromClient(c.leftover);
+    backend.on('data', (chunk: Buffer) => idle.fromBackend(chunk));
+    c.socket.on('data', (chunk: Buffer) => idle.fromClient(chunk));
     backend.pipe(c.socket);
     c.socket.pipe(backend);
-    c.socket.on('close', end);
-    c.socket.on('error', end);
-    backend.on('close', end);
-    backend.on('error', end);
+    c.socket.on('close', () => end());
+    c.socket.on('error', () => end());
+    backend.on('close', () => end());
+    backend.on('error', () => end());
+    // A client that left while its backend was being opened.
+    if (c.socket.destroyed) end();
+    else idle.start();
   });
 }

@@ -3,7 +3,8 @@
  * 'S' and a TLS handshake with the server's certificates when TLS is configured, 'N' otherwise),
  * GSSENCRequest (always 'N'), CancelRequest (handed to ./cancel.ts), and the StartupMessage with
  * its parameters. A newer 3.x protocol or `_pq_.` options are answered with
- * NegotiateProtocolVersion (3.0), as PostgreSQL does.
+ * NegotiateProtocolVersion (3.0), as PostgreSQL does. A connection may send one SSLRequest and
+ * one GSSENCRequest; a second of either is a protocol violation (FATAL 08P01), as on PostgreSQL.
  * @packageDocumentation
  */
 import type net from 'node:net';
@@ -60,6 +61,8 @@ export function negotiate(raw: net.Socket, serverTls: ServerTls | undefined): Pr
     let encrypted = false;
     let framer = new MessageFramer(0);
     let done = false;
+    let sslRequested = false;
+    let gssRequested = false;
     const timer = setTimeout(() => finish(new Error('the client did not finish its start-up in time')), startupTimeoutMs);
     const finish = (result: StartedConnection | CancelConnection | Error): void => {
       if (done) return;
@@ -82,6 +85,8 @@ export function negotiate(raw: net.Socket, serverTls: ServerTls | undefined): Pr
           const code = msg.readInt32BE(4);
           if (code === sslRequestCode) {
             if (encrypted) throw new ProtocolViolation('SSLRequest on an encrypted connection');
+            if (sslRequested) throw new ProtocolViolation('a second SSLRequest on one connection');
+            sslRequested = true;
             if (framer.pending > 0) {
               // Bytes after an SSLRequest would be read as if they came over TLS (CVE-2021-23214).
               throw new ProtocolViolation('unencrypted data after SSLRequest');
@@ -94,6 +99,8 @@ export function negotiate(raw: net.Socket, serverTls: ServerTls | undefined): Pr
             return;
           }
           if (code === gssEncRequestCode) {
+            if (gssRequested) throw new ProtocolViolation('a second GSSENCRequest on one connection');
+            gssRequested = true;
             socket.write('N');
             continue;
           }
