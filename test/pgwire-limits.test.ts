@@ -106,7 +106,7 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
       const c = await connect({
         host: 'localhost',
         port: fx.server.pgPort!,
-        user: 'k',
+        user: 'apikey',
         password: key,
         database: 'postgres',
         ssl: { ca: certs.ca.cert },
@@ -191,7 +191,7 @@ describe('pg port limits [postgresql]', { skip: postgresSkipReason }, () => {
       const config = {
         host: 'localhost',
         port: fx.server.pgPort!,
-        user: 'k',
+        user: 'apikey',
         password: key,
         database: 'postgres',
         ssl: { ca: certs.ca.cert },
