@@ -45,9 +45,10 @@ function tag(code: number): string {
 
 /**
  * Converts an error of cassandra-driver into a ConnectError (HeliosDB and Connect errors pass
- * through). `endpoint` names the server (`cql://host:port`).
+ * through). `endpoint` names the server (`cql://host:port`); `driverCall`: `err` came from a
+ * driver call, whose TypeErrors are values it could not encode for their columns.
  */
-export function fromCqlError(err: unknown, endpoint: string): unknown {
+export function fromCqlError(err: unknown, endpoint: string, driverCall = false): unknown {
   if (err instanceof HeliosDBError || err instanceof ConnectError) return err;
   const e = (err ?? {}) as DriverErrorLike;
   const message = e.message || String(err);
@@ -93,7 +94,7 @@ export function fromCqlError(err: unknown, endpoint: string): unknown {
       endpoint,
     });
   }
-  if (err instanceof TypeError || e.name === 'ArgumentError') {
+  if (driverCall && (err instanceof TypeError || e.name === 'ArgumentError')) {
     return detailedError(Code.InvalidArgument, `a parameter does not fit its CQL column: ${message}`, {
       reason: ErrorReason.INVALID_PARAMETER,
     });

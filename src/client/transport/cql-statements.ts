@@ -83,7 +83,7 @@ export class CqlStatements {
     try {
       return await client.execute(cql, values, { prepare: values.length > 0, fetchSize, pageState, autoPage: false });
     } catch (e) {
-      throw fromCqlError(e, this.endpoint);
+      throw fromCqlError(e, this.endpoint, true);
     }
   }
 
@@ -93,10 +93,10 @@ export class CqlStatements {
     const limit = maxRows > 0 ? maxRows : maxUnaryRows;
     let rs = await this.page(cql, params, unaryPageRows);
     const columns = (rs.columns ?? []) as CqlColumn[];
-    const rows: unknown[][] = rs.rows.map((r) => r.values());
+    const rows: unknown[][] = (rs.rows ?? []).map((r) => r.values());
     while (rs.pageState && rows.length <= limit) {
       rs = await this.page(cql, params, unaryPageRows, rs.pageState);
-      for (const r of rs.rows) rows.push(r.values());
+      for (const r of rs.rows ?? []) rows.push(r.values());
     }
     if (rows.length > limit) {
       throw detailedError(
@@ -162,7 +162,7 @@ export class CqlStatements {
       try {
         await client.batch(queries, { prepare: true, logged: !counter, counter });
       } catch (e) {
-        throw fromCqlError(e, this.endpoint);
+        throw fromCqlError(e, this.endpoint, true);
       }
       for (const s of list) results.push(create(BatchResultSchema, { result: { command: cqlCommand(s.sql) } }));
       return create(ExecuteBatchResponseSchema, { results, rowsAffected: 0n, executionTimeMs: performance.now() - t0 });
@@ -196,14 +196,14 @@ export class CqlStatements {
         columns = (rs.columns ?? []) as CqlColumn[];
         yield create(StreamQueryResponseSchema, { event: { case: 'header', value: { columns: cqlColumns(columns) } } });
       }
-      if (rs.rows.length > 0) {
+      if (rs.rows && rs.rows.length > 0) {
         total += rs.rows.length;
         yield create(StreamQueryResponseSchema, {
           event: {
             case: 'rows',
             value: cqlRows(
               columns,
-              rs.rows.map((r) => r.values()),
+              (rs.rows ?? []).map((r) => r.values()),
             ),
           },
         });
