@@ -45,7 +45,23 @@ describeEachBackend('the SDK over cql://', (backend) => {
     );
     const uuid = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
     const timeuuid = '50554d6e-29bb-11e5-b345-feff819cdc9f';
-    await ins.execute([1, 1, 'one', 9007199254740993n, 12345678901234567890n, '9.50', uuid, timeuuid, at, new Uint8Array([1, 2, 255]), [3, 1], ['b', 'a'], { a: 1 }, true, 1.5]);
+    await ins.execute([
+      1,
+      1,
+      'one',
+      9007199254740993n,
+      12345678901234567890n,
+      '9.50',
+      uuid,
+      timeuuid,
+      at,
+      new Uint8Array([1, 2, 255]),
+      [3, 1],
+      ['b', 'a'],
+      { a: 1 },
+      true,
+      1.5,
+    ]);
     await ins.execute([1, 2, 'two', 2, 0, '0', uuid, timeuuid, at, new Uint8Array([]), [], [], {}, false, -0.25]);
     const { rows } = await client.query(`SELECT * FROM ${ks}.items WHERE k = ? AND c = ?`, [1, 1]);
     assert.equal(rows.length, 1);
@@ -169,7 +185,10 @@ describeEachBackend('the SDK over cql://', (backend) => {
       client.transaction(async (tx) => tx.query('SELECT 1')),
       typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no interactive transactions/),
     );
-    await assert.rejects(client.query('SAVEPOINT s1'), typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no interactive transactions or savepoints/));
+    await assert.rejects(
+      client.query('SAVEPOINT s1'),
+      typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no interactive transactions or savepoints/),
+    );
     await assert.rejects(client.execute('BEGIN'), typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no/));
     await assert.rejects(client.reserve(), typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no reserved sessions/));
     const drain = async () => {

@@ -8,8 +8,9 @@
  * request that never left. Node only.
  * @packageDocumentation
  */
+import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ErrorReason } from '../../../gen/heliosdb/v1/error_pb.js';
+import { ErrorDetailSchema, ErrorReason } from '../../../gen/heliosdb/v1/error_pb.js';
 import { HeliosDBError } from '../errors.js';
 import { databaseErrorOf } from '../protocol/database-error.js';
 import { annotateAttempt } from './attempt-info.js';
@@ -103,9 +104,19 @@ export function fromCqlError(err: unknown, endpoint: string, driverCall = false)
 }
 
 /**
- * What CQL lacks (interactive transactions, savepoints, COPY, LISTEN, reserved sessions): a
- * HeliosDBError with code `UNIMPLEMENTED` whose message says so.
+ * What CQL lacks (interactive transactions, savepoints, COPY, LISTEN, reserved sessions): the
+ * caller gets a HeliosDBError with code `UNIMPLEMENTED` whose message says so. It travels as a
+ * Connect error with an ErrorDetail (so no retry rule takes it for a lost answer) whose cause is
+ * that HeliosDBError (what `toHeliosError` returns).
  */
-export function cqlHasNo(what: string, instead: string): HeliosDBError {
-  return new HeliosDBError(`CQL has no ${what}, so a cql:// client cannot ${instead}`, 'UNIMPLEMENTED');
+export function cqlHasNo(what: string, instead: string): ConnectError {
+  const message = `CQL has no ${what}, so a cql:// client cannot ${instead}`;
+  const value = create(ErrorDetailSchema, { message, retryable: false });
+  return new ConnectError(
+    message,
+    Code.Unimplemented,
+    undefined,
+    [{ desc: ErrorDetailSchema, value }],
+    new HeliosDBError(message, 'UNIMPLEMENTED'),
+  );
 }

@@ -63,7 +63,11 @@ function addsToCounter(cql: string): boolean {
 
 /** Statements a call sends ahead of the CQL itself: transaction control, which CQL has not. */
 function refuseControl(cql: string): void {
-  if (/^\s*(begin|start)\s+(transaction|work)?\s*;?\s*$|^\s*(commit|rollback|savepoint|release)\b/i.test(cql))
+  if (
+    /^\s*(begin(\s+(transaction|work))?|start\s+transaction)\b(?!\s+(unlogged\s+|logged\s+|counter\s+)?batch)|^\s*(commit|rollback|savepoint|release)\b/i.test(
+      cql,
+    )
+  )
     throw cqlHasNo('interactive transactions or savepoints', 'run BEGIN, COMMIT, ROLLBACK or SAVEPOINT');
 }
 
