@@ -9,15 +9,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as lib from '@heliosdb/client';
 import { createKeyspaceCql, cqlServer, keyspaceName } from './cql-support.js';
-import type { FreshServer } from './helpers/fresh.js';
 import { describeEachBackend } from './helpers/backends.js';
-
-/** A cql:// client of `f`, closed when the test ends. */
-export function sdkCqlClient(f: FreshServer, config: lib.ConnectionConfig = {}, auth = ''): lib.HeliosDBClient {
-  const client = lib.createClient({ url: `cql://${auth}127.0.0.1:${f.server.cqlPort}`, ...config });
-  f.onCleanup(() => client.close());
-  return client;
-}
+import { sdkCqlClient } from './sdkcql-support.js';
 
 /** An error of `cls` whose code is `code` and whose message matches `message`. */
 function typed(cls: new (...a: never[]) => Error, code: string, message?: RegExp) {
