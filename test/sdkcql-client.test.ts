@@ -101,6 +101,12 @@ describeEachBackend('the SDK over cql://', (backend) => {
     assert.equal(seen, 10_000);
     assert.equal(ids.size, 10_000);
     assert.ok(pages >= 100, `${pages} pages`);
+    // A unary query reads every page (5,000 rows each), up to its row limit.
+    assert.equal((await client.query(`SELECT c FROM ${ks}.big`)).rows.length, 10_000);
+    await assert.rejects(client.query(`SELECT c FROM ${ks}.big`, [], { maxRows: 50 }), typed(lib.QueryError, 'ROW_LIMIT_EXCEEDED'));
+    // The keyspace and the data center in the URL.
+    const inKeyspace = sdkCqlClient(f, { url: `cql://127.0.0.1:${f.server.cqlPort}/${ks}?dc=datacenter1` });
+    assert.equal((await inKeyspace.queryOne<{ count: bigint }>('SELECT count(*) FROM big WHERE p = ?', [1])).count, 2500n);
     const one = await client.queryOne<{ count: bigint }>(`SELECT count(*) FROM ${ks}.big WHERE p = ?`, [0]);
     assert.equal(one.count, 2500n);
 
@@ -119,6 +125,24 @@ describeEachBackend('the SDK over cql://', (backend) => {
       ]),
       lib.QueryError,
     );
+    assert.deepEqual(await f.verify(`SELECT count(*)::int AS n FROM ${ks}.acct`), [{ n: 3 }]);
+
+    // atomic: false runs each statement on its own: one fails, the others apply.
+    const loose = await client.batch(
+      [
+        { sql: `INSERT INTO ${ks}.acct (k, v) VALUES (?, ?)`, params: ['f', 6] },
+        { sql: `INSERT INTO ${ks}.nosuch (k, v) VALUES (?, ?)`, params: ['g', 7] },
+        { sql: `INSERT INTO ${ks}.acct (k, v) VALUES (?, ?)`, params: ['h', 8] },
+      ],
+      { atomic: false },
+    );
+    assert.equal(loose.failed, 1);
+    assert.deepEqual(
+      loose.results.map((x) => x.ok),
+      [true, false, true],
+    );
+    assert.deepEqual(await f.verify(`SELECT count(*)::int AS n FROM ${ks}.acct`), [{ n: 5 }]);
+    await client.query(`DELETE FROM ${ks}.acct WHERE k IN ('f', 'h')`);
     assert.deepEqual(await f.verify(`SELECT count(*)::int AS n FROM ${ks}.acct`), [{ n: 3 }]);
 
     // Conditional updates answer [applied].
@@ -169,7 +193,11 @@ describeEachBackend('the SDK over cql://', (backend) => {
       return true;
     });
     await assert.rejects(client.prepare('SELEKT 1'), typed(lib.QueryError, 'QUERY_ERROR'));
-    await assert.rejects(client.query(`SELECT * FROM ${ks}.missing`), typed(lib.QueryError, 'QUERY_ERROR'));
+    await assert.rejects(client.query(`SELECT * FROM ${ks}.missing`), (e: unknown) => {
+      assert.ok(e instanceof lib.QueryError);
+      assert.equal(e.sqlstate, '42000');
+      return true;
+    });
     await assert.rejects(client.query(createKeyspaceCql(ks)), typed(lib.QueryError, 'QUERY_ERROR', /existing keyspace/));
     await assert.rejects(client.query(`INSERT INTO ${ks}.t (k, v) VALUES (?, ?)`, ['not a number', 'x']), lib.HeliosDBError);
 
@@ -182,7 +210,8 @@ describeEachBackend('the SDK over cql://', (backend) => {
       client.query('SAVEPOINT s1'),
       typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no interactive transactions or savepoints/),
     );
-    await assert.rejects(client.execute('BEGIN'), typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no/));
+    for (const statement of ['BEGIN', 'BEGIN TRANSACTION', 'START TRANSACTION', 'COMMIT', 'ROLLBACK', 'RELEASE SAVEPOINT s1'])
+      await assert.rejects(client.execute(statement), typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no/), statement);
     await assert.rejects(client.reserve(), typed(lib.HeliosDBError, 'UNIMPLEMENTED', /CQL has no reserved sessions/));
     const drain = async () => {
       for await (const _ of client.copyTo('COPY t TO STDOUT'));

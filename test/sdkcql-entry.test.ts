@@ -64,3 +64,24 @@ test('cassandra-driver is an optional peer dependency, loaded only by cql:// cli
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('CQL error codes map to the SDK classes; Unavailable and Overloaded are retryable', async () => {
+  const { fromCqlError } = await import('../src/client/transport/cql-errors.js');
+  const { toHeliosError } = await import('../src/client/errors.js');
+  const cassandra = (await import('cassandra-driver')).default;
+  const map = (code: number, message = 'm') => toHeliosError(fromCqlError(new cassandra.errors.ResponseError(code, message), 'cql://h:1'));
+  const codes = cassandra.types.responseErrorCodes;
+  const syntax = map(codes.syntaxError);
+  assert.ok(syntax instanceof lib.QueryError);
+  assert.equal(syntax.sqlstate, '42601');
+  assert.ok(map(codes.invalid) instanceof lib.QueryError);
+  assert.ok(map(codes.unauthorized) instanceof lib.PermissionDeniedError);
+  assert.ok(map(codes.badCredentials) instanceof lib.AuthenticationError);
+  for (const code of [codes.unavailableException, codes.overloaded, codes.isBootstrapping]) {
+    const e = map(code);
+    assert.equal(e.retryable, true, `0x${code.toString(16)}`);
+  }
+  assert.ok(map(codes.writeTimeout) instanceof lib.TimeoutError);
+  assert.equal(map(codes.writeTimeout).retryable, false);
+  assert.equal(map(codes.serverError).retryable, false);
+});
