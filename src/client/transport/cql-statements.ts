@@ -159,7 +159,7 @@ export class CqlStatements {
     const t0 = performance.now();
     const results: BatchResult[] = [];
     if (req.atomic) {
-      list.forEach((s) => refuseControl(s.sql));
+      for (const s of list) refuseControl(s.sql);
       const client = await this.client();
       const queries = list.map((s) => ({ query: s.sql, params: cqlParams(s.params) }));
       const counter = list.some((s) => addsToCounter(s.sql));
