@@ -44,7 +44,7 @@ function driverOptions(config: ResolvedConnectionConfig, url: URL, driver: typeo
   const keyspace = decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
   const tls = config.ssl === undefined && config.sslMode === undefined ? undefined : resolveTls(config.url, config.ssl, config.sslMode);
   return {
-    contactPoints: [url.host.includes(':') || url.port ? url.host : `${url.host}:9042`],
+    contactPoints: [`${url.hostname}:${url.port || 9042}`],
     localDataCenter: url.searchParams.get('dc') ?? url.searchParams.get('localDataCenter') ?? defaultCqlDataCenter,
     keyspace,
     ...(password !== undefined ? { authProvider: new driver.auth.PlainTextAuthProvider(user ?? '', password) } : {}),
