@@ -101,12 +101,23 @@ describeEachBackend('the SDK over cql://', (backend) => {
     assert.equal(seen, 10_000);
     assert.equal(ids.size, 10_000);
     assert.ok(pages >= 100, `${pages} pages`);
+    // Leaving a stream early stops paging; the client goes on.
+    let early = 0;
+    for await (const page of client.stream(`SELECT c FROM ${ks}.big`, [], { batchRows: 100 }).batches()) {
+      early += page.length;
+      break;
+    }
+    assert.equal(early, 100);
     // A unary query reads every page (5,000 rows each), up to its row limit.
     assert.equal((await client.query(`SELECT c FROM ${ks}.big`)).rows.length, 10_000);
     await assert.rejects(client.query(`SELECT c FROM ${ks}.big`, [], { maxRows: 50 }), typed(lib.QueryError, 'ROW_LIMIT_EXCEEDED'));
     // The keyspace and the data center in the URL.
     const inKeyspace = sdkCqlClient(f, { url: `cql://127.0.0.1:${f.server.cqlPort}/${ks}?dc=datacenter1` });
     assert.equal((await inKeyspace.queryOne<{ count: bigint }>('SELECT count(*) FROM big WHERE p = ?', [1])).count, 2500n);
+    // The sql template's $1, $2 become ? markers ('$1' in a string literal stays text).
+    const [k, c] = [1, 2];
+    assert.deepEqual((await inKeyspace.sql`SELECT v FROM items WHERE k = ${k} AND c = ${c}`).rows, [{ v: 'two' }]);
+    assert.deepEqual((await inKeyspace.query("SELECT v FROM items WHERE k = $1 AND v = '$1' ALLOW FILTERING", [1])).rows, []);
     const one = await client.queryOne<{ count: bigint }>(`SELECT count(*) FROM ${ks}.big WHERE p = ?`, [0]);
     assert.equal(one.count, 2500n);
 

@@ -61,6 +61,36 @@ function addsToCounter(cql: string): boolean {
   return /\bset\b[\s\S]*?("?)(\w+)\1\s*=\s*\1\2\1\s*[+-]/i.test(cql);
 }
 
+/**
+ * `$1, $2, ...` (what the client's `sql` template writes) as CQL's `?` markers, when they are
+ * numbered 1, 2, ... in order outside string literals and quoted names; any other text unchanged.
+ */
+export function cqlMarkers(cql: string): string {
+  if (!cql.includes('$')) return cql;
+  let out = '';
+  let next = 1;
+  for (let i = 0; i < cql.length; i++) {
+    const ch = cql[i];
+    if (ch === "'" || ch === '"') {
+      const end = cql.indexOf(ch, i + 1);
+      const stop = end < 0 ? cql.length : end + 1;
+      out += cql.slice(i, stop);
+      i = stop - 1;
+      continue;
+    }
+    const m = ch === '$' ? /^\$(\d+)/.exec(cql.slice(i)) : null;
+    if (m) {
+      if (Number(m[1]) !== next) return cql;
+      next++;
+      out += '?';
+      i += m[0].length - 1;
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
 /** Statements a call sends ahead of the CQL itself: transaction control, which CQL has not. */
 function refuseControl(cql: string): void {
   if (
@@ -85,7 +115,7 @@ export class CqlStatements {
     const values = cqlParams(params);
     const client = await this.client();
     try {
-      return await client.execute(cql, values, { prepare: values.length > 0, fetchSize, pageState, autoPage: false });
+      return await client.execute(cqlMarkers(cql), values, { prepare: values.length > 0, fetchSize, pageState, autoPage: false });
     } catch (e) {
       throw fromCqlError(e, this.endpoint, true);
     }
@@ -136,7 +166,7 @@ export class CqlStatements {
       try {
         // The driver's own prepare: the server checks the statement now, and answers its columns.
         const policies = (client as unknown as { options: { policies: { loadBalancing: unknown } } }).options.policies;
-        const p = await handler.getPrepared(client, policies.loadBalancing, req.sql, client.keyspace);
+        const p = await handler.getPrepared(client, policies.loadBalancing, cqlMarkers(req.sql), client.keyspace);
         columns = (p.meta?.columns ?? []) as CqlColumn[];
       } catch (e) {
         throw fromCqlError(e, this.endpoint);
@@ -161,7 +191,7 @@ export class CqlStatements {
     if (req.atomic) {
       for (const s of list) refuseControl(s.sql);
       const client = await this.client();
-      const queries = list.map((s) => ({ query: s.sql, params: cqlParams(s.params) }));
+      const queries = list.map((s) => ({ query: cqlMarkers(s.sql), params: cqlParams(s.params) }));
       const counter = list.some((s) => addsToCounter(s.sql));
       try {
         await client.batch(queries, { prepare: true, logged: !counter, counter });
