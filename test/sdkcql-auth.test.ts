@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import * as lib from '@heliosdb/client';
 import { createKeyspaceCql, cqlServer, keyspaceName } from './cql-support.js';
-import { describeEachBackend } from './helpers/backends.js';
+import { backends, describeEachBackend } from './helpers/backends.js';
+import { makeTestCerts } from './helpers/certs.js';
 import { sdkCqlClient } from './sdkcql-support.js';
 
 describeEachBackend('the SDK over cql:// with --auth required', (backend) => {
@@ -63,4 +64,22 @@ describeEachBackend('the SDK over cql:// with --auth required', (backend) => {
       });
     }
   });
+});
+
+test('cql:// over TLS: ssl.ca verifies the server, and a password is accepted over it', { timeout: 120_000 }, async (t) => {
+  const certs = makeTestCerts();
+  t.after(() => certs.cleanup());
+  const f = await cqlServer(t, backends[0], { server: { auth: 'required', tlsCert: certs.server.certFile, tlsKey: certs.server.keyFile } });
+  await f.server.auth.createUser({ name: 'secure', role: 'postgres', password: 'over tls' });
+  f.onCleanup(async () => void (await f.server.auth.deleteUser('secure')));
+  const client = sdkCqlClient(f, { user: 'secure', password: 'over tls', ssl: { ca: certs.ca.cert, servername: 'localhost' } });
+  assert.deepEqual((await client.query("SELECT key FROM system.local WHERE key = 'local'")).rows, [{ key: 'local' }]);
+  // Without TLS the client cannot talk to the TLS listener; with an unknown CA it refuses the server.
+  await assert.rejects(sdkCqlClient(f, { user: 'secure', password: 'over tls' }).query('SELECT key FROM system.local'), lib.HeliosDBError);
+  await assert.rejects(
+    sdkCqlClient(f, { user: 'secure', password: 'over tls', ssl: { ca: certs.otherCa.cert, servername: 'localhost' } }).query(
+      'SELECT key FROM system.local',
+    ),
+    lib.HeliosDBError,
+  );
 });

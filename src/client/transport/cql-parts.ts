@@ -53,8 +53,9 @@ function driverOptions(config: ResolvedConnectionConfig, url: URL, driver: typeo
     pooling: { coreConnectionsPerHost: { [driver.types.distance.local]: Math.max(1, config.minConnections || 1) } },
     socketOptions: {
       connectTimeout: config.connectTimeoutMs,
-      // The SDK's deadlines govern; the driver's own read timeout would fail long pages.
-      readTimeout: 0,
+      // Bounds the connection's handshake and the driver's own queries; the SDK's calls pass
+      // readTimeout 0 (the SDK's deadlines govern them).
+      readTimeout: config.connectTimeoutMs,
       keepAlive: config.keepaliveIntervalMs > 0,
       keepAliveDelay: config.keepaliveIntervalMs,
     },
@@ -89,11 +90,14 @@ export function createCqlParts(config: ResolvedConnectionConfig): ClientParts {
   const modules = cqlModules();
   let connecting: Promise<cassandra.Client> | undefined;
   let client: cassandra.Client | undefined;
+  /** The driver client being connected or connected, for close(). */
+  let building: cassandra.Client | undefined;
   let created = 0;
   const connect = (): Promise<cassandra.Client> => {
     connecting ??= (async () => {
       const driver = await modules.driver();
       const c = new driver.Client(driverOptions(config, url, driver));
+      building = c;
       try {
         await c.connect();
       } catch (e) {
@@ -160,11 +164,11 @@ export function createCqlParts(config: ResolvedConnectionConfig): ClientParts {
     },
     metrics,
     async close() {
-      const pending = connecting;
+      const c = building;
       connecting = undefined;
       client = undefined;
-      const c = await pending?.catch(() => undefined);
-      await c?.shutdown();
+      building = undefined;
+      await c?.shutdown().catch(() => {});
     },
   };
 }

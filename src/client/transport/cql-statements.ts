@@ -115,7 +115,13 @@ export class CqlStatements {
     const values = cqlParams(params);
     const client = await this.client();
     try {
-      return await client.execute(cqlMarkers(cql), values, { prepare: values.length > 0, fetchSize, pageState, autoPage: false });
+      return await client.execute(cqlMarkers(cql), values, {
+        prepare: values.length > 0,
+        fetchSize,
+        pageState,
+        autoPage: false,
+        readTimeout: 0,
+      });
     } catch (e) {
       throw fromCqlError(e, this.endpoint, true);
     }
@@ -194,7 +200,7 @@ export class CqlStatements {
       const queries = list.map((s) => ({ query: cqlMarkers(s.sql), params: cqlParams(s.params) }));
       const counter = list.some((s) => addsToCounter(s.sql));
       try {
-        await client.batch(queries, { prepare: true, logged: !counter, counter });
+        await client.batch(queries, { prepare: true, logged: !counter, counter, readTimeout: 0 });
       } catch (e) {
         throw fromCqlError(e, this.endpoint, true);
       }
