@@ -7,7 +7,7 @@
 import { ConfigurationError } from './errors.js';
 
 const urlNote =
-  "url: 'grpc://db.example.com:7700' for a HeliosDB server, or 'postgres://user@db.example.com:5432/app' to speak PostgreSQL's protocol to a PostgreSQL server (or to heliosdb's pg port) directly";
+  "url: 'grpc://db.example.com:7700' for a HeliosDB server, or 'postgres://user@db.example.com:5432/app' to speak PostgreSQL's protocol to a PostgreSQL server (or to heliosdb's pg port) directly, or 'cql://user@db.example.com:9042/keyspace' to run CQL on heliosdb's CQL port";
 const databaseNote = `${urlNote}; through a HeliosDB server, the server chooses the database`;
 
 /** Options of other clients (node-postgres, postgres.js, mysql2, ...): the option to use instead, and a note. */

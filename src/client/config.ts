@@ -35,8 +35,11 @@ export interface ConnectionConfig {
    * `grpcs://host:port` (the same over TLS): Node only. `http://host:port` or `https://host[:port]`
    * (the server's HTTP listener, port 7701 by default; a path prefix behind a proxy is kept): the
    * Connect protocol family chosen by {@link ConnectionConfig.protocol}, in browsers, workers, Deno
-   * and Node alike. Default `grpc://127.0.0.1:7700` in Node and `http://127.0.0.1:7701` in the
-   * browser entry (env `HELIOSDB_URL`).
+   * and Node alike. `postgres://user@host:port/database` or `postgresql://...`: the PostgreSQL
+   * wire protocol (node-postgres), Node only. `cql://user:password@host:port/keyspace?dc=datacenter1`:
+   * CQL through cassandra-driver to heliosdb's CQL port (keyspace optional, `dc` default
+   * `datacenter1`), Node only. Default `grpc://127.0.0.1:7700` in Node and `http://127.0.0.1:7701`
+   * in the browser entry (env `HELIOSDB_URL`).
    */
   url?: string;
   /**

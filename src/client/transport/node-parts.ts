@@ -1,7 +1,7 @@
 /**
  * Wires the Node client: parses the URL, builds the grpc-js channel pool and the transport, and
  * adds the metrics interceptor. `http://` and `https://` URLs go to `./node-connect-parts.js`,
- * `postgres://` and `postgresql://` URLs to `./pg-parts.js`.
+ * `postgres://` and `postgresql://` URLs to `./pg-parts.js`, `cql://` URLs to `./cql-parts.js`.
  * @packageDocumentation
  */
 import { lookup } from 'node:dns/promises';
@@ -24,6 +24,7 @@ import { GrpcSessions } from './grpc-sessions.js';
 import { createNodeConnectParts } from './node-connect-parts.js';
 import { ClientEvents } from '../telemetry/client-events.js';
 import { tracingInterceptors } from '../telemetry/client-telemetry.js';
+import { createCqlParts } from './cql-parts.js';
 import { createPgParts } from './pg-parts.js';
 import { isLoopbackHostname, type Pem, type ResolvedTls, resolveTls } from '../tls-options.js';
 
@@ -56,7 +57,7 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
     url = new URL(config.url);
   } catch {
     throw new HeliosDBError(
-      `invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port, https://host:port or postgres://user@host:port/database`,
+      `invalid url ${JSON.stringify(config.url)}: expected grpc://host:port, grpcs://host:port, http://host:port, https://host:port, postgres://user@host:port/database or cql://user@host:port/keyspace`,
       'INVALID_CONFIG',
     );
   }
@@ -64,12 +65,14 @@ export function createNodeParts(config: ResolvedConnectionConfig): ClientParts {
   if (url.protocol === 'http:' || url.protocol === 'https:') return createNodeConnectParts(config);
   // The PostgreSQL wire protocol (node-postgres), to any PostgreSQL or heliosdb's PostgreSQL port.
   if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') return createPgParts(config);
+  // CQL, the Cassandra native protocol (cassandra-driver), to heliosdb's CQL port.
+  if (url.protocol === 'cql:') return createCqlParts(config);
   let credentials: grpc.ChannelCredentials;
   let tlsChannelOptions: grpc.ChannelOptions = {};
   let defaultPort: number;
   if (url.protocol !== 'grpc:' && url.protocol !== 'grpcs:') {
     throw new HeliosDBError(
-      `unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http://, https://, postgres:// and postgresql://`,
+      `unsupported url scheme ${url.protocol} in ${config.url}: the Node client speaks grpc://, grpcs://, http://, https://, postgres://, postgresql:// and cql://`,
       'INVALID_CONFIG',
     );
   }

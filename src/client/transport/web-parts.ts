@@ -38,6 +38,12 @@ export function createWebParts(config: ResolvedConnectionConfig): ClientParts {
         `Connect to a HeliosDB server's HTTP listener instead, http://host:7701 or https://host; postgres:// URLs work in Node.`,
     );
   }
+  if (scheme === 'cql') {
+    throw unsupported(
+      `${config.url}: a browser cannot speak CQL, the Cassandra native protocol (cql://): it opens no TCP connections. ` +
+        `Connect to a HeliosDB server's HTTP listener instead, http://host:7701 or https://host; cql:// URLs work in Node.`,
+    );
+  }
   const given = config as unknown as Record<string, unknown>;
   for (const key of nodeOnlyOptions) {
     if (given[key] !== undefined) {
