@@ -11,6 +11,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import cassandra from 'cassandra-driver';
 import { backends, describeEachBackend } from './helpers/backends.js';
+import { type PreparedStatement, PreparedCache, preparedId } from '../src/server/cql/prepared.js';
 import { makeTestCerts } from './helpers/certs.js';
 import { createKeyspaceCql, cqlClient, cqlServer, keyspaceName } from './cql-support.js';
 
@@ -195,7 +196,7 @@ describeEachBackend('CQL: credentials re-checked on open connections', (b) => {
 });
 
 test('CQL: a revoked key is answered Unauthorized and its connection closed', { timeout: 60_000 }, async (t) => {
-  const f = await cqlServer(t, backend, { server: { auth: 'required', authCacheMs: 200 } });
+  const f = await cqlServer(t, backend, { server: { auth: 'required', authCacheMs: 0 } });
   await f.server.auth.createUser({ name: 'rw', role: 'postgres', password: 'pw' });
   f.onCleanup(async () => void (await f.server.auth.deleteUser('rw')));
   const { key, id } = await f.server.auth.createApiKey({ user: 'rw', readOnly: true });
@@ -204,13 +205,17 @@ test('CQL: a revoked key is answered Unauthorized and its connection closed', { 
   await c.start('rw', key);
   c.send(frame(0x07, queryBody("SELECT key FROM system.local WHERE key = 'local'"), 3));
   assert.equal((await c.next()).opcode, 0x08);
+  const idle = await Raw.open(f.server.cqlPort!);
+  t.after(() => idle.close());
+  await idle.start('rw', key);
   await f.server.auth.revokeApiKey(id);
-  await new Promise((r) => setTimeout(r, 500));
+  // --auth-cache-ms 0: the next request asks the store (the idle watch runs every 250 ms).
   c.send(frame(0x07, queryBody("SELECT key FROM system.local WHERE key = 'local'"), 4));
   const e = errorOf(await c.next());
   assert.equal(e.code, 0x2100);
   assert.match(e.message, /no longer valid/);
   assert.ok(await c.closedWithin(5000));
+  assert.ok(await idle.closedWithin(5000), 'an idle connection of the revoked key is closed without a request');
 });
 
 test('CQL: the start-up, idle and TLS handshake deadlines close connections that do nothing', { timeout: 60_000 }, async (t) => {
@@ -237,7 +242,16 @@ test('CQL: the start-up, idle and TLS handshake deadlines close connections that
   t.after(() => [noHello, noAuth].forEach((c) => c.close()));
   assert.ok(await noHello.closedWithin(15_000), 'a TLS connection without a ClientHello is closed');
   assert.ok(await noAuth.closedWithin(5000), 'a connection that never authenticates is closed');
-  // A client that keeps working is not cut.
+  // A client that keeps working (heartbeats: OPTIONS) is not cut.
+  const busy = await Raw.open(port);
+  t.after(() => busy.close());
+  await busy.start();
+  for (let i = 0; i < 8; i++) {
+    busy.send(frame(0x05, Buffer.alloc(0), 30 + i));
+    assert.equal((await busy.next()).opcode, 0x06);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.equal(busy.closed, false);
   const client = await cqlClient(t, f);
   for (let i = 0; i < 4; i++) {
     await client.execute("SELECT key FROM system.local WHERE key = 'local'");
@@ -377,13 +391,40 @@ test('CQL: hostile identifiers and literals are syntax errors; a table comment i
     [2, 1],
   );
   const [{ comment }] = await f.verify(`SELECT obj_description('${ks}.board'::regclass, 'pg_class') AS comment`);
-  const hostile = String(comment).replace('"DESC"', '"ASC, 1/0"');
-  assert.notEqual(hostile, comment);
-  await f.verify(`COMMENT ON TABLE ${ks}.board IS '${hostile.replaceAll("'", "''")}'`);
-  await assert.rejects(client.execute(`SELECT c FROM ${ks}.board WHERE k = 1`), (e: unknown) => {
-    assert.ok(e instanceof cassandra.errors.ResponseError);
-    assert.equal(e.code, cassandra.types.responseErrorCodes.invalid);
-    assert.doesNotMatch(e.message, /division by zero/);
-    return true;
-  });
+  for (const hostile of [String(comment).replace('"DESC"', '"ASC, 1/0"'), String(comment).replace('"ck":["c"]', '"ck":["zz"]')]) {
+    assert.notEqual(hostile, comment);
+    await f.verify(`COMMENT ON TABLE ${ks}.board IS '${hostile.replaceAll("'", "''")}'`);
+    await assert.rejects(client.execute(`SELECT c FROM ${ks}.board WHERE k = 1`), (e: unknown) => {
+      assert.ok(e instanceof cassandra.errors.ResponseError);
+      assert.equal(e.code, cassandra.types.responseErrorCodes.invalid);
+      assert.match(e.message, /unconfigured table/);
+      return true;
+    });
+  }
+  await f.verify(`COMMENT ON TABLE ${ks}.board IS '${String(comment).replaceAll("'", "''")}'`);
+  assert.deepEqual(
+    (await client.execute(`SELECT c FROM ${ks}.board WHERE k = 1`)).rows.map((r) => r.c),
+    [2, 1],
+  );
+});
+
+test('CQL prepared cache: about 16 MiB of statement text per principal; unused statements expire', async () => {
+  const cache = new PreparedCache(1000, 60_000);
+  const statement = (i: number, chars: number): PreparedStatement => {
+    const query = `SELECT ${i} ${'x'.repeat(chars)}`;
+    return { id: preparedId(undefined, query), query, keyspace: undefined } as unknown as PreparedStatement;
+  };
+  const big = Array.from({ length: 9 }, (_, i) => statement(i, 1024 * 1024));
+  for (const p of big) cache.add('a', p);
+  assert.equal(cache.get('a', big[0].id), undefined, 'over 16 MiB the least recently used is forgotten');
+  assert.ok(cache.get('a', big[8].id));
+  assert.equal(cache.sizeOf('a'), 7);
+  assert.equal(cache.get('b', big[8].id), undefined);
+
+  const short = new PreparedCache(1000, 50);
+  const p = statement(0, 10);
+  short.add('a', p);
+  assert.ok(short.get('a', p.id));
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(short.get('a', p.id), undefined, 'forgotten after the TTL unused');
 });

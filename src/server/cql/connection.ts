@@ -132,13 +132,15 @@ export class CqlConnection {
   /** The credential no longer holds: an Unauthorized error, then the connection ends. */
   private revoked(stream: number): void {
     if (this.closing) return;
-    this.sendError(
-      stream,
-      new CqlError(
-        ErrorCode.unauthorized,
-        'the credential of this connection is no longer valid (API key revoked, password changed, session ended or user deleted): connect again with a valid one',
-      ),
-    );
+    // Found by the watch of an idle connection (stream -1): no request to answer, the connection just ends.
+    if (stream >= 0)
+      this.sendError(
+        stream,
+        new CqlError(
+          ErrorCode.unauthorized,
+          'the credential of this connection is no longer valid (API key revoked, password changed, session ended or user deleted): connect again with a valid one',
+        ),
+      );
     this.closing = true;
     this.socket.end();
     this.socket.pause();
