@@ -226,7 +226,9 @@ test('CQL: the start-up, idle and TLS handshake deadlines close connections that
   halfHeader.send(Buffer.from([4, 0, 0]));
   const ready = await Raw.open(port);
   await ready.start();
-  t.after(() => [silent, halfHeader, ready].forEach((c) => c.close()));
+  t.after(() => {
+    for (const c of [silent, halfHeader, ready]) c.close();
+  });
   assert.ok(await silent.closedWithin(5000), 'a connection that sends nothing is closed');
   assert.ok(await halfHeader.closedWithin(5000), 'half a header is closed');
   assert.ok(await ready.closedWithin(5000), 'an idle READY connection is closed');
@@ -239,7 +241,9 @@ test('CQL: the start-up, idle and TLS handshake deadlines close connections that
   const noAuth = await Raw.open(h.server.cqlPort!);
   noAuth.send(frame(0x01, startupBody));
   assert.equal((await noAuth.next()).opcode, 0x03);
-  t.after(() => [noHello, noAuth].forEach((c) => c.close()));
+  t.after(() => {
+    for (const c of [noHello, noAuth]) c.close();
+  });
   assert.ok(await noHello.closedWithin(15_000), 'a TLS connection without a ClientHello is closed');
   assert.ok(await noAuth.closedWithin(5000), 'a connection that never authenticates is closed');
   // A client that keeps working (heartbeats: OPTIONS) is not cut.
@@ -273,7 +277,9 @@ test('CQL: prepared statements are per principal, at most --max-prepared-stateme
   const { key: kb } = await f.server.auth.createApiKey({ user: 'pb' });
   const a = await Raw.open(f.server.cqlPort!);
   const bConn = await Raw.open(f.server.cqlPort!);
-  t.after(() => [a, bConn].forEach((c) => c.close()));
+  t.after(() => {
+    for (const c of [a, bConn]) c.close();
+  });
   await a.start('pa', ka);
   await bConn.start('pb', kb);
   const ids: Buffer[] = [];
