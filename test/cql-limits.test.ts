@@ -263,6 +263,37 @@ test('CQL: the start-up, idle and TLS handshake deadlines close connections that
   }
 });
 
+test('CQL: with --max-connections reached, the oldest unauthenticated connection makes room', { timeout: 60_000 }, async (t) => {
+  const f = await cqlServer(t, backend, { server: { maxConnections: 4 } });
+  const port = f.server.cqlPort!;
+  const idle: Raw[] = [];
+  for (let i = 0; i < 4; i++) idle.push(await Raw.open(port));
+  t.after(() => {
+    for (const c of idle) c.close();
+  });
+  const ready = [await Raw.open(port), await Raw.open(port)];
+  t.after(() => {
+    for (const c of ready) c.close();
+  });
+  for (const c of ready) await c.start();
+  assert.ok(await idle[0].closedWithin(2000), 'the oldest silent connection was closed');
+  assert.ok(await idle[1].closedWithin(2000));
+  assert.equal(idle[2].closed || idle[3].closed, false);
+  // Four authenticated: a fifth connection is refused.
+  const more = [await Raw.open(port), await Raw.open(port)];
+  t.after(() => {
+    for (const c of more) c.close();
+  });
+  for (const c of more) await c.start();
+  const extra = await Raw.open(port);
+  t.after(() => extra.close());
+  assert.ok(await extra.closedWithin(2000), 'refused when every connection is authenticated');
+  for (const c of [...ready, ...more]) {
+    c.send(frame(0x05, Buffer.alloc(0), 9));
+    assert.equal((await c.next()).opcode, 0x06);
+  }
+});
+
 test('CQL: prepared statements are per principal, at most --max-prepared-statements each (least recently used forgotten)', {
   timeout: 60_000,
 }, async (t) => {

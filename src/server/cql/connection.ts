@@ -148,6 +148,11 @@ export class CqlConnection {
     this.buffered = 0;
   }
 
+  /** Whether STARTUP and authentication are done. */
+  get isAuthenticated(): boolean {
+    return this.principal !== undefined;
+  }
+
   /** Closes the connection. */
   close(): void {
     this.socket.destroy();

@@ -70,8 +70,20 @@ export async function startCqlListener(o: CqlListenerOptions): Promise<CqlListen
   const idleTimeoutMs = Math.max(1, o.idleConnectionTimeoutMs ?? serverDefaults.idleConnectionTimeoutMs);
   const onSocket = (socket: net.Socket, encrypted: boolean) => {
     if (o.maxConnections > 0 && open.size >= o.maxConnections) {
-      socket.destroy();
-      return;
+      // Full: the oldest connection still without a principal makes room, so connections that
+      // never authenticate cannot keep authenticated clients out; none: the new one is refused.
+      let evicted = false;
+      for (const c of open)
+        if (!c.isAuthenticated) {
+          c.close();
+          open.delete(c);
+          evicted = true;
+          break;
+        }
+      if (!evicted) {
+        socket.destroy();
+        return;
+      }
     }
     socket.setNoDelay(true);
     const cn = encrypted ? commonNameOf((socket as tls.TLSSocket).getPeerCertificate?.()) : undefined;
