@@ -337,8 +337,8 @@ test('CQL: prepared statements are per principal, at most --max-prepared-stateme
 test('CQL: a client that does not read its answers stops being read; requests in flight wait, not fail', {
   timeout: 120_000,
 }, async (t) => {
-  const f = await cqlServer(t, backend, { server: { maxConcurrentStreams: 2 } });
-  const client = await cqlClient(t, f);
+  const f = await cqlServer(t, backend, { server: { idleConnectionTimeoutMs: 5000 } });
+  const client = await cqlClient(t, f, { pooling: { heartBeatInterval: 1000 } });
   const ks = keyspaceName('bp');
   await client.execute(createKeyspaceCql(ks));
   await client.execute(`CREATE TABLE ${ks}.big (k int PRIMARY KEY, v text)`);
@@ -346,13 +346,15 @@ test('CQL: a client that does not read its answers stops being read; requests in
   await client.execute(`INSERT INTO ${ks}.big (k, v) VALUES (1, ?)`, ['x'.repeat(1024 * 1024)], { prepare: true });
 
   // 20 pipelined requests on a connection allowed 2 at a time: all answered, none Overloaded.
-  const c = await Raw.open(f.server.cqlPort!);
+  const g = await cqlServer(t, backend, { server: { maxConcurrentStreams: 2 } });
+  const c = await Raw.open(g.server.cqlPort!);
   t.after(() => c.close());
   await c.start();
   for (let i = 0; i < 20; i++) c.send(frame(0x07, queryBody("SELECT key FROM system.local WHERE key = 'local'"), 100 + i));
   for (let i = 0; i < 20; i++) assert.equal((await c.next()).opcode, 0x08);
 
-  // 100 pairs (a 1 MiB row, then a logged insert) never read: the server stops after a few MiB.
+  // 100 pairs (a 1 MiB row, then an insert) never read, with 100 requests in flight allowed: the
+  // server stops running them after a few MiB of unsent answers.
   const lazy = await Raw.open(f.server.cqlPort!);
   t.after(() => lazy.close());
   await lazy.start();
@@ -364,6 +366,17 @@ test('CQL: a client that does not read its answers stops being read; requests in
   await new Promise((r) => setTimeout(r, 3000));
   const done = (await client.execute(`SELECT count(*) AS n FROM ${ks}.log`)).rows[0].n.toNumber();
   assert.ok(done > 0 && done < 50, `${done} of 100 inserts ran while the client read nothing`);
+  // After the idle timeout (5 s) without reading, the server has dropped the connection: reading
+  // now gets what was queued (a few MiB, not 100) and then the end.
+  await new Promise((r) => setTimeout(r, 5000));
+  let received = 0;
+  lazy.socket.removeAllListeners('data');
+  lazy.socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+  });
+  lazy.socket.resume();
+  assert.ok(await lazy.closedWithin(5000), 'closed once it read nothing for the idle timeout');
+  assert.ok(received < 50 * 1024 * 1024, `${received} bytes were queued`);
   lazy.close();
   assert.equal((await client.execute("SELECT key FROM system.local WHERE key = 'local'")).rows.length, 1);
 });

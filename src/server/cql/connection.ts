@@ -82,6 +82,10 @@ export class CqlConnection {
   private closing = false;
   private reading = true;
   private outputFull = false;
+  /** While {@link outputFull}: resolves once the socket drains or closes. */
+  private room: Promise<void> | undefined;
+  private openRoom: (() => void) | undefined;
+  private stall: NodeJS.Timeout | undefined;
   private started = false;
   private authenticating = false;
   private principal: Principal | undefined;
@@ -102,14 +106,12 @@ export class CqlConnection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => {
       this.abort.abort();
+      this.drained();
       clearTimeout(this.timer);
       this.unwatch?.();
     });
     socket.on('error', () => {});
-    socket.on('drain', () => {
-      this.outputFull = false;
-      this.pump();
-    });
+    socket.on('drain', () => this.drained());
     this.arm(Math.max(1, Math.min(deps.handshakeTimeoutMs, deps.idleTimeoutMs)));
   }
 
@@ -175,10 +177,26 @@ export class CqlConnection {
   private write(b: Buffer): void {
     if (this.socket.destroyed) return;
     this.socket.write(b);
-    if (this.socket.writableLength > maxUnsentBytes) {
+    if (this.socket.writableLength > maxUnsentBytes && !this.outputFull) {
       this.outputFull = true;
+      this.room = new Promise<void>((resolve) => {
+        this.openRoom = resolve;
+      });
+      // A client that reads nothing for the idle timeout loses the connection.
+      this.stall = setTimeout(() => this.socket.destroy(), this.deps.idleTimeoutMs);
+      this.stall.unref();
       this.pump();
     }
+  }
+
+  /** The unsent answers went out (or the socket closed): requests may be read and run again. */
+  private drained(): void {
+    if (!this.outputFull) return;
+    this.outputFull = false;
+    clearTimeout(this.stall);
+    this.openRoom?.();
+    this.room = this.openRoom = undefined;
+    this.pump();
   }
 
   /** A protocol error, then the connection ends (the byte stream cannot be trusted any more). */
@@ -447,17 +465,24 @@ export class CqlConnection {
   /** Runs `fn` on a backend connection of the principal's login (../call/scope.ts). */
   private async run<T>(fn: (conn: BackendConnection) => Promise<T>): Promise<T> {
     const ctx: CallContext = { signal: this.abort.signal, requestHeader: { get: () => null }, principal: this.principal, peer: this.peer };
-    // A refusal of ours is an answer, not a broken connection: it leaves the scope as a value.
-    const out = await withConnection(this.deps.scope, ctx, '', async (conn) => {
-      try {
-        return { ok: await fn(conn) };
-      } catch (e) {
-        if (e instanceof CqlError) return { refused: e };
-        throw e;
-      }
-    });
-    if ('refused' in out) throw out.refused;
-    return out.ok;
+    for (;;) {
+      // Requests already read wait to run while the client leaves answers unread (checked again
+      // once a backend connection is had: the answers of those before may have filled it meanwhile).
+      while (this.room) await this.room;
+      // A refusal of ours is an answer, not a broken connection: it leaves the scope as a value.
+      const out = await withConnection(this.deps.scope, ctx, '', async (conn) => {
+        if (this.room) return { wait: true as const };
+        try {
+          return { ok: await fn(conn) };
+        } catch (e) {
+          if (e instanceof CqlError) return { refused: e };
+          throw e;
+        }
+      });
+      if ('wait' in out) continue;
+      if ('refused' in out) throw out.refused;
+      return out.ok;
+    }
   }
 }
 
