@@ -207,7 +207,7 @@ test('CQL: a revoked key is answered Unauthorized and its connection closed', { 
   assert.equal((await c.next()).opcode, 0x08);
   const idle = await Raw.open(f.server.cqlPort!);
   t.after(() => idle.close());
-  await idle.start('rw', key);
+  await idle.start('', key); // an empty user name is accepted with an API key
   await f.server.auth.revokeApiKey(id);
   // --auth-cache-ms 0: the next request asks the store (the idle watch runs every 250 ms).
   c.send(frame(0x07, queryBody("SELECT key FROM system.local WHERE key = 'local'"), 4));
@@ -397,6 +397,14 @@ test('CQL: 64 KiB frames before authentication, 1 MiB statements, 10,000 stateme
   assert.equal(e.code, 0x000a);
   assert.match(e.message, /before the connection is authenticated/);
   assert.ok(await pre.closedWithin(5000));
+
+  const odd = await Raw.open(port);
+  t.after(() => odd.close());
+  odd.send(frame(0x01, startupBody));
+  assert.equal((await odd.next()).opcode, 0x03);
+  odd.send(frame(0x30, Buffer.alloc(0), 3));
+  assert.equal(errorOf(await odd.next()).code, 0x000a, 'an unknown opcode before authentication is a protocol error');
+  assert.ok(await odd.closedWithin(5000));
 
   const c = await Raw.open(port);
   t.after(() => c.close());

@@ -348,6 +348,7 @@ export class CqlConnection {
       this.authenticated(p);
       return this.send(f.stream, Opcode.authSuccess, new BodyWriter().bytes(null).build());
     }
+    if (!(f.opcode in opNames)) throw new ProtocolViolation(`unknown or unexpected opcode 0x${f.opcode.toString(16)}`);
     if (!this.principal) throw new CqlError(ErrorCode.unauthorized, 'the connection is not authenticated yet: answer AUTHENTICATE first');
     if (this.principal.stillValid && !(await this.principal.stillValid())) return this.revoked(f.stream);
     switch (f.opcode) {
