@@ -63,6 +63,8 @@ export interface ConnectionDeps {
 
 /** The largest frame body accepted before the connection is authenticated, bytes (STARTUP, OPTIONS, AUTH_RESPONSE are small). */
 export const maxUnauthenticatedFrameBytes = 64 * 1024;
+/** How long a connection being ended may take to send its last answer, ms. */
+const closeGraceMs = 5000;
 /** Answers queued on a socket beyond which the connection reads no further requests until they are sent, bytes. */
 export const maxUnsentBytes = 4 * 1024 * 1024;
 const opNames: Record<number, string> = {
@@ -105,6 +107,7 @@ export class CqlConnection {
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => {
+      this.closing = true;
       this.abort.abort();
       this.drained();
       clearTimeout(this.timer);
@@ -146,6 +149,7 @@ export class CqlConnection {
     this.closing = true;
     this.socket.end();
     this.socket.pause();
+    this.arm(closeGraceMs); // a peer that does not take the last answer and close is cut
     this.chunks = [];
     this.buffered = 0;
   }
@@ -205,6 +209,7 @@ export class CqlConnection {
     this.closing = true;
     this.socket.end();
     this.socket.pause();
+    this.arm(closeGraceMs); // a peer that does not take the last answer and close is cut
     this.chunks = [];
     this.buffered = 0;
   }
