@@ -466,7 +466,7 @@ test('CQL: hostile identifiers and literals are syntax errors; a table comment i
   );
 });
 
-test('CQL prepared cache: about 16 MiB of statement text per principal; unused statements expire', async () => {
+test('CQL prepared cache: 16 MiB per principal (text counted twice); unused statements expire', async () => {
   const cache = new PreparedCache(1000, 60_000);
   const statement = (i: number, chars: number): PreparedStatement => {
     const query = `SELECT ${i} ${'x'.repeat(chars)}`;
