@@ -419,6 +419,8 @@ export class CqlConnection {
         const opts = this.options({ pageSize: -1, pagingState: null });
         const result = await this.run(async (conn) => {
           const items: BatchItem[] = [];
+          // Each table is looked up once per batch, however many of its statements it holds.
+          const targets = new Map<string, Promise<Target>>();
           for (const e of b.entries) {
             if (e.id) {
               const prepared = this.deps.prepared.get(this.owner, e.id);
@@ -434,7 +436,17 @@ export class CqlConnection {
               });
             } else {
               const parsed = parseCql(e.query ?? '');
-              const target = await resolveTarget(conn, parsed.statement, this.keyspace);
+              const st = parsed.statement;
+              const key =
+                st.kind === 'insert' || st.kind === 'update' || st.kind === 'delete'
+                  ? JSON.stringify([st.table.keyspace ?? this.keyspace ?? null, st.table.name])
+                  : undefined;
+              let pending = key === undefined ? undefined : targets.get(key);
+              if (!pending) {
+                pending = resolveTarget(conn, st, this.keyspace);
+                if (key !== undefined) targets.set(key, pending);
+              }
+              const target = await pending;
               const binds = bindSpecs(parsed.statement, columnsOf(target), parsed.markers.length);
               items.push({
                 statement: parsed.statement,
