@@ -5,6 +5,7 @@
  * as the other listeners (../call/scope.ts).
  * @packageDocumentation
  */
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { PeerInfo, Principal } from '../auth/principal.js';
@@ -105,6 +106,8 @@ export class CqlConnection {
     private readonly peer: PeerInfo,
     private readonly deps: ConnectionDeps,
   ) {
+    // Each request in progress listens on the connection's signal (up to maxInFlight at once).
+    setMaxListeners(deps.maxInFlight + 10, this.abort.signal);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => {
       this.closing = true;
