@@ -253,11 +253,22 @@ export async function startServer(options: StartServerOptions = {}): Promise<Hel
         tls: serverTls,
         auth:
           authMode === 'required'
-            ? new CqlAuth({ authenticator, data: authData.data, allowInsecurePassword: opts.allowInsecurePassword, log })
+            ? new CqlAuth({
+                authenticator,
+                data: authData.data,
+                allowInsecurePassword: opts.allowInsecurePassword,
+                authCacheMs: opts.authCacheMs,
+                log,
+              })
             : undefined,
         scope: { backend, sessions, logins, idempotency, log },
         maxFrameBytes: opts.maxMessageBytes,
         maxConnections: opts.maxConnections,
+        idleConnectionTimeoutMs: opts.idleConnectionTimeoutMs,
+        maxConcurrentStreams: opts.maxConcurrentStreams,
+        maxPreparedStatements: opts.maxPreparedStatements,
+        preparedStatementTtlMs: opts.preparedStatementTtlMs,
+        authCacheMs: opts.authCacheMs,
         log,
       });
     }

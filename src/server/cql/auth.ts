@@ -24,6 +24,8 @@ export interface CqlAuthDeps {
   readonly data: AuthData;
   /** Accept passwords over connections without TLS. */
   readonly allowInsecurePassword: boolean;
+  /** How long a password login is trusted before the user is looked up again, ms (`--auth-cache-ms`). Default 5000. */
+  readonly authCacheMs?: number;
   readonly log: Logger;
 }
 
@@ -73,6 +75,37 @@ export class CqlAuth {
       this.deps.log.info({ user: user.slice(0, 64), address: peer.address }, 'failed CQL login');
       throw badCredentials('Provided username and/or password are incorrect');
     }
-    return { user: found.name, role: found.role, method: 'password', readOnly: false, login: found.login };
+    return {
+      user: found.name,
+      role: found.role,
+      method: 'password',
+      readOnly: false,
+      login: found.login,
+      stillValid: this.passwordStillValid(found),
+    };
+  }
+
+  /**
+   * Whether a password login still holds: the user exists with the same password hash and role
+   * (a deleted user, `user create --replace` or a new password end it), asked at most once per
+   * `authCacheMs`; a lookup that fails counts as valid and is retried next time.
+   */
+  private passwordStillValid(u: UserRecord): () => Promise<boolean> {
+    const cacheMs = this.deps.authCacheMs ?? 5000;
+    let until = Date.now() + cacheMs;
+    let valid = true;
+    return async () => {
+      if (!valid) return false;
+      if (Date.now() < until) return true;
+      try {
+        const now = await this.deps.data.findUser(u.name);
+        valid = now !== undefined && now.passwordHash === u.passwordHash && now.role === u.role;
+      } catch (e) {
+        this.deps.log.warn({ err: e }, 'credential re-check failed');
+        return true;
+      }
+      until = Date.now() + cacheMs;
+      return valid;
+    };
   }
 }

@@ -74,7 +74,21 @@ export function keyspaceComment(replication: Record<string, string>, durableWrit
 export function tableFromComment(keyspace: string, name: string, comment: string | null): TableMeta | undefined {
   if (!comment?.startsWith(commentMark)) return undefined;
   try {
-    const j = JSON.parse(comment) as { columns: [string, string][]; pk: string[]; ck: string[]; order: Record<string, 'ASC' | 'DESC'> };
+    const j = JSON.parse(comment) as { columns: [string, string][]; pk: string[]; ck: string[]; order: Record<string, unknown> };
+    // The comment is the table owner's to rewrite with plain SQL: untrusted. Only names of its
+    // own columns and exactly ASC/DESC are taken from it; anything else makes it no CQL table.
+    if (!Array.isArray(j.columns) || !Array.isArray(j.pk) || !Array.isArray(j.ck) || j.pk.length === 0) return undefined;
+    const names = new Set<string>();
+    for (const c of j.columns) {
+      if (!Array.isArray(c) || typeof c[0] !== 'string' || typeof c[1] !== 'string' || c[0].includes('\u0000')) return undefined;
+      names.add(c[0]);
+    }
+    if (![...j.pk, ...j.ck].every((k) => typeof k === 'string' && names.has(k))) return undefined;
+    const order: Record<string, 'ASC' | 'DESC'> = {};
+    for (const [k, v] of Object.entries(j.order ?? {})) {
+      if (!j.ck.includes(k) || (v !== 'ASC' && v !== 'DESC')) return undefined;
+      order[k] = v;
+    }
     const columns: ColumnMeta[] = j.columns.map(([n, ty]) => {
       const pk = j.pk.indexOf(n);
       const ck = j.ck.indexOf(n);
@@ -92,7 +106,7 @@ export function tableFromComment(keyspace: string, name: string, comment: string
       columns,
       partitionKey: j.pk,
       clustering: j.ck,
-      order: j.order ?? {},
+      order,
       counter: regular.length > 0 && regular.every((c) => c.type.kind === 'counter'),
       id: stableId(keyspace, name),
     };

@@ -50,22 +50,10 @@ export function tokenize(text: string): Token[] {
     }
     const rest = text.slice(i, i + 64);
     if (c === "'") {
-      let s = '';
-      let j = i + 1;
-      for (;;) {
-        if (j >= n) throw syntaxError(`unterminated string at character ${i}`);
-        if (text[j] === "'") {
-          if (text[j + 1] === "'") {
-            s += "'";
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        s += text[j++];
-      }
-      out.push({ type: 'string', text: s, pos: i });
-      i = j + 1;
+      const q = quotedAt(text, i, "'");
+      if (!q) throw syntaxError(`unterminated string at character ${i}`);
+      out.push({ type: 'string', text: q.value, pos: i });
+      i = q.end + 1;
       continue;
     }
     if (c === '$' && text[i + 1] === '$') {
@@ -76,22 +64,11 @@ export function tokenize(text: string): Token[] {
       continue;
     }
     if (c === '"') {
-      let s = '';
-      let j = i + 1;
-      for (;;) {
-        if (j >= n) throw syntaxError(`unterminated quoted identifier at character ${i}`);
-        if (text[j] === '"') {
-          if (text[j + 1] === '"') {
-            s += '"';
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        s += text[j++];
-      }
-      out.push({ type: 'ident', text: s, quoted: true, pos: i });
-      i = j + 1;
+      const q = quotedAt(text, i, '"');
+      if (!q) throw syntaxError(`unterminated quoted identifier at character ${i}`);
+      if (q.value.includes('\u0000')) throw syntaxError(`a quoted identifier at character ${i} contains a NUL character`);
+      out.push({ type: 'ident', text: q.value, quoted: true, pos: i });
+      i = q.end + 1;
       continue;
     }
     if (c === '?') {
@@ -146,4 +123,22 @@ export function tokenize(text: string): Token[] {
   }
   out.push({ type: 'end', pos: n });
   return out;
+}
+
+/**
+ * The text of the literal quoted with `q` that opens at `i` (a doubled `q` stands for one) and
+ * where its closing quote is; undefined when it does not close. Slices, never character by
+ * character, so a long literal costs linear time and one flat string.
+ */
+function quotedAt(text: string, i: number, q: string): { value: string; end: number } | undefined {
+  const parts: string[] = [];
+  let j = i + 1;
+  for (;;) {
+    const k = text.indexOf(q, j);
+    if (k < 0) return undefined;
+    parts.push(text.slice(j, k));
+    if (text[k + 1] !== q) return { value: parts.length === 1 ? parts[0] : parts.join(''), end: k };
+    parts.push(q);
+    j = k + 2;
+  }
 }

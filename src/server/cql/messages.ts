@@ -7,7 +7,8 @@
 import type { ColumnSpec } from './bind.js';
 import type { SchemaChange } from './ddl.js';
 import type { CqlResult } from './execute.js';
-import { type BodyReader, BodyWriter, type WireValue } from './frame.js';
+import { invalid } from './errors.js';
+import { type BodyReader, BodyWriter, ProtocolViolation, type WireValue } from './frame.js';
 import { writeOption } from './types.js';
 import { type CqlValue, encodeValue } from './values.js';
 
@@ -65,16 +66,21 @@ export interface BatchMessage {
   readonly timestamp: bigint | undefined;
 }
 
-/** Reads a BATCH body. */
+/** Most statements one BATCH may hold. */
+export const maxBatchStatements = 10_000;
+
+/** Reads a BATCH body (at most {@link maxBatchStatements} statements). */
 export function readBatch(r: BodyReader): BatchMessage {
   const type = r.byte();
   const n = r.short();
+  if (n > maxBatchStatements)
+    throw invalid(`a BATCH of ${n} statements is more than the limit of ${maxBatchStatements}: split it into smaller batches`);
   const entries: BatchEntry[] = [];
   for (let i = 0; i < n; i++) {
     const kind = r.byte();
     const query = kind === 0 ? r.longString() : undefined;
     const id = kind === 1 ? r.shortBytes() : undefined;
-    if (kind !== 0 && kind !== 1) throw new Error(`invalid batch entry kind ${kind}`);
+    if (kind !== 0 && kind !== 1) throw new ProtocolViolation(`invalid batch entry kind ${kind}`);
     const count = r.short();
     const values: WireValue[] = [];
     for (let j = 0; j < count; j++) values.push(r.value());

@@ -7,6 +7,7 @@
 import type { Assignment, Marker, Parsed, Relation, Selector, Statement, TableName, Term, Using } from './ast.js';
 import { syntaxError, type Token, tokenize } from './lexer.js';
 import { type CqlType, parseTypeText } from './types.js';
+import { invalid } from './errors.js';
 
 const unsupportedLeads: Record<string, string> = {
   alter: 'ALTER',
@@ -15,8 +16,12 @@ const unsupportedLeads: Record<string, string> = {
   list: 'LIST',
 };
 
+/** The deepest nesting of collection and function literals a statement may have. */
+const maxTermDepth = 64;
+
 class Parser {
   private i = 0;
+  private depth = 0;
   readonly markers: Marker[] = [];
   constructor(private readonly tokens: Token[]) {}
 
@@ -95,6 +100,16 @@ class Parser {
   }
 
   term(): Term {
+    if (this.depth >= maxTermDepth) throw syntaxError(`literals nest more than ${maxTermDepth} levels deep`);
+    this.depth++;
+    try {
+      return this.termAt();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private termAt(): Term {
     const tk = this.next();
     switch (tk.type) {
       case 'string':
@@ -517,8 +532,15 @@ function constText(t: Term): unknown {
   throw syntaxError('expected a constant');
 }
 
-/** Parses one statement (a trailing `;` allowed). */
+/** The longest CQL statement text parsed, characters (1 MiB); longer ones are Invalid. */
+export const maxStatementChars = 1024 * 1024;
+
+/** Parses one CQL statement (at most {@link maxStatementChars} long). */
 export function parseCql(text: string): Parsed {
+  if (text.length > maxStatementChars)
+    throw invalid(
+      `the CQL statement is ${text.length} characters long, more than the limit of ${maxStatementChars} (1 MiB): send long values as bind markers`,
+    );
   const p = new Parser(tokenize(text));
   const statement = p.statement();
   p.acceptPunct(';');

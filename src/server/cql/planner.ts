@@ -168,7 +168,10 @@ export function planSelect(meta: TableMeta, stmt: Extract<Statement, { kind: 'se
   const p = new Params();
   const { sql: cols, columns } = selection(meta, stmt);
   const conds = [live, ...stmt.where.map((r) => relationSql(meta, r, bound, p))];
-  let order = [...meta.partitionKey.map((k) => col(k)), ...meta.clustering.map((k) => `${col(k)} ${meta.order[k] ?? 'ASC'}`)];
+  let order = [
+    ...meta.partitionKey.map((k) => col(k)),
+    ...meta.clustering.map((k) => `${col(k)} ${meta.order[k] === 'DESC' ? 'DESC' : 'ASC'}`),
+  ];
   if (stmt.orderBy.length) {
     if (!partition) throw invalid('ORDER BY is only supported when the partition key is restricted by an EQ or an IN.');
     const reversed = stmt.orderBy.map((o, i) => {
