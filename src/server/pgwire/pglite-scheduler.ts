@@ -38,6 +38,7 @@ import {
   syncMessage,
 } from './messages.js';
 import { PgliteSession, type SessionHost } from './pglite-session.js';
+import { refusalSql } from './statement-rules.js';
 
 /** What the scheduler needs. */
 export interface SchedulerDeps {
@@ -54,6 +55,13 @@ const notSettings = new Set(['user', 'database', 'options', 'replication', 'fall
 
 /** How long the session is kept after the last client's turn, for the next one, ms. */
 const lingerMs = 50;
+
+/**
+ * How long a client that left may still hold the session for the answers it was owed, ms: then
+ * the engine connection is reset, so that nothing a departed client started keeps every other
+ * client and call waiting.
+ */
+export const goneHolderMs = 30_000;
 
 interface Turn {
   session: PgliteSession;
@@ -99,6 +107,7 @@ export class PgliteScheduler implements SessionHost {
       }
     | undefined;
   private closed = false;
+  private goneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.authRequired = deps.options.auth === 'required';
@@ -174,6 +183,8 @@ export class PgliteScheduler implements SessionHost {
 
   idle(s: PgliteSession): void {
     if (this.holder !== s) return;
+    if (this.goneTimer) clearTimeout(this.goneTimer);
+    this.goneTimer = undefined;
     this.holder = undefined;
     this.last = s;
     if (s.closed && s.unsynced) this.needsSync = true;
@@ -184,10 +195,36 @@ export class PgliteScheduler implements SessionHost {
   gone(s: PgliteSession): void {
     this.queue = this.queue.filter((t) => t.session !== s);
     if (this.holder === s) {
-      if (!s.busy) this.idle(s);
+      if (!s.busy) {
+        this.idle(s);
+        return;
+      }
+      // It gives the session back when its last answer arrives (PgliteSession.afterAnswers); should
+      // that never come, the engine connection is reset.
+      if (this.goneTimer) clearTimeout(this.goneTimer);
+      this.goneTimer = setTimeout(() => {
+        this.goneTimer = undefined;
+        if (this.holder === s) this.broken(s, `a client that left still held the session after ${goneHolderMs} ms`);
+      }, goneHolderMs);
+      this.goneTimer.unref();
       return;
     }
     this.forget(s);
+  }
+
+  broken(s: PgliteSession, reason: string): void {
+    if (this.holder !== s || !this.conn) return;
+    this.deps.log.warn({ pgClient: s.client.id, reason }, 'pg port: resetting the embedded engine connection');
+    this.holder = undefined;
+    this.internal?.reject(new Error('the embedded engine connection was reset'));
+    this.internal = undefined;
+    this.gen++;
+    this.detach(true);
+    if (!s.closed) {
+      endWithFatal(s.client.socket, { code: '08P01', message: `terminating connection: ${reason}` });
+      s.close();
+    }
+    void this.next();
   }
 
   async listen(s: PgliteSession, channel: string, sub: Subscriber): Promise<Subscription> {
@@ -320,7 +357,7 @@ export class PgliteScheduler implements SessionHost {
 
   private async giveBack(): Promise<void> {
     if (!this.conn) return;
-    if (this.needsSync) await this.exchange(syncMessage, 1);
+    if (this.needsSync) await this.exchange(failAndSync, 1);
     this.needsSync = false;
     await this.snapshotLast();
     if (this.needsRollback) await this.exchange(queryMessage('ROLLBACK'), 1);
@@ -365,7 +402,7 @@ export class PgliteScheduler implements SessionHost {
   }
 
   private async switchTo(s: PgliteSession): Promise<ExchangeResult> {
-    if (this.needsSync) await this.exchange(syncMessage, 1);
+    if (this.needsSync) await this.exchange(failAndSync, 1);
     this.needsSync = false;
     const parts: Buffer[] = [];
     let z = 0;
@@ -480,6 +517,17 @@ export class PgliteScheduler implements SessionHost {
     void this.next();
   };
 }
+
+/**
+ * What ends the extended exchange of a client that left before its Sync: a statement that fails
+ * (the exchange's implicit transaction is rolled back, not committed), then the Sync.
+ */
+const failAndSync = Buffer.concat([
+  message('P', Buffer.concat([cstr(''), cstr(refusalSql({ code: '08006', message: 'the client left before Sync' })), Buffer.alloc(2)])),
+  message('B', Buffer.concat([cstr(''), cstr(''), Buffer.alloc(6)])),
+  message('E', Buffer.concat([cstr(''), Buffer.alloc(4)])),
+  syncMessage,
+]);
 
 /** The settings a client's start-up asks for, as PGlite's worker reads them (../pglite/socket.ts). */
 function startupSettings(params: [string, string][]): [string, string][] {

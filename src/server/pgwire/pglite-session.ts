@@ -27,6 +27,7 @@ import { replaceCopyStdio } from '../sql/analyze.js';
 import type { Subscriber, Subscription } from '../notifications.js';
 import { endWithFatal, type PgClient } from './client.js';
 import { ClientListens } from './pglite-listens.js';
+import { forwardedTypes, functionCallRefusal, maxPendingBytes, maxPendingMessages, unexpectedMessage } from './pglite-frontend.js';
 import { MessageFramer } from './framing.js';
 import {
   commandComplete,
@@ -62,6 +63,11 @@ export interface SessionHost {
   idle(s: PgliteSession): void;
   /** The client is gone. */
   gone(s: PgliteSession): void;
+  /**
+   * The holder's exchange with the engine cannot go on (the engine sent FATAL, or answers no
+   * exchange asked for): the engine connection is reset and the client ended.
+   */
+  broken(s: PgliteSession, reason: string): void;
   /**
    * Listens on `channel` on the held session and subscribes `sub` to it (the server's notification
    * hub); resolves with the subscription.
@@ -115,13 +121,19 @@ export class PgliteSession {
   private readonly framer: MessageFramer;
   private readonly engineFramer: MessageFramer;
   private pending: Buffer[] = [];
+  /** Bytes in {@link pending}. */
+  private pendingBytes = 0;
+  /** The socket is not read until {@link pending} drains (a waiting client that sends too much). */
+  private readPaused = false;
+  /** It sent Terminate: it ends once what it sent before is answered. */
+  private terminating = false;
   private outstanding = 0;
   private exchanges: Exchange[] = [];
   /** The extended exchange being sent (in {@link exchanges} once its first message is). */
   private current: Exchange | undefined;
   private skipUntilSync = false;
   private discardUntilSync = false;
-  private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string } | undefined;
+  private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string; running?: boolean } | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   /** This client's LISTENs and the notifications they brought. */
   private readonly listens: ClientListens;
@@ -204,7 +216,20 @@ export class PgliteSession {
         continue;
       } else if (type === 0x45 /* E */) {
         if (this.exchanges[0]) this.exchanges[0].failed = true;
+        if (isFatal(msg)) {
+          // The engine ends the session: this client's answers end here, and the connection is reset.
+          out.push(msg);
+          this.writeToClient(out);
+          this.host.broken(this, 'the embedded engine sent FATAL');
+          return;
+        }
       } else if (type === 0x5a /* Z */) {
+        if (this.outstanding <= 0) {
+          // An answer no exchange asked for: the engine's answers no longer line up with the clients'.
+          this.writeToClient(out);
+          this.host.broken(this, 'the embedded engine sent a ReadyForQuery no exchange was owed');
+          return;
+        }
         const tag = this.exchanges[0]?.replaceTag;
         if (tag) out.push(commandComplete(tag));
         this.exchanges.shift();
@@ -213,8 +238,12 @@ export class PgliteSession {
       }
       out.push(msg);
     }
-    if (out.length && !this.closed) this.client.socket.write(out.length === 1 ? Buffer.from(out[0]!) : Buffer.concat(out));
+    this.writeToClient(out);
     this.afterAnswers();
+  }
+
+  private writeToClient(out: Buffer[]): void {
+    if (out.length && !this.closed) this.client.socket.write(out.length === 1 ? Buffer.from(out[0]!) : Buffer.concat(out));
   }
 
   /** A CancelRequest for this client. */
@@ -223,11 +252,11 @@ export class PgliteSession {
     // Queued work never reached the engine: drop its first exchange, answered as cancelled.
     const i = this.pending.findIndex((m) => m[0] === 0x53 /* S */ || m[0] === 0x51 /* Q */);
     if (i < 0) {
-      this.pending = [];
+      this.dropPending(this.pending.length);
       this.discardUntilSync = true;
       return;
     }
-    this.pending.splice(0, i + 1);
+    this.dropPending(i + 1);
     this.client.socket.write(
       Buffer.concat([
         errorResponse({ severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' }),
@@ -243,12 +272,13 @@ export class PgliteSession {
     this.stopIdleTimer();
     this.listens.close();
     this.pending = [];
+    this.pendingBytes = 0;
     this.copy = undefined;
     this.host.gone(this);
   }
 
   private fromClient(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.terminating) return;
     this.stopIdleTimer();
     try {
       this.framer.push(chunk);
@@ -256,16 +286,22 @@ export class PgliteSession {
         const msg = this.framer.nextTyped();
         if (!msg) break;
         const type = msg[0]!;
+        if (!forwardedTypes.has(type)) throw new ProtocolViolation(unexpectedMessage(type).message);
         if (type === 0x58 /* X */) {
-          this.client.socket.end();
-          this.close();
-          return;
+          // In order: after what it sent before is answered.
+          this.terminating = true;
+          break;
         }
         if (this.discardUntilSync) {
           if (type === 0x53) this.discardUntilSync = false;
           continue;
         }
         this.pending.push(Buffer.from(msg));
+        this.pendingBytes += msg.length;
+      }
+      if (!this.readPaused && (this.pendingBytes > maxPendingBytes || this.pending.length > maxPendingMessages)) {
+        this.readPaused = true;
+        this.client.socket.pause();
       }
     } catch (e) {
       const m = e instanceof ProtocolViolation ? e.message : String(e);
@@ -274,6 +310,34 @@ export class PgliteSession {
       return;
     }
     this.pump();
+  }
+
+  /** The first queued message, taken off the queue (the socket is read again once it drained). */
+  private shiftPending(): Buffer {
+    const msg = this.pending.shift()!;
+    this.pendingBytes -= msg.length;
+    this.resumeIfDrained();
+    return msg;
+  }
+
+  private dropPending(n: number): void {
+    for (const m of this.pending.splice(0, n)) this.pendingBytes -= m.length;
+    this.resumeIfDrained();
+  }
+
+  private resumeIfDrained(): void {
+    if (!this.readPaused || this.closed) return;
+    if (this.pendingBytes > maxPendingBytes / 2 || this.pending.length > maxPendingMessages / 2) return;
+    this.readPaused = false;
+    this.client.socket.resume();
+  }
+
+  /** After Terminate, once nothing is owed or queued: ends the client. */
+  private terminateIfDone(): boolean {
+    if (!this.terminating || this.closed || this.busy || this.pending.length) return false;
+    this.client.socket.end();
+    this.close();
+    return true;
   }
 
   private pump(): void {
@@ -294,13 +358,14 @@ export class PgliteSession {
         // answered here
       }
       if (this.pending.length) this.host.want(this);
+      else this.terminateIfDone();
       return;
     }
     const out: Buffer[] = [];
     while (this.pending.length) {
       if (this.listening) break;
       if (this.copy) {
-        const msg = this.pending.shift()!;
+        const msg = this.shiftPending()!;
         this.copyMessage(msg);
         continue;
       }
@@ -311,7 +376,7 @@ export class PgliteSession {
         if (verdict.copyFromStdin && !verdict.refusal) {
           // Answered here, in order: only once everything sent before has its answers.
           if (this.outstanding > 0) break;
-          this.pending.shift();
+          this.shiftPending();
           this.flush(out);
           this.startCopy(queryText(msg));
           continue;
@@ -319,7 +384,7 @@ export class PgliteSession {
         if (verdict.listen && !verdict.refusal && this.txStatus === 'I') {
           // Played here, in order: only once everything sent before has its answers.
           if (this.outstanding > 0) break;
-          this.pending.shift();
+          this.shiftPending();
           this.flush(out);
           this.playListen(verdict.listen);
           continue;
@@ -332,7 +397,7 @@ export class PgliteSession {
         }
         if (verdict.deallocate?.all) {
           if (this.outstanding > 0) break;
-          this.pending.shift();
+          this.shiftPending();
           // This client's statements only, by Close messages (the tag is DEALLOCATE ALL's).
           const names = [...this.prepared.keys()];
           this.prepared.clear();
@@ -345,7 +410,7 @@ export class PgliteSession {
           this.exchanges.push({ ...newExchange(), replaceTag: 'DEALLOCATE ALL' });
           continue;
         }
-        this.pending.shift();
+        this.shiftPending();
         if (verdict.deallocate && !verdict.deallocate.all) {
           const mapped = this.names.forgetStatement(verdict.deallocate.name) ?? `h0x${verdict.deallocate.name}`;
           this.prepared.delete(mapped);
@@ -366,9 +431,16 @@ export class PgliteSession {
         out.push(verdict.refusal ? queryMessage(refusalSql(verdict.refusal)) : msg);
         continue;
       }
-      this.pending.shift();
+      this.shiftPending();
       if (this.skipUntilSync && type !== 'S') continue;
       if (type === 'd' || type === 'c' || type === 'f') continue; // no COPY in progress: ignored
+      if (type === 'F' && !this.current) {
+        // Refused, answered in order with its ReadyForQuery as the engine would answer it.
+        this.outstanding++;
+        this.exchanges.push(newExchange());
+        out.push(queryMessage(refusalSql(functionCallRefusal)));
+        continue;
+      }
       const ex = this.exchange();
       if (type === 'P') {
         const { sql } = parseFields(msg);
@@ -415,6 +487,11 @@ export class PgliteSession {
         this.prepared.delete(r.statement);
         this.deferred.delete(r.statement);
         this.failedParses.delete(r.statement);
+      }
+      if (type === 'F') {
+        // Inside an extended exchange: an error, and the rest of the exchange skipped to its Sync.
+        this.inject(ex, functionCallRefusal, out);
+        continue;
       }
       if (type === 'B') ex.sentBinds++;
       out.push(r.msg);
@@ -467,7 +544,7 @@ export class PgliteSession {
       const v = judgeSql(sql, this.host.authRequired);
       if (v.refusal || v.copyFromStdin || v.changesSettings || v.listen) return false;
     }
-    this.pending.splice(0, n + 1);
+    this.dropPending(n + 1);
     for (const msg of parses) {
       const r = renameMessage(msg, this.names);
       this.prepared.set(r.statement!, r.msg);
@@ -526,20 +603,38 @@ export class PgliteSession {
 
   private afterAnswers(): void {
     this.listens.flush();
-    if (!this.holder || this.closed) return;
+    if (!this.holder) return;
+    if (this.closed) {
+      // Gone while answers were owed: the engine goes back once the last one arrived.
+      if (!this.busy) {
+        this.holder = false;
+        this.host.idle(this);
+      }
+      return;
+    }
     if (this.outstanding === 0 && this.pending.length) {
       this.pump();
       return;
     }
+    if (this.terminateIfDone()) return;
     // Not inside an extended exchange either: its Sync is still to come.
     const waiting = this.outstanding === 0 && !this.copy && this.pending.length === 0 && !this.current;
     if (waiting && this.txStatus === 'I') {
       this.holder = false;
       this.host.idle(this);
-    } else if (waiting && this.host.idleInTransactionTimeoutMs > 0 && !this.idleTimer) {
+    } else if (this.holdsIdle && this.host.idleInTransactionTimeoutMs > 0 && !this.idleTimer) {
       this.idleTimer = setTimeout(() => this.idleInTransactionTimeout(), this.host.idleInTransactionTimeoutMs);
       this.idleTimer.unref();
     }
+  }
+
+  /**
+   * It holds the engine and the engine waits for it: idle inside a transaction block, inside an
+   * extended exchange without its Sync, or in COPY FROM STDIN.
+   */
+  private get holdsIdle(): boolean {
+    if (!this.holder || this.closed || this.pending.length || this.outstanding > 0 || this.listening) return false;
+    return this.txStatus !== 'I' || this.current !== undefined || (this.copy !== undefined && !this.copy.running);
   }
 
   private stopIdleTimer(): void {
@@ -550,12 +645,13 @@ export class PgliteSession {
   /** Idle in a transaction block too long: disconnected (the scheduler rolls the transaction back). */
   private idleInTransactionTimeout(): void {
     this.idleTimer = undefined;
-    if (this.closed || !this.holder || this.busy || this.pending.length || this.txStatus === 'I') return;
-    this.client.log.info({ timeoutMs: this.host.idleInTransactionTimeoutMs }, 'pg port: idle-in-transaction timeout');
+    if (!this.holdsIdle) return;
+    const where = this.current ? 'extended-protocol messages without Sync' : this.copy ? 'COPY FROM STDIN' : 'a transaction block';
+    this.client.log.info({ timeoutMs: this.host.idleInTransactionTimeoutMs, where }, 'pg port: idle-in-transaction timeout');
     endWithFatal(this.client.socket, {
       code: '25P03',
       message: 'terminating connection due to idle-in-transaction timeout',
-      hint: `on the embedded engine a transaction block holds the one session every client shares; the server allows --pg-idle-in-transaction-timeout-ms (${this.host.idleInTransactionTimeoutMs} ms) of idleness in one`,
+      hint: `on the embedded engine ${where} holds the one session every client shares; the server allows --pg-idle-in-transaction-timeout-ms (${this.host.idleInTransactionTimeoutMs} ms) of idleness there`,
     });
     this.close();
   }
@@ -606,6 +702,7 @@ export class PgliteSession {
       fail('0A000', (e as Error).message);
       return;
     }
+    c.running = true;
     this.host.copyFrom(sql, Buffer.concat(c.chunks)).then(
       (r) => {
         this.copy = undefined;
@@ -618,4 +715,19 @@ export class PgliteSession {
       },
     );
   }
+}
+
+/** Whether an ErrorResponse is FATAL or PANIC. */
+function isFatal(msg: Buffer): boolean {
+  let p = 5;
+  while (p < msg.length && msg[p] !== 0) {
+    const end = msg.indexOf(0, p + 1);
+    if (end < 0) return false;
+    if (msg[p] === 0x53 /* S */) {
+      const sev = msg.toString('utf8', p + 1, end);
+      return sev === 'FATAL' || sev === 'PANIC';
+    }
+    p = end + 1;
+  }
+  return false;
 }
