@@ -285,3 +285,65 @@ test('SQL longer than the analyser checks is refused with 54000; SQL EXECUTE wit
   await stillServes(s);
   assert.equal(await count(s), 0);
 });
+
+test('what a DO block leaves on the session does not reach the next client; the server keeps its LISTENs', {
+  timeout: 60_000,
+}, async (t) => {
+  const s = await server(t);
+  const grpc = createClient({ url: s.server.grpcUrl, minConnections: 0, timeoutMs: 10_000 });
+  t.after(() => grpc.close());
+  const heard: string[] = [];
+  const listener = await grpc.listen('hostile_server', (n) => heard.push(n.payload));
+  const a = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  const b = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  for (const c of [a, b]) c.on('error', () => {});
+  await a.connect();
+  await b.connect();
+  try {
+    await a.query(`DO $$BEGIN
+      PERFORM set_config('default_transaction_read_only', 'on', false);
+      PERFORM pg_advisory_lock(4242);
+      CREATE TEMP TABLE do_tmp (a int);
+      EXECUTE 'LISTEN hostile_do';
+    END$$`);
+    // b has the same settings as a: the reset runs for every change of holder.
+    await b.query('INSERT INTO hostile VALUES (1)');
+    assert.equal((await b.query("SELECT to_regclass('pg_temp.do_tmp') AS t")).rows[0].t, null);
+    assert.equal((await b.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'")).rows[0].n, 0);
+    const channels = (await b.query('SELECT pg_listening_channels() AS c')).rows.map((r) => r.c);
+    assert.ok(!channels.includes('hostile_do'));
+    assert.ok(channels.includes('hostile_server'));
+  } finally {
+    await a.end();
+    await b.end();
+  }
+  await grpc.execute("NOTIFY hostile_server, 'still'");
+  for (let i = 0; i < 50 && heard.length === 0; i++) await sleep(100);
+  assert.deepEqual(heard, ['still']);
+  await listener.unlisten();
+  await stillServes(s);
+  assert.equal(await count(s), 1);
+});
+
+test('a setting that no longer applies is dropped; the client keeps its turn and its other settings', { timeout: 60_000 }, async (t) => {
+  const s = await server(t);
+  const a = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  const b = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  for (const c of [a, b]) c.on('error', () => {});
+  await a.connect();
+  await b.connect();
+  try {
+    await a.query('CREATE TEXT SEARCH CONFIGURATION hostile_ts (COPY = simple)');
+    await a.query('SET default_text_search_config = hostile_ts');
+    await a.query("SET application_name = 'hostile_a'");
+    await a.query('DROP TEXT SEARCH CONFIGURATION hostile_ts');
+    const def = (await b.query("SELECT current_setting('default_text_search_config') AS ts")).rows[0].ts;
+    const r = await a.query("SELECT current_setting('default_text_search_config') AS ts, current_setting('application_name') AS app");
+    assert.equal(r.rows[0].ts, def);
+    assert.equal(r.rows[0].app, 'hostile_a');
+  } finally {
+    await a.end();
+    await b.end();
+  }
+  await stillServes(s);
+});

@@ -88,7 +88,6 @@ export class PgliteScheduler implements SessionHost {
   private gen = 0;
   private holder: PgliteSession | undefined;
   private last: PgliteSession | undefined;
-  private appliedKey: string | undefined;
   private needsRollback = false;
   /** A client left inside an extended exchange: the engine needs a Sync before anything else. */
   private needsSync = false;
@@ -268,7 +267,6 @@ export class PgliteScheduler implements SessionHost {
     if (s.txStatus !== 'I' && this.last === s) this.needsRollback = true;
     if (s.preparedGen === this.gen && this.conn) this.closes.push(...s.prepared.keys());
     s.prepared.clear();
-    if (this.last === s && s.settingsDirty) this.appliedKey = undefined;
   }
 
   private enqueue(t: Turn): void {
@@ -348,7 +346,6 @@ export class PgliteScheduler implements SessionHost {
     this.conn = conn;
     this.stream = stream;
     this.gen++;
-    this.appliedKey = undefined;
     this.last = undefined;
     this.closes = [];
     this.needsRollback = false;
@@ -374,7 +371,6 @@ export class PgliteScheduler implements SessionHost {
     this.conn = undefined;
     this.stream = undefined;
     this.last = undefined;
-    this.appliedKey = undefined;
     this.closes = [];
     this.needsRollback = false;
     // Its settings, role and statements are gone after the backend's reset.
@@ -398,7 +394,6 @@ export class PgliteScheduler implements SessionHost {
       last.settings = r.rows.map(([k, v]) => [k ?? '', v ?? '']);
       last.settingsDirty = false;
     }
-    this.appliedKey = undefined;
   }
 
   private async switchTo(s: PgliteSession): Promise<ExchangeResult> {
@@ -406,18 +401,26 @@ export class PgliteScheduler implements SessionHost {
     this.needsSync = false;
     const parts: Buffer[] = [];
     let z = 0;
-    let sql = this.needsRollback ? 'ROLLBACK; ' : '';
+    const rollback = this.needsRollback;
     this.needsRollback = false;
-    if (this.last !== s) {
+    // Each step its own Query, so that one failing leaves the others applied.
+    let settings: [string, string][] = [];
+    let rolePart = -1;
+    const reset = this.last !== s;
+    if (reset) {
       await this.snapshotLast();
-      const key = JSON.stringify([s.settings, this.authRequired ? s.client.principal.role : '']);
-      if (this.appliedKey !== key || (this.last?.settingsDirty ?? false)) {
-        sql += applySql(s, this.authRequired);
-        this.appliedKey = key;
+      parts.push(queryMessage(resetSql(rollback, this.deps.hub?.engineChannels() ?? [])));
+      z++;
+      settings = s.settings.filter(([k]) => !(this.authRequired && k === 'role'));
+      for (const [k, v] of settings) parts.push(queryMessage(`SELECT set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`));
+      z += settings.length;
+      const role = s.client.principal.role;
+      if (this.authRequired && role) {
+        parts.push(queryMessage(`SET ROLE ${quoteIdent(role)}`));
+        rolePart = z++;
       }
-    }
-    if (sql) {
-      parts.push(queryMessage(sql));
+    } else if (rollback) {
+      parts.push(queryMessage('ROLLBACK'));
       z++;
     }
     const first = z;
@@ -437,6 +440,18 @@ export class PgliteScheduler implements SessionHost {
     this.last = s;
     if (z === 0) return { rows: [], errors: [], parts: [] };
     const r = await this.exchange(Buffer.concat(parts), z);
+    if (settings.length) {
+      // The reset came first; a setting that no longer applies (its object dropped) is dropped.
+      const failed = new Set(settings.filter((_, i) => r.parts[1 + i]).map(([k]) => k));
+      if (failed.size) s.settings = s.settings.filter(([k]) => !failed.has(k));
+    }
+    const stepFailed = (reset ? r.parts[0] : undefined) ?? (rolePart >= 0 ? r.parts[rolePart] : undefined);
+    if (stepFailed) {
+      // Never a turn under another client's role or settings: the client is ended instead.
+      throw Object.assign(new Error(`the session could not be prepared for this client: ${stepFailed.M ?? 'failed'}`), {
+        code: stepFailed.C ?? 'XX000',
+      });
+    }
     made.forEach(([name], i) => {
       const e = r.parts[first + i];
       if (e) s.failedParses.set(name, { code: e.C ?? 'XX000', message: e.M ?? 'the statement could not be prepared' });
@@ -538,13 +553,16 @@ function startupSettings(params: [string, string][]): [string, string][] {
   return settings;
 }
 
-/** The script that gives the session `s`'s settings and role. */
-function applySql(s: PgliteSession, authRequired: boolean): string {
-  let sql = 'SET SESSION AUTHORIZATION postgres; RESET ALL; ';
-  const settings = s.settings.filter(([k]) => !(authRequired && k === 'role'));
-  if (settings.length)
-    sql += `SELECT ${settings.map(([k, v]) => `set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`).join(', ')}; `;
-  const role = s.client.principal.role;
-  if (authRequired && role) sql += `SET ROLE ${quoteIdent(role)}; `;
-  return sql;
+/**
+ * What clears the session when it passes to another client: the transaction block of a client
+ * that left, the role and settings, temporary objects, session advisory locks, and the LISTENs
+ * that are not the server's own (`serverChannels`, which a statement in a DO block or function
+ * may have added to).
+ */
+function resetSql(rollback: boolean, serverChannels: string[]): string {
+  const keep = `ARRAY[${serverChannels.map(quoteLiteral).join(', ')}]::text[]`;
+  return (
+    `${rollback ? 'ROLLBACK; ' : ''}SET SESSION AUTHORIZATION postgres; RESET ALL; DISCARD TEMP; SELECT pg_advisory_unlock_all(); ` +
+    `DO $heliosdb$DECLARE c text; BEGIN FOR c IN SELECT pg_listening_channels() LOOP IF NOT c = ANY (${keep}) THEN EXECUTE format('UNLISTEN %I', c); END IF; END LOOP; END$heliosdb$`
+  );
 }
