@@ -347,3 +347,24 @@ test('a setting that no longer applies is dropped; the client keeps its turn and
   }
   await stillServes(s);
 });
+
+test("pg_prepared_statements lists every client's protocol-level statements", { timeout: 60_000 }, async (t) => {
+  const s = await server(t);
+  const a = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  const b = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  for (const c of [a, b]) c.on('error', () => {});
+  await a.connect();
+  await b.connect();
+  try {
+    await a.query({ name: 'mine', text: "SELECT 'a-private' AS v" });
+    const r = await b.query("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%a-private%'");
+    assert.equal(r.rows.length, 1);
+    assert.notEqual(r.rows[0].name, 'mine');
+    // b cannot run it with SQL EXECUTE.
+    await assert.rejects(b.query(`EXECUTE ${r.rows[0].name}`), { code: '0A000' });
+  } finally {
+    await a.end();
+    await b.end();
+  }
+  await stillServes(s);
+});
