@@ -24,9 +24,3 @@ export const functionCallRefusal = {
   message:
     "fast-path function calls (FunctionCall messages) are not supported on the embedded engine's PostgreSQL port; call the function in a query instead",
 } as const;
-
-/** Bytes of a waiting client's queued messages beyond which its socket is not read until they drain. */
-export const maxPendingBytes = 4 * 1024 * 1024;
-
-/** Queued messages of a waiting client beyond which its socket is not read until they drain. */
-export const maxPendingMessages = 10_000;

@@ -1,18 +1,21 @@
 /**
- * One client of the embedded engine's PostgreSQL port: its messages, queued until the scheduler
- * (./pglite-scheduler.ts) gives it PGlite's one session, then forwarded with its statement and
- * portal names mapped (./statement-names.ts) and what cannot be isolated replaced by a statement
- * that raises the refusal (./statement-rules.ts), so the answers keep their order; the engine's
- * answers go back as they are, except the completions of those replacements. It gives the session
- * back at ReadyForQuery when idle outside a transaction block with nothing more to send.
+ * One client of the embedded engine's PostgreSQL port: its messages, queued (./pglite-pending.ts)
+ * until the scheduler (./pglite-scheduler.ts) gives it PGlite's one session, then forwarded with
+ * its statement and portal names mapped (./statement-names.ts) and what cannot be isolated replaced
+ * by a statement that raises the refusal (./statement-rules.ts), so the answers keep their order
+ * (./pglite-exchanges.ts); the engine's answers go back as they are, except the completions of
+ * those replacements. Message types the port does not handle end the client (./pglite-frontend.ts).
+ * It gives the session back at ReadyForQuery when idle outside a transaction block with nothing
+ * more to send, also when the client left while answers were owed (once the last one came). An
+ * engine FATAL, or a ReadyForQuery no exchange was owed, resets the engine connection instead.
  *
- * COPY FROM STDIN (one statement in a simple Query) is played here: the client's CopyData is
- * gathered (up to `--max-copy-bytes`) and run from a blob, PGlite's own way (../backend.ts
- * `copyFromBlob`). A CancelRequest removes the client's queued work with 57014; a statement that
- * already runs in PGlite cannot be interrupted.
+ * COPY FROM STDIN (one statement in a simple Query) is played here (./pglite-copy.ts). A
+ * CancelRequest removes the client's queued work with 57014; a statement that already runs in
+ * PGlite cannot be interrupted. Terminate is handled in order, after what came before is answered.
  *
- * A client idle inside a transaction block holds the one session every other client waits for:
- * after `--pg-idle-in-transaction-timeout-ms` it gets FATAL 25P03, as from PostgreSQL's
+ * A client that holds the one session every other client waits for, idle inside a transaction
+ * block, inside an extended exchange without its Sync, or in COPY FROM STDIN without sending, gets
+ * FATAL 25P03 after `--pg-idle-in-transaction-timeout-ms`, as from PostgreSQL's
  * `idle_in_transaction_session_timeout`, and is disconnected; the scheduler rolls its transaction
  * back before the next client's turn.
  *
@@ -23,11 +26,13 @@
  * PostgreSQL (./pglite-listens.ts). A client's subscriptions end with it.
  * @packageDocumentation
  */
-import { replaceCopyStdio } from '../sql/analyze.js';
 import type { Subscriber, Subscription } from '../notifications.js';
 import { endWithFatal, type PgClient } from './client.js';
+import { CopyIn } from './pglite-copy.js';
+import { type Exchange, isClientsCompletion, isFatal, newExchange } from './pglite-exchanges.js';
 import { ClientListens } from './pglite-listens.js';
-import { forwardedTypes, functionCallRefusal, maxPendingBytes, maxPendingMessages, unexpectedMessage } from './pglite-frontend.js';
+import { forwardedTypes, functionCallRefusal, unexpectedMessage } from './pglite-frontend.js';
+import { PendingQueue } from './pglite-pending.js';
 import { MessageFramer } from './framing.js';
 import {
   commandComplete,
@@ -79,24 +84,6 @@ export interface SessionHost {
   copyFrom(sql: string, data: Buffer): Promise<{ rowCount: number; txStatus: string }>;
 }
 
-/** One exchange in flight (a Query, or extended messages up to their Sync). */
-interface Exchange {
-  /** A DEALLOCATE ALL played with Close messages: their CloseComplete answers become this tag. */
-  replaceTag?: string;
-  /** ParseComplete / BindComplete the engine sends before the injected refusal's, when one was injected. */
-  swallowParseAfter?: number;
-  swallowBindAfter?: number;
-  /** Parse and Bind messages sent. */
-  sentParses: number;
-  sentBinds: number;
-  /** ParseComplete and BindComplete received. */
-  gotParses: number;
-  gotBinds: number;
-  failed: boolean;
-}
-
-const newExchange = (): Exchange => ({ sentParses: 0, sentBinds: 0, gotParses: 0, gotBinds: 0, failed: false });
-
 /** See the file comment. */
 export class PgliteSession {
   /** The engine's prepared statements of this client, by engine name: the Parse that made each. */
@@ -120,11 +107,7 @@ export class PgliteSession {
   private readonly names: StatementNames;
   private readonly framer: MessageFramer;
   private readonly engineFramer: MessageFramer;
-  private pending: Buffer[] = [];
-  /** Bytes in {@link pending}. */
-  private pendingBytes = 0;
-  /** The socket is not read until {@link pending} drains (a waiting client that sends too much). */
-  private readPaused = false;
+  private readonly pending: PendingQueue;
   /** It sent Terminate: it ends once what it sent before is answered. */
   private terminating = false;
   private outstanding = 0;
@@ -133,7 +116,7 @@ export class PgliteSession {
   private current: Exchange | undefined;
   private skipUntilSync = false;
   private discardUntilSync = false;
-  private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string; running?: boolean } | undefined;
+  private copy: CopyIn | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   /** This client's LISTENs and the notifications they brought. */
   private readonly listens: ClientListens;
@@ -148,6 +131,7 @@ export class PgliteSession {
   ) {
     this.settings = settings;
     this.names = new StatementNames(client.id);
+    this.pending = new PendingQueue(client.socket);
     this.framer = new MessageFramer(maxMessageBytes);
     this.engineFramer = new MessageFramer(0x7fffffff);
     this.listens = new ClientListens(
@@ -194,22 +178,8 @@ export class PgliteSession {
       const msg = this.engineFramer.nextTyped();
       if (!msg) break;
       const type = msg[0]!;
-      if (type === 0x31 /* 1 */) {
-        const ex = this.exchanges[0];
-        if (ex && ex.swallowParseAfter === ex.gotParses && !ex.failed) {
-          ex.swallowParseAfter = undefined;
-          continue;
-        }
-        if (ex) ex.gotParses++;
-      } else if (type === 0x32 /* 2 */) {
-        const ex = this.exchanges[0];
-        if (ex && ex.swallowBindAfter === ex.gotBinds && !ex.failed) {
-          ex.swallowBindAfter = undefined;
-          continue;
-        }
-        if (ex) ex.gotBinds++;
-      } else if (type === 0x33 /* 3 */ && this.exchanges[0]?.replaceTag) {
-        continue;
+      if (type === 0x31 /* 1 */ || type === 0x32 /* 2 */ || type === 0x33 /* 3 */) {
+        if (!isClientsCompletion(this.exchanges[0], type)) continue;
       } else if (type === 0x41 /* A */) {
         // A notification of the one session: the hub hands it to the clients that listen.
         this.host.notification(Buffer.from(msg));
@@ -252,11 +222,11 @@ export class PgliteSession {
     // Queued work never reached the engine: drop its first exchange, answered as cancelled.
     const i = this.pending.findIndex((m) => m[0] === 0x53 /* S */ || m[0] === 0x51 /* Q */);
     if (i < 0) {
-      this.dropPending(this.pending.length);
+      this.pending.drop(this.pending.length);
       this.discardUntilSync = true;
       return;
     }
-    this.dropPending(i + 1);
+    this.pending.drop(i + 1);
     this.client.socket.write(
       Buffer.concat([
         errorResponse({ severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' }),
@@ -271,9 +241,9 @@ export class PgliteSession {
     this.closed = true;
     this.stopIdleTimer();
     this.listens.close();
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.copy = undefined;
+    this.pending.close();
+    // A COPY that runs in the engine keeps the session until it ends.
+    if (!this.copy?.running) this.copy = undefined;
     this.host.gone(this);
   }
 
@@ -296,12 +266,7 @@ export class PgliteSession {
           if (type === 0x53) this.discardUntilSync = false;
           continue;
         }
-        this.pending.push(Buffer.from(msg));
-        this.pendingBytes += msg.length;
-      }
-      if (!this.readPaused && (this.pendingBytes > maxPendingBytes || this.pending.length > maxPendingMessages)) {
-        this.readPaused = true;
-        this.client.socket.pause();
+        this.pending.push(msg);
       }
     } catch (e) {
       const m = e instanceof ProtocolViolation ? e.message : String(e);
@@ -310,26 +275,6 @@ export class PgliteSession {
       return;
     }
     this.pump();
-  }
-
-  /** The first queued message, taken off the queue (the socket is read again once it drained). */
-  private shiftPending(): Buffer {
-    const msg = this.pending.shift()!;
-    this.pendingBytes -= msg.length;
-    this.resumeIfDrained();
-    return msg;
-  }
-
-  private dropPending(n: number): void {
-    for (const m of this.pending.splice(0, n)) this.pendingBytes -= m.length;
-    this.resumeIfDrained();
-  }
-
-  private resumeIfDrained(): void {
-    if (!this.readPaused || this.closed) return;
-    if (this.pendingBytes > maxPendingBytes / 2 || this.pending.length > maxPendingMessages / 2) return;
-    this.readPaused = false;
-    this.client.socket.resume();
   }
 
   /** After Terminate, once nothing is owed or queued: ends the client. */
@@ -365,18 +310,17 @@ export class PgliteSession {
     while (this.pending.length) {
       if (this.listening) break;
       if (this.copy) {
-        const msg = this.shiftPending()!;
-        this.copyMessage(msg);
+        if (this.copy.take(this.pending.shift())) this.endCopy();
         continue;
       }
-      const msg = this.pending[0]!;
+      const msg = this.pending.at(0)!;
       const type = String.fromCharCode(msg[0]!);
       if (type === 'Q') {
         const verdict = judgeSql(queryText(msg), this.host.authRequired);
         if (verdict.copyFromStdin && !verdict.refusal) {
           // Answered here, in order: only once everything sent before has its answers.
           if (this.outstanding > 0) break;
-          this.shiftPending();
+          this.pending.shift();
           this.flush(out);
           this.startCopy(queryText(msg));
           continue;
@@ -384,7 +328,7 @@ export class PgliteSession {
         if (verdict.listen && !verdict.refusal && this.txStatus === 'I') {
           // Played here, in order: only once everything sent before has its answers.
           if (this.outstanding > 0) break;
-          this.shiftPending();
+          this.pending.shift();
           this.flush(out);
           this.playListen(verdict.listen);
           continue;
@@ -397,7 +341,7 @@ export class PgliteSession {
         }
         if (verdict.deallocate?.all) {
           if (this.outstanding > 0) break;
-          this.shiftPending();
+          this.pending.shift();
           // This client's statements only, by Close messages (the tag is DEALLOCATE ALL's).
           const names = [...this.prepared.keys()];
           this.prepared.clear();
@@ -410,7 +354,7 @@ export class PgliteSession {
           this.exchanges.push({ ...newExchange(), replaceTag: 'DEALLOCATE ALL' });
           continue;
         }
-        this.shiftPending();
+        this.pending.shift();
         if (verdict.deallocate && !verdict.deallocate.all) {
           const mapped = this.names.forgetStatement(verdict.deallocate.name) ?? `h0x${verdict.deallocate.name}`;
           this.prepared.delete(mapped);
@@ -431,7 +375,7 @@ export class PgliteSession {
         out.push(verdict.refusal ? queryMessage(refusalSql(verdict.refusal)) : msg);
         continue;
       }
-      this.shiftPending();
+      this.pending.shift();
       if (this.skipUntilSync && type !== 'S') continue;
       if (type === 'd' || type === 'c' || type === 'f') continue; // no COPY in progress: ignored
       if (type === 'F' && !this.current) {
@@ -535,16 +479,16 @@ export class PgliteSession {
   private answerPrepareOnly(): boolean {
     if (this.txStatus !== 'I' || this.outstanding > 0) return false;
     let n = 0;
-    while (n < this.pending.length && this.pending[n]![0] === 0x50 /* P */) n++;
-    if (n === 0 || this.pending[n]?.[0] !== 0x53 /* S */) return false;
-    const parses = this.pending.slice(0, n);
+    while (n < this.pending.length && this.pending.at(n)![0] === 0x50 /* P */) n++;
+    if (n === 0 || this.pending.at(n)?.[0] !== 0x53 /* S */) return false;
+    const parses = this.pending.first(n);
     for (const msg of parses) {
       const { name, sql } = parseFields(msg);
       if (name === '') return false;
       const v = judgeSql(sql, this.host.authRequired);
       if (v.refusal || v.copyFromStdin || v.changesSettings || v.listen) return false;
     }
-    this.dropPending(n + 1);
+    this.pending.drop(n + 1);
     for (const msg of parses) {
       const r = renameMessage(msg, this.names);
       this.prepared.set(r.statement!, r.msg);
@@ -657,77 +601,17 @@ export class PgliteSession {
   }
 
   private startCopy(sql: string): void {
-    this.copy = { sql, chunks: [], bytes: 0 };
+    this.copy = new CopyIn(sql, this.host);
     this.client.socket.write(copyInResponse(/\bbinary\b/i.test(sql)));
   }
 
-  private copyMessage(msg: Buffer): void {
-    const c = this.copy!;
-    const type = String.fromCharCode(msg[0]!);
-    if (type === 'd') {
-      c.bytes += msg.length - 5;
-      if (c.bytes > this.host.maxCopyBytes)
-        c.failed ??= `COPY FROM STDIN sent more than --max-copy-bytes (${this.host.maxCopyBytes} bytes), the most the embedded engine reads into memory`;
-      else c.chunks.push(msg.subarray(5));
-      return;
-    }
-    if (type === 'f') {
-      c.failed ??= `COPY from stdin failed: ${msg.toString('utf8', 5, Math.max(5, msg.length - 1))}`;
-      this.endCopy();
-      return;
-    }
-    if (type === 'c') this.endCopy();
-    // Flush and Sync during COPY are ignored, as PostgreSQL does.
-  }
-
   private endCopy(): void {
-    const c = this.copy!;
     const inBlock = this.txStatus !== 'I';
-    const fail = (code: string, m: string, fields: Record<string, string> = {}) => {
+    void this.copy!.run().then((r) => {
       this.copy = undefined;
-      this.txStatus = inBlock ? 'E' : 'I';
-      this.client.socket.write(
-        Buffer.concat([errorResponse({ severity: 'ERROR', code, message: m, ...fields }), readyForQuery(this.txStatus)]),
-      );
+      this.txStatus = r.txStatus ?? (inBlock ? 'E' : 'I');
+      if (!this.closed) this.client.socket.write(Buffer.concat([r.answer, readyForQuery(this.txStatus)]));
       this.afterAnswers();
-    };
-    if (c.failed) {
-      fail(c.failed.startsWith('COPY from stdin failed') ? '57014' : '54000', c.failed);
-      return;
-    }
-    let sql: string;
-    try {
-      sql = replaceCopyStdio(c.sql, '/dev/blob');
-    } catch (e) {
-      fail('0A000', (e as Error).message);
-      return;
-    }
-    c.running = true;
-    this.host.copyFrom(sql, Buffer.concat(c.chunks)).then(
-      (r) => {
-        this.copy = undefined;
-        this.txStatus = r.txStatus;
-        if (!this.closed) this.client.socket.write(Buffer.concat([commandComplete(`COPY ${r.rowCount}`), readyForQuery(r.txStatus)]));
-        this.afterAnswers();
-      },
-      (e: { code?: string; message?: string; detail?: string; hint?: string }) => {
-        fail(e.code ?? 'XX000', e.message ?? String(e), { ...(e.detail ? { detail: e.detail } : {}), ...(e.hint ? { hint: e.hint } : {}) });
-      },
-    );
+    });
   }
-}
-
-/** Whether an ErrorResponse is FATAL or PANIC. */
-function isFatal(msg: Buffer): boolean {
-  let p = 5;
-  while (p < msg.length && msg[p] !== 0) {
-    const end = msg.indexOf(0, p + 1);
-    if (end < 0) return false;
-    if (msg[p] === 0x53 /* S */) {
-      const sev = msg.toString('utf8', p + 1, end);
-      return sev === 'FATAL' || sev === 'PANIC';
-    }
-    p = end + 1;
-  }
-  return false;
 }
