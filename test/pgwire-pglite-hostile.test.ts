@@ -133,12 +133,17 @@ async function stillServes(s: PgPortServer): Promise<void> {
   } finally {
     await c.end();
   }
-  const grpc = createClient({ url: s.server.grpcUrl, minConnections: 0, timeoutMs: 10_000 });
+  const grpc = grpcOf(s);
   try {
     assert.equal((await grpc.queryOne<{ n: number }>('SELECT 7 AS n')).n, 7);
   } finally {
     await grpc.close();
   }
+}
+
+function grpcOf(s: PgPortServer) {
+  const auth = s.auth ? { apiKey: s.keyEnv.PGPASSWORD, ssl: s.pgConfig.ssl as { ca: string } } : {};
+  return createClient({ url: s.server.grpcUrl, minConnections: 0, timeoutMs: 10_000, ...auth });
 }
 
 async function count(s: PgPortServer): Promise<number> {
@@ -365,6 +370,37 @@ test("pg_prepared_statements lists every client's protocol-level statements", { 
   } finally {
     await a.end();
     await b.end();
+  }
+  await stillServes(s);
+});
+
+test('a client whose role can no longer be set is ended instead of running as the previous holder', { timeout: 60_000 }, async (t) => {
+  const s = await pgPortServer(t, pglite, { auth: true });
+  await s.verify('CREATE ROLE hostile_r');
+  await s.server.auth.createUser({ name: 'hostile_u', role: 'hostile_r' });
+  const { key } = await s.server.auth.createApiKey({ user: 'hostile_u' });
+  const victim = new pg.Client({ ...s.pgConfig, user: 'apikey', password: key, query_timeout: 10_000 });
+  const other = new pg.Client({ ...s.pgConfig, query_timeout: 10_000 });
+  victim.on('error', () => {});
+  other.on('error', () => {});
+  await victim.connect();
+  await other.connect();
+  try {
+    assert.equal((await victim.query('SELECT current_user AS u')).rows[0].u, 'hostile_r');
+    assert.equal((await other.query('SELECT current_user AS u')).rows[0].u, 'postgres');
+    await s.verify('DROP ROLE hostile_r');
+    const e = await victim.query('SELECT current_user AS u').then(
+      () => ({}) as { code?: string; message?: string },
+      (err: { code?: string; message?: string }) => err,
+    );
+    // FATAL: it never ran as another client's role.
+    assert.equal(e.code, '22023');
+    assert.match(e.message ?? '', /could not be prepared for this client: role "hostile_r" does not exist/);
+    await assert.rejects(victim.query('SELECT 1'));
+    assert.equal((await other.query('SELECT current_user AS u')).rows[0].u, 'postgres');
+  } finally {
+    await victim.end().catch(() => {});
+    await other.end();
   }
   await stillServes(s);
 });

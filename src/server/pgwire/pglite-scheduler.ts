@@ -170,7 +170,13 @@ export class PgliteScheduler implements SessionHost {
       session: s,
       start: () => s.activated(),
       fail: (e) => {
-        endWithFatal(s.client.socket, { code: '08006', message: `the embedded engine is unavailable: ${(e as Error).message}` });
+        const code = (e as { code?: string }).code;
+        endWithFatal(
+          s.client.socket,
+          code
+            ? { code, message: (e as Error).message }
+            : { code: '08006', message: `the embedded engine is unavailable: ${(e as Error).message}` },
+        );
         s.close();
       },
     });
