@@ -32,13 +32,12 @@ import {
   errorFieldsOf,
   message,
   parameterStatus,
-  parseOptionsParam,
   queryMessage,
   readyForQuery,
   syncMessage,
 } from './messages.js';
 import { PgliteSession, type SessionHost } from './pglite-session.js';
-import { refusalSql } from './statement-rules.js';
+import { failAndSync, resetSql, startupSettings } from './pglite-turns.js';
 
 /** What the scheduler needs. */
 export interface SchedulerDeps {
@@ -49,9 +48,6 @@ export interface SchedulerDeps {
   hub: NotificationHub | undefined;
   log: Logger;
 }
-
-/** Start-up keys that are no settings. */
-const notSettings = new Set(['user', 'database', 'options', 'replication', 'fallback_application_name']);
 
 /** How long the session is kept after the last client's turn, for the next one, ms. */
 const lingerMs = 50;
@@ -537,38 +533,4 @@ export class PgliteScheduler implements SessionHost {
     }
     void this.next();
   };
-}
-
-/**
- * What ends the extended exchange of a client that left before its Sync: a statement that fails
- * (the exchange's implicit transaction is rolled back, not committed), then the Sync.
- */
-const failAndSync = Buffer.concat([
-  message('P', Buffer.concat([cstr(''), cstr(refusalSql({ code: '08006', message: 'the client left before Sync' })), Buffer.alloc(2)])),
-  message('B', Buffer.concat([cstr(''), cstr(''), Buffer.alloc(6)])),
-  message('E', Buffer.concat([cstr(''), Buffer.alloc(4)])),
-  syncMessage,
-]);
-
-/** The settings a client's start-up asks for, as PGlite's worker reads them (../pglite/socket.ts). */
-function startupSettings(params: [string, string][]): [string, string][] {
-  const settings: [string, string][] = [...parseOptionsParam(params.find(([k]) => k === 'options')?.[1] ?? '')];
-  for (const [k, v] of params) if (!notSettings.has(k)) settings.push([k, v]);
-  const fallback = params.find(([k]) => k === 'fallback_application_name');
-  if (fallback && !params.some(([k]) => k === 'application_name')) settings.push(['application_name', fallback[1]]);
-  return settings;
-}
-
-/**
- * What clears the session when it passes to another client: the transaction block of a client
- * that left, the role and settings, temporary objects, session advisory locks, and the LISTENs
- * that are not the server's own (`serverChannels`, which a statement in a DO block or function
- * may have added to).
- */
-function resetSql(rollback: boolean, serverChannels: string[]): string {
-  const keep = `ARRAY[${serverChannels.map(quoteLiteral).join(', ')}]::text[]`;
-  return (
-    `${rollback ? 'ROLLBACK; ' : ''}SET SESSION AUTHORIZATION postgres; RESET ALL; DISCARD TEMP; SELECT pg_advisory_unlock_all(); ` +
-    `DO $heliosdb$DECLARE c text; BEGIN FOR c IN SELECT pg_listening_channels() LOOP IF NOT c = ANY (${keep}) THEN EXECUTE format('UNLISTEN %I', c); END IF; END LOOP; END$heliosdb$`
-  );
 }
