@@ -271,6 +271,21 @@ test('a waiting client that floods queries is read as its queue drains, and ever
   await holder.end();
   await a.readies(n, 60_000);
   assert.equal(a.cells().length, n);
+  // By bytes: 32 MiB of queries while another client holds the session stay mostly unread.
+  a.msgs.length = 0;
+  const holder2 = new pg.Client(s.pgConfig);
+  await holder2.connect();
+  await holder2.query('BEGIN');
+  const big = 512;
+  const q = Q(`SELECT 2 /* ${'y'.repeat(60_000)} */`);
+  for (let i = 0; i < big; i++) a.socket.write(q);
+  await sleep(1000);
+  assert.ok(a.socket.writableLength > 8 * 1024 * 1024, `unsent: ${a.socket.writableLength}`);
+  await holder2.query('COMMIT');
+  await holder2.end();
+  await a.readies(big, 60_000);
+  assert.equal(a.cells().length, big);
+  assert.equal(a.socket.writableLength, 0);
   a.socket.destroy();
   await stillServes(s);
   assert.equal(await count(s), 1);
