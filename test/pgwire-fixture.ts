@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import type pg from 'pg';
-import type { HeliosServer } from '../src/server/server.js';
+import type { HeliosServer, StartServerOptions } from '../src/server/server.js';
 import type { TestBackend } from './helpers/backends.js';
 import { makeTestCerts } from './helpers/certs.js';
 import { freshServer } from './helpers/fresh.js';
@@ -46,9 +46,13 @@ export interface PgPortServer {
 }
 
 /** Starts a server for `t` (stopped when it ends). */
-export async function pgPortServer(t: TestContext, backend: TestBackend, opts: { auth: boolean }): Promise<PgPortServer> {
+export async function pgPortServer(
+  t: TestContext,
+  backend: TestBackend,
+  opts: { auth: boolean; server?: Partial<StartServerOptions> },
+): Promise<PgPortServer> {
   if (!opts.auth) {
-    const f = await freshServer(t, backend, { server: { httpPort: -1 } });
+    const f = await freshServer(t, backend, { server: { httpPort: -1, ...opts.server } });
     const port = f.server.pgPort!;
     return {
       server: f.server,
@@ -72,7 +76,7 @@ export async function pgPortServer(t: TestContext, backend: TestBackend, opts: {
     };
   }
   const certs = makeTestCerts();
-  const fx = await startSecureServer(backend, certs, { httpPort: -1 });
+  const fx = await startSecureServer(backend, certs, { httpPort: -1, ...opts.server });
   t.after(async () => {
     await fx.close();
     certs.cleanup();

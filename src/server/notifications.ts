@@ -111,6 +111,11 @@ export class NotificationHub {
     return subscription;
   }
 
+  /** The channels the server listens on in the embedded engine's session (its own, not callers'). */
+  engineChannels(): string[] {
+    return [...(this.listeners.get('pglite')?.listening ?? [])];
+  }
+
   /** A notification the embedded engine sent to the pg port's scheduler, which held its session. */
   deliverEngineNotification(n: NotificationEvent): void {
     const l = this.listeners.get('pglite');

@@ -32,12 +32,12 @@ import {
   errorFieldsOf,
   message,
   parameterStatus,
-  parseOptionsParam,
   queryMessage,
   readyForQuery,
   syncMessage,
 } from './messages.js';
 import { PgliteSession, type SessionHost } from './pglite-session.js';
+import { failAndSync, resetSql, startupSettings } from './pglite-turns.js';
 
 /** What the scheduler needs. */
 export interface SchedulerDeps {
@@ -49,11 +49,15 @@ export interface SchedulerDeps {
   log: Logger;
 }
 
-/** Start-up keys that are no settings. */
-const notSettings = new Set(['user', 'database', 'options', 'replication', 'fallback_application_name']);
-
 /** How long the session is kept after the last client's turn, for the next one, ms. */
 const lingerMs = 50;
+
+/**
+ * How long a client that left may still hold the session for the answers it was owed, ms: then
+ * the engine connection is reset, so that nothing a departed client started keeps every other
+ * client and call waiting.
+ */
+export const goneHolderMs = 30_000;
 
 interface Turn {
   session: PgliteSession;
@@ -80,7 +84,6 @@ export class PgliteScheduler implements SessionHost {
   private gen = 0;
   private holder: PgliteSession | undefined;
   private last: PgliteSession | undefined;
-  private appliedKey: string | undefined;
   private needsRollback = false;
   /** A client left inside an extended exchange: the engine needs a Sync before anything else. */
   private needsSync = false;
@@ -99,6 +102,7 @@ export class PgliteScheduler implements SessionHost {
       }
     | undefined;
   private closed = false;
+  private goneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.authRequired = deps.options.auth === 'required';
@@ -162,7 +166,13 @@ export class PgliteScheduler implements SessionHost {
       session: s,
       start: () => s.activated(),
       fail: (e) => {
-        endWithFatal(s.client.socket, { code: '08006', message: `the embedded engine is unavailable: ${(e as Error).message}` });
+        const code = (e as { code?: string }).code;
+        endWithFatal(
+          s.client.socket,
+          code
+            ? { code, message: (e as Error).message }
+            : { code: '08006', message: `the embedded engine is unavailable: ${(e as Error).message}` },
+        );
         s.close();
       },
     });
@@ -174,6 +184,8 @@ export class PgliteScheduler implements SessionHost {
 
   idle(s: PgliteSession): void {
     if (this.holder !== s) return;
+    if (this.goneTimer) clearTimeout(this.goneTimer);
+    this.goneTimer = undefined;
     this.holder = undefined;
     this.last = s;
     if (s.closed && s.unsynced) this.needsSync = true;
@@ -184,10 +196,36 @@ export class PgliteScheduler implements SessionHost {
   gone(s: PgliteSession): void {
     this.queue = this.queue.filter((t) => t.session !== s);
     if (this.holder === s) {
-      if (!s.busy) this.idle(s);
+      if (!s.busy) {
+        this.idle(s);
+        return;
+      }
+      // It gives the session back when its last answer arrives (PgliteSession.afterAnswers); should
+      // that never come, the engine connection is reset.
+      if (this.goneTimer) clearTimeout(this.goneTimer);
+      this.goneTimer = setTimeout(() => {
+        this.goneTimer = undefined;
+        if (this.holder === s) this.broken(s, `a client that left still held the session after ${goneHolderMs} ms`);
+      }, goneHolderMs);
+      this.goneTimer.unref();
       return;
     }
     this.forget(s);
+  }
+
+  broken(s: PgliteSession, reason: string): void {
+    if (this.holder !== s || !this.conn) return;
+    this.deps.log.warn({ pgClient: s.client.id, reason }, 'pg port: resetting the embedded engine connection');
+    this.holder = undefined;
+    this.internal?.reject(new Error('the embedded engine connection was reset'));
+    this.internal = undefined;
+    this.gen++;
+    this.detach(true);
+    if (!s.closed) {
+      endWithFatal(s.client.socket, { code: '08P01', message: `terminating connection: ${reason}` });
+      s.close();
+    }
+    void this.next();
   }
 
   async listen(s: PgliteSession, channel: string, sub: Subscriber): Promise<Subscription> {
@@ -231,7 +269,6 @@ export class PgliteScheduler implements SessionHost {
     if (s.txStatus !== 'I' && this.last === s) this.needsRollback = true;
     if (s.preparedGen === this.gen && this.conn) this.closes.push(...s.prepared.keys());
     s.prepared.clear();
-    if (this.last === s && s.settingsDirty) this.appliedKey = undefined;
   }
 
   private enqueue(t: Turn): void {
@@ -311,7 +348,6 @@ export class PgliteScheduler implements SessionHost {
     this.conn = conn;
     this.stream = stream;
     this.gen++;
-    this.appliedKey = undefined;
     this.last = undefined;
     this.closes = [];
     this.needsRollback = false;
@@ -320,7 +356,7 @@ export class PgliteScheduler implements SessionHost {
 
   private async giveBack(): Promise<void> {
     if (!this.conn) return;
-    if (this.needsSync) await this.exchange(syncMessage, 1);
+    if (this.needsSync) await this.exchange(failAndSync, 1);
     this.needsSync = false;
     await this.snapshotLast();
     if (this.needsRollback) await this.exchange(queryMessage('ROLLBACK'), 1);
@@ -337,7 +373,6 @@ export class PgliteScheduler implements SessionHost {
     this.conn = undefined;
     this.stream = undefined;
     this.last = undefined;
-    this.appliedKey = undefined;
     this.closes = [];
     this.needsRollback = false;
     // Its settings, role and statements are gone after the backend's reset.
@@ -361,26 +396,33 @@ export class PgliteScheduler implements SessionHost {
       last.settings = r.rows.map(([k, v]) => [k ?? '', v ?? '']);
       last.settingsDirty = false;
     }
-    this.appliedKey = undefined;
   }
 
   private async switchTo(s: PgliteSession): Promise<ExchangeResult> {
-    if (this.needsSync) await this.exchange(syncMessage, 1);
+    if (this.needsSync) await this.exchange(failAndSync, 1);
     this.needsSync = false;
     const parts: Buffer[] = [];
     let z = 0;
-    let sql = this.needsRollback ? 'ROLLBACK; ' : '';
+    const rollback = this.needsRollback;
     this.needsRollback = false;
-    if (this.last !== s) {
+    // Each step its own Query, so that one failing leaves the others applied.
+    let settings: [string, string][] = [];
+    let rolePart = -1;
+    const reset = this.last !== s;
+    if (reset) {
       await this.snapshotLast();
-      const key = JSON.stringify([s.settings, this.authRequired ? s.client.principal.role : '']);
-      if (this.appliedKey !== key || (this.last?.settingsDirty ?? false)) {
-        sql += applySql(s, this.authRequired);
-        this.appliedKey = key;
+      parts.push(queryMessage(resetSql(rollback, this.deps.hub?.engineChannels() ?? [])));
+      z++;
+      settings = s.settings.filter(([k]) => !(this.authRequired && k === 'role'));
+      for (const [k, v] of settings) parts.push(queryMessage(`SELECT set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`));
+      z += settings.length;
+      const role = s.client.principal.role;
+      if (this.authRequired && role) {
+        parts.push(queryMessage(`SET ROLE ${quoteIdent(role)}`));
+        rolePart = z++;
       }
-    }
-    if (sql) {
-      parts.push(queryMessage(sql));
+    } else if (rollback) {
+      parts.push(queryMessage('ROLLBACK'));
       z++;
     }
     const first = z;
@@ -400,6 +442,18 @@ export class PgliteScheduler implements SessionHost {
     this.last = s;
     if (z === 0) return { rows: [], errors: [], parts: [] };
     const r = await this.exchange(Buffer.concat(parts), z);
+    if (settings.length) {
+      // The reset came first; a setting that no longer applies (its object dropped) is dropped.
+      const failed = new Set(settings.filter((_, i) => r.parts[1 + i]).map(([k]) => k));
+      if (failed.size) s.settings = s.settings.filter(([k]) => !failed.has(k));
+    }
+    const stepFailed = (reset ? r.parts[0] : undefined) ?? (rolePart >= 0 ? r.parts[rolePart] : undefined);
+    if (stepFailed) {
+      // Never a turn under another client's role or settings: the client is ended instead.
+      throw Object.assign(new Error(`the session could not be prepared for this client: ${stepFailed.M ?? 'failed'}`), {
+        code: stepFailed.C ?? 'XX000',
+      });
+    }
     made.forEach(([name], i) => {
       const e = r.parts[first + i];
       if (e) s.failedParses.set(name, { code: e.C ?? 'XX000', message: e.M ?? 'the statement could not be prepared' });
@@ -479,24 +533,4 @@ export class PgliteScheduler implements SessionHost {
     }
     void this.next();
   };
-}
-
-/** The settings a client's start-up asks for, as PGlite's worker reads them (../pglite/socket.ts). */
-function startupSettings(params: [string, string][]): [string, string][] {
-  const settings: [string, string][] = [...parseOptionsParam(params.find(([k]) => k === 'options')?.[1] ?? '')];
-  for (const [k, v] of params) if (!notSettings.has(k)) settings.push([k, v]);
-  const fallback = params.find(([k]) => k === 'fallback_application_name');
-  if (fallback && !params.some(([k]) => k === 'application_name')) settings.push(['application_name', fallback[1]]);
-  return settings;
-}
-
-/** The script that gives the session `s`'s settings and role. */
-function applySql(s: PgliteSession, authRequired: boolean): string {
-  let sql = 'SET SESSION AUTHORIZATION postgres; RESET ALL; ';
-  const settings = s.settings.filter(([k]) => !(authRequired && k === 'role'));
-  if (settings.length)
-    sql += `SELECT ${settings.map(([k, v]) => `set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`).join(', ')}; `;
-  const role = s.client.principal.role;
-  if (authRequired && role) sql += `SET ROLE ${quoteIdent(role)}; `;
-  return sql;
 }

@@ -1,18 +1,21 @@
 /**
- * One client of the embedded engine's PostgreSQL port: its messages, queued until the scheduler
- * (./pglite-scheduler.ts) gives it PGlite's one session, then forwarded with its statement and
- * portal names mapped (./statement-names.ts) and what cannot be isolated replaced by a statement
- * that raises the refusal (./statement-rules.ts), so the answers keep their order; the engine's
- * answers go back as they are, except the completions of those replacements. It gives the session
- * back at ReadyForQuery when idle outside a transaction block with nothing more to send.
+ * One client of the embedded engine's PostgreSQL port: its messages, queued (./pglite-pending.ts)
+ * until the scheduler (./pglite-scheduler.ts) gives it PGlite's one session, then forwarded with
+ * its statement and portal names mapped (./statement-names.ts) and what cannot be isolated replaced
+ * by a statement that raises the refusal (./statement-rules.ts), so the answers keep their order
+ * (./pglite-exchanges.ts); the engine's answers go back as they are, except the completions of
+ * those replacements. Message types the port does not handle end the client (./pglite-frontend.ts).
+ * It gives the session back at ReadyForQuery when idle outside a transaction block with nothing
+ * more to send, also when the client left while answers were owed (once the last one came). An
+ * engine FATAL, or a ReadyForQuery no exchange was owed, resets the engine connection instead.
  *
- * COPY FROM STDIN (one statement in a simple Query) is played here: the client's CopyData is
- * gathered (up to `--max-copy-bytes`) and run from a blob, PGlite's own way (../backend.ts
- * `copyFromBlob`). A CancelRequest removes the client's queued work with 57014; a statement that
- * already runs in PGlite cannot be interrupted.
+ * COPY FROM STDIN (one statement in a simple Query) is played here (./pglite-copy.ts). A
+ * CancelRequest removes the client's queued work with 57014; a statement that already runs in
+ * PGlite cannot be interrupted. Terminate is handled in order, after what came before is answered.
  *
- * A client idle inside a transaction block holds the one session every other client waits for:
- * after `--pg-idle-in-transaction-timeout-ms` it gets FATAL 25P03, as from PostgreSQL's
+ * A client that holds the one session every other client waits for, idle inside a transaction
+ * block, inside an extended exchange without its Sync, or in COPY FROM STDIN without sending, gets
+ * FATAL 25P03 after `--pg-idle-in-transaction-timeout-ms`, as from PostgreSQL's
  * `idle_in_transaction_session_timeout`, and is disconnected; the scheduler rolls its transaction
  * back before the next client's turn.
  *
@@ -23,10 +26,13 @@
  * PostgreSQL (./pglite-listens.ts). A client's subscriptions end with it.
  * @packageDocumentation
  */
-import { replaceCopyStdio } from '../sql/analyze.js';
 import type { Subscriber, Subscription } from '../notifications.js';
 import { endWithFatal, type PgClient } from './client.js';
+import { CopyIn } from './pglite-copy.js';
+import { type Exchange, isClientsCompletion, isFatal, newExchange } from './pglite-exchanges.js';
 import { ClientListens } from './pglite-listens.js';
+import { forwardedTypes, functionCallRefusal, unexpectedMessage } from './pglite-frontend.js';
+import { PendingQueue } from './pglite-pending.js';
 import { MessageFramer } from './framing.js';
 import {
   commandComplete,
@@ -63,6 +69,11 @@ export interface SessionHost {
   /** The client is gone. */
   gone(s: PgliteSession): void;
   /**
+   * The holder's exchange with the engine cannot go on (the engine sent FATAL, or answers no
+   * exchange asked for): the engine connection is reset and the client ended.
+   */
+  broken(s: PgliteSession, reason: string): void;
+  /**
    * Listens on `channel` on the held session and subscribes `sub` to it (the server's notification
    * hub); resolves with the subscription.
    */
@@ -72,24 +83,6 @@ export interface SessionHost {
   /** Runs `COPY ... FROM '/dev/blob'` with `data` on the held session. */
   copyFrom(sql: string, data: Buffer): Promise<{ rowCount: number; txStatus: string }>;
 }
-
-/** One exchange in flight (a Query, or extended messages up to their Sync). */
-interface Exchange {
-  /** A DEALLOCATE ALL played with Close messages: their CloseComplete answers become this tag. */
-  replaceTag?: string;
-  /** ParseComplete / BindComplete the engine sends before the injected refusal's, when one was injected. */
-  swallowParseAfter?: number;
-  swallowBindAfter?: number;
-  /** Parse and Bind messages sent. */
-  sentParses: number;
-  sentBinds: number;
-  /** ParseComplete and BindComplete received. */
-  gotParses: number;
-  gotBinds: number;
-  failed: boolean;
-}
-
-const newExchange = (): Exchange => ({ sentParses: 0, sentBinds: 0, gotParses: 0, gotBinds: 0, failed: false });
 
 /** See the file comment. */
 export class PgliteSession {
@@ -114,14 +107,16 @@ export class PgliteSession {
   private readonly names: StatementNames;
   private readonly framer: MessageFramer;
   private readonly engineFramer: MessageFramer;
-  private pending: Buffer[] = [];
+  private readonly pending: PendingQueue;
+  /** It sent Terminate: it ends once what it sent before is answered. */
+  private terminating = false;
   private outstanding = 0;
   private exchanges: Exchange[] = [];
   /** The extended exchange being sent (in {@link exchanges} once its first message is). */
   private current: Exchange | undefined;
   private skipUntilSync = false;
   private discardUntilSync = false;
-  private copy: { sql: string; chunks: Buffer[]; bytes: number; failed?: string } | undefined;
+  private copy: CopyIn | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   /** This client's LISTENs and the notifications they brought. */
   private readonly listens: ClientListens;
@@ -136,6 +131,7 @@ export class PgliteSession {
   ) {
     this.settings = settings;
     this.names = new StatementNames(client.id);
+    this.pending = new PendingQueue(client.socket);
     this.framer = new MessageFramer(maxMessageBytes);
     this.engineFramer = new MessageFramer(0x7fffffff);
     this.listens = new ClientListens(
@@ -182,29 +178,28 @@ export class PgliteSession {
       const msg = this.engineFramer.nextTyped();
       if (!msg) break;
       const type = msg[0]!;
-      if (type === 0x31 /* 1 */) {
-        const ex = this.exchanges[0];
-        if (ex && ex.swallowParseAfter === ex.gotParses && !ex.failed) {
-          ex.swallowParseAfter = undefined;
-          continue;
-        }
-        if (ex) ex.gotParses++;
-      } else if (type === 0x32 /* 2 */) {
-        const ex = this.exchanges[0];
-        if (ex && ex.swallowBindAfter === ex.gotBinds && !ex.failed) {
-          ex.swallowBindAfter = undefined;
-          continue;
-        }
-        if (ex) ex.gotBinds++;
-      } else if (type === 0x33 /* 3 */ && this.exchanges[0]?.replaceTag) {
-        continue;
+      if (type === 0x31 /* 1 */ || type === 0x32 /* 2 */ || type === 0x33 /* 3 */) {
+        if (!isClientsCompletion(this.exchanges[0], type)) continue;
       } else if (type === 0x41 /* A */) {
         // A notification of the one session: the hub hands it to the clients that listen.
         this.host.notification(Buffer.from(msg));
         continue;
       } else if (type === 0x45 /* E */) {
         if (this.exchanges[0]) this.exchanges[0].failed = true;
+        if (isFatal(msg)) {
+          // The engine ends the session: this client's answers end here, and the connection is reset.
+          out.push(msg);
+          this.writeToClient(out);
+          this.host.broken(this, 'the embedded engine sent FATAL');
+          return;
+        }
       } else if (type === 0x5a /* Z */) {
+        if (this.outstanding <= 0) {
+          // An answer no exchange asked for: the engine's answers no longer line up with the clients'.
+          this.writeToClient(out);
+          this.host.broken(this, 'the embedded engine sent a ReadyForQuery no exchange was owed');
+          return;
+        }
         const tag = this.exchanges[0]?.replaceTag;
         if (tag) out.push(commandComplete(tag));
         this.exchanges.shift();
@@ -213,8 +208,12 @@ export class PgliteSession {
       }
       out.push(msg);
     }
-    if (out.length && !this.closed) this.client.socket.write(out.length === 1 ? Buffer.from(out[0]!) : Buffer.concat(out));
+    this.writeToClient(out);
     this.afterAnswers();
+  }
+
+  private writeToClient(out: Buffer[]): void {
+    if (out.length && !this.closed) this.client.socket.write(out.length === 1 ? Buffer.from(out[0]!) : Buffer.concat(out));
   }
 
   /** A CancelRequest for this client. */
@@ -223,11 +222,11 @@ export class PgliteSession {
     // Queued work never reached the engine: drop its first exchange, answered as cancelled.
     const i = this.pending.findIndex((m) => m[0] === 0x53 /* S */ || m[0] === 0x51 /* Q */);
     if (i < 0) {
-      this.pending = [];
+      this.pending.drop(this.pending.length);
       this.discardUntilSync = true;
       return;
     }
-    this.pending.splice(0, i + 1);
+    this.pending.drop(i + 1);
     this.client.socket.write(
       Buffer.concat([
         errorResponse({ severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' }),
@@ -242,13 +241,14 @@ export class PgliteSession {
     this.closed = true;
     this.stopIdleTimer();
     this.listens.close();
-    this.pending = [];
-    this.copy = undefined;
+    this.pending.close();
+    // A COPY that runs in the engine keeps the session until it ends.
+    if (!this.copy?.running) this.copy = undefined;
     this.host.gone(this);
   }
 
   private fromClient(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.terminating) return;
     this.stopIdleTimer();
     try {
       this.framer.push(chunk);
@@ -256,16 +256,17 @@ export class PgliteSession {
         const msg = this.framer.nextTyped();
         if (!msg) break;
         const type = msg[0]!;
+        if (!forwardedTypes.has(type)) throw new ProtocolViolation(unexpectedMessage(type).message);
         if (type === 0x58 /* X */) {
-          this.client.socket.end();
-          this.close();
-          return;
+          // In order: after what it sent before is answered.
+          this.terminating = true;
+          break;
         }
         if (this.discardUntilSync) {
           if (type === 0x53) this.discardUntilSync = false;
           continue;
         }
-        this.pending.push(Buffer.from(msg));
+        this.pending.push(msg);
       }
     } catch (e) {
       const m = e instanceof ProtocolViolation ? e.message : String(e);
@@ -274,6 +275,14 @@ export class PgliteSession {
       return;
     }
     this.pump();
+  }
+
+  /** After Terminate, once nothing is owed or queued: ends the client. */
+  private terminateIfDone(): boolean {
+    if (!this.terminating || this.closed || this.busy || this.pending.length) return false;
+    this.client.socket.end();
+    this.close();
+    return true;
   }
 
   private pump(): void {
@@ -294,17 +303,17 @@ export class PgliteSession {
         // answered here
       }
       if (this.pending.length) this.host.want(this);
+      else this.terminateIfDone();
       return;
     }
     const out: Buffer[] = [];
     while (this.pending.length) {
       if (this.listening) break;
       if (this.copy) {
-        const msg = this.pending.shift()!;
-        this.copyMessage(msg);
+        if (this.copy.take(this.pending.shift())) this.endCopy();
         continue;
       }
-      const msg = this.pending[0]!;
+      const msg = this.pending.at(0)!;
       const type = String.fromCharCode(msg[0]!);
       if (type === 'Q') {
         const verdict = judgeSql(queryText(msg), this.host.authRequired);
@@ -369,6 +378,13 @@ export class PgliteSession {
       this.pending.shift();
       if (this.skipUntilSync && type !== 'S') continue;
       if (type === 'd' || type === 'c' || type === 'f') continue; // no COPY in progress: ignored
+      if (type === 'F' && !this.current) {
+        // Refused, answered in order with its ReadyForQuery as the engine would answer it.
+        this.outstanding++;
+        this.exchanges.push(newExchange());
+        out.push(queryMessage(refusalSql(functionCallRefusal)));
+        continue;
+      }
       const ex = this.exchange();
       if (type === 'P') {
         const { sql } = parseFields(msg);
@@ -416,6 +432,11 @@ export class PgliteSession {
         this.deferred.delete(r.statement);
         this.failedParses.delete(r.statement);
       }
+      if (type === 'F') {
+        // Inside an extended exchange: an error, and the rest of the exchange skipped to its Sync.
+        this.inject(ex, functionCallRefusal, out);
+        continue;
+      }
       if (type === 'B') ex.sentBinds++;
       out.push(r.msg);
     }
@@ -458,16 +479,16 @@ export class PgliteSession {
   private answerPrepareOnly(): boolean {
     if (this.txStatus !== 'I' || this.outstanding > 0) return false;
     let n = 0;
-    while (n < this.pending.length && this.pending[n]![0] === 0x50 /* P */) n++;
-    if (n === 0 || this.pending[n]?.[0] !== 0x53 /* S */) return false;
-    const parses = this.pending.slice(0, n);
+    while (n < this.pending.length && this.pending.at(n)![0] === 0x50 /* P */) n++;
+    if (n === 0 || this.pending.at(n)?.[0] !== 0x53 /* S */) return false;
+    const parses = this.pending.first(n);
     for (const msg of parses) {
       const { name, sql } = parseFields(msg);
       if (name === '') return false;
       const v = judgeSql(sql, this.host.authRequired);
       if (v.refusal || v.copyFromStdin || v.changesSettings || v.listen) return false;
     }
-    this.pending.splice(0, n + 1);
+    this.pending.drop(n + 1);
     for (const msg of parses) {
       const r = renameMessage(msg, this.names);
       this.prepared.set(r.statement!, r.msg);
@@ -526,20 +547,38 @@ export class PgliteSession {
 
   private afterAnswers(): void {
     this.listens.flush();
-    if (!this.holder || this.closed) return;
+    if (!this.holder) return;
+    if (this.closed) {
+      // Gone while answers were owed: the engine goes back once the last one arrived.
+      if (!this.busy) {
+        this.holder = false;
+        this.host.idle(this);
+      }
+      return;
+    }
     if (this.outstanding === 0 && this.pending.length) {
       this.pump();
       return;
     }
+    if (this.terminateIfDone()) return;
     // Not inside an extended exchange either: its Sync is still to come.
     const waiting = this.outstanding === 0 && !this.copy && this.pending.length === 0 && !this.current;
     if (waiting && this.txStatus === 'I') {
       this.holder = false;
       this.host.idle(this);
-    } else if (waiting && this.host.idleInTransactionTimeoutMs > 0 && !this.idleTimer) {
+    } else if (this.holdsIdle && this.host.idleInTransactionTimeoutMs > 0 && !this.idleTimer) {
       this.idleTimer = setTimeout(() => this.idleInTransactionTimeout(), this.host.idleInTransactionTimeoutMs);
       this.idleTimer.unref();
     }
+  }
+
+  /**
+   * It holds the engine and the engine waits for it: idle inside a transaction block, inside an
+   * extended exchange without its Sync, or in COPY FROM STDIN.
+   */
+  private get holdsIdle(): boolean {
+    if (!this.holder || this.closed || this.pending.length || this.outstanding > 0 || this.listening) return false;
+    return this.txStatus !== 'I' || this.current !== undefined || (this.copy !== undefined && !this.copy.running);
   }
 
   private stopIdleTimer(): void {
@@ -550,72 +589,29 @@ export class PgliteSession {
   /** Idle in a transaction block too long: disconnected (the scheduler rolls the transaction back). */
   private idleInTransactionTimeout(): void {
     this.idleTimer = undefined;
-    if (this.closed || !this.holder || this.busy || this.pending.length || this.txStatus === 'I') return;
-    this.client.log.info({ timeoutMs: this.host.idleInTransactionTimeoutMs }, 'pg port: idle-in-transaction timeout');
+    if (!this.holdsIdle) return;
+    const where = this.current ? 'extended-protocol messages without Sync' : this.copy ? 'COPY FROM STDIN' : 'a transaction block';
+    this.client.log.info({ timeoutMs: this.host.idleInTransactionTimeoutMs, where }, 'pg port: idle-in-transaction timeout');
     endWithFatal(this.client.socket, {
       code: '25P03',
       message: 'terminating connection due to idle-in-transaction timeout',
-      hint: `on the embedded engine a transaction block holds the one session every client shares; the server allows --pg-idle-in-transaction-timeout-ms (${this.host.idleInTransactionTimeoutMs} ms) of idleness in one`,
+      hint: `on the embedded engine ${where} holds the one session every client shares; the server allows --pg-idle-in-transaction-timeout-ms (${this.host.idleInTransactionTimeoutMs} ms) of idleness there`,
     });
     this.close();
   }
 
   private startCopy(sql: string): void {
-    this.copy = { sql, chunks: [], bytes: 0 };
+    this.copy = new CopyIn(sql, this.host);
     this.client.socket.write(copyInResponse(/\bbinary\b/i.test(sql)));
   }
 
-  private copyMessage(msg: Buffer): void {
-    const c = this.copy!;
-    const type = String.fromCharCode(msg[0]!);
-    if (type === 'd') {
-      c.bytes += msg.length - 5;
-      if (c.bytes > this.host.maxCopyBytes)
-        c.failed ??= `COPY FROM STDIN sent more than --max-copy-bytes (${this.host.maxCopyBytes} bytes), the most the embedded engine reads into memory`;
-      else c.chunks.push(msg.subarray(5));
-      return;
-    }
-    if (type === 'f') {
-      c.failed ??= `COPY from stdin failed: ${msg.toString('utf8', 5, Math.max(5, msg.length - 1))}`;
-      this.endCopy();
-      return;
-    }
-    if (type === 'c') this.endCopy();
-    // Flush and Sync during COPY are ignored, as PostgreSQL does.
-  }
-
   private endCopy(): void {
-    const c = this.copy!;
     const inBlock = this.txStatus !== 'I';
-    const fail = (code: string, m: string, fields: Record<string, string> = {}) => {
+    void this.copy!.run().then((r) => {
       this.copy = undefined;
-      this.txStatus = inBlock ? 'E' : 'I';
-      this.client.socket.write(
-        Buffer.concat([errorResponse({ severity: 'ERROR', code, message: m, ...fields }), readyForQuery(this.txStatus)]),
-      );
+      this.txStatus = r.txStatus ?? (inBlock ? 'E' : 'I');
+      if (!this.closed) this.client.socket.write(Buffer.concat([r.answer, readyForQuery(this.txStatus)]));
       this.afterAnswers();
-    };
-    if (c.failed) {
-      fail(c.failed.startsWith('COPY from stdin failed') ? '57014' : '54000', c.failed);
-      return;
-    }
-    let sql: string;
-    try {
-      sql = replaceCopyStdio(c.sql, '/dev/blob');
-    } catch (e) {
-      fail('0A000', (e as Error).message);
-      return;
-    }
-    this.host.copyFrom(sql, Buffer.concat(c.chunks)).then(
-      (r) => {
-        this.copy = undefined;
-        this.txStatus = r.txStatus;
-        if (!this.closed) this.client.socket.write(Buffer.concat([commandComplete(`COPY ${r.rowCount}`), readyForQuery(r.txStatus)]));
-        this.afterAnswers();
-      },
-      (e: { code?: string; message?: string; detail?: string; hint?: string }) => {
-        fail(e.code ?? 'XX000', e.message ?? String(e), { ...(e.detail ? { detail: e.detail } : {}), ...(e.hint ? { hint: e.hint } : {}) });
-      },
-    );
+    });
   }
 }

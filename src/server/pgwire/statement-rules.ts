@@ -3,13 +3,14 @@
  * session and it could not be kept to one client: SQL-level PREPARE / DEALLOCATE (the protocol's
  * named statements are isolated; see ./statement-names.ts), LISTEN / UNLISTEN other than alone in a
  * simple Query (which the session layer plays per client), DECLARE ... WITH
- * HOLD, temporary objects, LOAD, DISCARD, session advisory locks and `set_config(..., false)`;
+ * HOLD, temporary objects, LOAD, DISCARD, session advisory locks, `set_config(..., false)` and SQL
+ * `EXECUTE`; SQL longer than the analyser checks (54000);
  * and, with authentication required, changes of the role (as ../call/statement-policy.ts refuses
  * them on every listener). Settings made with SET and RESET are allowed: they follow the client
  * (./pglite-scheduler.ts re-applies them). The facts come from PostgreSQL's own parser (../sql/).
  * @packageDocumentation
  */
-import { analyzeSql } from '../sql/analysis.js';
+import { analyzeSql, maxAnalyzedLength } from '../sql/analysis.js';
 
 /** The verdict on one SQL text. */
 export interface StatementVerdict {
@@ -45,7 +46,15 @@ const shared = "the embedded engine's clients share one database session";
 export function judgeSql(sql: string, authRequired: boolean): StatementVerdict {
   const a = analyzeSql(sql);
   const v: StatementVerdict = { changesSettings: false, copyFromStdin: false, copyAmongOthers: false };
-  if (!a.parsed) return v;
+  if (!a.parsed) {
+    // Unchecked SQL could do anything refused here: the engine does not get it.
+    if (sql.length > maxAnalyzedLength)
+      v.refusal = {
+        code: '54000',
+        message: `the statement is longer than ${maxAnalyzedLength} characters, the most the embedded engine's PostgreSQL port checks (${shared}); send shorter statements, bind parameters, or COPY FROM STDIN`,
+      };
+    return v;
+  }
   for (const s of a.statements) {
     if (s.copy?.client && s.copy.from) {
       if (a.statements.length === 1) v.copyFromStdin = true;
@@ -70,6 +79,13 @@ export function judgeSql(sql: string, authRequired: boolean): StatementVerdict {
       v.refusal = {
         code: '0A000',
         message: `${s.command} must be the only statement of its query on the embedded engine's PostgreSQL port: ${shared}, and the port plays LISTEN and UNLISTEN for each client`,
+      };
+      return v;
+    }
+    if (s.node === 'ExecuteStmt') {
+      v.refusal = {
+        code: '0A000',
+        message: `EXECUTE of an SQL-level prepared statement is refused on the embedded engine's PostgreSQL port: ${shared}, where the statements of other clients could be run (use protocol-level prepared statements)`,
       };
       return v;
     }
