@@ -1,6 +1,6 @@
 /**
  * `npm start`: starts the HeliosDB server on the embedded PGlite engine (gRPC on 7700, Connect /
- * JSON on 7701; HELIOSDB_* variables apply), shows the SDK working against it, and keeps serving
+ * JSON on 7701, PostgreSQL on 7702, CQL on 9042; HELIOSDB_* variables apply), shows the SDK working against it, and keeps serving
  * until Ctrl-C.
  */
 import { createClient, UniqueViolationError } from '@heliosdb/client';
@@ -9,6 +9,9 @@ import { startServer } from '../src/server/server.js';
 
 const server = await startServer({ logLevel: 'warn', ...optionsFromEnv() });
 console.log(`HeliosDB server (${server.engine}) listening: ${server.grpcUrl} (gRPC), ${server.httpUrl} (Connect, gRPC-Web, JSON)`);
+if (server.pgPort !== undefined)
+  console.log(`PostgreSQL protocol: ${server.pgUrl}  (psql -h 127.0.0.1 -p ${server.pgPort} -U postgres postgres)`);
+if (server.cqlPort !== undefined) console.log(`Cassandra CQL protocol: 127.0.0.1:${server.cqlPort}  (docs/cql.md)`);
 
 const client = createClient({ url: server.grpcUrl, applicationName: 'quickstart', minConnections: 2 });
 await client.execute('CREATE TABLE IF NOT EXISTS users (id int8 PRIMARY KEY, name text NOT NULL, joined timestamptz DEFAULT now())');

@@ -84,6 +84,10 @@ describe('examples', () => {
   test('npm start (examples/quickstart.ts) serves, shows the SDK working, and stops on SIGTERM', { timeout: 120_000 }, async () => {
     const { code, output } = await runExample('quickstart.ts', { HELIOSDB_PORT: '0', HELIOSDB_HTTP_PORT: '0' }, 'Serving until Ctrl-C.');
     assert.match(output, /typed error: UniqueViolationError on constraint users_pkey \(SQLSTATE 23505\)/);
+    // The ports psql and the CQL drivers use are shown, with a psql command line that works.
+    const pg = /psql -h 127\.0\.0\.1 -p (\d+) -U postgres postgres/.exec(output);
+    assert.ok(pg, output);
+    assert.match(output, /Cassandra CQL protocol: 127\.0\.0\.1:\d+/);
     assert.equal(code, 0, output);
   });
 });
