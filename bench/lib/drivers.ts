@@ -210,13 +210,15 @@ function rawDriver(grpcUrl: string): BenchDriver {
 // ---------------------------------------------------------------------------------------------
 // node-postgres
 
-function pgDriver(url: string, poolSize: number): BenchDriver {
+function pgDriver(url: string, poolSize: number, maxRowsPerStatement = Number.POSITIVE_INFINITY): BenchDriver {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   return {
     notes: {
       all: `pg.Pool (max ${poolSize})`,
       simple: 'pool.query with a parameter (extended protocol, unnamed statement)',
-      batch: 'one multi-row INSERT ... VALUES per chunk',
+      batch: Number.isFinite(maxRowsPerStatement)
+        ? `one multi-row INSERT ... VALUES per ${maxRowsPerStatement} rows of a chunk (the embedded engine's pg port refuses statements over 64 KiB)`
+        : 'one multi-row INSERT ... VALUES per chunk',
       stream: 'pg-cursor, 2000 rows per read',
       point: 'pool.query of a named (prepared) statement',
       insert: 'pool.query of a named (prepared) upsert',
@@ -235,7 +237,10 @@ function pgDriver(url: string, poolSize: number): BenchDriver {
       if (r.rowCount !== 1) throw new Error(`the insert affected ${r.rowCount} rows`);
     },
     async insert(rows) {
-      await pool.query(multiRowInsertSql(rows.length), rows.flat());
+      for (let i = 0; i < rows.length; i += maxRowsPerStatement) {
+        const part = rows.slice(i, i + maxRowsPerStatement);
+        await pool.query(multiRowInsertSql(part.length), part.flat());
+      }
     },
     async stream(sql) {
       const c = await pool.connect();
@@ -308,6 +313,9 @@ export function openDriver(spec: CellSpec): BenchDriver {
   const { targets } = spec;
   // The PostgreSQL drivers: straight to PostgreSQL, or through the server's pg port.
   const pgUrl = spec.backend === 'direct' ? targets.postgresUrl! : targets.pgPortUrl!;
+  // Through the pg port every bench client is one principal, which holds at most
+  // --max-connections-per-principal (half of the server's pool of 20) backends at once.
+  const pgPoolSize = spec.backend === 'direct' ? spec.poolSize : Math.min(spec.poolSize, 10);
   switch (spec.driver) {
     case 'sdk-grpc':
       return sdkDriver(createClient({ url: targets.grpcUrl! }), 'many');
@@ -330,12 +338,12 @@ export function openDriver(spec: CellSpec): BenchDriver {
     case 'sdk-connect':
       return sdkDriver(createClient({ url: targets.httpUrl! }), 'many');
     case 'sdk-pg':
-      return sdkDriver(createClient({ url: pgUrl, maxConnections: spec.poolSize }), 'many');
+      return sdkDriver(createClient({ url: pgUrl, maxConnections: pgPoolSize }), 'many');
     case 'raw':
       return rawDriver(targets.grpcUrl!);
     case 'pg':
-      return pgDriver(pgUrl, spec.poolSize);
+      return pgDriver(pgUrl, pgPoolSize, spec.backend === 'pglite' ? 1000 : undefined);
     case 'postgres.js':
-      return postgresJsDriver(pgUrl, spec.poolSize);
+      return postgresJsDriver(pgUrl, pgPoolSize);
   }
 }
