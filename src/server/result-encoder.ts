@@ -21,6 +21,7 @@ import {
 import { CompactWriter } from '@heliosdb/client/wire';
 import { Oid } from '@heliosdb/client/wire';
 import type { CommandSink } from './pg/pg-command.js';
+import type { RawDataRow } from './pg/raw-rows.js';
 import { serverError } from './errors.js';
 import { byteaFromText, cellToValue } from './values.js';
 
@@ -96,6 +97,33 @@ export class RowEncoder {
     return size;
   }
 
+  /**
+   * Adds a row still in DataRow bytes (./pg/raw-rows.ts): in the compact format its cells are
+   * copied as they are (bytea decoded from its text form); returns its approximate encoded size.
+   */
+  addRaw(row: RawDataRow): number {
+    const w = this.compact;
+    if (!w) return this.add(row.fields);
+    this.rows++;
+    const before = w.length;
+    const { bytes } = row;
+    const n = bytes.readInt16BE(row.offset);
+    let pos = row.offset + 2;
+    for (let i = 0; i < n; i++) {
+      const len = bytes.readInt32BE(pos);
+      pos += 4;
+      if (len === -1) w.null();
+      else {
+        if (this.bytea[i]) w.bytes(byteaFromText(bytes.toString('utf8', pos, pos + len)));
+        else w.copy(bytes, pos, pos + len);
+        pos += len;
+      }
+    }
+    const size = w.length - before;
+    this.bytes += size;
+    return size;
+  }
+
   /** Returns the current batch and starts a new one. */
   take(): Rows {
     const rows = create(RowsSchema, { rowCount: this.rows });
@@ -149,11 +177,25 @@ export class ResultCollector implements CommandSink {
   }
 
   onRow(cells: (string | null)[]): void {
+    this.checkRows();
+    this.encoder.add(cells);
+    this.checkBytes();
+  }
+
+  onRawRow(row: RawDataRow): void {
+    this.checkRows();
+    this.encoder.addRaw(row);
+    this.checkBytes();
+  }
+
+  private checkRows(): void {
     if (this.encoder.rowCount >= this.maxRows)
       this.fail(
         `the result has more than ${this.maxRows} rows, the limit for a unary query; use streaming (StreamQuery) for large results`,
       );
-    this.encoder.add(cells);
+  }
+
+  private checkBytes(): void {
     if (this.encoder.bytes > this.maxBytes)
       this.fail(`the result is larger than ${this.maxBytes} bytes, the message size limit; use streaming (StreamQuery) for large results`);
   }

@@ -143,6 +143,15 @@ export class CompactWriter {
     this.pos = headerAt + actual + written;
   }
 
+  /** Appends a cell whose bytes are `src[start, end)` (UTF-8 text or binary, as they are). */
+  copy(src: Uint8Array, start: number, end: number): void {
+    const len = end - start;
+    this.ensure(len + 5);
+    this.header(len);
+    this.buf.set(src.subarray(start, end), this.pos);
+    this.pos += len;
+  }
+
   /** Appends a binary cell. */
   bytes(b: Uint8Array): void {
     this.ensure(b.length + 5);

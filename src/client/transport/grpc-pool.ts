@@ -26,6 +26,9 @@ import { checkHealth, waitReady } from './channel-health.js';
 import { endpointForNewChannel, pickForCall, pickForPin } from './channel-picking.js';
 import { Endpoint, type EndpointSpec, PooledChannel } from './pooled-channel.js';
 
+/** Receive window of each HTTP/2 connection and stream (see `open`). */
+const flowControlWindowBytes = 2 * 1024 * 1024;
+
 /** Pool settings (all required here; defaults live in the client config). */
 export interface GrpcPoolOptions {
   /** The servers. */
@@ -146,6 +149,9 @@ export class GrpcChannelPool {
       'grpc.max_receive_message_length': this.opts.maxMessageBytes,
       'grpc.max_send_message_length': this.opts.maxMessageBytes,
       'grpc.enable_retries': 0,
+      // HTTP/2's default receive window (64 KiB) makes a stream of 1 MiB row batches wait for
+      // window updates many times per batch; one batch in flight per stream keeps it moving.
+      'grpc-node.flow_control_window': flowControlWindowBytes,
       // Reconnect soon after a server comes back (grpc-js waits 1 s, growing to 120 s, by default).
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5000,

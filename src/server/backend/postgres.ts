@@ -12,6 +12,7 @@ import type { Backend } from '../backend.js';
 import type { ResolvedServerOptions } from '../options.js';
 import { backendKeyOf, type BackendConnection, markBroken, stateOf, trackConnection } from './connection.js';
 import { KeyedPool } from './keyed-pool.js';
+import { keepRowBytes } from '../pg/raw-rows.js';
 import type { BackendLogin } from './login.js';
 
 /** Result cells arrive as PostgreSQL text: no parsing on the server. */
@@ -74,6 +75,7 @@ export async function createPostgresBackend(opts: ResolvedServerOptions, log: Lo
       application_name: opts.databaseApplicationName,
       connectionTimeoutMillis: opts.acquireTimeoutMs,
     } as pg.ClientConfig);
+    keepRowBytes(client);
     // A connection whose backend is terminated gets PostgreSQL's FATAL while no query runs: pg
     // emits it as 'error', which would crash the process without a listener.
     client.on('error', (err) => {

@@ -26,10 +26,14 @@ import {
 } from './connection-limits.js';
 import { type GrpcRequestGate, grpcRequestGate } from './grpc-request-gate.js';
 import { commonNameOf } from '../tls.js';
+import { serializeStreamQueryResponse } from './rows-serializer.js';
+import { type StreamQueryResponse, StreamQueryResponseSchema } from '@heliosdb/client/wire';
 
 type AnyImpl = Record<string, (req: unknown, ctx: CallContext) => unknown>;
 
-function serializer(desc: DescMessage) {
+function serializer(desc: DescMessage): (msg: unknown) => Buffer {
+  if (desc.typeName === StreamQueryResponseSchema.typeName)
+    return (msg) => serializeStreamQueryResponse(create(StreamQueryResponseSchema, msg as StreamQueryResponse));
   return (msg: unknown): Buffer => {
     const bytes = toBinary(desc, create(desc, msg as never));
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

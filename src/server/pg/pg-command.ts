@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import type { FieldDef } from 'pg';
+import { RawDataRow } from './raw-rows.js';
 
 /** Receives a statement's result as PostgreSQL sends it. */
 export interface CommandSink {
@@ -12,6 +13,11 @@ export interface CommandSink {
   onFields(fields: FieldDef[]): void;
   /** One row's cells in PostgreSQL text format (`null` for NULL). May throw to stop collecting. */
   onRow(cells: (string | null)[]): void;
+  /**
+   * One row still in DataRow bytes, on connections wired by ./raw-rows.ts; valid only during the
+   * call. Without it such rows go to `onRow`. May throw to stop collecting.
+   */
+  onRawRow?(row: RawDataRow): void;
   /** A statement completed with this command tag (e.g. `INSERT 0 3`). */
   onComplete(tag: string): void;
 }
@@ -272,7 +278,8 @@ export class PgCommand {
   handleDataRow(msg: { fields: (string | null)[] }): void {
     if (this.sinkError !== undefined || this.outside) return;
     try {
-      this.sink.onRow(msg.fields);
+      if (this.sink.onRawRow && msg instanceof RawDataRow) this.sink.onRawRow(msg);
+      else this.sink.onRow(msg.fields);
     } catch (e) {
       this.sinkError = e;
     }

@@ -14,6 +14,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { FromWorker, PgErrorFields, ToWorker, WorkerInit } from './messages.js';
 import { EngineSocket, type EngineLink } from './socket.js';
+import { keepRowBytes } from '../pg/raw-rows.js';
 
 /** Options of {@link startPgliteEngine}. */
 export interface PgliteEngineOptions {
@@ -208,6 +209,7 @@ export class PgliteEngine extends EventEmitter<EngineEvents> {
    */
   async connect(config: pg.ClientConfig = {}): Promise<pg.Client> {
     const client = new pg.Client(this.clientConfig(config));
+    keepRowBytes(client);
     await client.connect();
     return client;
   }

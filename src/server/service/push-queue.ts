@@ -16,6 +16,8 @@ export class PushQueue<T> {
   private failed = false;
   /** Called each time the consumer finds the queue empty and waits. */
   onEmpty: (() => void) | undefined;
+  /** Called each time the consumer takes an item (`length` is then what is left). */
+  onTaken: (() => void) | undefined;
 
   /** Items waiting to be taken. */
   get length(): number {
@@ -55,6 +57,7 @@ export class PushQueue<T> {
           this.items = this.items.slice(this.head);
           this.head = 0;
         }
+        this.onTaken?.();
         yield item;
       }
       if (this.ended) {

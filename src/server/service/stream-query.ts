@@ -23,6 +23,11 @@ import { PushQueue } from './push-queue.js';
 
 /** Messages waiting for the client beyond which the database connection is no longer read. */
 const maxQueuedMessages = 4;
+/**
+ * Messages waiting for the client below which the portal is read further: the database produces
+ * the next rows while the client takes the last ones, instead of each waiting for the other.
+ */
+const resumeBelowMessages = 2;
 
 /** The StreamQuery handler. */
 export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof DatabaseService>['streamQuery'] {
@@ -62,21 +67,10 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
         header();
       },
       onRow(cells) {
-        rowsSent++;
-        const size = encoder.add(cells);
-        if (size > c.batchBytesCap) {
-          throw serverError(
-            Code.ResourceExhausted,
-            `a row of ${size} bytes does not fit in one message (limit ${options.maxMessageBytes} bytes); raise --max-message-bytes`,
-            { reason: ErrorReason.ROW_TOO_LARGE },
-          );
-        }
-        if (size > largestRow) largestRow = size;
-        if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows) {
-          queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
-          // The client reads slower than the database sends: stop reading the database until it catches up.
-          if (queue.length >= maxQueuedMessages) cmd?.pauseInput();
-        }
+        added(encoder.add(cells));
+      },
+      onRawRow(row) {
+        added(encoder.addRaw(row));
       },
       onComplete(t) {
         tag = parseCommandTag(t);
@@ -85,8 +79,26 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
         if (fields.length > 0 && /\d$/.test(t)) tag.rowsAffected = rowsSent;
       },
     };
-    // Read further only once the client has taken what was sent.
-    queue.onEmpty = () => {
+    /** A row of `size` encoded bytes was added: sends the batch once it is full. */
+    const added = (size: number) => {
+      rowsSent++;
+      if (size > c.batchBytesCap) {
+        throw serverError(
+          Code.ResourceExhausted,
+          `a row of ${size} bytes does not fit in one message (limit ${options.maxMessageBytes} bytes); raise --max-message-bytes`,
+          { reason: ErrorReason.ROW_TOO_LARGE },
+        );
+      }
+      if (size > largestRow) largestRow = size;
+      if (encoder.bytes >= batchBytes || encoder.rowCount >= batchRows) {
+        queue.push(create(StreamQueryResponseSchema, { event: { case: 'rows', value: encoder.take() } }));
+        // The client reads slower than the database sends: stop reading the database until it catches up.
+        if (queue.length >= maxQueuedMessages) cmd?.pauseInput();
+      }
+    };
+    // Read further once the client has taken most of what was sent.
+    queue.onTaken = () => {
+      if (queue.length >= resumeBelowMessages) return;
       cmd?.resumeInput();
       if (suspended) {
         suspended = false;
@@ -103,7 +115,7 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
         cmd.onSuspended = () => {
           if (!cmd) return;
           cmd.fetchRows = Math.max(1, Math.min(maxFetchRows, Math.floor(fetchBytes / Math.max(1, largestRow))));
-          if (queue.length === 0) cmd.resume();
+          if (queue.length < resumeBelowMessages) cmd.resume();
           else suspended = true;
         };
         // A client that leaves while the portal waits for it to read (backpressure) must not hold
