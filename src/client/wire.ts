@@ -14,7 +14,7 @@ export * from '../../gen/heliosdb/v1/error_pb.js';
 export * from '../../gen/heliosdb/v1/session_pb.js';
 export * from '../../gen/heliosdb/v1/value_pb.js';
 export { type ArrayItems, parseArrayLiteral } from './protocol/array-literal.js';
-export { CompactReader, CompactWriter, decodeUtf8 } from './protocol/compact.js';
+export { CompactReader, CompactWriter, decodeUtf8, varintSize } from './protocol/compact.js';
 export {
   civilFromDays,
   daysFromCivil,

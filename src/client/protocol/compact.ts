@@ -168,7 +168,8 @@ export class CompactWriter {
   }
 }
 
-function varintSize(v: number): number {
+/** Bytes of the unsigned varint (LEB128, as protobuf writes it) holding `v`. */
+export function varintSize(v: number): number {
   let n = 1;
   while (v >= 0x80) {
     v = Math.floor(v / 128);

@@ -7,21 +7,12 @@
  * @packageDocumentation
  */
 import { toBinary } from '@bufbuild/protobuf';
-import { type StreamQueryResponse, StreamQueryResponseSchema } from '@heliosdb/client/wire';
+import { type StreamQueryResponse, StreamQueryResponseSchema, varintSize } from '@heliosdb/client/wire';
 
 /** Field tags: StreamQueryResponse.rows (2, length-delimited); Rows.row_count (1, varint), Rows.compact (3, bytes). */
 const rowsTag = (2 << 3) | 2;
 const rowCountTag = (1 << 3) | 0;
 const compactTag = (3 << 3) | 2;
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
 
 function writeVarint(buf: Buffer, pos: number, v: number): number {
   while (v >= 0x80) {
