@@ -3,7 +3,12 @@
  * 1 MiB) is by far the most common and the largest message the server sends: protobuf-es would
  * copy its bytes twice on the way (once into a nested writer, once joining it into the outer
  * message), so such a message is written here by hand, its bytes copied once, and every other
- * message goes through protobuf-es. test/rows-serializer.test.ts checks both give the same bytes.
+ * message goes through protobuf-es. test/raw-rows.test.ts checks both give the same bytes.
+ *
+ * The bytes are written into one scratch buffer that the next batch reuses: grpc-js copies a
+ * serialized response into its frame at once (server-interceptors.js `serializeMessage`), and a
+ * megabyte of fresh external memory per batch made V8 run a full collection every few batches
+ * ("external memory pressure"). test/raw-rows.test.ts streams through the listener to check it.
  * @packageDocumentation
  */
 import { toBinary } from '@bufbuild/protobuf';
@@ -23,7 +28,21 @@ function writeVarint(buf: Buffer, pos: number, v: number): number {
   return pos;
 }
 
-/** Encodes a StreamQueryResponse; see the file comment. */
+/** The largest scratch buffer kept between batches (a larger message gets a buffer of its own). */
+const maxScratchBytes = 4 * 1024 * 1024;
+let scratch = Buffer.allocUnsafe(0);
+
+/** `n` bytes to write a message into; valid until the next call. */
+function scratchOf(n: number): Buffer {
+  if (n > maxScratchBytes) return Buffer.allocUnsafe(n);
+  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.min(maxScratchBytes, Math.max(n, 2 * scratch.length)));
+  return scratch.subarray(0, n);
+}
+
+/**
+ * Encodes a StreamQueryResponse; see the file comment. The bytes of a row batch are valid only
+ * until the next call: copy them before serializing another message.
+ */
 export function serializeStreamQueryResponse(msg: StreamQueryResponse): Buffer {
   const e = msg.event;
   if (e.case !== 'rows' || e.value.values.length > 0 || e.value.compact.length === 0) {
@@ -32,7 +51,7 @@ export function serializeStreamQueryResponse(msg: StreamQueryResponse): Buffer {
   }
   const { rowCount, compact } = e.value;
   const inner = (rowCount ? 1 + varintSize(rowCount) : 0) + 1 + varintSize(compact.length) + compact.length;
-  const out = Buffer.allocUnsafe(1 + varintSize(inner) + inner);
+  const out = scratchOf(1 + varintSize(inner) + inner);
   let pos = 0;
   out[pos++] = rowsTag;
   pos = writeVarint(out, pos, inner);
