@@ -6,6 +6,7 @@
  */
 import type { Value } from '../../gen/heliosdb/v1/value_pb.js';
 import { type HeliosDBError, QueryError } from './errors.js';
+import { chunkParameterColumns, fitsColumns } from './parameter-columns.js';
 import { toParams } from './protocol/params.js';
 import type { QueryRunner } from './query-runner.js';
 import type { CallOptions, QueryResult } from './types.js';
@@ -94,8 +95,12 @@ export const defaultMaxChunkSize = 10_000;
 export interface ParameterChunk {
   /** Index of the chunk's first parameter set. */
   start: number;
-  /** The chunk's parameter sets, converted. */
+  /** Number of parameter sets in the chunk. */
+  count: number;
+  /** The chunk's parameter sets, converted (empty when `columns` carries them). */
   sets: { values: Value[] }[];
+  /** The chunk's parameter sets as ExecuteBatch `parameter_columns` (./parameter-columns.ts). */
+  columns?: Uint8Array[];
 }
 
 /** UTF-8 length of a string, without encoding it. */
@@ -151,7 +156,7 @@ export function* chunkParameterSets(
     let size = 8;
     for (const v of values) size += estimateValueBytes(v) + 4;
     if (sets.length > 0 && (bytes + size > maxBytes || sets.length >= maxCount)) {
-      yield { start, sets };
+      yield { start, count: sets.length, sets };
       start = i;
       sets = [];
       bytes = 0;
@@ -159,16 +164,24 @@ export function* chunkParameterSets(
     sets.push({ values });
     bytes += size;
   }
-  if (sets.length > 0) yield { start, sets };
+  if (sets.length > 0) yield { start, count: sets.length, sets };
 }
 
-/** Resolves executeMany's chunking options. */
-export function chunksOf(paramSets: readonly (readonly unknown[])[], options: ExecuteManyOptions | undefined): Generator<ParameterChunk> {
+/**
+ * Resolves executeMany's chunking options; with `columnar` (the server reads
+ * `parameter_columns`), sets that fit go as columns.
+ */
+export function chunksOf(
+  paramSets: readonly (readonly unknown[])[],
+  options: ExecuteManyOptions | undefined,
+  columnar: boolean,
+): Generator<ParameterChunk> {
   const maxBytes = options?.maxChunkBytes ?? defaultMaxChunkBytes;
   const maxSize = options?.maxChunkSize ?? defaultMaxChunkSize;
   if (!(maxBytes > 0)) throw new RangeError(`maxChunkBytes must be positive, got ${maxBytes}`);
   if (!Number.isInteger(maxSize) || maxSize < 1) throw new RangeError(`maxChunkSize must be a positive integer, got ${maxSize}`);
   if (!Array.isArray(paramSets)) throw new TypeError('executeMany needs an array of parameter arrays');
+  if (columnar && fitsColumns(paramSets)) return chunkParameterColumns(paramSets, maxBytes, maxSize);
   return chunkParameterSets(paramSets, maxBytes, maxSize);
 }
 

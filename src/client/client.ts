@@ -16,6 +16,7 @@ import {
   type ExecuteManyResult,
   executeChunks,
 } from './batch.js';
+import { readsParameterColumns } from './parameter-columns.js';
 import { ClientCounters, type ClientStats } from './client-stats.js';
 import { ClientEvents } from './telemetry/client-events.js';
 import { observeClient } from './telemetry/client-meter.js';
@@ -206,10 +207,10 @@ export class BaseClient implements Queryable {
     paramSets: readonly (readonly unknown[])[],
     options?: ExecuteManyOptions,
   ): Promise<ExecuteManyResult<T>> {
-    const chunks = chunksOf(paramSets, options);
+    const chunks = chunksOf(paramSets, options, readsParameterColumns(this.config));
     const first = chunks.next();
     if (first.done) return emptyExecuteManyResult<T>();
-    const single = first.value.sets.length === paramSets.length;
+    const single = first.value.count === paramSets.length;
     if (!(options?.atomic ?? true) || single) {
       const rest = chunks;
       const all = (function* () {

@@ -278,21 +278,27 @@ export class QueryRunner {
   }
 
   /** ExecuteBatch of one statement with the parameter sets of one chunk. */
-  batchChunk<T>(
+  async batchChunk<T>(
     sql: string,
     chunk: ParameterChunk,
     paramSets: readonly (readonly unknown[])[],
     options?: BatchOptions,
   ): Promise<BatchResult<T>> {
-    return this.runBatch<T>('executeMany', { sql, parameterSets: chunk.sets }, options, (i) => ({
-      sql,
-      params: paramSets[chunk.start + i],
-    }));
+    const at = (i: number) => ({ sql, params: paramSets[chunk.start + i] });
+    let sets = chunk.sets;
+    if (chunk.columns) {
+      const parameterColumns = { setCount: chunk.count, columns: chunk.columns };
+      const r = await this.runBatch<T>('executeMany', { sql, parameterColumns }, options, at);
+      if (r.results.length === chunk.count) return r;
+      // A server that predates parameter_columns saw no parameter sets and ran nothing: send sets.
+      sets = paramSets.slice(chunk.start, chunk.start + chunk.count).map((s) => ({ values: toParams(s) }));
+    }
+    return this.runBatch<T>('executeMany', { sql, parameterSets: sets }, options, at);
   }
 
   private async runBatch<T>(
     operation: string,
-    request: Pick<MessageInitShape<typeof ExecuteBatchRequestSchema>, 'statements' | 'sql' | 'parameterSets'>,
+    request: Pick<MessageInitShape<typeof ExecuteBatchRequestSchema>, 'statements' | 'sql' | 'parameterSets' | 'parameterColumns'>,
     options: BatchOptions | undefined,
     statementAt: (i: number) => BatchStatementInput | undefined,
   ): Promise<BatchResult<T>> {

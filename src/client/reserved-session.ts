@@ -11,6 +11,7 @@
 import type { Client as RpcClient } from '@connectrpc/connect';
 import type { DatabaseService } from '../../gen/heliosdb/v1/database_pb.js';
 import type { BatchOptions, BatchResult, BatchStatementInput, ExecuteManyOptions, ExecuteManyResult } from './batch.js';
+import { readsParameterColumns } from './parameter-columns.js';
 import { executeChunks, chunksOf, emptyExecuteManyResult } from './batch.js';
 import type { ConnectionPin } from './transport/client-parts.js';
 import type { ResolvedConnectionConfig } from './config.js';
@@ -114,7 +115,7 @@ export class ReservedSession implements Queryable, AsyncDisposable {
     options?: ExecuteManyOptions,
   ): Promise<ExecuteManyResult<T>> {
     this.#runner.check();
-    const chunks = chunksOf(paramSets, options);
+    const chunks = chunksOf(paramSets, options, readsParameterColumns(this.#init.config));
     const first = chunks.next();
     if (first.done) return Promise.resolve(emptyExecuteManyResult<T>());
     const all = (function* () {

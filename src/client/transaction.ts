@@ -16,6 +16,7 @@ import {
   executeChunks,
   type ParameterChunk,
 } from './batch.js';
+import { readsParameterColumns } from './parameter-columns.js';
 import type { ConnectionPin } from './transport/client-parts.js';
 import type { ResolvedConnectionConfig } from './config.js';
 import { checkCursorName, Cursor, type CursorOptions, cursorName } from './cursor.js';
@@ -214,11 +215,11 @@ export class Transaction implements Queryable, AsyncDisposable {
     options?: ExecuteManyOptions,
   ): Promise<ExecuteManyResult<T>> {
     this.#runner.check();
-    const chunks = chunksOf(paramSets, options);
+    const chunks = chunksOf(paramSets, options, readsParameterColumns(this.#init.config));
     const first = chunks.next();
     if (first.done) return emptyExecuteManyResult<T>();
     const all = prepend(first.value, chunks);
-    const single = first.value.sets.length === paramSets.length;
+    const single = first.value.count === paramSets.length;
     if (!(options?.atomic ?? true) || single) return executeChunks<T>(this.#runner, sql, paramSets, options, all);
     const sp = await this.savepoint(undefined, options);
     try {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heliosdb/v1/database.proto.
  */
 export const file_heliosdb_v1_database: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZWxpb3NkYi92MS9kYXRhYmFzZS5wcm90bxILaGVsaW9zZGIudjEiwQEKDFF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSKgoKcm93X2Zvcm1hdBgEIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBIQCghtYXhfcm93cxgFIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSEQoJcmVhZF9vbmx5GAcgASgIIjcKDVF1ZXJ5UmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IoUBCg5FeGVjdXRlUmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhEKCXJlYWRfb25seRgFIAEoCCJUCg9FeGVjdXRlUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIsUBChJTdHJlYW1RdWVyeVJlcXVlc3QSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlEhYKDnRyYW5zYWN0aW9uX2lkGAMgASgJEioKCnJvd19mb3JtYXQYBCABKA4yFi5oZWxpb3NkYi52MS5Sb3dGb3JtYXQSEgoKYmF0Y2hfcm93cxgFIAEoDRITCgtiYXRjaF9ieXRlcxgGIAEoDRIRCglyZWFkX29ubHkYByABKAginwEKE1N0cmVhbVF1ZXJ5UmVzcG9uc2USKwoGaGVhZGVyGAEgASgLMhkuaGVsaW9zZGIudjEuU3RyZWFtSGVhZGVySAASIQoEcm93cxgCIAEoCzIRLmhlbGlvc2RiLnYxLlJvd3NIABIvCghjb21wbGV0ZRgDIAEoCzIbLmhlbGlvc2RiLnYxLlN0cmVhbUNvbXBsZXRlSABCBwoFZXZlbnQiNAoMU3RyZWFtSGVhZGVyEiQKB2NvbHVtbnMYASADKAsyEy5oZWxpb3NkYi52MS5Db2x1bW4iUwoOU3RyZWFtQ29tcGxldGUSDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIkEKDkJhdGNoU3RhdGVtZW50EgsKA3NxbBgBIAEoCRIiCgZwYXJhbXMYAiADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZSIyCgxQYXJhbWV0ZXJTZXQSIgoGdmFsdWVzGAEgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUimwIKE0V4ZWN1dGVCYXRjaFJlcXVlc3QSLwoKc3RhdGVtZW50cxgBIAMoCzIbLmhlbGlvc2RiLnYxLkJhdGNoU3RhdGVtZW50EgsKA3NxbBgCIAEoCRIxCg5wYXJhbWV0ZXJfc2V0cxgDIAMoCzIZLmhlbGlvc2RiLnYxLlBhcmFtZXRlclNldBIOCgZhdG9taWMYBCABKAgSFgoOdHJhbnNhY3Rpb25faWQYBSABKAkSKgoKcm93X2Zvcm1hdBgGIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBITCgtyZXR1cm5fcm93cxgHIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYCCABKAkSEQoJcmVhZF9vbmx5GAkgASgIImwKC0JhdGNoUmVzdWx0EiYKBnJlc3VsdBgBIAEoCzIWLmhlbGlvc2RiLnYxLlJlc3VsdFNldBInCgVlcnJvchgCIAEoCzIYLmhlbGlvc2RiLnYxLkVycm9yRGV0YWlsEgwKBGNvZGUYAyABKAUicwoURXhlY3V0ZUJhdGNoUmVzcG9uc2USKQoHcmVzdWx0cxgBIAMoCzIYLmhlbGlvc2RiLnYxLkJhdGNoUmVzdWx0EhUKDXJvd3NfYWZmZWN0ZWQYAiABKAQSGQoRZXhlY3V0aW9uX3RpbWVfbXMYAyABKAEiNQoOUHJlcGFyZVJlcXVlc3QSCwoDc3FsGAEgASgJEhYKDnRyYW5zYWN0aW9uX2lkGAIgASgJIoABCg9QcmVwYXJlUmVzcG9uc2USFAoMc3RhdGVtZW50X2lkGAEgASgJEhcKD3BhcmFtX3R5cGVfb2lkcxgCIAMoDRIYChBwYXJhbV90eXBlX25hbWVzGAMgAygJEiQKB2NvbHVtbnMYBCADKAsyEy5oZWxpb3NkYi52MS5Db2x1bW4i4QEKFkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QSFAoMc3RhdGVtZW50X2lkGAEgASgJEgsKA3NxbBgCIAEoCRIiCgZwYXJhbXMYAyADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZRIWCg50cmFuc2FjdGlvbl9pZBgEIAEoCRIqCgpyb3dfZm9ybWF0GAUgASgOMhYuaGVsaW9zZGIudjEuUm93Rm9ybWF0EhAKCG1heF9yb3dzGAYgASgNEhcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCRIRCglyZWFkX29ubHkYCCABKAgiQQoXRXhlY3V0ZVByZXBhcmVkUmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IiwKFENsb3NlUHJlcGFyZWRSZXF1ZXN0EhQKDHN0YXRlbWVudF9pZBgBIAEoCSIXChVDbG9zZVByZXBhcmVkUmVzcG9uc2UidgoXQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QSNAoPaXNvbGF0aW9uX2xldmVsGAEgASgOMhsuaGVsaW9zZGIudjEuSXNvbGF0aW9uTGV2ZWwSEQoJcmVhZF9vbmx5GAIgASgIEhIKCmRlZmVycmFibGUYAyABKAgiSwoYQmVnaW5UcmFuc2FjdGlvblJlc3BvbnNlEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSJACg1Db21taXRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCSIQCg5Db21taXRSZXNwb25zZSIpCg9Sb2xsYmFja1JlcXVlc3QSFgoOdHJhbnNhY3Rpb25faWQYASABKAkiEgoQUm9sbGJhY2tSZXNwb25zZSI4ChBTYXZlcG9pbnRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiIQoRU2F2ZXBvaW50UmVzcG9uc2USDAoEbmFtZRgBIAEoCSJCChpSb2xsYmFja1RvU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIh0KG1JvbGxiYWNrVG9TYXZlcG9pbnRSZXNwb25zZSI/ChdSZWxlYXNlU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIhoKGFJlbGVhc2VTYXZlcG9pbnRSZXNwb25zZSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCJ7ChVHZXRTZXJ2ZXJJbmZvUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOZW5naW5lX3ZlcnNpb24YAyABKAkSKQoGbGltaXRzGAQgASgLMhkuaGVsaW9zZGIudjEuU2VydmVyTGltaXRzIqMBCgxTZXJ2ZXJMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SFgoObWF4X3VuYXJ5X3Jvd3MYAiABKA0SHAoUc3RhdGVtZW50X3RpbWVvdXRfbXMYAyABKA0SHQoVbWF4X29wZW5fdHJhbnNhY3Rpb25zGAQgASgNEiMKG3RyYW5zYWN0aW9uX2lkbGVfdGltZW91dF9tcxgFIAEoDSIXChVSZXNlcnZlU2Vzc2lvblJlcXVlc3QiRQoWUmVzZXJ2ZVNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSIrChVSZWxlYXNlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIYChZSZWxlYXNlU2Vzc2lvblJlc3BvbnNlInMKD0NvcHlGcm9tUmVxdWVzdBILCgNzcWwYASABKAkSFgoOdHJhbnNhY3Rpb25faWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBGRhdGEYBCABKAwSFAoMcmVzb2x2ZV9vbmx5GAUgASgIIkQKEENvcHlGcm9tUmVzcG9uc2USFQoNcm93c19hZmZlY3RlZBgBIAEoBBIZChFleGVjdXRpb25fdGltZV9tcxgCIAEoASJtCg1Db3B5VG9SZXF1ZXN0EgsKA3NxbBgBIAEoCRIiCgZwYXJhbXMYAiADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZRIWCg50cmFuc2FjdGlvbl9pZBgDIAEoCRITCgtjaHVua19ieXRlcxgEIAEoDSJYCg5Db3B5VG9SZXNwb25zZRIOCgRkYXRhGAEgASgMSAASLQoIY29tcGxldGUYAiABKAsyGS5oZWxpb3NkYi52MS5Db3B5Q29tcGxldGVIAEIHCgVldmVudCJACgxDb3B5Q29tcGxldGUSFQoNcm93c19hZmZlY3RlZBgBIAEoBBIZChFleGVjdXRpb25fdGltZV9tcxgCIAEoASIhCg1MaXN0ZW5SZXF1ZXN0EhAKCGNoYW5uZWxzGAEgAygJIp4BCg5MaXN0ZW5SZXNwb25zZRIpCgVyZWFkeRgBIAEoCzIYLmhlbGlvc2RiLnYxLkxpc3RlblJlYWR5SAASMQoMbm90aWZpY2F0aW9uGAIgASgLMhkuaGVsaW9zZGIudjEuTm90aWZpY2F0aW9uSAASJQoDZ2FwGAMgASgLMhYuaGVsaW9zZGIudjEuTGlzdGVuR2FwSABCBwoFZXZlbnQiDQoLTGlzdGVuUmVhZHkiRAoMTm90aWZpY2F0aW9uEg8KB2NoYW5uZWwYASABKAkSDwoHcGF5bG9hZBgCIAEoCRISCgpwcm9jZXNzX2lkGAMgASgFIhsKCUxpc3RlbkdhcBIOCgZyZWFzb24YASABKAkqwgEKDklzb2xhdGlvbkxldmVsEh8KG0lTT0xBVElPTl9MRVZFTF9VTlNQRUNJRklFRBAAEiQKIElTT0xBVElPTl9MRVZFTF9SRUFEX1VOQ09NTUlUVEVEEAESIgoeSVNPTEFUSU9OX0xFVkVMX1JFQURfQ09NTUlUVEVEEAISIwofSVNPTEFUSU9OX0xFVkVMX1JFUEVBVEFCTEVfUkVBRBADEiAKHElTT0xBVElPTl9MRVZFTF9TRVJJQUxJWkFCTEUQBDLVDAoPRGF0YWJhc2VTZXJ2aWNlEj4KBVF1ZXJ5EhkuaGVsaW9zZGIudjEuUXVlcnlSZXF1ZXN0GhouaGVsaW9zZGIudjEuUXVlcnlSZXNwb25zZRJECgdFeGVjdXRlEhsuaGVsaW9zZGIudjEuRXhlY3V0ZVJlcXVlc3QaHC5oZWxpb3NkYi52MS5FeGVjdXRlUmVzcG9uc2USUgoLU3RyZWFtUXVlcnkSHy5oZWxpb3NkYi52MS5TdHJlYW1RdWVyeVJlcXVlc3QaIC5oZWxpb3NkYi52MS5TdHJlYW1RdWVyeVJlc3BvbnNlMAESUwoMRXhlY3V0ZUJhdGNoEiAuaGVsaW9zZGIudjEuRXhlY3V0ZUJhdGNoUmVxdWVzdBohLmhlbGlvc2RiLnYxLkV4ZWN1dGVCYXRjaFJlc3BvbnNlEkkKB1ByZXBhcmUSGy5oZWxpb3NkYi52MS5QcmVwYXJlUmVxdWVzdBocLmhlbGlvc2RiLnYxLlByZXBhcmVSZXNwb25zZSIDkAIBElwKD0V4ZWN1dGVQcmVwYXJlZBIjLmhlbGlvc2RiLnYxLkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QaJC5oZWxpb3NkYi52MS5FeGVjdXRlUHJlcGFyZWRSZXNwb25zZRJbCg1DbG9zZVByZXBhcmVkEiEuaGVsaW9zZGIudjEuQ2xvc2VQcmVwYXJlZFJlcXVlc3QaIi5oZWxpb3NkYi52MS5DbG9zZVByZXBhcmVkUmVzcG9uc2UiA5ACAhJkChBCZWdpblRyYW5zYWN0aW9uEiQuaGVsaW9zZGIudjEuQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QaJS5oZWxpb3NkYi52MS5CZWdpblRyYW5zYWN0aW9uUmVzcG9uc2UiA5ACAhJGCgZDb21taXQSGi5oZWxpb3NkYi52MS5Db21taXRSZXF1ZXN0GhsuaGVsaW9zZGIudjEuQ29tbWl0UmVzcG9uc2UiA5ACAhJMCghSb2xsYmFjaxIcLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVxdWVzdBodLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVzcG9uc2UiA5ACAhJKCglTYXZlcG9pbnQSHS5oZWxpb3NkYi52MS5TYXZlcG9pbnRSZXF1ZXN0Gh4uaGVsaW9zZGIudjEuU2F2ZXBvaW50UmVzcG9uc2USaAoTUm9sbGJhY2tUb1NhdmVwb2ludBInLmhlbGlvc2RiLnYxLlJvbGxiYWNrVG9TYXZlcG9pbnRSZXF1ZXN0GiguaGVsaW9zZGIudjEuUm9sbGJhY2tUb1NhdmVwb2ludFJlc3BvbnNlEl8KEFJlbGVhc2VTYXZlcG9pbnQSJC5oZWxpb3NkYi52MS5SZWxlYXNlU2F2ZXBvaW50UmVxdWVzdBolLmhlbGlvc2RiLnYxLlJlbGVhc2VTYXZlcG9pbnRSZXNwb25zZRJbCg1HZXRTZXJ2ZXJJbmZvEiEuaGVsaW9zZGIudjEuR2V0U2VydmVySW5mb1JlcXVlc3QaIi5oZWxpb3NkYi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACARJeCg5SZXNlcnZlU2Vzc2lvbhIiLmhlbGlvc2RiLnYxLlJlc2VydmVTZXNzaW9uUmVxdWVzdBojLmhlbGlvc2RiLnYxLlJlc2VydmVTZXNzaW9uUmVzcG9uc2UiA5ACAhJeCg5SZWxlYXNlU2Vzc2lvbhIiLmhlbGlvc2RiLnYxLlJlbGVhc2VTZXNzaW9uUmVxdWVzdBojLmhlbGlvc2RiLnYxLlJlbGVhc2VTZXNzaW9uUmVzcG9uc2UiA5ACAhJJCghDb3B5RnJvbRIcLmhlbGlvc2RiLnYxLkNvcHlGcm9tUmVxdWVzdBodLmhlbGlvc2RiLnYxLkNvcHlGcm9tUmVzcG9uc2UoARJICgZDb3B5VG8SGi5oZWxpb3NkYi52MS5Db3B5VG9SZXF1ZXN0GhsuaGVsaW9zZGIudjEuQ29weVRvUmVzcG9uc2UiA5ACATABEkgKBkxpc3RlbhIaLmhlbGlvc2RiLnYxLkxpc3RlblJlcXVlc3QaGy5oZWxpb3NkYi52MS5MaXN0ZW5SZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_heliosdb_v1_error, file_heliosdb_v1_value]);
+  fileDesc("ChpoZWxpb3NkYi92MS9kYXRhYmFzZS5wcm90bxILaGVsaW9zZGIudjEiwQEKDFF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSKgoKcm93X2Zvcm1hdBgEIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBIQCghtYXhfcm93cxgFIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSEQoJcmVhZF9vbmx5GAcgASgIIjcKDVF1ZXJ5UmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IoUBCg5FeGVjdXRlUmVxdWVzdBILCgNzcWwYASABKAkSIgoGcGFyYW1zGAIgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUSFgoOdHJhbnNhY3Rpb25faWQYAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhEKCXJlYWRfb25seRgFIAEoCCJUCg9FeGVjdXRlUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIsUBChJTdHJlYW1RdWVyeVJlcXVlc3QSCwoDc3FsGAEgASgJEiIKBnBhcmFtcxgCIAMoCzISLmhlbGlvc2RiLnYxLlZhbHVlEhYKDnRyYW5zYWN0aW9uX2lkGAMgASgJEioKCnJvd19mb3JtYXQYBCABKA4yFi5oZWxpb3NkYi52MS5Sb3dGb3JtYXQSEgoKYmF0Y2hfcm93cxgFIAEoDRITCgtiYXRjaF9ieXRlcxgGIAEoDRIRCglyZWFkX29ubHkYByABKAginwEKE1N0cmVhbVF1ZXJ5UmVzcG9uc2USKwoGaGVhZGVyGAEgASgLMhkuaGVsaW9zZGIudjEuU3RyZWFtSGVhZGVySAASIQoEcm93cxgCIAEoCzIRLmhlbGlvc2RiLnYxLlJvd3NIABIvCghjb21wbGV0ZRgDIAEoCzIbLmhlbGlvc2RiLnYxLlN0cmVhbUNvbXBsZXRlSABCBwoFZXZlbnQiNAoMU3RyZWFtSGVhZGVyEiQKB2NvbHVtbnMYASADKAsyEy5oZWxpb3NkYi52MS5Db2x1bW4iUwoOU3RyZWFtQ29tcGxldGUSDwoHY29tbWFuZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgEEhkKEWV4ZWN1dGlvbl90aW1lX21zGAMgASgBIkEKDkJhdGNoU3RhdGVtZW50EgsKA3NxbBgBIAEoCRIiCgZwYXJhbXMYAiADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZSIyCgxQYXJhbWV0ZXJTZXQSIgoGdmFsdWVzGAEgAygLMhIuaGVsaW9zZGIudjEuVmFsdWUi1QIKE0V4ZWN1dGVCYXRjaFJlcXVlc3QSLwoKc3RhdGVtZW50cxgBIAMoCzIbLmhlbGlvc2RiLnYxLkJhdGNoU3RhdGVtZW50EgsKA3NxbBgCIAEoCRIxCg5wYXJhbWV0ZXJfc2V0cxgDIAMoCzIZLmhlbGlvc2RiLnYxLlBhcmFtZXRlclNldBIOCgZhdG9taWMYBCABKAgSFgoOdHJhbnNhY3Rpb25faWQYBSABKAkSKgoKcm93X2Zvcm1hdBgGIAEoDjIWLmhlbGlvc2RiLnYxLlJvd0Zvcm1hdBITCgtyZXR1cm5fcm93cxgHIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYCCABKAkSEQoJcmVhZF9vbmx5GAkgASgIEjgKEXBhcmFtZXRlcl9jb2x1bW5zGAogASgLMh0uaGVsaW9zZGIudjEuUGFyYW1ldGVyQ29sdW1ucyI2ChBQYXJhbWV0ZXJDb2x1bW5zEhEKCXNldF9jb3VudBgBIAEoDRIPCgdjb2x1bW5zGAIgAygMImwKC0JhdGNoUmVzdWx0EiYKBnJlc3VsdBgBIAEoCzIWLmhlbGlvc2RiLnYxLlJlc3VsdFNldBInCgVlcnJvchgCIAEoCzIYLmhlbGlvc2RiLnYxLkVycm9yRGV0YWlsEgwKBGNvZGUYAyABKAUicwoURXhlY3V0ZUJhdGNoUmVzcG9uc2USKQoHcmVzdWx0cxgBIAMoCzIYLmhlbGlvc2RiLnYxLkJhdGNoUmVzdWx0EhUKDXJvd3NfYWZmZWN0ZWQYAiABKAQSGQoRZXhlY3V0aW9uX3RpbWVfbXMYAyABKAEiNQoOUHJlcGFyZVJlcXVlc3QSCwoDc3FsGAEgASgJEhYKDnRyYW5zYWN0aW9uX2lkGAIgASgJIoABCg9QcmVwYXJlUmVzcG9uc2USFAoMc3RhdGVtZW50X2lkGAEgASgJEhcKD3BhcmFtX3R5cGVfb2lkcxgCIAMoDRIYChBwYXJhbV90eXBlX25hbWVzGAMgAygJEiQKB2NvbHVtbnMYBCADKAsyEy5oZWxpb3NkYi52MS5Db2x1bW4i4QEKFkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QSFAoMc3RhdGVtZW50X2lkGAEgASgJEgsKA3NxbBgCIAEoCRIiCgZwYXJhbXMYAyADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZRIWCg50cmFuc2FjdGlvbl9pZBgEIAEoCRIqCgpyb3dfZm9ybWF0GAUgASgOMhYuaGVsaW9zZGIudjEuUm93Rm9ybWF0EhAKCG1heF9yb3dzGAYgASgNEhcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCRIRCglyZWFkX29ubHkYCCABKAgiQQoXRXhlY3V0ZVByZXBhcmVkUmVzcG9uc2USJgoGcmVzdWx0GAEgASgLMhYuaGVsaW9zZGIudjEuUmVzdWx0U2V0IiwKFENsb3NlUHJlcGFyZWRSZXF1ZXN0EhQKDHN0YXRlbWVudF9pZBgBIAEoCSIXChVDbG9zZVByZXBhcmVkUmVzcG9uc2UidgoXQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QSNAoPaXNvbGF0aW9uX2xldmVsGAEgASgOMhsuaGVsaW9zZGIudjEuSXNvbGF0aW9uTGV2ZWwSEQoJcmVhZF9vbmx5GAIgASgIEhIKCmRlZmVycmFibGUYAyABKAgiSwoYQmVnaW5UcmFuc2FjdGlvblJlc3BvbnNlEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSJACg1Db21taXRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCSIQCg5Db21taXRSZXNwb25zZSIpCg9Sb2xsYmFja1JlcXVlc3QSFgoOdHJhbnNhY3Rpb25faWQYASABKAkiEgoQUm9sbGJhY2tSZXNwb25zZSI4ChBTYXZlcG9pbnRSZXF1ZXN0EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiIQoRU2F2ZXBvaW50UmVzcG9uc2USDAoEbmFtZRgBIAEoCSJCChpSb2xsYmFja1RvU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIh0KG1JvbGxiYWNrVG9TYXZlcG9pbnRSZXNwb25zZSI/ChdSZWxlYXNlU2F2ZXBvaW50UmVxdWVzdBIWCg50cmFuc2FjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIhoKGFJlbGVhc2VTYXZlcG9pbnRSZXNwb25zZSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCJ7ChVHZXRTZXJ2ZXJJbmZvUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIOCgZlbmdpbmUYAiABKAkSFgoOZW5naW5lX3ZlcnNpb24YAyABKAkSKQoGbGltaXRzGAQgASgLMhkuaGVsaW9zZGIudjEuU2VydmVyTGltaXRzIqMBCgxTZXJ2ZXJMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SFgoObWF4X3VuYXJ5X3Jvd3MYAiABKA0SHAoUc3RhdGVtZW50X3RpbWVvdXRfbXMYAyABKA0SHQoVbWF4X29wZW5fdHJhbnNhY3Rpb25zGAQgASgNEiMKG3RyYW5zYWN0aW9uX2lkbGVfdGltZW91dF9tcxgFIAEoDSIXChVSZXNlcnZlU2Vzc2lvblJlcXVlc3QiRQoWUmVzZXJ2ZVNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhcKD2lkbGVfdGltZW91dF9tcxgCIAEoDSIrChVSZWxlYXNlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIYChZSZWxlYXNlU2Vzc2lvblJlc3BvbnNlInMKD0NvcHlGcm9tUmVxdWVzdBILCgNzcWwYASABKAkSFgoOdHJhbnNhY3Rpb25faWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBGRhdGEYBCABKAwSFAoMcmVzb2x2ZV9vbmx5GAUgASgIIkQKEENvcHlGcm9tUmVzcG9uc2USFQoNcm93c19hZmZlY3RlZBgBIAEoBBIZChFleGVjdXRpb25fdGltZV9tcxgCIAEoASJtCg1Db3B5VG9SZXF1ZXN0EgsKA3NxbBgBIAEoCRIiCgZwYXJhbXMYAiADKAsyEi5oZWxpb3NkYi52MS5WYWx1ZRIWCg50cmFuc2FjdGlvbl9pZBgDIAEoCRITCgtjaHVua19ieXRlcxgEIAEoDSJYCg5Db3B5VG9SZXNwb25zZRIOCgRkYXRhGAEgASgMSAASLQoIY29tcGxldGUYAiABKAsyGS5oZWxpb3NkYi52MS5Db3B5Q29tcGxldGVIAEIHCgVldmVudCJACgxDb3B5Q29tcGxldGUSFQoNcm93c19hZmZlY3RlZBgBIAEoBBIZChFleGVjdXRpb25fdGltZV9tcxgCIAEoASIhCg1MaXN0ZW5SZXF1ZXN0EhAKCGNoYW5uZWxzGAEgAygJIp4BCg5MaXN0ZW5SZXNwb25zZRIpCgVyZWFkeRgBIAEoCzIYLmhlbGlvc2RiLnYxLkxpc3RlblJlYWR5SAASMQoMbm90aWZpY2F0aW9uGAIgASgLMhkuaGVsaW9zZGIudjEuTm90aWZpY2F0aW9uSAASJQoDZ2FwGAMgASgLMhYuaGVsaW9zZGIudjEuTGlzdGVuR2FwSABCBwoFZXZlbnQiDQoLTGlzdGVuUmVhZHkiRAoMTm90aWZpY2F0aW9uEg8KB2NoYW5uZWwYASABKAkSDwoHcGF5bG9hZBgCIAEoCRISCgpwcm9jZXNzX2lkGAMgASgFIhsKCUxpc3RlbkdhcBIOCgZyZWFzb24YASABKAkqwgEKDklzb2xhdGlvbkxldmVsEh8KG0lTT0xBVElPTl9MRVZFTF9VTlNQRUNJRklFRBAAEiQKIElTT0xBVElPTl9MRVZFTF9SRUFEX1VOQ09NTUlUVEVEEAESIgoeSVNPTEFUSU9OX0xFVkVMX1JFQURfQ09NTUlUVEVEEAISIwofSVNPTEFUSU9OX0xFVkVMX1JFUEVBVEFCTEVfUkVBRBADEiAKHElTT0xBVElPTl9MRVZFTF9TRVJJQUxJWkFCTEUQBDLVDAoPRGF0YWJhc2VTZXJ2aWNlEj4KBVF1ZXJ5EhkuaGVsaW9zZGIudjEuUXVlcnlSZXF1ZXN0GhouaGVsaW9zZGIudjEuUXVlcnlSZXNwb25zZRJECgdFeGVjdXRlEhsuaGVsaW9zZGIudjEuRXhlY3V0ZVJlcXVlc3QaHC5oZWxpb3NkYi52MS5FeGVjdXRlUmVzcG9uc2USUgoLU3RyZWFtUXVlcnkSHy5oZWxpb3NkYi52MS5TdHJlYW1RdWVyeVJlcXVlc3QaIC5oZWxpb3NkYi52MS5TdHJlYW1RdWVyeVJlc3BvbnNlMAESUwoMRXhlY3V0ZUJhdGNoEiAuaGVsaW9zZGIudjEuRXhlY3V0ZUJhdGNoUmVxdWVzdBohLmhlbGlvc2RiLnYxLkV4ZWN1dGVCYXRjaFJlc3BvbnNlEkkKB1ByZXBhcmUSGy5oZWxpb3NkYi52MS5QcmVwYXJlUmVxdWVzdBocLmhlbGlvc2RiLnYxLlByZXBhcmVSZXNwb25zZSIDkAIBElwKD0V4ZWN1dGVQcmVwYXJlZBIjLmhlbGlvc2RiLnYxLkV4ZWN1dGVQcmVwYXJlZFJlcXVlc3QaJC5oZWxpb3NkYi52MS5FeGVjdXRlUHJlcGFyZWRSZXNwb25zZRJbCg1DbG9zZVByZXBhcmVkEiEuaGVsaW9zZGIudjEuQ2xvc2VQcmVwYXJlZFJlcXVlc3QaIi5oZWxpb3NkYi52MS5DbG9zZVByZXBhcmVkUmVzcG9uc2UiA5ACAhJkChBCZWdpblRyYW5zYWN0aW9uEiQuaGVsaW9zZGIudjEuQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QaJS5oZWxpb3NkYi52MS5CZWdpblRyYW5zYWN0aW9uUmVzcG9uc2UiA5ACAhJGCgZDb21taXQSGi5oZWxpb3NkYi52MS5Db21taXRSZXF1ZXN0GhsuaGVsaW9zZGIudjEuQ29tbWl0UmVzcG9uc2UiA5ACAhJMCghSb2xsYmFjaxIcLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVxdWVzdBodLmhlbGlvc2RiLnYxLlJvbGxiYWNrUmVzcG9uc2UiA5ACAhJKCglTYXZlcG9pbnQSHS5oZWxpb3NkYi52MS5TYXZlcG9pbnRSZXF1ZXN0Gh4uaGVsaW9zZGIudjEuU2F2ZXBvaW50UmVzcG9uc2USaAoTUm9sbGJhY2tUb1NhdmVwb2ludBInLmhlbGlvc2RiLnYxLlJvbGxiYWNrVG9TYXZlcG9pbnRSZXF1ZXN0GiguaGVsaW9zZGIudjEuUm9sbGJhY2tUb1NhdmVwb2ludFJlc3BvbnNlEl8KEFJlbGVhc2VTYXZlcG9pbnQSJC5oZWxpb3NkYi52MS5SZWxlYXNlU2F2ZXBvaW50UmVxdWVzdBolLmhlbGlvc2RiLnYxLlJlbGVhc2VTYXZlcG9pbnRSZXNwb25zZRJbCg1HZXRTZXJ2ZXJJbmZvEiEuaGVsaW9zZGIudjEuR2V0U2VydmVySW5mb1JlcXVlc3QaIi5oZWxpb3NkYi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACARJeCg5SZXNlcnZlU2Vzc2lvbhIiLmhlbGlvc2RiLnYxLlJlc2VydmVTZXNzaW9uUmVxdWVzdBojLmhlbGlvc2RiLnYxLlJlc2VydmVTZXNzaW9uUmVzcG9uc2UiA5ACAhJeCg5SZWxlYXNlU2Vzc2lvbhIiLmhlbGlvc2RiLnYxLlJlbGVhc2VTZXNzaW9uUmVxdWVzdBojLmhlbGlvc2RiLnYxLlJlbGVhc2VTZXNzaW9uUmVzcG9uc2UiA5ACAhJJCghDb3B5RnJvbRIcLmhlbGlvc2RiLnYxLkNvcHlGcm9tUmVxdWVzdBodLmhlbGlvc2RiLnYxLkNvcHlGcm9tUmVzcG9uc2UoARJICgZDb3B5VG8SGi5oZWxpb3NkYi52MS5Db3B5VG9SZXF1ZXN0GhsuaGVsaW9zZGIudjEuQ29weVRvUmVzcG9uc2UiA5ACATABEkgKBkxpc3RlbhIaLmhlbGlvc2RiLnYxLkxpc3RlblJlcXVlc3QaGy5oZWxpb3NkYi52MS5MaXN0ZW5SZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_heliosdb_v1_error, file_heliosdb_v1_value]);
 
 /**
  * @generated from message heliosdb.v1.QueryRequest
@@ -415,6 +415,15 @@ export type ExecuteBatchRequest = Message<"heliosdb.v1.ExecuteBatchRequest"> & {
    * @generated from field: bool read_only = 9;
    */
   readOnly: boolean;
+
+  /**
+   * ... or one statement (sql) with its parameter sets as columns, instead of parameter_sets:
+   * cheaper to build and to read than a Value per parameter. A server that predates this field
+   * sees no parameter sets and answers no results.
+   *
+   * @generated from field: heliosdb.v1.ParameterColumns parameter_columns = 10;
+   */
+  parameterColumns?: ParameterColumns | undefined;
 };
 
 /**
@@ -423,6 +432,36 @@ export type ExecuteBatchRequest = Message<"heliosdb.v1.ExecuteBatchRequest"> & {
  */
 export const ExecuteBatchRequestSchema: GenMessage<ExecuteBatchRequest> = /*@__PURE__*/
   messageDesc(file_heliosdb_v1_database, 10);
+
+/**
+ * The parameter sets of one statement, one column per parameter: column i holds parameter $i+1
+ * of every set, in order, each as a cell of the compact encoding (see Rows.compact): a varint of
+ * (byte length + 1), 0 meaning NULL, followed by the parameter's PostgreSQL text form in UTF-8.
+ *
+ * @generated from message heliosdb.v1.ParameterColumns
+ */
+export type ParameterColumns = Message<"heliosdb.v1.ParameterColumns"> & {
+  /**
+   * Number of parameter sets; every column holds exactly this many cells.
+   *
+   * @generated from field: uint32 set_count = 1;
+   */
+  setCount: number;
+
+  /**
+   * At least one column.
+   *
+   * @generated from field: repeated bytes columns = 2;
+   */
+  columns: Uint8Array[];
+};
+
+/**
+ * Describes the message heliosdb.v1.ParameterColumns.
+ * Use `create(ParameterColumnsSchema)` to create a new message.
+ */
+export const ParameterColumnsSchema: GenMessage<ParameterColumns> = /*@__PURE__*/
+  messageDesc(file_heliosdb_v1_database, 11);
 
 /**
  * The outcome of one statement of a batch.
@@ -457,7 +496,7 @@ export type BatchResult = Message<"heliosdb.v1.BatchResult"> & {
  * Use `create(BatchResultSchema)` to create a new message.
  */
 export const BatchResultSchema: GenMessage<BatchResult> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 11);
+  messageDesc(file_heliosdb_v1_database, 12);
 
 /**
  * @generated from message heliosdb.v1.ExecuteBatchResponse
@@ -486,7 +525,7 @@ export type ExecuteBatchResponse = Message<"heliosdb.v1.ExecuteBatchResponse"> &
  * Use `create(ExecuteBatchResponseSchema)` to create a new message.
  */
 export const ExecuteBatchResponseSchema: GenMessage<ExecuteBatchResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 12);
+  messageDesc(file_heliosdb_v1_database, 13);
 
 /**
  * @generated from message heliosdb.v1.PrepareRequest
@@ -508,7 +547,7 @@ export type PrepareRequest = Message<"heliosdb.v1.PrepareRequest"> & {
  * Use `create(PrepareRequestSchema)` to create a new message.
  */
 export const PrepareRequestSchema: GenMessage<PrepareRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 13);
+  messageDesc(file_heliosdb_v1_database, 14);
 
 /**
  * @generated from message heliosdb.v1.PrepareResponse
@@ -547,7 +586,7 @@ export type PrepareResponse = Message<"heliosdb.v1.PrepareResponse"> & {
  * Use `create(PrepareResponseSchema)` to create a new message.
  */
 export const PrepareResponseSchema: GenMessage<PrepareResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 14);
+  messageDesc(file_heliosdb_v1_database, 15);
 
 /**
  * @generated from message heliosdb.v1.ExecutePreparedRequest
@@ -606,7 +645,7 @@ export type ExecutePreparedRequest = Message<"heliosdb.v1.ExecutePreparedRequest
  * Use `create(ExecutePreparedRequestSchema)` to create a new message.
  */
 export const ExecutePreparedRequestSchema: GenMessage<ExecutePreparedRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 15);
+  messageDesc(file_heliosdb_v1_database, 16);
 
 /**
  * @generated from message heliosdb.v1.ExecutePreparedResponse
@@ -623,7 +662,7 @@ export type ExecutePreparedResponse = Message<"heliosdb.v1.ExecutePreparedRespon
  * Use `create(ExecutePreparedResponseSchema)` to create a new message.
  */
 export const ExecutePreparedResponseSchema: GenMessage<ExecutePreparedResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 16);
+  messageDesc(file_heliosdb_v1_database, 17);
 
 /**
  * @generated from message heliosdb.v1.ClosePreparedRequest
@@ -640,7 +679,7 @@ export type ClosePreparedRequest = Message<"heliosdb.v1.ClosePreparedRequest"> &
  * Use `create(ClosePreparedRequestSchema)` to create a new message.
  */
 export const ClosePreparedRequestSchema: GenMessage<ClosePreparedRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 17);
+  messageDesc(file_heliosdb_v1_database, 18);
 
 /**
  * @generated from message heliosdb.v1.ClosePreparedResponse
@@ -653,7 +692,7 @@ export type ClosePreparedResponse = Message<"heliosdb.v1.ClosePreparedResponse">
  * Use `create(ClosePreparedResponseSchema)` to create a new message.
  */
 export const ClosePreparedResponseSchema: GenMessage<ClosePreparedResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 18);
+  messageDesc(file_heliosdb_v1_database, 19);
 
 /**
  * @generated from message heliosdb.v1.BeginTransactionRequest
@@ -682,7 +721,7 @@ export type BeginTransactionRequest = Message<"heliosdb.v1.BeginTransactionReque
  * Use `create(BeginTransactionRequestSchema)` to create a new message.
  */
 export const BeginTransactionRequestSchema: GenMessage<BeginTransactionRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 19);
+  messageDesc(file_heliosdb_v1_database, 20);
 
 /**
  * @generated from message heliosdb.v1.BeginTransactionResponse
@@ -706,7 +745,7 @@ export type BeginTransactionResponse = Message<"heliosdb.v1.BeginTransactionResp
  * Use `create(BeginTransactionResponseSchema)` to create a new message.
  */
 export const BeginTransactionResponseSchema: GenMessage<BeginTransactionResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 20);
+  messageDesc(file_heliosdb_v1_database, 21);
 
 /**
  * @generated from message heliosdb.v1.CommitRequest
@@ -730,7 +769,7 @@ export type CommitRequest = Message<"heliosdb.v1.CommitRequest"> & {
  * Use `create(CommitRequestSchema)` to create a new message.
  */
 export const CommitRequestSchema: GenMessage<CommitRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 21);
+  messageDesc(file_heliosdb_v1_database, 22);
 
 /**
  * @generated from message heliosdb.v1.CommitResponse
@@ -743,7 +782,7 @@ export type CommitResponse = Message<"heliosdb.v1.CommitResponse"> & {
  * Use `create(CommitResponseSchema)` to create a new message.
  */
 export const CommitResponseSchema: GenMessage<CommitResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 22);
+  messageDesc(file_heliosdb_v1_database, 23);
 
 /**
  * @generated from message heliosdb.v1.RollbackRequest
@@ -760,7 +799,7 @@ export type RollbackRequest = Message<"heliosdb.v1.RollbackRequest"> & {
  * Use `create(RollbackRequestSchema)` to create a new message.
  */
 export const RollbackRequestSchema: GenMessage<RollbackRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 23);
+  messageDesc(file_heliosdb_v1_database, 24);
 
 /**
  * @generated from message heliosdb.v1.RollbackResponse
@@ -773,7 +812,7 @@ export type RollbackResponse = Message<"heliosdb.v1.RollbackResponse"> & {
  * Use `create(RollbackResponseSchema)` to create a new message.
  */
 export const RollbackResponseSchema: GenMessage<RollbackResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 24);
+  messageDesc(file_heliosdb_v1_database, 25);
 
 /**
  * @generated from message heliosdb.v1.SavepointRequest
@@ -797,7 +836,7 @@ export type SavepointRequest = Message<"heliosdb.v1.SavepointRequest"> & {
  * Use `create(SavepointRequestSchema)` to create a new message.
  */
 export const SavepointRequestSchema: GenMessage<SavepointRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 25);
+  messageDesc(file_heliosdb_v1_database, 26);
 
 /**
  * @generated from message heliosdb.v1.SavepointResponse
@@ -814,7 +853,7 @@ export type SavepointResponse = Message<"heliosdb.v1.SavepointResponse"> & {
  * Use `create(SavepointResponseSchema)` to create a new message.
  */
 export const SavepointResponseSchema: GenMessage<SavepointResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 26);
+  messageDesc(file_heliosdb_v1_database, 27);
 
 /**
  * @generated from message heliosdb.v1.RollbackToSavepointRequest
@@ -836,7 +875,7 @@ export type RollbackToSavepointRequest = Message<"heliosdb.v1.RollbackToSavepoin
  * Use `create(RollbackToSavepointRequestSchema)` to create a new message.
  */
 export const RollbackToSavepointRequestSchema: GenMessage<RollbackToSavepointRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 27);
+  messageDesc(file_heliosdb_v1_database, 28);
 
 /**
  * @generated from message heliosdb.v1.RollbackToSavepointResponse
@@ -849,7 +888,7 @@ export type RollbackToSavepointResponse = Message<"heliosdb.v1.RollbackToSavepoi
  * Use `create(RollbackToSavepointResponseSchema)` to create a new message.
  */
 export const RollbackToSavepointResponseSchema: GenMessage<RollbackToSavepointResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 28);
+  messageDesc(file_heliosdb_v1_database, 29);
 
 /**
  * @generated from message heliosdb.v1.ReleaseSavepointRequest
@@ -871,7 +910,7 @@ export type ReleaseSavepointRequest = Message<"heliosdb.v1.ReleaseSavepointReque
  * Use `create(ReleaseSavepointRequestSchema)` to create a new message.
  */
 export const ReleaseSavepointRequestSchema: GenMessage<ReleaseSavepointRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 29);
+  messageDesc(file_heliosdb_v1_database, 30);
 
 /**
  * @generated from message heliosdb.v1.ReleaseSavepointResponse
@@ -884,7 +923,7 @@ export type ReleaseSavepointResponse = Message<"heliosdb.v1.ReleaseSavepointResp
  * Use `create(ReleaseSavepointResponseSchema)` to create a new message.
  */
 export const ReleaseSavepointResponseSchema: GenMessage<ReleaseSavepointResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 30);
+  messageDesc(file_heliosdb_v1_database, 31);
 
 /**
  * @generated from message heliosdb.v1.GetServerInfoRequest
@@ -897,7 +936,7 @@ export type GetServerInfoRequest = Message<"heliosdb.v1.GetServerInfoRequest"> &
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 31);
+  messageDesc(file_heliosdb_v1_database, 32);
 
 /**
  * @generated from message heliosdb.v1.GetServerInfoResponse
@@ -935,7 +974,7 @@ export type GetServerInfoResponse = Message<"heliosdb.v1.GetServerInfoResponse">
  * Use `create(GetServerInfoResponseSchema)` to create a new message.
  */
 export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 32);
+  messageDesc(file_heliosdb_v1_database, 33);
 
 /**
  * @generated from message heliosdb.v1.ServerLimits
@@ -982,7 +1021,7 @@ export type ServerLimits = Message<"heliosdb.v1.ServerLimits"> & {
  * Use `create(ServerLimitsSchema)` to create a new message.
  */
 export const ServerLimitsSchema: GenMessage<ServerLimits> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 33);
+  messageDesc(file_heliosdb_v1_database, 34);
 
 /**
  * @generated from message heliosdb.v1.ReserveSessionRequest
@@ -995,7 +1034,7 @@ export type ReserveSessionRequest = Message<"heliosdb.v1.ReserveSessionRequest">
  * Use `create(ReserveSessionRequestSchema)` to create a new message.
  */
 export const ReserveSessionRequestSchema: GenMessage<ReserveSessionRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 34);
+  messageDesc(file_heliosdb_v1_database, 35);
 
 /**
  * @generated from message heliosdb.v1.ReserveSessionResponse
@@ -1021,7 +1060,7 @@ export type ReserveSessionResponse = Message<"heliosdb.v1.ReserveSessionResponse
  * Use `create(ReserveSessionResponseSchema)` to create a new message.
  */
 export const ReserveSessionResponseSchema: GenMessage<ReserveSessionResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 35);
+  messageDesc(file_heliosdb_v1_database, 36);
 
 /**
  * @generated from message heliosdb.v1.ReleaseSessionRequest
@@ -1038,7 +1077,7 @@ export type ReleaseSessionRequest = Message<"heliosdb.v1.ReleaseSessionRequest">
  * Use `create(ReleaseSessionRequestSchema)` to create a new message.
  */
 export const ReleaseSessionRequestSchema: GenMessage<ReleaseSessionRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 36);
+  messageDesc(file_heliosdb_v1_database, 37);
 
 /**
  * @generated from message heliosdb.v1.ReleaseSessionResponse
@@ -1051,7 +1090,7 @@ export type ReleaseSessionResponse = Message<"heliosdb.v1.ReleaseSessionResponse
  * Use `create(ReleaseSessionResponseSchema)` to create a new message.
  */
 export const ReleaseSessionResponseSchema: GenMessage<ReleaseSessionResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 37);
+  messageDesc(file_heliosdb_v1_database, 38);
 
 /**
  * @generated from message heliosdb.v1.CopyFromRequest
@@ -1100,7 +1139,7 @@ export type CopyFromRequest = Message<"heliosdb.v1.CopyFromRequest"> & {
  * Use `create(CopyFromRequestSchema)` to create a new message.
  */
 export const CopyFromRequestSchema: GenMessage<CopyFromRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 38);
+  messageDesc(file_heliosdb_v1_database, 39);
 
 /**
  * @generated from message heliosdb.v1.CopyFromResponse
@@ -1124,7 +1163,7 @@ export type CopyFromResponse = Message<"heliosdb.v1.CopyFromResponse"> & {
  * Use `create(CopyFromResponseSchema)` to create a new message.
  */
 export const CopyFromResponseSchema: GenMessage<CopyFromResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 39);
+  messageDesc(file_heliosdb_v1_database, 40);
 
 /**
  * @generated from message heliosdb.v1.CopyToRequest
@@ -1162,7 +1201,7 @@ export type CopyToRequest = Message<"heliosdb.v1.CopyToRequest"> & {
  * Use `create(CopyToRequestSchema)` to create a new message.
  */
 export const CopyToRequestSchema: GenMessage<CopyToRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 40);
+  messageDesc(file_heliosdb_v1_database, 41);
 
 /**
  * @generated from message heliosdb.v1.CopyToResponse
@@ -1195,7 +1234,7 @@ export type CopyToResponse = Message<"heliosdb.v1.CopyToResponse"> & {
  * Use `create(CopyToResponseSchema)` to create a new message.
  */
 export const CopyToResponseSchema: GenMessage<CopyToResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 41);
+  messageDesc(file_heliosdb_v1_database, 42);
 
 /**
  * @generated from message heliosdb.v1.CopyComplete
@@ -1217,7 +1256,7 @@ export type CopyComplete = Message<"heliosdb.v1.CopyComplete"> & {
  * Use `create(CopyCompleteSchema)` to create a new message.
  */
 export const CopyCompleteSchema: GenMessage<CopyComplete> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 42);
+  messageDesc(file_heliosdb_v1_database, 43);
 
 /**
  * @generated from message heliosdb.v1.ListenRequest
@@ -1236,7 +1275,7 @@ export type ListenRequest = Message<"heliosdb.v1.ListenRequest"> & {
  * Use `create(ListenRequestSchema)` to create a new message.
  */
 export const ListenRequestSchema: GenMessage<ListenRequest> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 43);
+  messageDesc(file_heliosdb_v1_database, 44);
 
 /**
  * @generated from message heliosdb.v1.ListenResponse
@@ -1278,7 +1317,7 @@ export type ListenResponse = Message<"heliosdb.v1.ListenResponse"> & {
  * Use `create(ListenResponseSchema)` to create a new message.
  */
 export const ListenResponseSchema: GenMessage<ListenResponse> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 44);
+  messageDesc(file_heliosdb_v1_database, 45);
 
 /**
  * @generated from message heliosdb.v1.ListenReady
@@ -1291,7 +1330,7 @@ export type ListenReady = Message<"heliosdb.v1.ListenReady"> & {
  * Use `create(ListenReadySchema)` to create a new message.
  */
 export const ListenReadySchema: GenMessage<ListenReady> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 45);
+  messageDesc(file_heliosdb_v1_database, 46);
 
 /**
  * @generated from message heliosdb.v1.Notification
@@ -1320,7 +1359,7 @@ export type Notification = Message<"heliosdb.v1.Notification"> & {
  * Use `create(NotificationSchema)` to create a new message.
  */
 export const NotificationSchema: GenMessage<Notification> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 46);
+  messageDesc(file_heliosdb_v1_database, 47);
 
 /**
  * @generated from message heliosdb.v1.ListenGap
@@ -1339,7 +1378,7 @@ export type ListenGap = Message<"heliosdb.v1.ListenGap"> & {
  * Use `create(ListenGapSchema)` to create a new message.
  */
 export const ListenGapSchema: GenMessage<ListenGap> = /*@__PURE__*/
-  messageDesc(file_heliosdb_v1_database, 47);
+  messageDesc(file_heliosdb_v1_database, 48);
 
 /**
  * Transaction isolation levels. PostgreSQL runs READ UNCOMMITTED as READ COMMITTED.

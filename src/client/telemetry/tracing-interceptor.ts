@@ -88,6 +88,7 @@ interface SqlFields {
   sql?: string;
   statements?: { sql: string }[];
   parameterSets?: unknown[];
+  parameterColumns?: { setCount: number };
 }
 
 /** What a call is, in the semantic conventions' terms. */
@@ -102,7 +103,8 @@ function describe(
   let batchSize = 0;
   if (method === 'ExecuteBatch') {
     const sqls = m.statements && m.statements.length > 0 ? m.statements.map((s) => s.sql) : [text];
-    batchSize = m.statements && m.statements.length > 0 ? m.statements.length : (m.parameterSets?.length ?? 0);
+    batchSize =
+      m.statements && m.statements.length > 0 ? m.statements.length : (m.parameterColumns?.setCount ?? m.parameterSets?.length ?? 0);
     text = sqls.join('; ');
     const ops = [...new Set(sqls.map(sqlOperationName))];
     operation = `BATCH${ops.length === 1 && ops[0] ? ` ${ops[0]}` : ''}`;

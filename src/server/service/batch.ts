@@ -27,6 +27,7 @@ import type { PipelineOutcome, PipelineStatement } from '../pg/pg-pipeline.js';
 import { ResultCollector } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { CountingSink } from './exec.js';
+import { statementsOfColumns } from './parameter-columns.js';
 import { runUnnestChunk } from './unnest-chunk.js';
 
 const batchSavepoint = 'heliosdb_batch';
@@ -49,10 +50,17 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         reason: ErrorReason.INVALID_REQUEST,
       });
     }
+    if (req.parameterColumns && (req.statements.length > 0 || req.parameterSets.length > 0)) {
+      throw serverError(Code.InvalidArgument, 'send parameter_columns with sql alone, not with statements or parameter_sets', {
+        reason: ErrorReason.INVALID_REQUEST,
+      });
+    }
     const statements: PipelineStatement[] =
       req.statements.length > 0
         ? req.statements.map((s) => ({ text: s.sql, values: c.params(s.params) }))
-        : req.parameterSets.map((p) => ({ text: req.sql, values: c.params(p.values) }));
+        : req.parameterColumns
+          ? statementsOfColumns(req.sql, req.parameterColumns)
+          : req.parameterSets.map((p) => ({ text: req.sql, values: c.params(p.values) }));
     for (const s of statements) c.requireSql(s.text);
     const keyed = c.keyedCall(req, ctx, 'ExecuteBatch', ExecuteBatchRequestSchema, ExecuteBatchResponseSchema);
     const texts = req.statements.length > 0 ? req.statements.map((s) => s.sql) : req.sql ? [req.sql] : [];
@@ -64,7 +72,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         : 'none';
     const format = req.rowFormat || RowFormat.VALUES;
     // One statement with many parameter sets (executeMany): a chunk may run as one statement.
-    const single = req.statements.length === 0 && req.parameterSets.length > 1;
+    const single = req.statements.length === 0 && statements.length > 1;
     const t0 = performance.now();
     /** The exact count of a chunk run as one statement (its per-set counts may be 0). */
     let unnestTotal: bigint | undefined;

@@ -23,7 +23,8 @@ import type { TypeNames } from '../type-names.js';
 import { paramToText } from '../values.js';
 
 /** Most parameters one statement takes: the protocol's Bind message counts them in 16 bits. */
-const maxParameters = 65535;
+/** Most parameters one statement takes (the protocol's Bind message counts them in 16 bits). */
+export const maxParameters = 65535;
 
 /** What the service runs on. */
 export interface ServiceDeps {

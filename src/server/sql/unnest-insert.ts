@@ -111,7 +111,9 @@ export function arrayLiteral(values: readonly (string | null)[]): string {
   for (let i = 0; i < values.length; i++) {
     if (i > 0) out += ',';
     const v = values[i];
-    out += v === null ? 'NULL' : `"${v.replace(/[\\"]/g, '\\$&')}"`;
+    if (v === null) out += 'NULL';
+    else if (v.indexOf('"') === -1 && v.indexOf('\\') === -1) out += `"${v}"`;
+    else out += `"${v.replace(/[\\"]/g, '\\$&')}"`;
   }
   return `${out}}`;
 }
