@@ -313,3 +313,31 @@ describeEachBackend('transactions', (backend) => {
     });
   });
 });
+
+describeEachBackend('transactions on one pooled connection', (backend) => {
+  const s = useServer(backend, { poolSize: 1 });
+
+  test('every transaction stops watching its connection when it ends (no listener piles up on it)', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => {
+      if (w.name === 'MaxListenersExceededWarning') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 25; i++) {
+        const { transactionId } = await s().db.beginTransaction({});
+        await s().db.query({ sql: 'SELECT 1', transactionId });
+        if (i % 2 === 0) await s().db.commit({ transactionId });
+        else await s().db.rollback({ transactionId });
+      }
+      // Warnings are emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(
+      warnings.map((w) => w.message),
+      [],
+    );
+  });
+});

@@ -35,6 +35,8 @@ export interface Session {
   /** Serialises calls: each call chains on the previous one. */
   tail: Promise<void>;
   closed: boolean;
+  /** Stops watching the connection for its loss (when the session ends; the connection lives on). */
+  unwatch: () => void;
 }
 
 /** Limits of {@link SessionManager}. */
@@ -116,6 +118,7 @@ export class SessionManager {
       timer: undefined,
       tail: Promise.resolve(),
       closed: false,
+      unwatch: () => {},
     };
     this.sessions.set(id, session);
     this.arm(session);
@@ -129,6 +132,10 @@ export class SessionManager {
     };
     conn.once('error', lost);
     conn.once('end', lost);
+    session.unwatch = () => {
+      conn.removeListener('error', lost);
+      conn.removeListener('end', lost);
+    };
     return session;
   }
 
@@ -330,6 +337,7 @@ export class SessionManager {
   private close(session: Session, destroy: boolean): void {
     if (session.closed) return;
     session.closed = true;
+    session.unwatch();
     if (session.timer) clearTimeout(session.timer);
     this.sessions.delete(session.id);
     this.count(session.owner, -1);
