@@ -112,6 +112,13 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
       statements: PipelineStatement[],
       o: { atomic: boolean; inTx: boolean; returnRows: boolean; format: RowFormat; steps: GuardSteps },
     ): Promise<BatchResult[]> {
+      if (o.atomic && !o.returnRows && single) {
+        const one = await runUnnestChunk(backend, conn, statements, { inTx: o.inTx, steps: o.steps, signal: ctx.signal });
+        if (one) {
+          unnestTotal = one.rowsAffected;
+          return one.results;
+        }
+      }
       const results: BatchResult[] = statements.map(() => create(BatchResultSchema));
       const collectors: (ResultCollector | CountingSink)[] = [];
       const fresh = (i: number) =>
@@ -146,13 +153,6 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         results[i].code = err.code;
       };
 
-      if (o.atomic && !o.returnRows && single) {
-        const one = await runUnnestChunk(backend, conn, statements, { inTx: o.inTx, steps: o.steps, signal: ctx.signal });
-        if (one) {
-          unnestTotal = one.rowsAffected;
-          return one.results;
-        }
-      }
       if (o.atomic) {
         const list = o.inTx ? [sp, ...statements, release] : statements;
         const offset = o.inTx ? 1 : 0;

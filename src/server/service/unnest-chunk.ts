@@ -96,10 +96,10 @@ export async function runUnnestChunk(
     return undefined;
   }
   const each = sink.rowsAffected === BigInt(statements.length) ? 1n : 0n;
-  const results = statements.map(() =>
-    create(BatchResultSchema, {
-      result: create(ResultSetSchema, { command: sink.command || 'INSERT', rowsAffected: each }),
-    }),
-  );
+  // Every set has the same outcome: one message, listed once per set (it is only serialized).
+  const one = create(BatchResultSchema, {
+    result: create(ResultSetSchema, { command: sink.command || 'INSERT', rowsAffected: each }),
+  });
+  const results = statements.map(() => one);
   return { results, rowsAffected: sink.rowsAffected };
 }
