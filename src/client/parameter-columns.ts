@@ -12,8 +12,8 @@ import type { ParameterChunk } from './batch.js';
 import type { ResolvedConnectionConfig } from './config.js';
 import { toHeliosError } from './errors.js';
 import { CompactWriter } from './protocol/compact.js';
-import { paramToText } from './protocol/param-text.js';
-import { toParams } from './protocol/params.js';
+import { paramToText, scalarParamText } from './protocol/param-text.js';
+import { maxParameters, toParam } from './protocol/params.js';
 
 /** Whether the client's server reads `parameter_columns`: a HeliosDB server, not `postgres://` or `cql://`. */
 export function readsParameterColumns(config: Pick<ResolvedConnectionConfig, 'url'> & { urls?: readonly string[] }): boolean {
@@ -21,10 +21,10 @@ export function readsParameterColumns(config: Pick<ResolvedConnectionConfig, 'ur
   return !/^(postgres|postgresql|cql):/i.test(url);
 }
 
-/** Whether `paramSets` can travel as columns: every set an array of the same, non-zero length. */
+/** Whether `paramSets` can travel as columns: every set an array of the same length, 1 to 65535. */
 export function fitsColumns(paramSets: readonly (readonly unknown[])[]): boolean {
   const k = Array.isArray(paramSets[0]) ? paramSets[0].length : 0;
-  if (k === 0) return false;
+  if (k === 0 || k > maxParameters) return false;
   for (const s of paramSets) if (!Array.isArray(s) || s.length !== k) return false;
   return true;
 }
@@ -36,12 +36,17 @@ function cellBytes(text: string | null): number {
 
 /** The texts of one parameter set, as the server would make them; errors as the server gives them. */
 function textsOf(set: readonly unknown[]): (string | null)[] {
-  const values = toParams(set);
+  const out = new Array<string | null>(set.length);
   try {
-    return values.map((v, i) => paramToText(v, i));
+    for (let i = 0; i < set.length; i++) {
+      const v = set[i];
+      const t = scalarParamText(v, i);
+      out[i] = t !== undefined ? t : paramToText(toParam(v, i), i);
+    }
   } catch (e) {
     throw e instanceof ConnectError ? toHeliosError(e) : e;
   }
+  return out;
 }
 
 /**

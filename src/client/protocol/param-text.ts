@@ -73,3 +73,33 @@ export function paramToText(v: Value, index: number): string | null {
       return `{${k.value.values.map((e) => quoteArrayElement(paramToText(e, index))).join(',')}}`;
   }
 }
+
+/**
+ * What `paramToText(toParam(v), index)` gives for a scalar JavaScript value (null, undefined,
+ * boolean, number, bigint, string, Date), without building the Value; `undefined` for anything
+ * else (arrays, bytes, objects, invalid Dates: those take the Value path and its errors).
+ * test/client-param-text.test.ts checks the two agree.
+ */
+export function scalarParamText(v: unknown, index: number): string | null | undefined {
+  switch (typeof v) {
+    case 'undefined':
+      return null;
+    case 'boolean':
+      return v ? 't' : 'f';
+    case 'number':
+      return Number.isSafeInteger(v) ? String(v) : floatText(v);
+    case 'bigint':
+      return v.toString();
+    case 'string':
+      if (v.includes('\0')) throw invalidParameter(`parameter $${index + 1} contains a NUL character, which PostgreSQL text cannot hold`);
+      return v;
+    case 'object': {
+      if (v === null) return null;
+      if (!(v instanceof Date)) return undefined;
+      const ms = v.getTime();
+      return Number.isNaN(ms) ? undefined : formatTimestampMicros(BigInt(ms) * 1000n, true);
+    }
+    default:
+      return undefined;
+  }
+}
