@@ -113,17 +113,21 @@ function targetsOf(tokens: readonly SqlToken[]): Set<string> | undefined {
 }
 
 const remembered = new Map<string, TableSet | undefined>();
+const rememberedLong = new Map<string, TableSet | undefined>();
 
 /**
  * The tables `sql` may change: undefined for a read, a data change's targets, `all` otherwise.
  * Answers for the last 1000 texts up to 4 KiB are remembered.
  */
 export function tablesWritten(sql: string): TableSet | undefined {
-  if (sql.length > 4096) return decide(sql);
-  if (remembered.has(sql)) return remembered.get(sql);
+  if (sql.length > 1024 * 1024) return decide(sql);
+  // The last thousand texts of up to 4 KiB, and the last eight longer ones (a multi-row INSERT
+  // sent again and again).
+  const memory = sql.length <= 4096 ? remembered : rememberedLong;
+  if (memory.has(sql)) return memory.get(sql);
   const answer = decide(sql);
-  if (remembered.size >= 1000) remembered.delete(remembered.keys().next().value as string);
-  remembered.set(sql, answer);
+  if (memory.size >= (memory === remembered ? 1000 : 8)) memory.delete(memory.keys().next().value as string);
+  memory.set(sql, answer);
   return answer;
 }
 
