@@ -111,6 +111,24 @@ describeEachBackend('ExecuteBatch parameter_columns', (backend) => {
       ErrorReason.INVALID_PARAMETER,
     ],
     [
+      'a NUL character, in a statement that runs set by set',
+      () =>
+        create(ExecuteBatchRequestSchema, {
+          sql: `${insert} ON CONFLICT DO NOTHING`,
+          parameterColumns: { setCount: 2, columns: [column(['1', '2']), column(['a', 'b\0c'])] },
+        }),
+      ErrorReason.INVALID_PARAMETER,
+    ],
+    [
+      'bytes that are not UTF-8, in a statement that runs set by set',
+      () =>
+        create(ExecuteBatchRequestSchema, {
+          sql: `${insert} ON CONFLICT DO NOTHING`,
+          parameterColumns: { setCount: 2, columns: [column(['1', '2']), new Uint8Array([2, 0x61, 3, 0xc3, 0x28])] },
+        }),
+      ErrorReason.INVALID_PARAMETER,
+    ],
+    [
       'no columns',
       () => create(ExecuteBatchRequestSchema, { sql: insert, parameterColumns: { setCount: 5, columns: [] } }),
       ErrorReason.INVALID_REQUEST,

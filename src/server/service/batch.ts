@@ -27,8 +27,8 @@ import type { PipelineOutcome, PipelineStatement } from '../pg/pg-pipeline.js';
 import { ResultCollector } from '../result-encoder.js';
 import type { ServiceContext } from './context.js';
 import { CountingSink } from './exec.js';
-import { statementsOfColumns } from './parameter-columns.js';
-import { runUnnestChunk } from './unnest-chunk.js';
+import { checkColumns, columnChunkSets, statementsOfColumns } from './parameter-columns.js';
+import { chunkSetsOf, runUnnestChunk } from './unnest-chunk.js';
 
 const batchSavepoint = 'heliosdb_batch';
 const noSteps: GuardSteps = { prelude: [], postlude: [] };
@@ -55,13 +55,18 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         reason: ErrorReason.INVALID_REQUEST,
       });
     }
-    const statements: PipelineStatement[] =
-      req.statements.length > 0
+    const columns = req.parameterColumns;
+    if (columns) checkColumns(columns);
+    // Parameter columns become per-set statements only when the chunk runs set by set.
+    let listed: PipelineStatement[] | undefined = columns
+      ? undefined
+      : req.statements.length > 0
         ? req.statements.map((s) => ({ text: s.sql, values: c.params(s.params) }))
-        : req.parameterColumns
-          ? statementsOfColumns(req.sql, req.parameterColumns)
-          : req.parameterSets.map((p) => ({ text: req.sql, values: c.params(p.values) }));
-    for (const s of statements) c.requireSql(s.text);
+        : req.parameterSets.map((p) => ({ text: req.sql, values: c.params(p.values) }));
+    const statementsNow = (): PipelineStatement[] => (listed ??= statementsOfColumns(req.sql, columns!));
+    const count = columns ? columns.setCount : listed!.length;
+    if (columns) c.requireSql(req.sql);
+    else for (const s of listed!) c.requireSql(s.text);
     const keyed = c.keyedCall(req, ctx, 'ExecuteBatch', ExecuteBatchRequestSchema, ExecuteBatchResponseSchema);
     const texts = req.statements.length > 0 ? req.statements.map((s) => s.sql) : req.sql ? [req.sql] : [];
     const checked = c.check(texts, ctx, req.transactionId, 'batch', { keyed: !!keyed, claimedRead: req.readOnly });
@@ -72,7 +77,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         : 'none';
     const format = req.rowFormat || RowFormat.VALUES;
     // One statement with many parameter sets (executeMany): a chunk may run as one statement.
-    const single = req.statements.length === 0 && statements.length > 1;
+    const single = req.statements.length === 0 && count > 1;
     const t0 = performance.now();
     /** The exact count of a chunk run as one statement (its per-set counts may be 0). */
     let unnestTotal: bigint | undefined;
@@ -89,7 +94,7 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         if (block) await runCommand(backend, conn, { text: steps.prelude.join('; '), sink: new CountingSink() }, noSteps, ctx.signal);
         const inTx = scope.frame !== 'autocommit' || keyed !== undefined || block;
         const pipelineSteps = guard === 'read' && !inTx ? steps : noSteps;
-        const out = await runBatch(c, conn, ctx, statements, {
+        const out = await runBatch(c, conn, ctx, {
           atomic: req.atomic,
           inTx,
           returnRows: req.returnRows,
@@ -109,16 +114,17 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
       c: ServiceContext,
       conn: BackendConnection,
       ctx: CallContext,
-      statements: PipelineStatement[],
       o: { atomic: boolean; inTx: boolean; returnRows: boolean; format: RowFormat; steps: GuardSteps },
     ): Promise<BatchResult[]> {
       if (o.atomic && !o.returnRows && single) {
-        const one = await runUnnestChunk(backend, conn, statements, { inTx: o.inTx, steps: o.steps, signal: ctx.signal });
+        const sets = columns ? columnChunkSets(req.sql, columns) : chunkSetsOf(statementsNow());
+        const one = await runUnnestChunk(backend, conn, sets, { inTx: o.inTx, steps: o.steps, signal: ctx.signal });
         if (one) {
           unnestTotal = one.rowsAffected;
           return one.results;
         }
       }
+      const statements = statementsNow();
       const results: BatchResult[] = statements.map(() => create(BatchResultSchema));
       const collectors: (ResultCollector | CountingSink)[] = [];
       const fresh = (i: number) =>

@@ -34,24 +34,48 @@ export interface UnnestChunkOptions {
   signal: AbortSignal;
 }
 
+/** One statement's parameter sets, as a chunk runs them as one statement. */
+export interface ChunkSets {
+  readonly sql: string;
+  /** Number of parameter sets. */
+  readonly count: number;
+  /** Parameters in each set; -1 when the sets differ. */
+  readonly width: number;
+  /** Parameter `p` (0-based) of every set, as PostgreSQL's array literal; may throw INVALID_ARGUMENT. */
+  arrayLiteral(p: number): string;
+}
+
+/** The {@link ChunkSets} of `statements` (one text, many parameter sets). */
+export function chunkSetsOf(statements: readonly PipelineStatement[]): ChunkSets {
+  const k = statements[0]?.values.length ?? 0;
+  return {
+    sql: statements[0]?.text ?? '',
+    count: statements.length,
+    width: statements.every((s) => s.values.length === k) ? k : -1,
+    arrayLiteral: (p) => arrayLiteral(statements.map((s) => s.values[p])),
+  };
+}
+
 /**
- * Runs `statements` (one text, many parameter sets) as one statement; the per-set results and
- * the statement's exact count, or
+ * Runs `sets` as one statement; the per-set results and the statement's exact count, or
  * undefined when the chunk must run on today's path (not such an INSERT, a type unnest cannot
  * carry, or the statement failed without effect).
  */
 export async function runUnnestChunk(
   backend: Backend,
   conn: BackendConnection,
-  statements: readonly PipelineStatement[],
+  sets: ChunkSets,
   o: UnnestChunkOptions,
 ): Promise<{ results: BatchResult[]; rowsAffected: bigint } | undefined> {
-  if (statements.length < 2) return undefined;
-  const sql = statements[0].text;
+  if (sets.count < 2) return undefined;
+  const sql = sets.sql;
   const plan = planUnnestInsert(sql);
   if (!plan) return undefined;
   const k = plan.order.length;
-  if (statements.some((s) => s.values.length !== k)) return undefined;
+  if (sets.width !== k) return undefined;
+  // Before anything runs: building a column may refuse a parameter (INVALID_ARGUMENT).
+  const columns: string[] = [];
+  for (let p = 0; p < k; p++) columns.push(sets.arrayLiteral(p));
   const undo = o.inTx
     ? () =>
         runCommand(
@@ -84,8 +108,6 @@ export async function runUnnestChunk(
     await undo();
     return undefined;
   }
-  const columns: string[] = [];
-  for (let p = 0; p < k; p++) columns.push(arrayLiteral(statements.map((s) => s.values[p])));
   const sink = new CountingSink();
   const list: PipelineStatement[] = [{ text: unnestInsertText(plan, types), values: columns }];
   if (o.inTx) list.push({ text: `RELEASE SAVEPOINT ${savepoint}`, values: [] });
@@ -95,11 +117,11 @@ export async function runUnnestChunk(
     await undo();
     return undefined;
   }
-  const each = sink.rowsAffected === BigInt(statements.length) ? 1n : 0n;
+  const each = sink.rowsAffected === BigInt(sets.count) ? 1n : 0n;
   // Every set has the same outcome: one message, listed once per set (it is only serialized).
   const one = create(BatchResultSchema, {
     result: create(ResultSetSchema, { command: sink.command || 'INSERT', rowsAffected: each }),
   });
-  const results = statements.map(() => one);
+  const results = Array.from({ length: sets.count }, () => one);
   return { results, rowsAffected: sink.rowsAffected };
 }
