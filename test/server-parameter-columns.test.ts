@@ -84,6 +84,18 @@ describeEachBackend('ExecuteBatch parameter_columns', (backend) => {
       ErrorReason.INVALID_REQUEST,
     ],
     [
+      'more parameter sets than one request may carry',
+      () =>
+        create(ExecuteBatchRequestSchema, {
+          sql: `${insert} ON CONFLICT DO NOTHING`,
+          parameterColumns: {
+            setCount: 100_001,
+            columns: [column(Array.from({ length: 100_001 }, (_, i) => String(i))), new Uint8Array(100_001)],
+          },
+        }),
+      ErrorReason.INVALID_REQUEST,
+    ],
+    [
       'a truncated cell',
       () =>
         create(ExecuteBatchRequestSchema, {

@@ -49,15 +49,20 @@ function textsOf(set: readonly unknown[]): (string | null)[] {
   return out;
 }
 
+/** Most parameter sets a server takes as columns in one request. */
+const maxColumnSets = 100_000;
+
 /**
  * Splits `paramSets` (which {@link fitsColumns}) into chunks of at most `maxBytes` (estimated) and
- * `maxCount` sets, each carried as columns; lazily.
+ * `maxCount` sets (and never more than the 100,000 a server takes as columns), each carried as
+ * columns; lazily.
  */
 export function* chunkParameterColumns(
   paramSets: readonly (readonly unknown[])[],
   maxBytes: number,
-  maxCount: number,
+  maxSets: number,
 ): Generator<ParameterChunk> {
+  const maxCount = Math.min(maxSets, maxColumnSets);
   const k = paramSets[0].length;
   let writers = Array.from({ length: k }, () => new CompactWriter(1024));
   let start = 0;

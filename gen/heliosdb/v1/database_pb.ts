@@ -442,7 +442,7 @@ export const ExecuteBatchRequestSchema: GenMessage<ExecuteBatchRequest> = /*@__P
  */
 export type ParameterColumns = Message<"heliosdb.v1.ParameterColumns"> & {
   /**
-   * Number of parameter sets; every column holds exactly this many cells.
+   * Number of parameter sets, at most 100,000; every column holds exactly this many cells.
    *
    * @generated from field: uint32 set_count = 1;
    */

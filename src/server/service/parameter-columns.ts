@@ -36,10 +36,17 @@ function cellText(bytes: Uint8Array, start: number, end: number): string {
   return utf8.decode(bytes.subarray(start, end));
 }
 
+/**
+ * Most parameter sets one request may carry as columns: a chunk that runs set by set holds an
+ * array per set, so a 16 MiB request of one-byte NULL cells would otherwise become millions of them.
+ */
+export const maxColumnSets = 100_000;
+
 /** Refuses columns of the wrong shape: none, too many, or not exactly `set_count` whole cells each. */
 export function checkColumns(cols: ParameterColumns): void {
   const k = cols.columns.length;
   const n = cols.setCount;
+  if (n > maxColumnSets) throw invalid(`parameter_columns carries ${n} parameter sets; at most ${maxColumnSets} go in one request`);
   if (k === 0) throw invalid('parameter_columns needs at least one column (send parameter_sets for a statement without parameters)');
   if (k > maxParameters) {
     throw invalid(`${k} parameters are more than PostgreSQL takes in one statement (${maxParameters})`, ErrorReason.INVALID_PARAMETER);
