@@ -245,7 +245,9 @@ export class PgCommand {
    * in this process. {@link resumeInput} and {@link close} read again.
    */
   pauseInput(): void {
-    if (this.finished || !this.con || this.inputPaused) return;
+    // Once Sync is sent (the portal ran to its end or was closed) the rest must be read: nothing
+    // would resume it, and the connection would stay held.
+    if (this.finished || this.syncSent || !this.con || this.inputPaused) return;
     this.inputPaused = true;
     this.con.stream.pause?.();
   }

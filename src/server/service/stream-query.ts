@@ -66,11 +66,12 @@ export function streamQueryHandler(c: ServiceContext): ServiceImpl<typeof Databa
         encoder.setFields(f);
         header();
       },
+      // Rows still arriving after the client left are dropped: nothing takes them any more.
       onRow(cells) {
-        added(encoder.add(cells));
+        if (!consumerGone) added(encoder.add(cells));
       },
       onRawRow(row) {
-        added(encoder.addRaw(row));
+        if (!consumerGone) added(encoder.addRaw(row));
       },
       onComplete(t) {
         tag = parseCommandTag(t);
