@@ -3,6 +3,7 @@
  * enforcing the unary row cap and cutting stream batches at a byte target.
  * @packageDocumentation
  */
+import { isUtf8 } from 'node:buffer';
 import { create } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import type { FieldDef } from 'pg';
@@ -101,7 +102,8 @@ export class RowEncoder {
 
   /**
    * Adds a row still in DataRow bytes (./pg/raw-rows.ts): in the compact format its cells are
-   * copied as they are (bytea decoded from its text form); returns its approximate encoded size.
+   * copied as they are when they are UTF-8 (bytea decoded from its text form); returns its
+   * approximate encoded size.
    */
   addRaw(row: RawDataRow): number {
     const w = this.compact;
@@ -117,7 +119,9 @@ export class RowEncoder {
       if (len === -1) w.null();
       else {
         if (this.bytea[i]) w.bytes(byteaFromText(bytes.toString('utf8', pos, pos + len)));
-        else w.copy(bytes, pos, pos + len);
+        else if (isUtf8(bytes.subarray(pos, pos + len))) w.copy(bytes, pos, pos + len);
+        // Not UTF-8 (a caller's SET client_encoding): decoded as before, U+FFFD for what is not.
+        else w.text(bytes.toString('utf8', pos, pos + len));
         pos += len;
       }
     }
