@@ -104,6 +104,13 @@ function checkOne(sql: string, f: CallFacts, inBatch: boolean): CheckedSql {
         `${s.listen.toUpperCase()} in SQL text has no channel to deliver notifications on: use client.listen(channel, onNotification), which listens on a connection of its own (NOTIFY and pg_notify work in any call)`,
       );
     }
+    if (s.encodingChange) {
+      throw refuse(
+        Code.InvalidArgument,
+        ErrorReason.INVALID_REQUEST,
+        `${s.command} client_encoding to another encoding is refused: the server and its clients exchange text as UTF-8, and rows in another encoding would not be what the wire format says (convert in SQL with convert_to / convert_from instead)`,
+      );
+    }
     if (s.identityChange && f.engine === 'pglite' && f.authRequired) {
       throw refuse(
         Code.PermissionDenied,

@@ -204,5 +204,15 @@ export function describeStatement(node: string, f: PgFields, text: string): Stat
   if (node === 'UnlistenStmt') info.listen = 'unlisten';
   if (info.listen && typeof f.conditionname === 'string') info.listenChannel = f.conditionname;
   if (node === 'NotifyStmt' || facts.functions.has('pg_notify') || facts.functions.has('pg_catalog.pg_notify')) info.notify = true;
+  if (node === 'VariableSetStmt' && settingName(f) === 'client_encoding' && f.kind === 'VAR_SET_VALUE' && !isUtf8Name(f.args))
+    info.encodingChange = true;
   return info;
+}
+
+/** Whether SET's value list is the one name of UTF-8 (as PostgreSQL spells it: UTF8, UTF-8, Unicode). */
+function isUtf8Name(args: unknown): boolean {
+  if (!Array.isArray(args) || args.length !== 1) return false;
+  const c = isObj(args[0]) ? args[0].A_Const : undefined;
+  const v = isObj(c) && isObj(c.sval) ? c.sval.sval : undefined;
+  return typeof v === 'string' && /^(utf-?8|unicode)$/i.test(v);
 }

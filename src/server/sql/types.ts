@@ -88,6 +88,12 @@ export interface StatementInfo {
    * 'session_authorization' or not a literal. What a CALL, DO or function does inside is not seen.
    */
   identityChange: boolean;
+  /**
+   * SET [LOCAL] client_encoding (or SET NAMES) to anything but UTF8: the server and its clients
+   * exchange text as UTF-8. RESET and SET ... TO DEFAULT go back to UTF8 and are not this.
+   * `set_config('client_encoding', ...)` is not seen.
+   */
+  encodingChange?: boolean;
   /** Highest `$n` parameter number the statement uses (0 for none); `$n` of a PREPAREd query or a function body do not count. */
   maxParam: number;
   /**
