@@ -10,7 +10,7 @@
 import { ConnectError } from '@connectrpc/connect';
 import type { ParameterChunk } from './batch.js';
 import type { ResolvedConnectionConfig } from './config.js';
-import { toHeliosError } from './errors.js';
+import { ParameterError, toHeliosError } from './errors.js';
 import { CompactWriter } from './protocol/compact.js';
 import { paramToText, scalarParamText } from './protocol/param-text.js';
 import { maxParameters, toParam } from './protocol/params.js';
@@ -34,14 +34,25 @@ function cellBytes(text: string | null): number {
   return text === null ? 1 : text.length * 3 + 5;
 }
 
+/** A UTF-16 surrogate without its pair (in a `u` expression a pair is one code point, not `Cs`). */
+const loneSurrogate = /\p{Cs}/u;
+
 /** The texts of one parameter set, as the server would make them; errors as the server gives them. */
 function textsOf(set: readonly unknown[]): (string | null)[] {
   const out = new Array<string | null>(set.length);
   try {
     for (let i = 0; i < set.length; i++) {
       const v = set[i];
-      const t = scalarParamText(v, i);
-      out[i] = t !== undefined ? t : paramToText(toParam(v, i), i);
+      const s = scalarParamText(v, i);
+      const t = s !== undefined ? s : paramToText(toParam(v, i), i);
+      // UTF-8 cannot carry it: refused, rather than stored as U+FFFD.
+      if (t !== null && loneSurrogate.test(t)) {
+        throw new ParameterError(
+          `parameter $${i + 1} holds a lone UTF-16 surrogate, which is not Unicode text and cannot be stored`,
+          'INVALID_PARAMETER',
+        );
+      }
+      out[i] = t;
     }
   } catch (e) {
     throw e instanceof ConnectError ? toHeliosError(e) : e;

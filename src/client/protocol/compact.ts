@@ -6,7 +6,8 @@
 
 import { DecodeError } from '../errors.js';
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
+// ignoreBOM: a leading U+FEFF is part of the cell, not a byte-order mark to drop.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 /** Decodes UTF-8 bytes `[start, end)` of `bytes` into a string, with a fast path for short ASCII. */

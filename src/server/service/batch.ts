@@ -17,6 +17,7 @@ import {
 import { ErrorDetailSchema } from '@heliosdb/client/wire';
 import { ResultSetSchema, RowFormat } from '@heliosdb/client/wire';
 import type { BackendConnection } from '../backend.js';
+import { txStatusOf } from '../backend/connection.js';
 import type { CallContext } from '../call-context.js';
 import { type GuardSteps, guardSteps, runCommand, runPipeline } from '../call/run.js';
 import { withConnection } from '../call/scope.js';
@@ -32,6 +33,11 @@ import { chunkSetsOf, runUnnestChunk } from './unnest-chunk.js';
 
 const batchSavepoint = 'heliosdb_batch';
 const noSteps: GuardSteps = { prelude: [], postlude: [] };
+
+/** The next pipeline window after a failure: half, down to 16 statements. */
+function shrunk(window: number): number {
+  return Math.max(16, window >> 1);
+}
 
 function failedAt(outcomes: PipelineOutcome[]): number {
   return outcomes.findIndex((o) => !o.ok);
@@ -92,7 +98,9 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         // keyed batch inside the transaction that records its key: both as in a transaction.
         const block = guard === 'readOnlyPrincipal' && steps.prelude.length > 0;
         if (block) await runCommand(backend, conn, { text: steps.prelude.join('; '), sink: new CountingSink() }, noSteps, ctx.signal);
-        const inTx = scope.frame !== 'autocommit' || keyed !== undefined || block;
+        // A reserved session outside BEGIN runs its batch as auto-commit does: no savepoints.
+        const inTx =
+          scope.frame === 'transaction' || (scope.frame === 'session' && txStatusOf(conn) !== 'I') || keyed !== undefined || block;
         const pipelineSteps = guard === 'read' && !inTx ? steps : noSteps;
         const out = await runBatch(c, conn, ctx, {
           atomic: req.atomic,
@@ -173,39 +181,51 @@ export function executeBatchHandler(c: ServiceContext): ServiceImpl<typeof Datab
         const ms = performance.now() - t0;
         for (let i = 0; i < statements.length; i++) await keep(i, ms / statements.length);
       } else if (o.inTx) {
-        // Each statement inside its own savepoint, so a failure undoes only itself.
+        // Each statement inside its own savepoint, so a failure undoes only itself. A failure
+        // stops the pipeline there, so what follows it is sent again: the window shrinks with each
+        // failure, so that a batch of failing statements costs O(n), not O(n²).
         let from = 0;
+        let window = statements.length;
         while (from < statements.length) {
           const list: PipelineStatement[] = [];
-          for (let i = from; i < statements.length; i++) {
+          const to = Math.min(statements.length, from + window);
+          for (let i = from; i < to; i++) {
             fresh(i);
             list.push(sp, statements[i], release);
           }
           const base = from;
           const outcomes = await pipeline(list, (p) => (p % 3 === 1 ? collectors[base + (p - 1) / 3] : undefined));
           const f = failedAt(outcomes);
-          const okUntil = f === -1 ? statements.length : base + Math.floor(f / 3);
+          const okUntil = f === -1 ? to : base + Math.floor(f / 3);
           for (let i = base; i < okUntil; i++) await keep(i, 0);
-          if (f === -1) break;
+          if (f === -1) {
+            from = to;
+            continue;
+          }
           await rollbackToSp();
           const failed = base + Math.floor(f / 3);
           recordFailure(failed, outcomeError(outcomes[f]));
           from = failed + 1;
+          window = shrunk(window);
         }
       } else {
         // Auto-commit: a pipeline is one transaction, so after a failure the statements before it
-        // were rolled back too and run again.
+        // were rolled back too and run again (and the window shrinks, as above).
+        let window = statements.length;
         const runRange = async (lo: number, hi: number): Promise<void> => {
           while (lo < hi) {
-            for (let i = lo; i < hi; i++) fresh(i);
+            const to = Math.min(hi, lo + window);
+            for (let i = lo; i < to; i++) fresh(i);
             const base = lo;
-            const outcomes = await pipeline(statements.slice(lo, hi), (i) => collectors[base + i]);
+            const outcomes = await pipeline(statements.slice(lo, to), (i) => collectors[base + i]);
             const f = failedAt(outcomes);
             if (f === -1) {
-              for (let i = lo; i < hi; i++) await keep(i, 0);
-              return;
+              for (let i = lo; i < to; i++) await keep(i, 0);
+              lo = to;
+              continue;
             }
             const failedOutcome = outcomes[f];
+            window = shrunk(window);
             if (f > 0) await runRange(lo, lo + f);
             recordFailure(lo + f, outcomeError(failedOutcome));
             lo = lo + f + 1;

@@ -16,7 +16,8 @@ import { serverError } from '../errors.js';
 import type { PipelineStatement } from '../pg/pg-pipeline.js';
 import type { ChunkSets } from './unnest-chunk.js';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the value, not a byte-order mark to drop.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function invalid(message: string, reason = ErrorReason.INVALID_REQUEST) {
   return serverError(Code.InvalidArgument, message, { reason });

@@ -27,22 +27,34 @@ const isObj = (v: unknown): v is PgFields => !!v && typeof v === 'object' && !Ar
 const plans = new Map<string, UnnestInsertPlan | null>();
 const planCacheEntries = 500;
 
+/** The longest text whose plan is remembered (500 of them hold at most 8 MiB of keys). */
+const planCacheTextLength = 16 * 1024;
+
 /**
  * The plan for `sql`, or undefined when it is not such an INSERT (or does not parse). Needs the
- * parser loaded (`loadSqlParser`); remembers the last 500 texts.
+ * parser loaded (`loadSqlParser`); remembers the last 500 texts of up to 16 KiB (an attack pass
+ * filled the server's heap with 500 distinct 15 MB texts when every text was remembered).
  */
 export function planUnnestInsert(sql: string): UnnestInsertPlan | undefined {
+  if (sql.length > maxAnalyzedLength) return undefined;
   const hit = plans.get(sql);
   if (hit !== undefined) return hit ?? undefined;
   let plan: UnnestInsertPlan | null = null;
   try {
-    plan = sql.length <= maxAnalyzedLength ? (planUncached(sql) ?? null) : null;
+    plan = planUncached(sql) ?? null;
   } catch {
     plan = null;
   }
-  if (plans.size >= planCacheEntries) plans.delete(plans.keys().next().value!);
-  plans.set(sql, plan);
+  if (sql.length <= planCacheTextLength) {
+    if (plans.size >= planCacheEntries) plans.delete(plans.keys().next().value!);
+    plans.set(sql, plan);
+  }
   return plan ?? undefined;
+}
+
+/** How many plans are remembered (for tests). */
+export function planCacheSize(): number {
+  return plans.size;
 }
 
 function planUncached(sql: string): UnnestInsertPlan | undefined {
