@@ -15,6 +15,7 @@
  * @packageDocumentation
  */
 import { isReadOnlySql, type SqlToken, tokenizeSql } from '../sql-classify.js';
+import { TextMemo } from '../text-memo.js';
 
 /** What a statement touches: a set of relation names, or every table. */
 export type TableSet = ReadonlySet<string> | 'all';
@@ -112,22 +113,16 @@ function targetsOf(tokens: readonly SqlToken[]): Set<string> | undefined {
   return out.size > 0 ? out : undefined;
 }
 
-const remembered = new Map<string, TableSet | undefined>();
-const rememberedLong = new Map<string, TableSet | undefined>();
+const remembered = new TextMemo<TableSet | undefined>();
 
 /**
  * The tables `sql` may change: undefined for a read, a data change's targets, `all` otherwise.
- * Answers for the last 1000 texts up to 4 KiB are remembered.
+ * Answers for recent texts are remembered (../text-memo.ts).
  */
 export function tablesWritten(sql: string): TableSet | undefined {
-  if (sql.length > 1024 * 1024) return decide(sql);
-  // The last thousand texts of up to 4 KiB, and the last eight longer ones (a multi-row INSERT
-  // sent again and again).
-  const memory = sql.length <= 4096 ? remembered : rememberedLong;
-  if (memory.has(sql)) return memory.get(sql);
+  if (remembered.has(sql)) return remembered.get(sql);
   const answer = decide(sql);
-  if (memory.size >= (memory === remembered ? 1000 : 8)) memory.delete(memory.keys().next().value as string);
-  memory.set(sql, answer);
+  remembered.set(sql, answer);
   return answer;
 }
 
