@@ -8,7 +8,6 @@
  * own parser (src/server/sql/analyze.ts); this one may be stricter, never looser.
  * @packageDocumentation
  */
-import { TextMemo } from './text-memo.js';
 
 /** Kinds of {@link SqlToken}. */
 export type SqlTokenKind =
@@ -372,7 +371,7 @@ function classifyWith(sql: string, standardConformingStrings: boolean): Classifi
 }
 
 function classify(sql: string): Classification {
-  let r = memo.get(sql);
+  let r = sql.length <= 4096 ? cache.get(sql) : longCache.get(sql);
   if (r === undefined) {
     const on = classifyWith(sql, true);
     // A backslash in a '' literal: the text means something else when the server runs with
@@ -383,13 +382,28 @@ function classify(sql: string): Classification {
     } else {
       r = { readOnly: on.readOnly, keyable: on.keyable };
     }
-    memo.set(sql, r);
+    remember(sql, r);
   }
   return r;
 }
 
-/** The answers for recent texts (./text-memo.ts). */
-const memo = new TextMemo<Classification>();
+/** The answers for the last thousand texts of up to 4 KiB. */
+const cache = new Map<string, Classification>();
+/**
+ * The answers for the last eight longer texts (up to 1 MiB): a multi-row INSERT of thousands of
+ * rows is sent again and again, and lexing its text each time cost more than sending it.
+ */
+const longCache = new Map<string, Classification>();
+
+function remember(sql: string, r: Classification): void {
+  if (sql.length <= 4096) {
+    if (cache.size >= 1000) cache.delete(cache.keys().next().value!);
+    cache.set(sql, r);
+  } else if (sql.length <= 1024 * 1024) {
+    if (longCache.size >= 8) longCache.delete(longCache.keys().next().value!);
+    longCache.set(sql, r);
+  }
+}
 
 /**
  * Whether `sql` only reads: every statement is SELECT, VALUES, TABLE or WITH with no word that may

@@ -15,7 +15,6 @@
  * @packageDocumentation
  */
 import { isReadOnlySql, type SqlToken, tokenizeSql } from '../sql-classify.js';
-import { TextMemo } from '../text-memo.js';
 
 /** What a statement touches: a set of relation names, or every table. */
 export type TableSet = ReadonlySet<string> | 'all';
@@ -113,16 +112,22 @@ function targetsOf(tokens: readonly SqlToken[]): Set<string> | undefined {
   return out.size > 0 ? out : undefined;
 }
 
-const remembered = new TextMemo<TableSet | undefined>();
+const remembered = new Map<string, TableSet | undefined>();
+const rememberedLong = new Map<string, TableSet | undefined>();
 
 /**
  * The tables `sql` may change: undefined for a read, a data change's targets, `all` otherwise.
- * Answers for recent texts are remembered (../text-memo.ts).
+ * Answers for the last 1000 texts up to 4 KiB are remembered.
  */
 export function tablesWritten(sql: string): TableSet | undefined {
-  if (remembered.has(sql)) return remembered.get(sql);
+  if (sql.length > 1024 * 1024) return decide(sql);
+  // The last thousand texts of up to 4 KiB, and the last eight longer ones (a multi-row INSERT
+  // sent again and again).
+  const memory = sql.length <= 4096 ? remembered : rememberedLong;
+  if (memory.has(sql)) return memory.get(sql);
   const answer = decide(sql);
-  remembered.set(sql, answer);
+  if (memory.size >= (memory === remembered ? 1000 : 8)) memory.delete(memory.keys().next().value as string);
+  memory.set(sql, answer);
   return answer;
 }
 

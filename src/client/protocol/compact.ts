@@ -10,23 +10,19 @@ import { DecodeError } from '../errors.js';
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
-/**
- * Decodes UTF-8 bytes `[start, end)` of `bytes` into a string, with a fast path for short ASCII.
- * `decoder` (default: one that replaces invalid bytes with U+FFFD and keeps a leading U+FEFF)
- * decodes the rest; a fatal one throws on bytes that are not UTF-8.
- */
-export function decodeUtf8(bytes: Uint8Array, start: number, end: number, decoder: TextDecoder = utf8Decoder): string {
+/** Decodes UTF-8 bytes `[start, end)` of `bytes` into a string, with a fast path for short ASCII. */
+export function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
   const n = end - start;
   if (n <= 24) {
     let s = '';
     for (let i = start; i < end; i++) {
       const b = bytes[i];
-      if (b >= 0x80) return decoder.decode(bytes.subarray(start, end));
+      if (b >= 0x80) return utf8Decoder.decode(bytes.subarray(start, end));
       s += String.fromCharCode(b);
     }
     return s;
   }
-  return decoder.decode(bytes.subarray(start, end));
+  return utf8Decoder.decode(bytes.subarray(start, end));
 }
 
 /** Reads the cells of a compact batch in row-major order. */

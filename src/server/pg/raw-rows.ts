@@ -36,6 +36,11 @@ export class RawDataRow {
     readonly length: number,
   ) {}
 
+  /** Number of cells. */
+  get cellCount(): number {
+    return this.bytes.readInt16BE(this.offset);
+  }
+
   /** The cells as pg-protocol decodes them: UTF-8 strings, `null` for NULL. */
   get fields(): (string | null)[] {
     if (this.decoded) return this.decoded;

@@ -10,17 +10,31 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { Code } from '@connectrpc/connect';
-import { CompactReader, decodeUtf8, ErrorReason, type ParameterColumns } from '@heliosdb/client/wire';
+import { CompactReader, ErrorReason, type ParameterColumns } from '@heliosdb/client/wire';
 import { maxParameters } from './context.js';
 import { serverError } from '../errors.js';
 import type { PipelineStatement } from '../pg/pg-pipeline.js';
 import type { ChunkSets } from './unnest-chunk.js';
 
-// Fatal: bytes that are not UTF-8 are refused; ignoreBOM: a leading U+FEFF is part of the value.
+// ignoreBOM: a leading U+FEFF is part of the value, not a byte-order mark to drop.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function invalid(message: string, reason = ErrorReason.INVALID_REQUEST) {
   return serverError(Code.InvalidArgument, message, { reason });
+}
+
+/** The text of a cell, `[start, end)` of `bytes`; throws on bytes that are not UTF-8. */
+function cellText(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 32) {
+    let s = '';
+    for (let i = start; i < end; i++) {
+      const b = bytes[i];
+      if (b >= 0x80) return utf8.decode(bytes.subarray(start, end));
+      s += String.fromCharCode(b);
+    }
+    return s;
+  }
+  return utf8.decode(bytes.subarray(start, end));
 }
 
 /**
@@ -128,7 +142,7 @@ export function statementsOfColumns(sql: string, cols: ParameterColumns): Pipeli
       }
       let text: string;
       try {
-        text = decodeUtf8(r.bytes, r.start, r.start + len, utf8);
+        text = cellText(r.bytes, r.start, r.start + len);
       } catch {
         throw invalid(`parameter $${p + 1} of parameter set ${i} is not valid UTF-8`, ErrorReason.INVALID_PARAMETER);
       }
